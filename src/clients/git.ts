@@ -1,0 +1,565 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { GitPluginError, simpleGit, type SimpleGit } from "simple-git";
+import { EoaError, errorMessage } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+
+/**
+ * The review's view of the repository (rule 6): one cached bare mirror under `<stateDir>/mirror`,
+ * fetched incrementally, and one ephemeral detached worktree per review under
+ * `<stateDir>/worktrees`, removed afterwards whatever happens.
+ *
+ * Decisions:
+ * - The mirror is `git init --bare` plus fetches from the remote URL given on each call, so a
+ *   token embedded in the URL is never written to the mirror's config on disk.
+ * - Branches land in `refs/remotes/origin/*` (pruned), PR heads in `refs/pull/N/head`, kept out of
+ *   the pruned namespace so a branch prune never drops a PR head.
+ * - Worktree directories are named `pr-<N>-<pid>-<random>`: several server processes may share a
+ *   state directory, and `cleanOrphans` only removes directories whose owning process is gone.
+ * - Every name that comes from remote data is validated before it reaches argv, and git is always
+ *   spawned without a shell; `--end-of-options` separates revisions from options.
+ */
+
+export interface GitMirrorOptions {
+  /** Clone URL or path; may carry credentials, which never appear in errors or logs. */
+  remote: string;
+  stateDir: string;
+  logger?: Logger;
+  /** Kills a git process that produced no output for this long. Default 120 s. */
+  timeoutMs?: number;
+}
+
+export interface Worktree {
+  path: string;
+  sha: string;
+}
+
+export interface DiffStat {
+  files: Array<{ path: string; additions: number; deletions: number; binary?: boolean }>;
+  additions: number;
+  deletions: number;
+}
+
+export interface DiffText {
+  text: string;
+  /** True when the diff was longer than the cap and `text` holds only its start. */
+  truncated: boolean;
+  bytes: number;
+}
+
+export interface MergeCheck {
+  clean: boolean;
+  conflicts: string[];
+}
+
+const DEFAULT_TIMEOUT_MS = 120_000;
+const DEFAULT_DIFF_CAP = 2 * 1024 * 1024;
+/** After an abort, how long the review callback gets to settle before its worktree is removed anyway. */
+const ABORT_SETTLE_MS = 2_000;
+const BRANCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*";
+const WORKTREE_NAME = /^pr-(\d+)-(\d+)-[0-9a-f]+$/;
+
+export class GitMirror {
+  readonly mirrorPath: string;
+  readonly worktreesDir: string;
+  private readonly remote: string;
+  private readonly log: Logger;
+  private readonly timeoutMs: number;
+  /** Fetches into the same refs would fail on ref locks: one at a time per process. */
+  private fetchQueue: Promise<unknown> = Promise.resolve();
+  private readonly active = new Set<string>();
+
+  constructor(opts: GitMirrorOptions) {
+    this.remote = assertRemote(opts.remote);
+    const stateDir = resolve(opts.stateDir);
+    this.mirrorPath = join(stateDir, "mirror");
+    this.worktreesDir = join(stateDir, "worktrees");
+    this.log = opts.logger ?? silentLogger;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** Creates the mirror on first use, otherwise fetches what changed on the remote's branches. */
+  async ensureMirror(signal?: AbortSignal): Promise<void> {
+    await this.initMirror();
+    await this.fetch([BRANCH_REFSPEC], signal);
+  }
+
+  /** Fetches PR #N's head (and the branches, so the base is current) and returns the head SHA. */
+  async fetchPullHead(prNumber: number, signal?: AbortSignal): Promise<string> {
+    assertPrNumber(prNumber);
+    await this.initMirror();
+    const ref = `refs/pull/${prNumber}/head`;
+    try {
+      await this.fetch([`+${ref}:${ref}`, BRANCH_REFSPEC], signal);
+    } catch (err) {
+      if (err instanceof EoaError && err.code === "GIT_REF_NOT_FOUND") {
+        throw new EoaError(
+          "GIT_PR_NOT_FOUND",
+          `the remote has no head for PR #${prNumber} (${ref})`,
+          "check the PR number; a PR from a deleted fork or a closed PR may have no head ref",
+          { pr_number: prNumber },
+        );
+      }
+      throw err;
+    }
+    return this.resolveCommit(ref);
+  }
+
+  /** The SHA of a remote branch as of the last fetch. */
+  async branchSha(branch: string): Promise<string> {
+    return this.resolveCommit(this.revision(branch));
+  }
+
+  /**
+   * Checks out PR #N's head in a fresh detached worktree, runs `fn` in it and removes the worktree
+   * afterwards: on success, on a throw and on abort. With `expectedSha`, a head that moved since
+   * the caller looked is refused rather than reviewed.
+   */
+  async withWorktree<T>(
+    prNumber: number,
+    expectedSha: string | undefined,
+    fn: (wt: Worktree) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    assertPrNumber(prNumber);
+    const expected = expectedSha === undefined ? undefined : assertSha(expectedSha);
+    throwIfAborted(signal, prNumber);
+    const sha = await this.fetchPullHead(prNumber, signal).catch((err: unknown) => {
+      throw withPr(err, prNumber);
+    });
+    if (expected && sha !== expected) {
+      throw new EoaError(
+        "GIT_HEAD_MISMATCH",
+        `PR #${prNumber} head is ${sha}, not the expected ${expected}`,
+        "the PR changed since it was read: fetch it again and review the new head",
+        { pr_number: prNumber, expected_sha: expected, actual_sha: sha },
+      );
+    }
+    const path = join(this.worktreesDir, `pr-${prNumber}-${process.pid}-${randomBytes(4).toString("hex")}`);
+    this.active.add(path);
+    try {
+      await mkdir(this.worktreesDir, { recursive: true });
+      await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], signal);
+      this.log.debug("worktree added", { pr_number: prNumber, sha, path });
+      return await settleOrAbort(fn({ path, sha }), signal, prNumber);
+    } catch (err) {
+      throw withPr(err, prNumber);
+    } finally {
+      await this.removeWorktree(path);
+      this.active.delete(path);
+    }
+  }
+
+  /**
+   * Removes worktree directories left by a crashed run (its process is gone) and prunes git's
+   * records of them. Call at start-up. Returns the removed paths.
+   */
+  async cleanOrphans(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.worktreesDir);
+    } catch {
+      names = [];
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      const path = join(this.worktreesDir, name);
+      if (this.active.has(path) || ownedByLiveProcess(name)) continue;
+      await this.removeWorktree(path);
+      removed.push(path);
+    }
+    if (existsSync(this.mirrorPath)) await this.run(["worktree", "prune"]).catch(() => undefined);
+    if (removed.length) this.log.info("removed orphaned worktrees", { count: removed.length });
+    return removed;
+  }
+
+  /** Files and lines changed by `sha` since it forked from `baseRef` (merge-base diff, as a PR shows). */
+  async diffStat(baseRef: string, sha: string): Promise<DiffStat> {
+    const range = `${this.revision(baseRef)}...${assertSha(sha)}`;
+    const out = await this.run(["diff", "--numstat", "-z", "--no-renames", "--end-of-options", range, "--"]);
+    const files: DiffStat["files"] = [];
+    let additions = 0;
+    let deletions = 0;
+    for (const entry of out.split("\0")) {
+      const m = /^(\d+|-)\t(\d+|-)\t([\s\S]+)$/.exec(entry);
+      if (!m) continue;
+      const binary = m[1] === "-";
+      const add = binary ? 0 : Number(m[1]);
+      const del = binary ? 0 : Number(m[2]);
+      files.push(
+        binary
+          ? { path: m[3]!, additions: 0, deletions: 0, binary }
+          : { path: m[3]!, additions: add, deletions: del },
+      );
+      additions += add;
+      deletions += del;
+    }
+    return { files, additions, deletions };
+  }
+
+  /** The unified diff of the PR (merge-base diff), cut at `maxBytes` on a line boundary. */
+  async diff(baseRef: string, sha: string, maxBytes = DEFAULT_DIFF_CAP): Promise<DiffText> {
+    const range = `${this.revision(baseRef)}...${assertSha(sha)}`;
+    const text = await this.run([
+      "diff",
+      "--no-color",
+      "--no-ext-diff",
+      "--no-textconv",
+      // Explicit prefixes: a user's diff.noprefix / diff.mnemonicPrefix would change file headers.
+      "--src-prefix=a/",
+      "--dst-prefix=b/",
+      "--end-of-options",
+      range,
+      "--",
+    ]);
+    const bytes = Buffer.byteLength(text);
+    if (bytes <= maxBytes) return { text, truncated: false, bytes };
+    const head = Buffer.from(text).subarray(0, maxBytes).toString("utf8");
+    const cut = head.lastIndexOf("\n");
+    return { text: cut >= 0 ? head.slice(0, cut + 1) : head, truncated: true, bytes };
+  }
+
+  /**
+   * Would `sha` merge cleanly into `baseRef`? `git merge-tree --write-tree` (git >= 2.38) merges in
+   * the object store only: no branch, index or worktree changes.
+   */
+  async mergeCheck(baseRef: string, sha: string): Promise<MergeCheck> {
+    const base = this.revision(baseRef);
+    const head = assertSha(sha);
+    const { stdout, exitCode } = await this.runWithExit(
+      ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", "--end-of-options", base, head],
+      [0, 1],
+    );
+    // Output: <tree oid> NUL, then one conflicted path per NUL-terminated entry.
+    const [, ...paths] = stdout.split("\0").filter((s) => s.length > 0);
+    const conflicts = [...new Set(paths)];
+    return { clean: exitCode === 0 && conflicts.length === 0, conflicts };
+  }
+
+  private async initMirror(): Promise<void> {
+    if (existsSync(join(this.mirrorPath, "HEAD"))) return;
+    await mkdir(this.mirrorPath, { recursive: true });
+    // Idempotent: a second process doing the same re-initialises harmlessly.
+    await this.run(["init", "--bare", "--quiet"]);
+    this.log.info("created git mirror", { path: this.mirrorPath, remote: stripCredentials(this.remote) });
+  }
+
+  private fetch(refspecs: string[], signal?: AbortSignal): Promise<void> {
+    const job = this.fetchQueue.then(async () => {
+      const args = ["fetch", "--quiet", "--prune", "--no-tags", "--end-of-options", this.remote, ...refspecs];
+      try {
+        await this.run(args, signal);
+      } catch (err) {
+        // Another process sharing the state directory may hold a ref lock for a moment.
+        if (!/cannot lock ref|unable to create .*\.lock/i.test(gitOutput(err))) throw err;
+        await delay(250);
+        await this.run(args, signal);
+      }
+    });
+    this.fetchQueue = job.catch(() => undefined);
+    return job.catch((err: unknown) => {
+      throw this.fetchError(err);
+    });
+  }
+
+  private fetchError(err: unknown): unknown {
+    if (!(err instanceof EoaError) || err.code === "ABORTED") return err;
+    const output = gitOutput(err);
+    const remote = stripCredentials(this.remote);
+    if (/couldn't find remote ref/i.test(output)) {
+      return new EoaError(
+        "GIT_REF_NOT_FOUND",
+        `the remote has no such ref: ${keyLine(output)}`,
+        "check the ref exists",
+        { remote },
+      );
+    }
+    return new EoaError(
+      "GIT_REMOTE_UNREACHABLE",
+      `cannot fetch from ${remote}: ${err.code === "GIT_TIMEOUT" ? "timed out" : keyLine(output) || err.message}`,
+      "check the remote URL (git.remote / EOA_GIT_REMOTE), the network and the token's access to the repository, then retry",
+      { remote, output },
+    );
+  }
+
+  private async resolveCommit(rev: string): Promise<string> {
+    const out = await this.run([
+      "rev-parse",
+      "--verify",
+      "--quiet",
+      "--end-of-options",
+      `${rev}^{commit}`,
+    ]).catch(() => "");
+    const sha = out.trim();
+    if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) {
+      throw new EoaError(
+        "GIT_REF_NOT_FOUND",
+        `${rev} is not in the mirror`,
+        "fetch first (ensureMirror / fetchPullHead), and check the branch or PR exists on the remote",
+        { ref: rev },
+      );
+    }
+    return sha;
+  }
+
+  /** A branch name becomes its remote-tracking ref; a full SHA is used as is. */
+  private revision(ref: string): string {
+    if (isSha(ref)) return ref.toLowerCase();
+    const name = assertRefName(ref.startsWith("refs/heads/") ? ref.slice("refs/heads/".length) : ref);
+    return `refs/remotes/origin/${name}`;
+  }
+
+  private async removeWorktree(path: string): Promise<void> {
+    if (existsSync(this.mirrorPath)) {
+      await this.run(["worktree", "remove", "--force", "--force", path]).catch(() => undefined);
+    }
+    // Last resort: a half-created or unregistered directory that git does not know about.
+    if (existsSync(path)) {
+      await rm(path, { recursive: true, force: true, maxRetries: 3 }).catch((err: unknown) => {
+        this.log.warn("could not remove worktree directory", { path, error: errorMessage(err) });
+      });
+    }
+    if (existsSync(this.mirrorPath)) await this.run(["worktree", "prune"]).catch(() => undefined);
+  }
+
+  private async run(args: string[], signal?: AbortSignal): Promise<string> {
+    return (await this.runWithExit(args, [0], signal)).stdout;
+  }
+
+  /** Runs git in the mirror; exit codes outside `okExit` become an EoaError carrying git's output. */
+  private async runWithExit(
+    args: string[],
+    okExit: number[],
+    signal?: AbortSignal,
+  ): Promise<{ stdout: string; exitCode: number }> {
+    if (!existsSync(this.mirrorPath)) {
+      throw new EoaError(
+        "GIT_NO_MIRROR",
+        `the git mirror ${this.mirrorPath} does not exist yet`,
+        "fetch first (ensureMirror or fetchPullHead)",
+      );
+    }
+    let exitCode = -1;
+    const git: SimpleGit = simpleGit({
+      baseDir: this.mirrorPath,
+      trimmed: false,
+      timeout: { block: this.timeoutMs },
+      ...(signal ? { abort: signal } : {}),
+      allowEnvironment: ["GIT_TERMINAL_PROMPT", "GIT_LFS_SKIP_SMUDGE"],
+      errors(error, result) {
+        exitCode = result.exitCode;
+        if (error) return error;
+        if (okExit.includes(result.exitCode)) return undefined;
+        return Buffer.concat([...result.stdErr, ...result.stdOut]);
+      },
+    }).env(gitEnv());
+    try {
+      return { stdout: await git.raw(args), exitCode };
+    } catch (err) {
+      throw gitError(args[0] ?? "git", err);
+    }
+  }
+}
+
+/** Maps a simple-git failure to a domain error; git's output (credentials stripped) goes in details. */
+function gitError(command: string, err: unknown): EoaError {
+  if (err instanceof EoaError) return err;
+  if (err instanceof GitPluginError && err.plugin === "abort") {
+    return new EoaError("ABORTED", `git ${command} was cancelled`, "retry when ready");
+  }
+  if (err instanceof GitPluginError && err.plugin === "timeout") {
+    return new EoaError(
+      "GIT_TIMEOUT",
+      `git ${command} produced no output for too long and was stopped`,
+      "retry; if it persists, check the network and the repository size",
+    );
+  }
+  const output = stripCredentials(errorMessage(err)).trim().slice(-2000);
+  if (
+    /bad revision|ambiguous argument|unknown revision|not a valid object name|invalid object|not a tree object|bad object/i.test(
+      output,
+    )
+  ) {
+    return new EoaError(
+      "GIT_REF_NOT_FOUND",
+      `git ${command}: ${keyLine(output)}`,
+      "fetch first (ensureMirror / fetchPullHead) and check the branch or commit exists",
+      { output },
+    );
+  }
+  return new EoaError(
+    "GIT_FAILED",
+    `git ${command} failed: ${keyLine(output) || "no output"}`,
+    "check the state directory's mirror and retry",
+    { output },
+  );
+}
+
+function gitOutput(err: unknown): string {
+  if (err instanceof EoaError && typeof err.details?.output === "string") return err.details.output;
+  return errorMessage(err);
+}
+
+/** git's most telling line: the first fatal/error line, else the last line. */
+function keyLine(text: string): string {
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.find((l) => /^(fatal|error):/i.test(l)) ?? lines.at(-1) ?? "";
+}
+
+function withPr(err: unknown, prNumber: number): unknown {
+  return err instanceof EoaError && err.code === "ABORTED" ? abortedError(prNumber) : err;
+}
+
+/** Minimal environment: simple-git refuses the ambient one, and no prompt may ever block a fetch. */
+function gitEnv(): Record<string, string> {
+  const env: Record<string, string> = { GIT_TERMINAL_PROMPT: "0", GIT_LFS_SKIP_SMUDGE: "1" };
+  if (process.env.PATH) env.PATH = process.env.PATH;
+  if (process.env.HOME) env.HOME = process.env.HOME;
+  return env;
+}
+
+// ---- validation of values that come from remote data ---------------------------------------------
+
+const SHELL_META = /[;&|$`'"<>(){}!\\]/;
+
+/**
+ * A branch name as `git check-ref-format --branch` would accept it, narrowed further: no leading
+ * `-` (option injection), no shell metacharacters, no whitespace. Returns the name or throws GIT_BAD_REF.
+ */
+export function assertRefName(name: string): string {
+  const bad = (why: string): never => {
+    throw new EoaError(
+      "GIT_BAD_REF",
+      `refused ref name ${JSON.stringify(name.slice(0, 100))}: ${why}`,
+      "use a plain branch name",
+      {
+        ref: name.slice(0, 100),
+      },
+    );
+  };
+  if (typeof name !== "string" || name.length === 0) bad("empty");
+  if (name.length > 255) bad("too long");
+  if (name.startsWith("-")) bad("starts with '-'");
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x20\x7f]/.test(name)) bad("control character or whitespace");
+  if (/[~^:?*[]/.test(name) || SHELL_META.test(name)) bad("forbidden character");
+  if (name.includes("..")) bad("contains '..'");
+  if (name.includes("@{") || name === "@") bad("'@{' or '@'");
+  if (name.startsWith("/") || name.endsWith("/") || name.includes("//")) bad("empty path component");
+  if (name.endsWith(".")) bad("ends with '.'");
+  for (const part of name.split("/")) {
+    if (part.startsWith(".") || part.endsWith(".lock")) bad("component starts with '.' or ends with '.lock'");
+  }
+  return name;
+}
+
+function isSha(value: string): boolean {
+  return /^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$/.test(value);
+}
+
+/** A full commit SHA (SHA-1 or SHA-256), lower-cased. */
+export function assertSha(value: string): string {
+  if (typeof value !== "string" || !isSha(value)) {
+    throw new EoaError(
+      "GIT_BAD_REF",
+      `refused commit id ${JSON.stringify(String(value).slice(0, 80))}`,
+      "pass a full 40-hex commit SHA",
+    );
+  }
+  return value.toLowerCase();
+}
+
+export function assertPrNumber(n: number): number {
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new EoaError("GIT_BAD_REF", `refused PR number ${String(n)}`, "pass a positive integer PR number");
+  }
+  return n;
+}
+
+function assertRemote(remote: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (!remote || remote.startsWith("-") || /[\x00-\x1f\x7f]/.test(remote)) {
+    throw new EoaError(
+      "GIT_BAD_REMOTE",
+      `refused git remote ${JSON.stringify(stripCredentials(String(remote)))}`,
+      "set git.remote (EOA_GIT_REMOTE) to a clone URL or a path",
+    );
+  }
+  return remote;
+}
+
+/** Removes `user:password@` from every URL in `text`. */
+export function stripCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, "$1");
+}
+
+// ---- worktree ownership and abort ---------------------------------------------------------------
+
+function ownedByLiveProcess(name: string): boolean {
+  const m = WORKTREE_NAME.exec(name);
+  if (!m) return false;
+  const pid = Number(m[2]);
+  if (pid === process.pid) return false; // ours, and not active: left by an earlier failure
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function abortedError(prNumber: number): EoaError {
+  return new EoaError(
+    "ABORTED",
+    `the review of PR #${prNumber} was cancelled; its worktree was removed`,
+    "call review_pr again to restart the review",
+    { pr_number: prNumber },
+  );
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, prNumber: number): void {
+  if (signal?.aborted) throw abortedError(prNumber);
+}
+
+/**
+ * Resolves with `work`, or on abort gives it a moment to settle (its own commands should honour the
+ * same signal) and then rejects, so the caller's `finally` removes the worktree either way.
+ */
+function settleOrAbort<T>(work: Promise<T>, signal: AbortSignal | undefined, prNumber: number): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(abortedError(prNumber));
+  }
+  return new Promise<T>((resolvePromise, reject) => {
+    const onAbort = () => {
+      const settled = work.then(
+        () => undefined,
+        () => undefined,
+      );
+      void Promise.race([settled, delay(ABORT_SETTLE_MS)]).then(() => reject(abortedError(prNumber)));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        if (signal.aborted) return; // the abort path settles the promise
+        signal.removeEventListener("abort", onAbort);
+        resolvePromise(value);
+      },
+      (err: unknown) => {
+        if (signal.aborted) return;
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

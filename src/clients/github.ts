@@ -1,0 +1,925 @@
+import { retry } from "@octokit/plugin-retry";
+import { throttling } from "@octokit/plugin-throttling";
+import { Octokit } from "@octokit/rest";
+import { type Clock, systemClock } from "../clock.js";
+import { EoaError, isEoaError } from "../errors.js";
+import { type Logger, silentLogger } from "../log.js";
+
+/**
+ * A thin, typed adapter over Octokit: every method returns a small plain object (never a raw
+ * Octokit response), and every failure is an EoaError with a stable `GITHUB_*` code and a next
+ * step. Rules (what to merge, when to rerun) are decided elsewhere; this file only talks to GitHub.
+ *
+ * Decisions worth knowing:
+ * - Retries (plugin-retry) cover 5xx and network failures only; 405/409/429 are not retried
+ *   because a repeat cannot change their answer within seconds.
+ * - The throttling plugin never sleeps long in-process: a rate limit is retried once, and only if
+ *   GitHub asks for at most `MAX_RATE_LIMIT_WAIT_S` seconds; otherwise it surfaces as
+ *   GITHUB_RATE_LIMITED with the reset time, so the poll cycle can move on.
+ * - Octokit's own log goes to the Logger at debug level and without its option objects (they carry
+ *   the Authorization header).
+ */
+
+const MyOctokit = Octokit.plugin(retry, throttling);
+type OctokitInstance = InstanceType<typeof MyOctokit>;
+
+const MAX_RATE_LIMIT_WAIT_S = 5;
+/** Statuses a retry cannot fix; the plugin's default list plus 405/409 (merge) and 429 (throttling's job). */
+const DO_NOT_RETRY = [400, 401, 403, 404, 405, 409, 410, 422, 429, 451];
+/** Conclusions that mean a check needs a rerun. */
+const FAILED_CONCLUSIONS = new Set(["failure", "timed_out", "cancelled", "startup_failure"]);
+
+export interface GitHubClientOptions {
+  /** `owner/name`. */
+  repo: string;
+  token?: string | undefined;
+  /** Default `https://api.github.com`; GraphQL goes to `<apiUrl>/graphql` (or `/api/graphql` on GHES). */
+  apiUrl?: string | undefined;
+  logger?: Logger | undefined;
+  /** Retries for 5xx / network failures (default 3). */
+  retries?: number | undefined;
+  /** Base of the quadratic retry backoff in ms (default 1000: waits 1 s, 4 s, 9 s). Tests use a few ms. */
+  retryBaseMs?: number | undefined;
+  /** GitHub's recommended pacing of writes (default true). The stand-ins turn it off to run fast. */
+  throttle?: boolean | undefined;
+  /** Time budget of one call, retries included (default 30 s). */
+  timeoutMs?: number | undefined;
+  /** Used to turn `retry-after` into a reset time. */
+  clock?: Clock | undefined;
+}
+
+export interface GitHubAuth {
+  login: string;
+  /** Classic token scopes from `x-oauth-scopes`; null when GitHub does not say (fine-grained tokens, apps). */
+  scopes: string[] | null;
+}
+
+export interface GitHubRepo {
+  fullName: string;
+  defaultBranch: string;
+  private: boolean;
+  /** The token's permissions on the repository; absent when GitHub does not report them. */
+  permissions?: { push: boolean; admin: boolean };
+}
+
+export interface BranchPermission {
+  branch: string;
+  /** From the repository permissions; null when GitHub does not report them. */
+  canPush: boolean | null;
+  admin: boolean | null;
+  /** `unknown` when the token may not read protection (it needs admin rights). */
+  protection: "none" | "protected" | "unknown";
+  requiredChecks: string[];
+  requiredApprovals: number | null;
+}
+
+export interface GitHubIssue {
+  number: number;
+  nodeId: string;
+  title: string;
+  body: string;
+  state: "open" | "closed";
+  labels: string[];
+  isPullRequest: boolean;
+  htmlUrl: string;
+}
+
+export interface GitHubWorkflow {
+  id: number;
+  name: string;
+  path: string;
+  state: string;
+}
+
+export interface GitHubPull {
+  number: number;
+  title: string;
+  body: string;
+  state: "open" | "closed";
+  merged: boolean;
+  /** null while GitHub is still computing it. */
+  mergeable: boolean | null;
+  mergeableState: string;
+  headSha: string;
+  headRef: string;
+  /** null when the head repository (a fork) was deleted. */
+  headRepoFullName: string | null;
+  baseRef: string;
+  baseRepoFullName: string;
+  additions: number;
+  deletions: number;
+  changedFiles: number;
+  htmlUrl: string;
+}
+
+export interface GitHubPullFile {
+  filename: string;
+  status: string;
+  additions: number;
+  deletions: number;
+  /** Absent for binary or very large diffs. */
+  patch?: string;
+  previousFilename?: string;
+}
+
+export interface GitHubCheckRun {
+  id: number;
+  name: string;
+  status: string;
+  conclusion: string | null;
+  htmlUrl: string | null;
+  detailsUrl: string | null;
+  output?: { title: string | null; summary: string | null; text: string | null };
+  checkSuiteId?: number;
+  /** The app that reported it (`github-actions` for Actions). */
+  appSlug?: string;
+}
+
+export interface GitHubWorkflowRun {
+  id: number;
+  name: string;
+  headSha: string;
+  status: string | null;
+  conclusion: string | null;
+  checkSuiteId: number | undefined;
+  runAttempt: number | undefined;
+  htmlUrl: string;
+}
+
+export interface RerunResult {
+  /** Workflow runs whose failed jobs were rerun. */
+  workflowRuns: number[];
+  /** Non-Actions check runs that were re-requested. */
+  checkRuns: number[];
+  /** Failed checks that could not be rerun, with why. */
+  skipped: { checkRunId: number; name: string; reason: string }[];
+}
+
+export type ReviewEvent = "APPROVE" | "REQUEST_CHANGES" | "COMMENT";
+export type MergeMethod = "merge" | "squash" | "rebase";
+
+export interface GitHubProject {
+  id: string;
+  title: string;
+  /** The single-select field named "Status"; null when the project has none. */
+  statusField: { id: string; options: { id: string; name: string }[] } | null;
+}
+
+interface ErrorContext {
+  /** What was being done, in words ("read pull request #5"). */
+  op: string;
+  /** Extra mappings of this call (merge: 405/409). */
+  merge?: boolean;
+}
+
+export class GitHubClient {
+  readonly owner: string;
+  readonly repo: string;
+  private readonly octokit: OctokitInstance;
+  private readonly token: string | undefined;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+
+  constructor(opts: GitHubClientOptions) {
+    const [owner, repo, ...rest] = opts.repo.split("/");
+    if (!owner || !repo || rest.length > 0) {
+      throw new EoaError(
+        "CONFIG_INVALID",
+        `github.repo must be "owner/name", got ${JSON.stringify(opts.repo)}`,
+        "set EOA_REPO (or github.repo) to owner/name and restart the server",
+      );
+    }
+    this.owner = owner;
+    this.repo = repo;
+    this.token = opts.token || undefined;
+    this.logger = opts.logger ?? silentLogger;
+    this.clock = opts.clock ?? systemClock;
+    const log = this.logger;
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const retryAt =
+      (what: string) =>
+      (retryAfter: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
+        const retrying = retryCount < 1 && retryAfter <= MAX_RATE_LIMIT_WAIT_S;
+        log.warn(`GitHub ${what}`, {
+          method: options.method,
+          url: options.url,
+          retry_after_s: retryAfter,
+          retrying,
+        });
+        return retrying;
+      };
+    this.octokit = new MyOctokit({
+      auth: this.token,
+      baseUrl: (opts.apiUrl ?? "https://api.github.com").replace(/\/+$/, ""),
+      userAgent: "eoa-mcp",
+      log: {
+        // Octokit passes its request options (Authorization header included) as the second argument: never forward it.
+        debug: () => {},
+        info: (msg: string) => log.debug(this.scrub(String(msg))),
+        warn: (msg: string) => log.warn(this.scrub(String(msg))),
+        // Failed requests are mapped and surfaced to the caller, who decides whether they matter.
+        error: (msg: string) => log.debug(this.scrub(String(msg))),
+      },
+      retry: {
+        retries: opts.retries ?? 3,
+        doNotRetry: DO_NOT_RETRY,
+        retryAfterBaseValue: opts.retryBaseMs ?? 1000,
+      },
+      throttle:
+        opts.throttle === false
+          ? { enabled: false }
+          : { onRateLimit: retryAt("rate limit"), onSecondaryRateLimit: retryAt("secondary rate limit") },
+    });
+    // One deadline per call (its retries included), so a hung connection cannot stall a poll cycle.
+    this.octokit.hook.before("request", (options) => {
+      options.request = { ...options.request, signal: AbortSignal.timeout(timeoutMs) };
+    });
+  }
+
+  get fullName(): string {
+    return `${this.owner}/${this.repo}`;
+  }
+
+  // ---- identity and repository ----
+
+  async getAuth(): Promise<GitHubAuth> {
+    return this.call({ op: "read the authenticated user" }, async () => {
+      const res = await this.octokit.rest.users.getAuthenticated();
+      const header = res.headers["x-oauth-scopes"];
+      const scopes =
+        typeof header === "string"
+          ? header
+              .split(",")
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : null;
+      return { login: res.data.login, scopes };
+    });
+  }
+
+  async getRepo(): Promise<GitHubRepo> {
+    return this.call({ op: `read repository ${this.fullName}` }, async () => {
+      const { data } = await this.octokit.rest.repos.get(this.params());
+      return {
+        fullName: data.full_name,
+        defaultBranch: data.default_branch,
+        private: data.private,
+        ...(data.permissions
+          ? { permissions: { push: data.permissions.push, admin: data.permissions.admin } }
+          : {}),
+      };
+    });
+  }
+
+  /** Push permission evidence for a branch: repository permissions, plus branch protection when readable. */
+  async getBranchPermission(branch: string): Promise<BranchPermission> {
+    const repo = await this.getRepo();
+    const out: BranchPermission = {
+      branch,
+      canPush: repo.permissions?.push ?? null,
+      admin: repo.permissions?.admin ?? null,
+      protection: "unknown",
+      requiredChecks: [],
+      requiredApprovals: null,
+    };
+    try {
+      const p = await this.call({ op: `read protection of branch ${branch}` }, async () => {
+        const { data } = await this.octokit.rest.repos.getBranchProtection({ ...this.params(), branch });
+        return data;
+      });
+      const checks = p.required_status_checks;
+      out.protection = "protected";
+      out.requiredChecks = [
+        ...new Set([...(checks?.contexts ?? []), ...(checks?.checks ?? []).map((c) => c.context)]),
+      ];
+      out.requiredApprovals = p.required_pull_request_reviews?.required_approving_review_count ?? null;
+    } catch (err) {
+      // 404 "Branch not protected" is an answer; 403 means only admins may read it.
+      if (isEoaError(err) && err.code === "GITHUB_NOT_FOUND") out.protection = "none";
+      else if (!(isEoaError(err) && err.code === "GITHUB_FORBIDDEN")) throw err;
+    }
+    return out;
+  }
+
+  async listWorkflows(): Promise<GitHubWorkflow[]> {
+    return this.call({ op: "list Actions workflows" }, async () => {
+      const items = await this.octokit.paginate(this.octokit.rest.actions.listRepoWorkflows, {
+        ...this.params(),
+        per_page: 100,
+      });
+      return items.map((w) => ({ id: w.id, name: w.name, path: w.path, state: w.state }));
+    });
+  }
+
+  // ---- issues and labels ----
+
+  async getIssue(number: number): Promise<GitHubIssue> {
+    return this.call({ op: `read issue #${number}` }, async () => {
+      const { data } = await this.octokit.rest.issues.get({ ...this.params(), issue_number: number });
+      return {
+        number: data.number,
+        nodeId: data.node_id,
+        title: data.title,
+        body: data.body ?? "",
+        state: data.state === "closed" ? "closed" : "open",
+        labels: labelNames(data.labels),
+        isPullRequest: data.pull_request != null,
+        htmlUrl: data.html_url,
+      };
+    });
+  }
+
+  async createIssue(input: {
+    title: string;
+    body?: string;
+    labels?: string[];
+  }): Promise<{ number: number; nodeId: string; htmlUrl: string }> {
+    return this.call({ op: "create an issue" }, async () => {
+      const { data } = await this.octokit.rest.issues.create({
+        ...this.params(),
+        title: input.title,
+        ...(input.body !== undefined ? { body: input.body } : {}),
+        ...(input.labels ? { labels: input.labels } : {}),
+      });
+      return { number: data.number, nodeId: data.node_id, htmlUrl: data.html_url };
+    });
+  }
+
+  async comment(number: number, body: string): Promise<{ id: number; htmlUrl: string }> {
+    return this.call({ op: `comment on #${number}` }, async () => {
+      const { data } = await this.octokit.rest.issues.createComment({
+        ...this.params(),
+        issue_number: number,
+        body,
+      });
+      return { id: data.id, htmlUrl: data.html_url };
+    });
+  }
+
+  async closeIssue(number: number): Promise<void> {
+    await this.call({ op: `close issue #${number}` }, () =>
+      this.octokit.rest.issues.update({
+        ...this.params(),
+        issue_number: number,
+        state: "closed",
+        state_reason: "completed",
+      }),
+    );
+  }
+
+  /** Replaces every label of the issue; returns the labels it now has. */
+  async setLabels(number: number, labels: string[]): Promise<string[]> {
+    return this.call({ op: `set labels of #${number}` }, async () => {
+      const { data } = await this.octokit.rest.issues.setLabels({
+        ...this.params(),
+        issue_number: number,
+        labels,
+      });
+      return labelNames(data);
+    });
+  }
+
+  async addLabels(number: number, labels: string[]): Promise<string[]> {
+    return this.call({ op: `add labels to #${number}` }, async () => {
+      const { data } = await this.octokit.rest.issues.addLabels({
+        ...this.params(),
+        issue_number: number,
+        labels,
+      });
+      return labelNames(data);
+    });
+  }
+
+  /** Removes one label; a label the issue does not carry is not an error. Returns whether it was removed. */
+  async removeLabel(number: number, name: string): Promise<boolean> {
+    try {
+      await this.call({ op: `remove label ${JSON.stringify(name)} from #${number}` }, () =>
+        this.octokit.rest.issues.removeLabel({ ...this.params(), issue_number: number, name }),
+      );
+      return true;
+    } catch (err) {
+      if (isEoaError(err) && err.code === "GITHUB_NOT_FOUND") return false;
+      throw err;
+    }
+  }
+
+  /** Creates a repository label; one that already exists is left as it is. Returns whether it was created. */
+  async ensureLabel(name: string, color = "ededed", description?: string): Promise<boolean> {
+    try {
+      await this.call({ op: `create label ${JSON.stringify(name)}` }, () =>
+        this.octokit.rest.issues.createLabel({
+          ...this.params(),
+          name,
+          color: color.replace(/^#/, ""),
+          ...(description !== undefined ? { description } : {}),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isEoaError(err) && err.code === "GITHUB_VALIDATION" && err.details?.already_exists === true)
+        return false;
+      throw err;
+    }
+  }
+
+  // ---- pull requests ----
+
+  async getPull(number: number): Promise<GitHubPull> {
+    return this.call({ op: `read pull request #${number}` }, async () => {
+      const { data } = await this.octokit.rest.pulls.get({ ...this.params(), pull_number: number });
+      return {
+        number: data.number,
+        title: data.title,
+        body: data.body ?? "",
+        state: data.state === "closed" ? "closed" : "open",
+        merged: data.merged,
+        mergeable: data.mergeable,
+        mergeableState: data.mergeable_state,
+        headSha: data.head.sha,
+        headRef: data.head.ref,
+        headRepoFullName: data.head.repo?.full_name ?? null,
+        baseRef: data.base.ref,
+        baseRepoFullName: data.base.repo.full_name,
+        additions: data.additions,
+        deletions: data.deletions,
+        changedFiles: data.changed_files,
+        htmlUrl: data.html_url,
+      };
+    });
+  }
+
+  /** Every changed file (GitHub lists at most 3000). */
+  async listPullFiles(number: number): Promise<GitHubPullFile[]> {
+    return this.call({ op: `list files of pull request #${number}` }, async () => {
+      const files = await this.octokit.paginate(this.octokit.rest.pulls.listFiles, {
+        ...this.params(),
+        pull_number: number,
+        per_page: 100,
+      });
+      return files.map((f) => ({
+        filename: f.filename,
+        status: f.status,
+        additions: f.additions,
+        deletions: f.deletions,
+        ...(f.patch !== undefined ? { patch: f.patch } : {}),
+        ...(f.previous_filename ? { previousFilename: f.previous_filename } : {}),
+      }));
+    });
+  }
+
+  async createReview(
+    number: number,
+    review: { event: ReviewEvent; body: string; commitId?: string },
+  ): Promise<{ id: number; state: string }> {
+    return this.call({ op: `review pull request #${number}` }, async () => {
+      const { data } = await this.octokit.rest.pulls.createReview({
+        ...this.params(),
+        pull_number: number,
+        event: review.event,
+        body: review.body,
+        ...(review.commitId ? { commit_id: review.commitId } : {}),
+      });
+      return { id: data.id, state: data.state };
+    });
+  }
+
+  /**
+   * Merges only if the head is still `sha` (GitHub answers 409 otherwise), so that what was
+   * reviewed is what gets merged.
+   */
+  async merge(
+    number: number,
+    opts: { method: MergeMethod; sha: string; title?: string; message?: string },
+  ): Promise<{ merged: boolean; sha: string; message: string }> {
+    return this.call({ op: `merge pull request #${number}`, merge: true }, async () => {
+      const { data } = await this.octokit.rest.pulls.merge({
+        ...this.params(),
+        pull_number: number,
+        merge_method: opts.method,
+        sha: opts.sha,
+        ...(opts.title !== undefined ? { commit_title: opts.title } : {}),
+        ...(opts.message !== undefined ? { commit_message: opts.message } : {}),
+      });
+      return { merged: data.merged, sha: data.sha, message: data.message };
+    });
+  }
+
+  // ---- checks and Actions ----
+
+  async listCheckRuns(sha: string): Promise<GitHubCheckRun[]> {
+    return this.call({ op: `list check runs of ${sha.slice(0, 12)}` }, async () => {
+      const runs = await this.octokit.paginate(this.octokit.rest.checks.listForRef, {
+        ...this.params(),
+        ref: sha,
+        filter: "latest",
+        per_page: 100,
+      });
+      return runs.map((r) => ({
+        id: r.id,
+        name: r.name,
+        status: r.status,
+        conclusion: r.conclusion,
+        htmlUrl: r.html_url,
+        detailsUrl: r.details_url,
+        output: { title: r.output.title, summary: r.output.summary, text: r.output.text },
+        ...(r.check_suite ? { checkSuiteId: r.check_suite.id } : {}),
+        ...(r.app?.slug ? { appSlug: r.app.slug } : {}),
+      }));
+    });
+  }
+
+  async listWorkflowRuns(headSha: string): Promise<GitHubWorkflowRun[]> {
+    return this.call({ op: `list workflow runs of ${headSha.slice(0, 12)}` }, async () => {
+      const runs = await this.octokit.paginate(this.octokit.rest.actions.listWorkflowRunsForRepo, {
+        ...this.params(),
+        head_sha: headSha,
+        per_page: 100,
+      });
+      return runs.map((r) => ({
+        id: r.id,
+        name: r.name ?? "",
+        headSha: r.head_sha,
+        status: r.status,
+        conclusion: r.conclusion,
+        checkSuiteId: r.check_suite_id,
+        runAttempt: r.run_attempt,
+        htmlUrl: r.html_url,
+      }));
+    });
+  }
+
+  /** Reruns the failed (and cancelled) jobs of a completed workflow run; GitHub answers 403 while it still runs. */
+  async rerunFailedJobs(runId: number): Promise<void> {
+    await this.call({ op: `rerun failed jobs of workflow run ${runId}` }, () =>
+      this.octokit.rest.actions.reRunWorkflowFailedJobs({ ...this.params(), run_id: runId }),
+    );
+  }
+
+  /** Asks the app behind a (non-Actions) check run to run it again. */
+  async rerequestCheckRun(checkRunId: number): Promise<void> {
+    await this.call({ op: `re-request check run ${checkRunId}` }, () =>
+      this.octokit.rest.checks.rerequestRun({ ...this.params(), check_run_id: checkRunId }),
+    );
+  }
+
+  /**
+   * Reruns every failed check of a commit: an Actions check through its workflow run (found by
+   * check suite id, one rerun per run), any other check by re-requesting it.
+   */
+  async rerunFailedChecks(sha: string): Promise<RerunResult> {
+    const failed = (await this.listCheckRuns(sha)).filter(
+      (c) => c.status === "completed" && FAILED_CONCLUSIONS.has(c.conclusion ?? ""),
+    );
+    const out: RerunResult = { workflowRuns: [], checkRuns: [], skipped: [] };
+    if (failed.length === 0) return out;
+    const runs = await this.listWorkflowRuns(sha);
+    for (const check of failed) {
+      const run = runs.find((r) => r.checkSuiteId !== undefined && r.checkSuiteId === check.checkSuiteId);
+      if (run) {
+        if (out.workflowRuns.includes(run.id)) continue;
+        if (run.status !== "completed") {
+          out.skipped.push({
+            checkRunId: check.id,
+            name: check.name,
+            reason: `workflow run ${run.id} is still ${run.status}`,
+          });
+          continue;
+        }
+        await this.rerunFailedJobs(run.id);
+        out.workflowRuns.push(run.id);
+      } else {
+        await this.rerequestCheckRun(check.id);
+        out.checkRuns.push(check.id);
+      }
+    }
+    return out;
+  }
+
+  // ---- Projects v2 (GraphQL) ----
+
+  /** A Projects v2 board by owner and number: an organization's first, else a user's. */
+  async getProject(ownerLogin: string, number: number): Promise<GitHubProject> {
+    const op = `read project ${ownerLogin}#${number}`;
+    type Found = { projectV2: ProjectNode | null } | null;
+    let node: ProjectNode | null;
+    try {
+      const data = await this.call({ op }, () =>
+        this.octokit.graphql<{ organization: Found }>(projectQuery("organization"), {
+          login: ownerLogin,
+          number,
+        }),
+      );
+      node = data.organization?.projectV2 ?? null;
+    } catch (err) {
+      // "Could not resolve to an Organization": the owner may be a user.
+      if (!(
+        isEoaError(err) &&
+        err.code === "GITHUB_NOT_FOUND" &&
+        err.details?.graphql_path === "organization"
+      ))
+        throw err;
+      const data = await this.call({ op }, () =>
+        this.octokit.graphql<{ user: Found }>(projectQuery("user"), { login: ownerLogin, number }),
+      );
+      node = data.user?.projectV2 ?? null;
+    }
+    if (!node) {
+      throw new EoaError(
+        "GITHUB_NOT_FOUND",
+        `GitHub has no project ${number} owned by ${ownerLogin}`,
+        "check github.project (EOA_PROJECT) and that the token has the project scope",
+      );
+    }
+    const field = node.field && "options" in node.field ? node.field : null;
+    return {
+      id: node.id,
+      title: node.title,
+      statusField: field
+        ? { id: field.id, options: field.options.map((o) => ({ id: o.id, name: o.name })) }
+        : null,
+    };
+  }
+
+  /** The project item of an issue or pull request (by its node id), or null when it is not on the board. */
+  async findProjectItem(projectId: string, contentNodeId: string): Promise<string | null> {
+    const data = await this.call({ op: "read the project items of an issue" }, () =>
+      this.octokit.graphql<{
+        node: { projectItems?: { nodes: { id: string; project: { id: string } }[] } } | null;
+      }>(
+        `query($id: ID!) {
+  node(id: $id) {
+    ... on Issue { projectItems(first: 100) { nodes { id project { id } } } }
+    ... on PullRequest { projectItems(first: 100) { nodes { id project { id } } } }
+  }
+}`,
+        { id: contentNodeId },
+      ),
+    );
+    return data.node?.projectItems?.nodes.find((i) => i.project.id === projectId)?.id ?? null;
+  }
+
+  /** Adds an issue or pull request to the board; GitHub returns the existing item when it is already there. */
+  async addIssueToProject(projectId: string, contentNodeId: string): Promise<string> {
+    const data = await this.call({ op: "add an issue to the project" }, () =>
+      this.octokit.graphql<{ addProjectV2ItemById: { item: { id: string } } }>(
+        `mutation($projectId: ID!, $contentId: ID!) {
+  addProjectV2ItemById(input: { projectId: $projectId, contentId: $contentId }) { item { id } }
+}`,
+        { projectId, contentId: contentNodeId },
+      ),
+    );
+    return data.addProjectV2ItemById.item.id;
+  }
+
+  async setProjectStatus(
+    projectId: string,
+    itemId: string,
+    fieldId: string,
+    optionId: string,
+  ): Promise<void> {
+    await this.call({ op: "set the project status of an item" }, () =>
+      this.octokit.graphql(
+        `mutation($projectId: ID!, $itemId: ID!, $fieldId: ID!, $optionId: String!) {
+  updateProjectV2ItemFieldValue(
+    input: { projectId: $projectId, itemId: $itemId, fieldId: $fieldId, value: { singleSelectOptionId: $optionId } }
+  ) { projectV2Item { id } }
+}`,
+        { projectId, itemId, fieldId, optionId },
+      ),
+    );
+  }
+
+  // ---- plumbing ----
+
+  private params(): { owner: string; repo: string } {
+    return { owner: this.owner, repo: this.repo };
+  }
+
+  private async call<T>(ctx: ErrorContext, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isEoaError(err)) throw err;
+      throw this.mapError(err, ctx);
+    }
+  }
+
+  /** Never lets the token into text that leaves this client. */
+  private scrub(text: string): string {
+    return this.token ? text.split(this.token).join("[REDACTED]") : text;
+  }
+
+  private mapError(err: unknown, ctx: ErrorContext): unknown {
+    const e = err as {
+      name?: string;
+      status?: number;
+      message?: string;
+      errors?: { type?: string; message?: string; path?: unknown[] }[];
+      response?: { headers?: Record<string, string | number | undefined>; data?: unknown };
+      headers?: Record<string, string | undefined>;
+    };
+    const scrub = (s: string) => this.scrub(s);
+    const headers = e.response?.headers ?? e.headers ?? {};
+    const header = (name: string) => {
+      const v = headers[name];
+      return v === undefined ? undefined : String(v);
+    };
+    const data = (e.response?.data ?? {}) as { message?: unknown; errors?: unknown };
+    const ghMessage = scrub(typeof data.message === "string" ? data.message : (e.message ?? "unknown error"));
+    const what = ctx.op;
+
+    // GraphQL answers 200 with `errors` (GraphqlResponseError), or the throttling plugin's rate-limit error.
+    type GraphqlError = { type?: string; message?: string; path?: unknown[] };
+    const gqlErrors: GraphqlError[] | undefined =
+      e.errors ??
+      (e.status === undefined && Array.isArray(data.errors) ? (data.errors as GraphqlError[]) : undefined);
+    if (gqlErrors) {
+      const first = gqlErrors[0] ?? {};
+      const text = scrub(gqlErrors.map((x) => x.message ?? x.type ?? "error").join("; "));
+      const details = {
+        operation: what,
+        graphql_type: first.type,
+        graphql_path: (first.path ?? []).join("."),
+      };
+      switch (first.type) {
+        case "NOT_FOUND":
+          return new EoaError(
+            "GITHUB_NOT_FOUND",
+            `GitHub could not ${what}: ${text}`,
+            "check the project owner and number and that the token can see them",
+            details,
+          );
+        case "FORBIDDEN":
+        case "INSUFFICIENT_SCOPES":
+          return new EoaError(
+            "GITHUB_FORBIDDEN",
+            `GitHub refused to ${what}: ${text}`,
+            "give the token the project scope (classic) or Projects read/write access (fine-grained)",
+            details,
+          );
+        case "RATE_LIMITED":
+          return this.rateLimited(what, header, details);
+        default:
+          return new EoaError(
+            "GITHUB_VALIDATION",
+            `GitHub rejected the request to ${what}: ${text}`,
+            "check the project configuration (board, Status field and its options)",
+            details,
+          );
+      }
+    }
+
+    const status = typeof e.status === "number" ? e.status : 0;
+    const details: Record<string, unknown> = { operation: what, status };
+    if (status === 401) {
+      return new EoaError(
+        "GITHUB_AUTH",
+        `GitHub refused the credentials while trying to ${what} (401 ${ghMessage})`,
+        "check GITHUB_TOKEN (or GH_TOKEN): it is missing, expired or revoked; set a valid token and restart the server",
+        details,
+      );
+    }
+    if (
+      status === 429 ||
+      (status === 403 && (header("x-ratelimit-remaining") === "0" || /rate limit/i.test(ghMessage)))
+    ) {
+      return this.rateLimited(what, header, details);
+    }
+    if (status === 403) {
+      // Classic tokens: x-accepted-oauth-scopes; fine-grained tokens: x-accepted-github-permissions.
+      const accepted = header("x-accepted-oauth-scopes")?.trim();
+      const granted = header("x-oauth-scopes");
+      const permissions = header("x-accepted-github-permissions")?.trim();
+      const hint = accepted
+        ? ` (this needs one of the token scopes: ${accepted}${granted !== undefined ? `; the token has: ${granted || "none"}` : ""})`
+        : permissions
+          ? ` (this needs the token permission: ${permissions})`
+          : "";
+      return new EoaError(
+        "GITHUB_FORBIDDEN",
+        `GitHub refused to ${what}: ${ghMessage}${hint}`,
+        accepted
+          ? `give the token the ${accepted} scope, or use a token that has it`
+          : permissions
+            ? `give the token the ${permissions} permission, or use a token that has it`
+            : "give the token the access this needs on the repository (e.g. write), or do it by hand",
+        {
+          ...details,
+          ...(accepted ? { accepted_scopes: accepted } : {}),
+          ...(permissions ? { accepted_permissions: permissions } : {}),
+        },
+      );
+    }
+    if (ctx.merge && status === 405) {
+      return new EoaError(
+        "GITHUB_NOT_MERGEABLE",
+        `GitHub would not ${what}: ${ghMessage}`,
+        "the pull request is not mergeable (conflict, failing required checks or missing approvals): resolve that, then review it again",
+        details,
+      );
+    }
+    if (ctx.merge && status === 409) {
+      return new EoaError(
+        "GITHUB_HEAD_CHANGED",
+        `GitHub would not ${what}: ${ghMessage}`,
+        "the pull request head moved after the review: review the new head before merging",
+        details,
+      );
+    }
+    if (status === 404) {
+      return new EoaError(
+        "GITHUB_NOT_FOUND",
+        `GitHub could not ${what}: not found in ${this.fullName}`,
+        `check that it exists in ${this.fullName} and that the token can see the repository`,
+        details,
+      );
+    }
+    if (status === 422) {
+      const errs = Array.isArray(data.errors) ? (data.errors as unknown[]) : [];
+      const texts = errs.map((x) =>
+        typeof x === "string"
+          ? x
+          : (() => {
+              const o = x as { message?: string; code?: string; field?: string; resource?: string };
+              return o.message ?? [o.resource, o.field, o.code].filter(Boolean).join(" ");
+            })(),
+      );
+      const alreadyExists = errs.some(
+        (x) => typeof x === "object" && x !== null && (x as { code?: string }).code === "already_exists",
+      );
+      const list = texts.length ? `: ${scrub(texts.join("; "))}` : "";
+      return new EoaError(
+        "GITHUB_VALIDATION",
+        `GitHub rejected the request to ${what}: ${ghMessage}${list}`,
+        "fix what GitHub reported, then try again",
+        { ...details, errors: texts.map(scrub), ...(alreadyExists ? { already_exists: true } : {}) },
+      );
+    }
+    if (status >= 500 || (status === 0 && e.name === "HttpError")) {
+      return new EoaError(
+        "GITHUB_UNAVAILABLE",
+        `GitHub did not answer while trying to ${what} (${status || "no response"}: ${ghMessage})`,
+        "GitHub is unreachable or failing: retry on the next poll cycle (see https://www.githubstatus.com)",
+        details,
+      );
+    }
+    if (status >= 400) {
+      return new EoaError(
+        "GITHUB_REQUEST_FAILED",
+        `GitHub refused to ${what} (${status} ${ghMessage})`,
+        "check the request and the repository state, then try again",
+        details,
+      );
+    }
+    return err;
+  }
+
+  private rateLimited(
+    what: string,
+    header: (name: string) => string | undefined,
+    details: Record<string, unknown>,
+  ): EoaError {
+    const reset = header("x-ratelimit-reset");
+    const retryAfter = header("retry-after");
+    let resetAt: string | undefined;
+    if (reset && /^\d+$/.test(reset)) resetAt = new Date(Number(reset) * 1000).toISOString();
+    else if (retryAfter && /^\d+$/.test(retryAfter))
+      resetAt = new Date(this.clock.now().getTime() + Number(retryAfter) * 1000).toISOString();
+    return new EoaError(
+      "GITHUB_RATE_LIMITED",
+      `GitHub's rate limit stopped an attempt to ${what}${resetAt ? `; it resets at ${resetAt}` : ""}`,
+      resetAt
+        ? `wait until ${resetAt} before calling GitHub again`
+        : "wait a few minutes before calling GitHub again",
+      {
+        ...details,
+        ...(resetAt ? { reset_at: resetAt } : {}),
+        ...(retryAfter ? { retry_after_s: Number(retryAfter) } : {}),
+      },
+    );
+  }
+}
+
+interface ProjectNode {
+  id: string;
+  title: string;
+  field: { id: string; name: string; options: { id: string; name: string }[] } | Record<string, never> | null;
+}
+
+function projectQuery(owner: "organization" | "user"): string {
+  return `query($login: String!, $number: Int!) {
+  ${owner}(login: $login) {
+    projectV2(number: $number) {
+      id
+      title
+      field(name: "Status") {
+        ... on ProjectV2SingleSelectField { id name options { id name } }
+      }
+    }
+  }
+}`;
+}
+
+function labelNames(labels: readonly (string | { name?: string | undefined })[]): string[] {
+  return labels.map((l) => (typeof l === "string" ? l : (l.name ?? ""))).filter(Boolean);
+}

@@ -1,0 +1,83 @@
+import { mkdir } from "node:fs/promises";
+import { AiMaestroClient } from "./clients/aimaestro.js";
+import { GitHubClient } from "./clients/github.js";
+import { GitMirror } from "./clients/git.js";
+import { systemClock, type Clock } from "./clock.js";
+import { gitRemoteOf, secretsOf, type Config } from "./config.js";
+import { Runtime } from "./engine/runtime.js";
+import { createLogger, type Logger, type LogSink } from "./log.js";
+import { redactSecrets } from "./protocol/secrets.js";
+import { syncRoster } from "./engine/roster.js";
+import { StateStore } from "./state/store.js";
+import { reconcileOutbox } from "./engine/effects.js";
+
+export interface BuildOptions {
+  clock?: Clock;
+  logSinks?: Set<LogSink>;
+  logger?: Logger;
+  /** Faster retries for tests and the simulation's loopback stand-ins. */
+  fast?: boolean;
+}
+
+/**
+ * Wires the real parts from a validated config: state store, AI Maestro, GitHub, git mirror.
+ * At start: the roster is synced into state, orphaned worktrees removed, and side effects a crash
+ * left pending are reconciled.
+ */
+export async function buildRuntime(config: Config, opts: BuildOptions = {}): Promise<Runtime> {
+  const secrets = secretsOf(config);
+  const logger =
+    opts.logger ??
+    createLogger("eoa", {
+      redact: (t) => redactSecrets(t, secrets),
+      ...(opts.logSinks ? { sinks: opts.logSinks } : {}),
+    });
+  const store = await StateStore.open(config.stateDir);
+  const aimaestro = new AiMaestroClient({
+    url: config.aimaestro.url,
+    ...(config.aimaestro.token ? { token: config.aimaestro.token } : {}),
+    timeoutMs: config.aimaestro.timeout_ms,
+    logger: logger.child("aimaestro"),
+    ...(opts.fast ? { retries: 2, retryBaseMs: 20 } : {}),
+  });
+  const github = config.github.repo
+    ? new GitHubClient({
+        repo: config.github.repo,
+        token: config.github.token,
+        apiUrl: config.github.apiUrl,
+        logger: logger.child("github"),
+        ...(opts.fast ? { retries: 1, retryBaseMs: 10, throttle: false } : {}),
+        clock: opts.clock ?? systemClock,
+      })
+    : undefined;
+  const remote = gitRemoteOf(config);
+  let git: GitMirror | undefined;
+  if (remote) {
+    await mkdir(config.stateDir, { recursive: true });
+    git = new GitMirror({
+      remote: withToken(remote, config.github.token),
+      stateDir: config.stateDir,
+      logger: logger.child("git"),
+    });
+  }
+  const rt = new Runtime({ config, store, clock: opts.clock ?? systemClock, logger, aimaestro, github, git });
+  await syncRoster(rt);
+  if (git)
+    await git
+      .cleanOrphans()
+      .catch((err: Error) => logger.warn("worktree clean-up failed", { error: err.message }));
+  await reconcileOutbox(rt).catch((err: Error) =>
+    logger.warn("outbox reconcile failed", { error: err.message }),
+  );
+  return rt;
+}
+
+/** GitHub HTTPS remotes need the token to fetch private repositories; it never reaches disk or logs. */
+function withToken(remote: string, token: string | undefined): string {
+  if (!token || !/^https:\/\/github\.com\//.test(remote)) return remote;
+  return remote.replace("https://", `https://x-access-token:${token}@`);
+}
+
+export async function closeRuntime(rt: Runtime): Promise<void> {
+  await rt.aimaestro.close().catch(() => undefined);
+}

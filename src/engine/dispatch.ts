@@ -1,0 +1,179 @@
+import { current, type Draft } from "immer";
+import { EoaError } from "../errors.js";
+import { chooseAgent, dispatchBlocker, dispatchOrder } from "../protocol/assignment.js";
+import { assignmentMessage, handoffMessage } from "../protocol/messages.js";
+import { enqueueEffect, history, recordDecision } from "../state/records.js";
+import type { State, TaskRecord } from "../state/schema.js";
+import { flushEffects, type MessagePayload } from "./effects.js";
+import type { Runtime } from "./runtime.js";
+
+/**
+ * Dispatch: rules 1 and 2. A task goes out only when its dependencies are done, it is not parked by
+ * an escalation, and an eligible agent exists; otherwise it waits in the queue and the server sends
+ * it itself as soon as it can (after a merge, an agent freeing up, an agent returning).
+ */
+
+export type DispatchOutcome =
+  | { status: "dispatched"; task_id: string; agent: string; epoch: number; effects: string[] }
+  | { status: "queued"; task_id: string; reason: string };
+
+type S = Draft<State>;
+
+/** Inside a transaction: dispatch the task now if the rules allow, else (re)queue it with the reason. */
+export function dispatchInDraft(
+  draft: S,
+  now: Date,
+  taskId: string,
+  opts: { preferred?: string | undefined; handoffFrom?: string | undefined } = {},
+): DispatchOutcome {
+  const task = draft.tasks[taskId]!;
+  const preferred = opts.preferred ?? task.queue?.preferred_agent;
+  const session = draft.sessions.find((s) => s.id === task.session_id);
+  const queue = (reason: string): DispatchOutcome => {
+    const changed = task.queue?.reason !== reason;
+    task.queue = {
+      since: task.queue?.since ?? now.toISOString(),
+      reason,
+      ...(preferred ? { preferred_agent: preferred } : {}),
+    };
+    if (task.status !== "todo") task.status = "todo";
+    if (changed) {
+      history(task, now, "queued", reason);
+      recordDecision(draft, now, {
+        action: "queue",
+        rule: "rule 1: dispatch only when dependencies are done and an eligible agent has room",
+        task_id: taskId,
+        ...(preferred ? { agent: preferred } : {}),
+        inputs: { depends_on: [...task.depends_on], preferred_agent: preferred ?? null },
+        outcome: `queued: ${reason}`,
+      });
+    }
+    return { status: "queued", task_id: taskId, reason };
+  };
+
+  if (!session || session.status === "awaiting_approval") return queue("the session is not approved yet");
+  if (session.status === "halted")
+    return queue(`assignment is halted: ${session.halted_reason ?? "no agent left"}`);
+  const statusOf = (id: string) => draft.tasks[id]?.status;
+  const blocker = dispatchBlocker(task, statusOf);
+  if (blocker) return queue(blocker);
+
+  const agents = Object.values(draft.agents);
+  const tasks = Object.values(draft.tasks);
+  const choice = chooseAgent(task, agents, tasks, preferred);
+  if (choice.agent === null) return queue(choice.reason);
+
+  const agent = draft.agents[choice.agent]!;
+  const before = current(task) as TaskRecord;
+  const previousAssignee = task.assignee;
+  task.assignment_epoch += 1;
+  task.assignee = agent.id;
+  task.assigned_at = now.toISOString();
+  task.status = "in-progress";
+  delete task.previous_status;
+  delete task.blocked_reason;
+  delete task.acked_at;
+  delete task.ack_reminder_at;
+  delete task.assignment_message_id;
+  delete task.queue;
+  if (
+    previousAssignee &&
+    previousAssignee !== agent.id &&
+    !task.previous_assignees.includes(previousAssignee)
+  ) {
+    task.previous_assignees.push(previousAssignee);
+  }
+  const epoch = task.assignment_epoch;
+  const snapshot = current(task) as TaskRecord;
+  const message = opts.handoffFrom
+    ? handoffMessage(snapshot, agent.session, epoch, opts.handoffFrom)
+    : assignmentMessage(snapshot, agent.session, epoch);
+  const payload: MessagePayload = {
+    message,
+    purpose: "assignment",
+    task_id: taskId,
+    epoch,
+    // Undelivered, the task goes back where it was; a handoff goes back to the queue.
+    revert: {
+      status: before.status === "in-progress" ? "todo" : before.status,
+      ...(before.queue || opts.handoffFrom
+        ? { queue: before.queue ?? { since: now.toISOString(), reason: "handoff message not delivered" } }
+        : {}),
+    },
+  };
+  const msgEffect = enqueueEffect(draft, now, "message", payload as unknown as Record<string, unknown>);
+  const labelEffect = enqueueEffect(draft, now, "labels", { task_id: taskId });
+  history(task, now, opts.handoffFrom ? "handoff" : "assigned", `to ${agent.id} (epoch ${epoch})`);
+  recordDecision(draft, now, {
+    action: opts.handoffFrom ? "reassign" : "assign",
+    rule: opts.handoffFrom ? `rule 5: ${choice.rule}` : `rule 1: ${choice.rule}`,
+    task_id: taskId,
+    agent: agent.id,
+    inputs: {
+      required_capabilities: [...task.required_capabilities],
+      preferred_agent: preferred ?? null,
+      ...(opts.handoffFrom ? { from: opts.handoffFrom } : {}),
+    },
+    outcome: `dispatched to ${agent.id}`,
+  });
+  return { status: "dispatched", task_id: taskId, agent: agent.id, epoch, effects: [msgEffect, labelEffect] };
+}
+
+/** Inside a transaction: every queued task that can go now, in priority order. */
+export function autoDispatchInDraft(draft: S, now: Date): DispatchOutcome[] {
+  const running = new Set(draft.sessions.filter((s) => s.status === "running").map((s) => s.id));
+  const queued = dispatchOrder(
+    Object.values(draft.tasks).filter((t) => t.queue && running.has(t.session_id)),
+  );
+  return queued.map((t) => dispatchInDraft(draft, now, t.task_id));
+}
+
+/** Runs auto-dispatch and sends what it decided. */
+export async function autoDispatch(rt: Runtime): Promise<DispatchOutcome[]> {
+  const now = rt.now();
+  const outcomes = await rt.store.transact((draft) => autoDispatchInDraft(draft, now));
+  const dispatched = outcomes.filter((o) => o.status === "dispatched");
+  if (dispatched.length)
+    await flushEffects(
+      rt,
+      dispatched.flatMap((o) => o.effects),
+    );
+  return confirmDelivery(rt, outcomes);
+}
+
+/** After flushing: an assignment whose message failed was reverted, so report it as queued. */
+export async function confirmDelivery(rt: Runtime, outcomes: DispatchOutcome[]): Promise<DispatchOutcome[]> {
+  const state = await rt.store.read();
+  return outcomes.map((o) => {
+    if (o.status !== "dispatched") return o;
+    const t = state.tasks[o.task_id];
+    if (t && t.assignee === o.agent && t.assignment_epoch === o.epoch) return o;
+    const err =
+      state.outbox.find((e) => e.id === o.effects[0])?.error ?? "the assignment message was not delivered";
+    return { status: "queued", task_id: o.task_id, reason: `sending to ${o.agent} failed: ${err}` };
+  });
+}
+
+export function requireTask(draft: S | State, taskId: string): TaskRecord {
+  const task = draft.tasks[taskId];
+  if (!task) {
+    throw new EoaError(
+      "TASK_NOT_FOUND",
+      `no task ${taskId} in this state directory`,
+      'add it with start_session (tasks: ["GH-<n>"] or an inline spec), or read eoa://tasks for the known ids',
+    );
+  }
+  return task as TaskRecord;
+}
+
+export function requireAgent(draft: S | State, agentId: string) {
+  const agent = draft.agents[agentId];
+  if (!agent) {
+    throw new EoaError(
+      "UNKNOWN_AGENT",
+      `${agentId} is not on the roster`,
+      `use one of: ${Object.keys(draft.agents).join(", ") || "(the roster is empty: configure roster or rosterFile)"}`,
+    );
+  }
+  return agent;
+}

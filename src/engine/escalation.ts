@@ -1,0 +1,222 @@
+import type { Draft } from "immer";
+import { EoaError } from "../errors.js";
+import { escalationLevel, findDuplicate, parksTask } from "../protocol/escalation.js";
+import { blockTransition, unblockTransition } from "../protocol/kanban.js";
+import { escalationMessage } from "../protocol/messages.js";
+import { policyFromDirective } from "../protocol/escalation.js";
+import { enqueueEffect, history, nextEscalationId, plain, recordDecision } from "../state/records.js";
+import type { EscalationCategory, EscalationRecord, State } from "../state/schema.js";
+import type { Config } from "../config.js";
+import { autoDispatchInDraft, requireTask } from "./dispatch.js";
+import { flushEffects, type MessagePayload } from "./effects.js";
+import type { Runtime } from "./runtime.js";
+
+/**
+ * Rule 8: immediate escalations page the user on `user_channel` and block their task; deferred ones
+ * go to `review_queue` while work goes on. The session directive narrows what is immediate
+ * (security always is). An open escalation of the same task and category absorbs a new one. An
+ * undelivered escalation is kept and retried on every poll cycle.
+ */
+
+export interface EscalateInput {
+  category: EscalationCategory;
+  issue: string;
+  task_id?: string | undefined;
+  risk?: string | undefined;
+  context?: string | undefined;
+  current_action?: string | undefined;
+  reversible?: boolean | undefined;
+  action_required?: string | undefined;
+  /** Who raised it (the orchestrator, an agent, a server rule), for the decision log. */
+  raised_by: string;
+}
+
+export interface EscalateOutcome {
+  escalation: EscalationRecord;
+  merged: boolean;
+  effects: string[];
+}
+
+type S = Draft<State>;
+
+export function escalateInDraft(draft: S, now: Date, config: Config, input: EscalateInput): EscalateOutcome {
+  if (input.task_id) requireTask(draft, input.task_id);
+  const session = draft.sessions.find((s) => s.id === draft.current_session_id);
+  const policy = session?.escalation_policy ?? policyFromDirective(undefined);
+  const dup = findDuplicate(
+    draft.escalations as EscalationRecord[],
+    input.task_id,
+    input.category,
+    input.issue,
+  );
+  if (dup) {
+    dup.occurrences += 1;
+    dup.updated_at = now.toISOString();
+    if (input.context && !dup.context?.includes(input.context))
+      dup.context = [dup.context, input.context].filter(Boolean).join("\n");
+    recordDecision(draft, now, {
+      action: "escalate",
+      rule: "rule 8: an open escalation of the same task and category absorbs a new one",
+      ...(input.task_id ? { task_id: input.task_id } : {}),
+      inputs: { category: input.category, raised_by: input.raised_by, issue: input.issue },
+      outcome: `merged into ${dup.id} (${dup.occurrences} occurrences)`,
+    });
+    return { escalation: plain(dup) as EscalationRecord, merged: true, effects: [] };
+  }
+  const level = escalationLevel(input.category, policy);
+  const esc: EscalationRecord = {
+    id: nextEscalationId(draft),
+    level,
+    category: input.category,
+    status: "open",
+    ...(input.task_id ? { task_id: input.task_id } : {}),
+    issue: input.issue,
+    ...(input.risk ? { risk: input.risk } : {}),
+    ...(input.context ? { context: input.context } : {}),
+    ...(input.current_action ? { current_action: input.current_action } : {}),
+    ...(input.reversible !== undefined ? { reversible: input.reversible } : {}),
+    ...(input.action_required ? { action_required: input.action_required } : {}),
+    occurrences: 1,
+    created_at: now.toISOString(),
+    updated_at: now.toISOString(),
+    channel: level === "immediate" ? config.escalation.user_channel : config.escalation.review_queue,
+    delivery: { status: "pending", attempts: 0 },
+    parked_tasks: [],
+  };
+  if (input.task_id && parksTask(level, input.category, input.current_action)) {
+    const task = draft.tasks[input.task_id]!;
+    if (task.status !== "done") {
+      if (task.status !== "blocked") Object.assign(task, blockTransition(task.status));
+      task.blocked_reason = `escalation ${esc.id} (${input.category}): ${input.issue}`;
+      task.parked_by = esc.id;
+      delete task.queue;
+      esc.parked_tasks.push(task.task_id);
+      history(task, now, "blocked", task.blocked_reason);
+      enqueueEffect(draft, now, "labels", { task_id: task.task_id });
+    }
+  }
+  draft.escalations.push(esc);
+  const payload: MessagePayload = {
+    message: escalationMessage(esc),
+    purpose: "escalation",
+    escalation_id: esc.id,
+  };
+  const effect = enqueueEffect(draft, now, "message", payload as unknown as Record<string, unknown>);
+  recordDecision(draft, now, {
+    action: "escalate",
+    rule:
+      level === "immediate"
+        ? `rule 8: ${input.category} is immediate under ${policy.source}`
+        : `rule 8: ${input.category} is deferred under ${policy.source}`,
+    ...(input.task_id ? { task_id: input.task_id } : {}),
+    inputs: { category: input.category, raised_by: input.raised_by, issue: input.issue },
+    outcome: `${esc.id} ${level} to ${esc.channel}${esc.parked_tasks.length ? `; parked ${esc.parked_tasks.join(", ")}` : ""}`,
+  });
+  return { escalation: plain(esc), merged: false, effects: [effect] };
+}
+
+export async function escalate(
+  rt: Runtime,
+  input: EscalateInput,
+): Promise<EscalateOutcome & { delivered: boolean; delivery_error?: string }> {
+  const now = rt.now();
+  const out = await rt.store.transact((draft) => escalateInDraft(draft, now, rt.config, input));
+  if (!out.effects.length) return { ...out, delivered: out.escalation.delivery.status === "delivered" };
+  const [result] = await flushEffects(rt, out.effects);
+  const esc = (await rt.store.read()).escalations.find((e) => e.id === out.escalation.id)!;
+  return {
+    ...out,
+    escalation: structuredClone(esc) as EscalationRecord,
+    delivered: result?.ok ?? false,
+    ...(result && !result.ok ? { delivery_error: result.error! } : {}),
+  };
+}
+
+export interface ResolveOutcome {
+  escalation: EscalationRecord;
+  unparked: string[];
+  dispatched: string[];
+}
+
+export async function resolveEscalation(
+  rt: Runtime,
+  escalationId: string,
+  decision: string,
+): Promise<ResolveOutcome> {
+  const now = rt.now();
+  const out = await rt.store.transact((draft) => {
+    const esc = draft.escalations.find((e) => e.id === escalationId);
+    if (!esc) {
+      throw new EoaError(
+        "ESCALATION_NOT_FOUND",
+        `no escalation ${escalationId}`,
+        "read eoa://escalations for the open escalations and their ids",
+      );
+    }
+    if (esc.status !== "open") {
+      throw new EoaError(
+        "ESCALATION_NOT_OPEN",
+        `${escalationId} was already resolved on ${esc.resolution?.at ?? "an earlier call"}: ${esc.resolution?.decision ?? ""}`,
+        "nothing to do; read eoa://escalations for the open ones",
+      );
+    }
+    esc.status = "resolved";
+    esc.resolution = { decision, at: now.toISOString() };
+    esc.updated_at = now.toISOString();
+    const unparked: string[] = [];
+    for (const id of esc.parked_tasks) {
+      const task = draft.tasks[id];
+      if (!task || task.parked_by !== esc.id) continue;
+      delete task.parked_by;
+      if (task.status === "blocked") {
+        const back = unblockTransition(task.previous_status);
+        delete task.previous_status;
+        delete task.blocked_reason;
+        if (back === "todo" || !task.assignee || draft.agents[task.assignee]?.availability !== "active") {
+          // Not held by a working agent: it goes back through dispatch.
+          task.status = "todo";
+          task.queue = {
+            since: now.toISOString(),
+            reason: `unparked by ${esc.id}`,
+            ...(task.assignee ? { preferred_agent: task.assignee } : {}),
+          };
+          delete task.assignee;
+        } else {
+          task.status = back;
+          const agent = draft.agents[task.assignee]!;
+          const notice: MessagePayload = {
+            purpose: "notice",
+            task_id: id,
+            message: {
+              to: agent.session,
+              subject: `DECISION: ${esc.id} resolved for ${id}`,
+              priority: "high",
+              content: {
+                type: "escalation-resolved",
+                message: `The user decided on ${esc.id} (${esc.issue}): ${decision}\nContinue ${id} accordingly.`,
+                context: { type: "escalation-resolved", escalation_id: esc.id, task_id: id, decision },
+              },
+            },
+          };
+          enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>);
+        }
+      }
+      history(task, now, "unparked", `${esc.id} resolved: ${decision}`);
+      enqueueEffect(draft, now, "labels", { task_id: id });
+      unparked.push(id);
+    }
+    recordDecision(draft, now, {
+      action: "resolve-escalation",
+      rule: "the user's answer un-parks the tasks the escalation held",
+      ...(esc.task_id ? { task_id: esc.task_id } : {}),
+      inputs: { escalation_id: esc.id, decision },
+      outcome: unparked.length ? `un-parked ${unparked.join(", ")}` : "no task was parked",
+    });
+    const dispatched = autoDispatchInDraft(draft, now)
+      .filter((o) => o.status === "dispatched")
+      .map((o) => o.task_id);
+    return { escalation: plain(esc) as EscalationRecord, unparked, dispatched };
+  });
+  await flushEffects(rt);
+  return out;
+}

@@ -1,0 +1,500 @@
+import type { Draft } from "immer";
+import { errorMessage } from "../errors.js";
+import type { FullMessage, InboxEntry } from "../clients/aimaestro.js";
+import { normalizeMessageId } from "../clients/aimaestro.js";
+import { chooseReplacement } from "../protocol/assignment.js";
+import { classifyMessage, type Classified } from "../protocol/classify.js";
+import { blockTransition } from "../protocol/kanban.js";
+import { ackVerdict, heartbeatVerdict } from "../protocol/liveness.js";
+import { ackReminderMessage } from "../protocol/messages.js";
+import { cap, oneLine } from "../protocol/text.js";
+import { enqueueEffect, history, plain, recordDecision, recordIncident } from "../state/records.js";
+import type { AgentRecord, MessageOutcome, State, TaskRecord } from "../state/schema.js";
+import { autoDispatchInDraft, dispatchInDraft } from "./dispatch.js";
+import { flushEffects, type MessagePayload } from "./effects.js";
+import { escalateInDraft } from "./escalation.js";
+import { agentBackInDraft, finishOffline, markOfflineInDraft, type OfflineOutcome } from "./offline.js";
+import type { Runtime } from "./runtime.js";
+
+/**
+ * Phase 3, one poll cycle: read the orchestrator's inbox, apply each message to state (marking it
+ * read only after its effect is committed, never processing an id twice), then run the
+ * level-triggered checks: ack deadlines, missed heartbeats, auto-dispatch, undelivered side effects.
+ */
+
+type S = Draft<State>;
+
+export interface ReadMessage {
+  id: string;
+  from: string;
+  subject: string;
+  kind: string;
+  task_id: string | null;
+  outcome: MessageOutcome | "would-apply" | "already-processed";
+  note: string;
+}
+
+export interface ActionDue {
+  tool: string;
+  task_id: string | null;
+  why: string;
+  arguments: Record<string, unknown>;
+}
+
+export interface CycleResult {
+  cycle: number | null;
+  peek: boolean;
+  read: ReadMessage[];
+  changes: string[];
+  actions_due: ActionDue[];
+  warnings: string[];
+}
+
+export async function checkMessages(
+  rt: Runtime,
+  opts: { limit?: number | undefined; peek?: boolean | undefined },
+): Promise<CycleResult> {
+  const limit = opts.limit ?? 50;
+  const warnings: string[] = [];
+  const changes: string[] = [];
+  const read: ReadMessage[] = [];
+  const me = rt.config.orchestrator;
+
+  let inbox: InboxEntry[] = [];
+  let inboxOk = true;
+  try {
+    inbox = (await rt.aimaestro.listUnread(me, 0)).slice().reverse().slice(0, limit); // oldest first
+  } catch (err) {
+    inboxOk = false;
+    warnings.push(`inbox not read: ${errorMessage(err)}`);
+  }
+
+  const senders = new Set<string>();
+  for (const entry of inbox) {
+    const id = normalizeMessageId(entry.id);
+    let full: FullMessage | null;
+    try {
+      full = await rt.aimaestro.getMessage(me, entry.id);
+    } catch (err) {
+      warnings.push(`message ${id} not read: ${errorMessage(err)}`);
+      continue;
+    }
+    if (!full) continue;
+    const classified = classifyMessage({
+      id,
+      from: full.from,
+      subject: typeof full.subject === "string" ? full.subject : "",
+      content: full.content ?? {},
+    });
+    const fromName = senderName(entry, full);
+    if (opts.peek) {
+      const state = await rt.store.read();
+      read.push(
+        describe(
+          id,
+          fromName,
+          full.subject,
+          classified,
+          state.messages[id] ? "already-processed" : "would-apply",
+        ),
+      );
+      continue;
+    }
+    const now = rt.now();
+    const applied = await rt.store.transact((draft) => {
+      if (draft.messages[id])
+        return {
+          outcome: "already-processed" as const,
+          note: "processed before",
+          agent: undefined,
+          offline: undefined,
+        };
+      return applyMessage(draft, now, rt, id, fromName, full!.subject ?? "", classified);
+    });
+    if (applied.agent) senders.add(applied.agent);
+    if (applied.offline) await finishOffline(rt, applied.offline);
+    try {
+      await rt.aimaestro.markRead(me, entry.id);
+    } catch (err) {
+      // Harmless: the id is recorded, so the next cycle skips it and tries marking again.
+      warnings.push(`message ${id} applied but not marked read: ${errorMessage(err)}`);
+    }
+    read.push(describe(id, fromName, full.subject, classified, applied.outcome, applied.note));
+    if (applied.outcome === "applied") changes.push(`${id}: ${applied.note}`);
+  }
+
+  if (opts.peek) {
+    const state = await rt.store.read();
+    return { cycle: null, peek: true, read, changes: [], actions_due: actionsDue(state), warnings };
+  }
+
+  // Presence from AI Maestro; when the hub cannot be asked, nobody is counted as missing a beat.
+  let online: Set<string> | null = null;
+  try {
+    online = new Set(
+      (await rt.aimaestro.listAgents()).filter((a) => a.online).map((a) => a.name.toLowerCase()),
+    );
+  } catch (err) {
+    warnings.push(`agent presence unknown, heartbeats not counted this cycle: ${errorMessage(err)}`);
+  }
+
+  const now = rt.now();
+  const cycle = await rt.store.transact((draft) => {
+    draft.cycle.count += 1;
+    draft.cycle.last_at = now.toISOString();
+    const offline: OfflineOutcome[] = [];
+    if (online && inboxOk) {
+      for (const agent of Object.values(draft.agents)) {
+        const v = heartbeatVerdict(
+          {
+            availability: agent.availability,
+            missed: agent.missed_heartbeats,
+            online: online.has(agent.session.toLowerCase()),
+            messaged: senders.has(agent.id),
+          },
+          rt.config.limits.heartbeat_missed_threshold,
+        );
+        if (v.missed !== agent.missed_heartbeats) agent.missed_heartbeats = v.missed;
+        if (v.missed === 0) agent.last_seen = now.toISOString();
+        if (v.comesBack) {
+          agentBackInDraft(
+            draft,
+            now,
+            agent.id,
+            senders.has(agent.id) ? "sent a message" : "online in AI Maestro",
+          );
+          changes.push(`${agent.id} is back online`);
+        }
+        if (v.goesOffline) {
+          const out = markOfflineInDraft(
+            draft,
+            now,
+            rt.config,
+            agent.id,
+            `missed ${v.missed} consecutive heartbeats`,
+          );
+          offline.push(out);
+          changes.push(describeOffline(out));
+        }
+      }
+    }
+    ackChecks(draft, now, rt, changes);
+    for (const o of autoDispatchInDraft(draft, now)) {
+      if (o.status === "dispatched") changes.push(`dispatched ${o.task_id} to ${o.agent}`);
+    }
+    return { count: draft.cycle.count, offline };
+  });
+  for (const o of cycle.offline) await finishOffline(rt, o);
+
+  const flushed = await flushEffects(rt);
+  for (const f of flushed.filter((x) => !x.ok))
+    warnings.push(`side effect ${f.id} (${f.kind}) failed, will retry: ${f.error}`);
+
+  const state = await rt.store.read();
+  return { cycle: cycle.count, peek: false, read, changes, actions_due: actionsDue(state), warnings };
+}
+
+function senderName(entry: InboxEntry, full: FullMessage): string {
+  const alias = (entry as { fromAlias?: string }).fromAlias;
+  return (alias || full.from || entry.from || "").toLowerCase();
+}
+
+function describe(
+  id: string,
+  from: string,
+  subject: string,
+  c: Classified,
+  outcome: ReadMessage["outcome"],
+  note?: string,
+): ReadMessage {
+  return {
+    id,
+    from: oneLine(from, 100),
+    subject: oneLine(subject ?? "", 200),
+    kind: c.kind,
+    task_id: "task_id" in c && c.task_id ? c.task_id : null,
+    outcome,
+    note: note ?? ("note" in c ? cap(c.note, 300) : c.kind === "unknown" ? c.reason : ""),
+  };
+}
+
+interface Applied {
+  outcome: MessageOutcome;
+  note: string;
+  agent: string | undefined;
+  offline: OfflineOutcome | undefined;
+}
+
+/** Inside a transaction: one inbound message's effect on state, recorded with its outcome. */
+function applyMessage(
+  draft: S,
+  now: Date,
+  rt: Runtime,
+  id: string,
+  from: string,
+  subject: string,
+  c: Classified,
+): Applied {
+  const agent = Object.values(draft.agents).find(
+    (a) => a.session.toLowerCase() === from || a.id.toLowerCase() === from,
+  );
+  const record = (outcome: MessageOutcome, note: string, taskId?: string): Applied => {
+    draft.messages[id] = {
+      id,
+      at: now.toISOString(),
+      from,
+      subject: oneLine(subject, 200),
+      kind: c.kind,
+      ...(taskId ? { task_id: taskId } : {}),
+      outcome,
+      note: cap(note, 500),
+    };
+    return { outcome, note, agent: agent?.id, offline: undefined };
+  };
+
+  if (!agent) {
+    recordDecision(draft, now, {
+      action: "flag-sender",
+      rule: "only roster agents are acted on",
+      inputs: { from, message_id: id, kind: c.kind },
+      outcome: "flagged, not acted on",
+    });
+    return record("flagged", `sender ${from} is not on the roster`);
+  }
+  if (agent.availability === "offline") agentBackInDraft(draft, now, agent.id, `message ${id}`);
+  if (c.kind === "unknown") return record("ignored", c.reason);
+  if (c.kind === "heartbeat") return record("applied", `heartbeat from ${agent.id}`);
+
+  const taskId = c.task_id;
+  const task = taskId ? draft.tasks[taskId] : undefined;
+  if (taskId && !task) return record("ignored", `unknown task ${taskId}`, taskId);
+  if (task && (task.assignee !== agent.id || (c.epoch !== undefined && c.epoch !== task.assignment_epoch))) {
+    recordDecision(draft, now, {
+      action: "quarantine",
+      rule: "rule 2: a message about a task from an agent that no longer holds it is not acted on",
+      task_id: task.task_id,
+      agent: agent.id,
+      inputs: {
+        message_id: id,
+        kind: c.kind,
+        holder: task.assignee ?? null,
+        epoch: c.epoch ?? null,
+        current_epoch: task.assignment_epoch,
+      },
+      outcome: "quarantined",
+    });
+    return record(
+      "quarantined",
+      `${agent.id} does not hold ${task.task_id} (holder: ${task.assignee ?? "nobody"})`,
+      task.task_id,
+    );
+  }
+
+  switch (c.kind) {
+    case "ack":
+      if (!task!.acked_at) {
+        task!.acked_at = now.toISOString();
+        history(task!, now, "acknowledged", `by ${agent.id}`);
+      }
+      return record("applied", `${agent.id} acknowledged ${taskId}`, taskId);
+    case "progress":
+      task!.acked_at ??= now.toISOString();
+      if (c.percent !== undefined) task!.progress_percent = c.percent;
+      task!.progress_note = cap(c.note, 500);
+      if (c.branch) task!.branch = c.branch;
+      history(task!, now, "progress", `${c.percent ?? "?"}% ${oneLine(c.note, 120)}`);
+      return record("applied", `${taskId} at ${c.percent ?? "?"}%`, taskId);
+    case "completion": {
+      task!.acked_at ??= now.toISOString();
+      if (c.branch) task!.branch = c.branch;
+      if (!c.pr_number && !task!.pr_number) {
+        history(task!, now, "completion-without-pr", oneLine(c.note, 200));
+        return record("applied", `${agent.id} reports ${taskId} complete but names no PR`, taskId);
+      }
+      if (c.pr_number) task!.pr_number = c.pr_number;
+      if (task!.status === "in-progress" || task!.status === "ai-review") task!.status = "ai-review";
+      task!.progress_percent = 100;
+      history(task!, now, "completion-report", `PR #${task!.pr_number}: ${oneLine(c.note, 200)}`);
+      enqueueEffect(draft, now, "labels", { task_id: task!.task_id });
+      return record("applied", `${taskId} reported complete with PR #${task!.pr_number}: review it`, taskId);
+    }
+    case "error":
+      recordIncident(draft, now, {
+        ...(taskId ? { task_id: taskId } : {}),
+        kind: "agent-error",
+        occurrence: `reported by ${agent.id}`,
+        description: cap(c.note, 500),
+        action: "reported to the orchestrator for analysis",
+      });
+      if (task) history(task, now, "error-report", oneLine(c.note, 200));
+      return record("applied", `${agent.id} reports an error${taskId ? ` on ${taskId}` : ""}`, taskId);
+    case "blocked": {
+      const t = task!;
+      if (t.status !== "blocked") Object.assign(t, blockTransition(t.status));
+      t.blocked_reason = `${agent.id}: ${oneLine(c.note, 300)}`;
+      history(t, now, "blocked", t.blocked_reason);
+      enqueueEffect(draft, now, "labels", { task_id: t.task_id });
+      const esc = escalateInDraft(draft, now, rt.config, {
+        category: "blocker",
+        task_id: t.task_id,
+        issue: `${t.task_id} is blocked: ${oneLine(c.note, 300)}`,
+        context: `reported by ${agent.id}`,
+        raised_by: agent.id,
+      });
+      return record("applied", `${taskId} blocked; ${esc.escalation.id} queued for the user`, taskId);
+    }
+    case "escalation": {
+      const esc = escalateInDraft(draft, now, rt.config, {
+        category: c.category,
+        ...(taskId ? { task_id: taskId } : {}),
+        issue: oneLine(c.note, 500),
+        context: `raised by ${agent.id} in message ${id}`,
+        raised_by: agent.id,
+      });
+      return record(
+        "applied",
+        `${agent.id} escalated (${c.category}): ${esc.merged ? `merged into ${esc.escalation.id}` : `${esc.escalation.id} ${esc.escalation.level}`}`,
+        taskId,
+      );
+    }
+  }
+}
+
+/** Rule 3: one reminder after `ack_timeout_minutes`, then the task moves on. */
+function ackChecks(draft: S, now: Date, rt: Runtime, changes: string[]): void {
+  for (const task of Object.values(draft.tasks)) {
+    if (task.status !== "in-progress" || !task.assignee) continue;
+    const verdict = ackVerdict(task, now, rt.config.limits.ack_timeout_minutes);
+    if (verdict === "ok") continue;
+    const agent = draft.agents[task.assignee]!;
+    if (verdict === "remind") {
+      task.ack_reminder_at = now.toISOString();
+      const reminder: MessagePayload = {
+        purpose: "notice",
+        task_id: task.task_id,
+        message: ackReminderMessage(plain(task) as TaskRecord, agent.session, task.assignment_epoch),
+      };
+      enqueueEffect(draft, now, "message", reminder as unknown as Record<string, unknown>);
+      history(task, now, "ack-reminder", `to ${agent.id}`);
+      changes.push(`reminded ${agent.id} to acknowledge ${task.task_id}`);
+      continue;
+    }
+    reassignUnresponsive(draft, now, task, agent, changes);
+  }
+}
+
+function reassignUnresponsive(
+  draft: S,
+  now: Date,
+  task: Draft<TaskRecord>,
+  agent: Draft<AgentRecord>,
+  changes: string[],
+): void {
+  recordIncident(draft, now, {
+    task_id: task.task_id,
+    kind: "no-ack",
+    occurrence: "after assignment",
+    description: `${agent.id} did not acknowledge ${task.task_id} after a reminder`,
+    action: "reassigned",
+  });
+  const others = Object.values(draft.agents).filter((a) => a.id !== agent.id);
+  const choice = chooseReplacement(task, agent, others, Object.values(draft.tasks));
+  recordDecision(draft, now, {
+    action: "reassign",
+    rule: "rule 3: no acknowledgement after the reminder window: the agent is unresponsive for this task",
+    task_id: task.task_id,
+    agent: agent.id,
+    inputs: { assigned_at: task.assigned_at ?? null, reminder_at: task.ack_reminder_at ?? null },
+    outcome: choice.agent !== null ? `to ${choice.agent}` : `queued: ${choice.reason}`,
+  });
+  if (!task.previous_assignees.includes(agent.id)) task.previous_assignees.push(agent.id);
+  if (choice.agent !== null) {
+    const out = dispatchInDraft(draft, now, task.task_id, { preferred: choice.agent });
+    changes.push(
+      out.status === "dispatched"
+        ? `reassigned ${task.task_id} from unresponsive ${agent.id} to ${out.agent}`
+        : `queued ${task.task_id}: ${out.reason}`,
+    );
+    return;
+  }
+  delete task.assignee;
+  task.status = "todo";
+  task.queue = { since: now.toISOString(), reason: `${agent.id} did not acknowledge; ${choice.reason}` };
+  history(task, now, "queued", task.queue.reason);
+  enqueueEffect(draft, now, "labels", { task_id: task.task_id });
+  changes.push(`queued ${task.task_id}: ${task.queue.reason}`);
+}
+
+function describeOffline(o: OfflineOutcome): string {
+  const parts = [`${o.agent} marked offline`];
+  for (const r of o.reassigned) parts.push(`${r.task_id} → ${r.to}`);
+  for (const q of o.queued) parts.push(`${q.task_id} queued`);
+  if (o.halted) parts.push("every agent offline: assignment halted, user paged");
+  return parts.join("; ");
+}
+
+/** What the orchestrator should do next, derived from state (level-triggered, never stored). */
+export function actionsDue(state: Readonly<State>): ActionDue[] {
+  const out: ActionDue[] = [];
+  const session = state.sessions.find((s) => s.id === state.current_session_id);
+  if (!session) return [{ tool: "start_session", task_id: null, why: "no session yet", arguments: {} }];
+  if (session.status === "awaiting_approval") {
+    return [
+      {
+        tool: "start_session",
+        task_id: null,
+        why: "the confirmation awaits the user's approval",
+        arguments: { session_id: session.id, approve: true },
+      },
+    ];
+  }
+  for (const id of session.task_ids) {
+    const t = state.tasks[id];
+    if (!t) continue;
+    if (t.status === "ai-review" && t.pr_number) {
+      const review = Object.values(state.reviews)
+        .filter((r) => r.task_id === id && r.pr_number === t.pr_number)
+        .sort((a, b) => b.at.localeCompare(a.at))[0];
+      const awaiting = review?.decision === "awaiting_assessment";
+      out.push({
+        tool: "review_pr",
+        task_id: id,
+        why: awaiting
+          ? `PR #${t.pr_number} passed the mechanical checks so far: give your spec_assessment`
+          : `review PR #${t.pr_number} for ${id}`,
+        arguments: { pr_number: t.pr_number, task_id: id },
+      });
+    } else if (t.status === "todo" && !t.queue && !t.parked_by) {
+      out.push({
+        tool: "assign_task",
+        task_id: id,
+        why: `${id} is approved but not assigned`,
+        arguments: { task_id: id },
+      });
+    }
+  }
+  for (const e of state.escalations) {
+    if (e.status === "open" && e.delivery.status !== "delivered") {
+      out.push({
+        tool: "check_messages",
+        task_id: e.task_id ?? null,
+        why: `escalation ${e.id} is not delivered yet (${e.delivery.last_error ?? "pending"}); it is retried every cycle`,
+        arguments: {},
+      });
+    }
+  }
+  if (
+    session.status !== "complete" &&
+    session.task_ids.every((id) =>
+      ["done", "human-review", "blocked"].includes(state.tasks[id]?.status ?? ""),
+    )
+  ) {
+    out.push({
+      tool: "write_report",
+      task_id: null,
+      why: "every task is done, at human review or blocked",
+      arguments: { session_id: session.id },
+    });
+  }
+  return out;
+}

@@ -1,0 +1,184 @@
+import { createHash } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Clock } from "../clock.js";
+import { type Config, secretsOf } from "../config.js";
+import { EoaError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { StateStore } from "../state/store.js";
+import type { AiMaestroClient } from "../clients/aimaestro.js";
+import type { GitHubClient } from "../clients/github.js";
+import type { GitMirror } from "../clients/git.js";
+import { redactSecrets } from "../protocol/secrets.js";
+
+export interface RuntimeDeps {
+  config: Config;
+  store: StateStore;
+  clock: Clock;
+  logger: Logger;
+  aimaestro: AiMaestroClient;
+  /** Absent when no repository is configured: GitHub-backed features answer with a clear error. */
+  github?: GitHubClient | undefined;
+  git?: GitMirror | undefined;
+}
+
+/** How long a pending idempotency record blocks a replay before it counts as abandoned (a crash). */
+const IDEMPOTENCY_PENDING_MS = 10 * 60_000;
+
+/**
+ * What every tool and engine operation is handed: config, state, clock, clients, plus the few
+ * cross-cutting helpers (redaction, idempotency, snapshots).
+ */
+export class Runtime {
+  readonly config: Config;
+  readonly store: StateStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly aimaestro: AiMaestroClient;
+  private readonly _github: GitHubClient | undefined;
+  private readonly _git: GitMirror | undefined;
+  private readonly secrets: string[];
+  /** Listeners for resources that are not in the state file (reports). */
+  readonly extraUpdates = new Set<(uri: string) => void>();
+
+  constructor(deps: RuntimeDeps) {
+    this.config = deps.config;
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.logger = deps.logger;
+    this.aimaestro = deps.aimaestro;
+    this._github = deps.github;
+    this._git = deps.git;
+    this.secrets = secretsOf(deps.config);
+  }
+
+  get github(): GitHubClient {
+    if (!this._github) {
+      throw new EoaError(
+        "GITHUB_NOT_CONFIGURED",
+        "no GitHub repository is configured",
+        "set EOA_REPO=owner/name and GITHUB_TOKEN (or github.repo / github.token in eoa.config.json), then restart the server",
+      );
+    }
+    return this._github;
+  }
+
+  get hasGithub(): boolean {
+    return this._github !== undefined;
+  }
+
+  get git(): GitMirror {
+    if (!this._git) {
+      throw new EoaError(
+        "GIT_NOT_CONFIGURED",
+        "no git remote is configured",
+        "set EOA_REPO (the remote defaults to GitHub's) or EOA_GIT_REMOTE, then restart the server",
+      );
+    }
+    return this._git;
+  }
+
+  private registration: Promise<unknown> | undefined;
+
+  /** The orchestrator must be a registered AI Maestro agent, or its messages arrive marked unverified. */
+  async orchestratorReady(): Promise<void> {
+    this.registration ??= this.aimaestro.ensureRegistered(this.config.orchestrator).catch((err: unknown) => {
+      this.registration = undefined;
+      throw err;
+    });
+    await this.registration;
+  }
+
+  now(): Date {
+    return this.clock.now();
+  }
+
+  /** Removes every configured secret (and anything shaped like a token) from text bound for output. */
+  redact(text: string): string {
+    return redactSecrets(text, this.secrets);
+  }
+
+  notifyExtra(uri: string): void {
+    for (const l of this.extraUpdates) l(uri);
+  }
+
+  /**
+   * Runs `fn` once per (tool, key). A replay returns the first result; a replay while the first
+   * call is still running is refused; a failed call leaves no record, so it can be retried.
+   */
+  async idempotent<T>(tool: string, key: string, args: unknown, fn: () => Promise<T>): Promise<T> {
+    const id = `${tool}:${key}`;
+    const argsHash = hash(args);
+    const now = this.now();
+    const prior = await this.store.transact((draft) => {
+      const rec = draft.idempotency[id];
+      if (rec?.status === "done") return rec;
+      if (rec?.status === "pending" && now.getTime() - new Date(rec.at).getTime() < IDEMPOTENCY_PENDING_MS) {
+        return rec;
+      }
+      draft.idempotency[id] = {
+        tool,
+        status: "pending",
+        at: now.toISOString(),
+        result: { args_hash: argsHash },
+      };
+      return undefined;
+    });
+    if (prior?.status === "done") {
+      const stored = prior.result as { args_hash: string; value: T };
+      if (stored.args_hash !== argsHash) {
+        throw new EoaError(
+          "IDEMPOTENCY_KEY_REUSED",
+          `idempotency_key ${JSON.stringify(key)} was already used for a different ${tool} call`,
+          "use a fresh idempotency_key for a different call",
+        );
+      }
+      return stored.value;
+    }
+    if (prior?.status === "pending") {
+      throw new EoaError(
+        "IDEMPOTENCY_IN_PROGRESS",
+        `a ${tool} call with idempotency_key ${JSON.stringify(key)} is still running`,
+        "wait for the first call to finish, then replay to read its result",
+      );
+    }
+    let value: T;
+    try {
+      value = await fn();
+    } catch (err) {
+      await this.store.transact((draft) => {
+        delete draft.idempotency[id];
+      });
+      throw err;
+    }
+    const failed = (value as { isError?: boolean }).isError === true;
+    await this.store.transact((draft) => {
+      if (failed) delete draft.idempotency[id];
+      else
+        draft.idempotency[id] = {
+          tool,
+          status: "done",
+          at: now.toISOString(),
+          result: { args_hash: argsHash, value },
+        };
+    });
+    return value;
+  }
+
+  /** A copy of the state file for the user to inspect later (e.g. when every agent went offline). */
+  async snapshot(reason: string): Promise<string> {
+    const state = await this.store.read();
+    const dir = join(this.config.stateDir, "snapshots");
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, `${this.now().toISOString().replace(/[:.]/g, "-")}.json`);
+    await writeFile(file, JSON.stringify({ reason, taken_at: this.now().toISOString(), state }, null, 2));
+    return file;
+  }
+}
+
+function hash(v: unknown): string {
+  return createHash("sha256")
+    .update(JSON.stringify(v ?? null))
+    .digest("hex")
+    .slice(0, 16);
+}

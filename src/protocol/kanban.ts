@@ -1,0 +1,55 @@
+import type { KanbanColumn } from "../state/schema.js";
+import { KANBAN_COLUMNS } from "../state/schema.js";
+
+/**
+ * Rule 7: the kanban lives in `status:<column>` labels (exactly one) and `assign:<agent>` labels
+ * (at most one, none once the task is done).
+ */
+
+export const STATUS_PREFIX = "status:";
+export const ASSIGN_PREFIX = "assign:";
+
+/** The label set an issue should carry: its other labels kept, status and assignee replaced. */
+export function kanbanLabels(
+  current: readonly string[],
+  status: KanbanColumn,
+  assignee: string | undefined,
+): string[] {
+  const kept = current.filter((l) => !l.startsWith(STATUS_PREFIX) && !l.startsWith(ASSIGN_PREFIX));
+  const out = [...kept, `${STATUS_PREFIX}${status}`];
+  if (assignee && status !== "done") out.push(`${ASSIGN_PREFIX}${assignee}`);
+  return out;
+}
+
+/** The Projects v2 Status option for a column ("in-progress" → "In Progress"). */
+export function projectStatusName(column: KanbanColumn): string {
+  return column
+    .split("-")
+    .map((w) => w[0]!.toUpperCase() + w.slice(1))
+    .join(" ");
+}
+
+/** Matches a project's Status option to a column, tolerating "In progress", "In-Progress", "AI Review". */
+export function matchStatusOption<T extends { name: string }>(
+  options: readonly T[],
+  column: KanbanColumn,
+): T | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[^a-z]/g, "");
+  return options.find((o) => norm(o.name) === norm(column));
+}
+
+export function isColumn(value: string): value is KanbanColumn {
+  return (KANBAN_COLUMNS as readonly string[]).includes(value);
+}
+
+/** Blocking records where the task was; unblocking goes back there. */
+export function blockTransition(status: KanbanColumn): {
+  status: KanbanColumn;
+  previous_status: KanbanColumn;
+} {
+  return { status: "blocked", previous_status: status === "blocked" ? "todo" : status };
+}
+
+export function unblockTransition(previous: KanbanColumn | undefined): KanbanColumn {
+  return previous && previous !== "blocked" ? previous : "todo";
+}

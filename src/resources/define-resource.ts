@@ -1,0 +1,29 @@
+import type { Runtime } from "../engine/runtime.js";
+import type { ReadonlyState } from "../state/store.js";
+
+/**
+ * A resource: its URI (or URI template), what it shows, and which top-level state keys change it,
+ * so that `notifications/resources/updated` goes out exactly when a subscriber's view changed.
+ */
+export interface ResourceDefinition {
+  name: string;
+  uri: string;
+  title: string;
+  description: string;
+  mimeType: "application/json" | "text/markdown";
+  /** State keys whose change updates this resource; "*" for any. */
+  dependsOn: readonly string[];
+  read(
+    rt: Runtime,
+    state: ReadonlyState,
+    params: Record<string, string>,
+  ): Promise<string | null> | string | null;
+  /** For templates: the concrete URIs to list. */
+  list?(state: ReadonlyState): string[];
+}
+
+export function defineResource(def: ResourceDefinition): ResourceDefinition {
+  return def;
+}
+
+export const json = (value: unknown) => JSON.stringify(value, null, 2);

@@ -1,0 +1,13 @@
+import { defineResource, json } from "./define-resource.js";
+import { escalationsView } from "./views.js";
+
+export const escalationsResource = defineResource({
+  name: "escalations",
+  uri: "eoa://escalations",
+  title: "Escalations",
+  description:
+    "Open escalations first, ordered security first, then blockers by retry count, then task priority, then age; then resolved ones.",
+  mimeType: "application/json",
+  dependsOn: ["escalations"],
+  read: (_rt, state) => json(escalationsView(state)),
+});

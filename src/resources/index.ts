@@ -1,0 +1,18 @@
+import type { ResourceDefinition } from "./define-resource.js";
+import { configResource } from "./config.js";
+import { decisionsResource } from "./decisions.js";
+import { escalationsResource } from "./escalations.js";
+import { rosterMarkdownResource, rosterResource } from "./roster.js";
+import { sessionResource } from "./session.js";
+import { taskResource, tasksResource } from "./tasks.js";
+
+export const resources: readonly ResourceDefinition[] = [
+  rosterResource,
+  rosterMarkdownResource,
+  sessionResource,
+  tasksResource,
+  taskResource,
+  escalationsResource,
+  decisionsResource,
+  configResource,
+];

@@ -1,0 +1,133 @@
+import { agentLoad } from "../protocol/assignment.js";
+import { escalationOrder } from "../protocol/escalation.js";
+import type { ReadonlyState } from "../state/store.js";
+import type { TaskRecord } from "../state/schema.js";
+
+/** Read models behind the resources: derived values (load, busy, completion) computed here, never stored. */
+
+export function rosterView(state: ReadonlyState) {
+  const tasks = Object.values(state.tasks);
+  return Object.values(state.agents).map((a) => {
+    const load = agentLoad(a.id, tasks);
+    return {
+      id: a.id,
+      session: a.session,
+      capabilities: [...a.capabilities],
+      max_concurrent_tasks: a.max_concurrent_tasks,
+      backup: [...a.backup],
+      availability: a.availability === "active" && load >= a.max_concurrent_tasks ? "busy" : a.availability,
+      load,
+      missed_heartbeats: a.missed_heartbeats,
+      ...(a.last_seen ? { last_seen: a.last_seen } : {}),
+      ...(a.offline_since ? { offline_since: a.offline_since, offline_reason: a.offline_reason } : {}),
+      tasks: tasks
+        .filter((t) => t.assignee === a.id && t.status !== "done")
+        .map((t) => `${t.task_id} (${t.status})`),
+    };
+  });
+}
+
+export function currentSession(state: ReadonlyState) {
+  return state.sessions.find((s) => s.id === state.current_session_id) ?? null;
+}
+
+export function sessionView(state: ReadonlyState) {
+  const s = currentSession(state);
+  if (!s) return { session: null, hint: "no session yet: call start_session" };
+  const counts: Record<string, number> = {};
+  for (const id of s.task_ids) {
+    const st = state.tasks[id]?.status ?? "missing";
+    counts[st] = (counts[st] ?? 0) + 1;
+  }
+  return {
+    session: s,
+    task_counts: counts,
+    open_escalations: state.escalations.filter((e) => e.status === "open").length,
+    poll_cycles: state.cycle.count,
+    last_cycle_at: state.cycle.last_at ?? null,
+  };
+}
+
+export function taskSummary(t: TaskRecord) {
+  return {
+    task_id: t.task_id,
+    title: t.title,
+    priority: t.priority,
+    status: t.status,
+    assignee: t.assignee ?? null,
+    depends_on: [...t.depends_on],
+    pr_number: t.pr_number ?? null,
+    progress_percent: t.status === "done" ? 100 : (t.progress_percent ?? 0),
+    queued: t.queue ? t.queue.reason : null,
+    blocked: t.status === "blocked" ? (t.blocked_reason ?? null) : null,
+  };
+}
+
+/** Tasks of the current session (earlier sessions' finished work stays out of the listing). */
+export function tasksView(state: ReadonlyState) {
+  const s = currentSession(state);
+  const ids = s ? s.task_ids : [];
+  return {
+    session_id: s?.id ?? null,
+    total_in_state: Object.keys(state.tasks).length,
+    tasks: ids
+      .map((id) => state.tasks[id])
+      .filter((t): t is TaskRecord => !!t)
+      .map(taskSummary),
+  };
+}
+
+export function taskView(state: ReadonlyState, taskId: string) {
+  const t = state.tasks[taskId];
+  if (!t) return null;
+  const reviews = Object.values(state.reviews)
+    .filter((r) => r.task_id === taskId)
+    .sort((a, b) => a.at.localeCompare(b.at));
+  const last = reviews.at(-1);
+  return {
+    ...t,
+    completion: {
+      percent: t.status === "done" ? 100 : (t.progress_percent ?? 0),
+      done: t.status === "done",
+      criteria: t.completion_criteria.map((c) => ({
+        criterion: c,
+        verified: t.status === "done" || last?.gate1 === "pass",
+      })),
+      last_review: last
+        ? {
+            pr_number: last.pr_number,
+            head_sha: last.head_sha,
+            gate1: last.gate1,
+            gate2: last.gate2,
+            decision: last.decision,
+            at: last.at,
+          }
+        : null,
+    },
+    reviews: reviews.map((r) => ({
+      key: r.key,
+      decision: r.decision,
+      at: r.at,
+      findings: r.findings.length,
+    })),
+  };
+}
+
+export function escalationsView(state: ReadonlyState) {
+  const priorityOf = (id: string | undefined) => (id ? state.tasks[id]?.priority : undefined);
+  const sorted = [...state.escalations].sort(escalationOrder(priorityOf));
+  return {
+    open: sorted.filter((e) => e.status === "open"),
+    resolved: sorted.filter((e) => e.status === "resolved"),
+  };
+}
+
+export const DECISIONS_SHOWN = 500;
+
+export function decisionsView(state: ReadonlyState) {
+  return {
+    total: state.decisions.length,
+    shown: Math.min(DECISIONS_SHOWN, state.decisions.length),
+    decisions: state.decisions.slice(-DECISIONS_SHOWN),
+  };
+}

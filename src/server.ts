@@ -1,0 +1,153 @@
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
+import {
+  ErrorCode,
+  McpError,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+import { Runtime, type RuntimeDeps } from "./engine/runtime.js";
+import type { LogLevel, LogSink } from "./log.js";
+import { prompts, SERVER_INSTRUCTIONS } from "./prompts/index.js";
+import type { ResourceDefinition } from "./resources/define-resource.js";
+import { resources } from "./resources/index.js";
+import type { StateChange } from "./state/store.js";
+import { registerTools } from "./tools/define-tool.js";
+import { tools } from "./tools/index.js";
+import { VERSION } from "./version.js";
+
+export interface ServerOptions {
+  /** Log sinks shared with the runtime's logger; the server adds one that forwards to MCP logging. */
+  logSinks?: Set<LogSink>;
+  /** How often to look for writes by other processes sharing the state directory (ms). */
+  externalPollMs?: number;
+}
+
+export interface EoaServer {
+  server: McpServer;
+  rt: Runtime;
+  close(): Promise<void>;
+}
+
+/** Builds one MCP server from injected dependencies (store, clients, clock); transports live elsewhere. */
+export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = {}): EoaServer {
+  const rt = deps instanceof Runtime ? deps : new Runtime(deps);
+  const server = new McpServer(
+    { name: "eoa-mcp", title: "EOA autonomous operation", version: VERSION },
+    { capabilities: { logging: {} }, instructions: SERVER_INSTRUCTIONS },
+  );
+
+  registerTools(server, tools, rt);
+  for (const def of resources) registerResource(server, rt, def);
+  for (const p of prompts) {
+    server.registerPrompt(
+      p.name,
+      { title: p.title, description: p.description, argsSchema: p.args },
+      (args) => ({
+        description: p.description,
+        messages: [
+          {
+            role: "user",
+            content: { type: "text", text: p.render(args as Record<string, string | undefined>) },
+          },
+        ],
+      }),
+    );
+  }
+
+  // Subscriptions: McpServer does not track them, so the low-level server does.
+  const subscribed = new Set<string>();
+  server.server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
+  server.server.setRequestHandler(SubscribeRequestSchema, (req) => {
+    subscribed.add(req.params.uri);
+    return {};
+  });
+  server.server.setRequestHandler(UnsubscribeRequestSchema, (req) => {
+    subscribed.delete(req.params.uri);
+    return {};
+  });
+  const notify = (uri: string) => {
+    if (subscribed.has(uri)) server.server.sendResourceUpdated({ uri }).catch(() => undefined);
+  };
+  const offChange = rt.store.onChange((change) => {
+    for (const uri of subscribed) if (affects(uri, change)) notify(uri);
+  });
+  const onExtra = (uri: string) => notify(uri);
+  rt.extraUpdates.add(onExtra);
+
+  // Other server processes may write the same state directory: tell subscribers when they do.
+  const poll = setInterval(() => {
+    if (subscribed.size === 0) return;
+    rt.store
+      .changedElsewhere()
+      .then((changed) => {
+        if (changed) for (const uri of subscribed) notify(uri);
+      })
+      .catch(() => undefined);
+  }, opts.externalPollMs ?? 1000);
+  poll.unref();
+
+  const sink: LogSink = (level: LogLevel, logger: string, data: unknown) => {
+    // Nothing may precede the initialize answer; getClientVersion is set by initialize.
+    if (!server.isConnected() || !server.server.getClientVersion()) return;
+    server.server.sendLoggingMessage({ level, logger, data }).catch(() => undefined);
+  };
+  opts.logSinks?.add(sink);
+
+  return {
+    server,
+    rt,
+    async close() {
+      clearInterval(poll);
+      offChange();
+      rt.extraUpdates.delete(onExtra);
+      opts.logSinks?.delete(sink);
+      await server.close();
+    },
+  };
+}
+
+function registerResource(server: McpServer, rt: Runtime, def: ResourceDefinition): void {
+  const meta = { title: def.title, description: def.description, mimeType: def.mimeType };
+  const read = async (uri: URL, params: Record<string, string>) => {
+    const state = await rt.store.read();
+    const text = await def.read(rt, state, params);
+    if (text === null) {
+      throw new McpError(
+        ErrorCode.InvalidParams,
+        `resource not found: ${uri.href}; list resources for the known ones`,
+      );
+    }
+    return { contents: [{ uri: uri.href, mimeType: def.mimeType, text: rt.redact(text) }] };
+  };
+  if (def.uri.includes("{")) {
+    const template = new ResourceTemplate(def.uri, {
+      list: async () => {
+        const state = await rt.store.read();
+        return {
+          resources: (def.list?.(state) ?? []).map((uri) => ({
+            uri,
+            name: uri.replace("eoa://", ""),
+            mimeType: def.mimeType,
+          })),
+        };
+      },
+    });
+    server.registerResource(def.name, template, meta, (uri, variables) =>
+      read(
+        uri,
+        Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, decodeURIComponent(String(v))])),
+      ),
+    );
+  } else {
+    server.registerResource(def.name, def.uri, meta, (uri) => read(uri, {}));
+  }
+}
+
+/** Whether a change to the state touches what a subscribed URI shows. */
+function affects(uri: string, change: StateChange): boolean {
+  const task = /^eoa:\/\/tasks\/(.+)$/.exec(uri);
+  if (task) return change.taskIds.has(decodeURIComponent(task[1]!)) || change.keys.has("reviews");
+  const def = resources.find((r) => r.uri === uri);
+  if (!def) return false;
+  return def.dependsOn.includes("*") || def.dependsOn.some((k) => change.keys.has(k));
+}

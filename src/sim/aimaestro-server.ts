@@ -1,0 +1,489 @@
+/**
+ * An in-memory AI Maestro stand-in on loopback, for tests and `eoa-mcp simulate`. It answers the
+ * subset of the hub's API that eoa-mcp speaks, odd parts included (see AI-MAESTRO.md): 201 on send
+ * with only `type`/`message`/`context` of the content kept, 500 for an unknown recipient, wrapped
+ * text from unregistered senders, list previews cut at 100 characters, heartbeat presence for 120 s.
+ * Test controls simulate presence, faults (5xx, slowness, the hub being down) and inbound messages.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { systemClock, type Clock } from "../clock.js";
+
+export interface StoredContent {
+  type: string;
+  message: string;
+  context?: Record<string, unknown>;
+}
+
+export interface StoredMessage {
+  id: string;
+  from: string;
+  fromAlias: string;
+  fromHost: string;
+  fromVerified: boolean;
+  to: string;
+  timestamp: string;
+  subject: string;
+  priority: string;
+  status: "unread" | "read" | "archived";
+  content: StoredContent;
+  inReplyTo?: string;
+}
+
+export interface InjectedMessage {
+  from: string;
+  to: string;
+  subject: string;
+  priority?: string;
+  content: StoredContent;
+  inReplyTo?: string;
+}
+
+export interface RecordedCall {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  body: unknown;
+}
+
+export interface Fault {
+  /** Stop listening and drop open connections: clients see ECONNREFUSED until cleared. */
+  down?: boolean;
+  /** Answer every affected request with this status (e.g. 500, 503). */
+  status?: number;
+  /** Hold every affected request this long before handling it. */
+  delayMs?: number;
+  /** How many requests the status/delay applies to; unlimited when absent. */
+  count?: number;
+}
+
+export interface StandInAgent {
+  id: string;
+  name: string;
+}
+
+export interface AiMaestroStandIn {
+  readonly url: string;
+  /** Every request received, in order (faulted ones included). */
+  readonly calls: RecordedCall[];
+  /** The request body of every accepted send, as the client sent it. */
+  readonly sent: unknown[];
+  close(): Promise<void>;
+  registerAgent(name: string): StandInAgent;
+  /** tmux-like presence, independent of heartbeats. */
+  setOnline(name: string, online: boolean): void;
+  setHealthy(healthy: boolean): void;
+  /** A copy of every message in `name`'s inbox, oldest first, with full content. */
+  messagesFor(name: string): StoredMessage[];
+  /** Delivers as a send would (sender wrapping included) but to any name, registered or not. */
+  inject(message: InjectedMessage): StoredMessage;
+  setFault(fault: Fault): Promise<void>;
+  clearFault(): Promise<void>;
+}
+
+export interface AiMaestroServerOptions {
+  port?: number;
+  host?: string;
+  token?: string;
+  clock?: Clock;
+  version?: string;
+  /** Give ids the AMP spelling `msg_<ms>_<x>`. */
+  ampIds?: boolean;
+}
+
+interface AgentRecord extends StandInAgent {
+  program?: string;
+  taskDescription?: string;
+  createdAt: string;
+  tmuxOnline: boolean;
+  lastHeartbeatMs?: number;
+}
+
+interface Reply {
+  status: number;
+  body: unknown;
+}
+
+const HEARTBEAT_TTL_MS = 120_000;
+const PREVIEW_CHARS = 100;
+const DEFAULT_LIST_LIMIT = 25;
+const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): Promise<AiMaestroStandIn> {
+  const host = opts.host ?? "127.0.0.1";
+  const clock = opts.clock ?? systemClock;
+  const version = opts.version ?? "0.36.36";
+  const agents = new Map<string, AgentRecord>();
+  const inboxes = new Map<string, StoredMessage[]>();
+  const calls: RecordedCall[] = [];
+  const sent: unknown[] = [];
+  let healthy = true;
+  let fault: Fault | undefined;
+
+  const findAgent = (nameOrId: string): AgentRecord | undefined =>
+    agents.get(nameOrId.toLowerCase()) ?? [...agents.values()].find((a) => a.id === nameOrId);
+
+  const isOnline = (a: AgentRecord): boolean =>
+    a.tmuxOnline ||
+    (a.lastHeartbeatMs !== undefined && clock.now().getTime() - a.lastHeartbeatMs < HEARTBEAT_TTL_MS);
+
+  const register = (name: string, program?: string, taskDescription?: string): AgentRecord => {
+    const record: AgentRecord = {
+      id: randomUUID(),
+      name: name.toLowerCase(),
+      program,
+      taskDescription,
+      createdAt: clock.now().toISOString(),
+      tmuxOnline: false,
+    };
+    agents.set(record.name, record);
+    return record;
+  };
+
+  const newId = (): string => {
+    const ms = clock.now().getTime();
+    const suffix = Math.random().toString(36).slice(2, 9).padEnd(7, "0");
+    return opts.ampIds ? `msg_${ms}_${suffix}` : `msg-${ms}-${suffix}`;
+  };
+
+  const deliver = (msg: InjectedMessage, recipient: string): StoredMessage => {
+    const sender = findAgent(msg.from);
+    const senderName = sender?.name ?? msg.from;
+    // The hub marks text from senders it cannot vouch for, so agents treat it as data.
+    const text = sender
+      ? msg.content.message
+      : `<external-content source="agent" sender="${senderName}" trust="none">\n${msg.content.message}\n</external-content>`;
+    const content: StoredContent = { type: msg.content.type, message: text };
+    if (msg.content.context !== undefined) content.context = structuredClone(msg.content.context);
+    const stored: StoredMessage = {
+      id: newId(),
+      from: senderName,
+      fromAlias: senderName,
+      fromHost: "local",
+      fromVerified: sender !== undefined,
+      to: recipient,
+      timestamp: clock.now().toISOString(),
+      subject: msg.subject,
+      priority: msg.priority ?? "normal",
+      status: "unread",
+      content,
+    };
+    if (msg.inReplyTo) stored.inReplyTo = msg.inReplyTo;
+    const inbox = inboxes.get(recipient) ?? [];
+    inbox.push(stored);
+    inboxes.set(recipient, inbox);
+    return stored;
+  };
+
+  const inboxOf = (agent: string | undefined): StoredMessage[] | undefined => {
+    if (!agent) return undefined;
+    return inboxes.get(findAgent(agent)?.name ?? agent.toLowerCase());
+  };
+
+  const notFound = (what: string): Reply => ({
+    status: 404,
+    body: { error: "not_found", message: `${what} not found` },
+  });
+
+  const routes = {
+    health: (): Reply =>
+      healthy
+        ? { status: 200, body: { status: "healthy", version, uptime: process.uptime() } }
+        : { status: 503, body: { status: "unhealthy", version } },
+
+    listAgents: (): Reply => ({
+      status: 200,
+      body: {
+        agents: [...agents.values()].map((a) => ({
+          id: a.id,
+          name: a.name,
+          program: a.program,
+          taskDescription: a.taskDescription,
+          createdAt: a.createdAt,
+          session: { status: isOnline(a) ? "online" : "offline" },
+        })),
+      },
+    }),
+
+    registerAgent: (body: Record<string, unknown>): Reply => {
+      const name = body.name;
+      if (typeof name !== "string" || name.trim() === "") {
+        return { status: 400, body: { error: "Agent name is required" } };
+      }
+      if (agents.has(name.toLowerCase())) {
+        return { status: 400, body: { error: `Agent "${name.toLowerCase()}" already exists` } };
+      }
+      const program = typeof body.program === "string" ? body.program : undefined;
+      const task = typeof body.taskDescription === "string" ? body.taskDescription : undefined;
+      const a = register(name, program, task);
+      return { status: 201, body: { agent: { ...a, session: { status: "offline" } } } };
+    },
+
+    heartbeat: (nameOrId: string): Reply => {
+      const a = findAgent(nameOrId);
+      if (a) a.lastHeartbeatMs = clock.now().getTime();
+      return { status: 200, body: { success: true } };
+    },
+
+    resolve: (name: string | undefined): Reply => {
+      const a = name ? findAgent(name) : undefined;
+      if (!a) return notFound(`Agent "${name ?? ""}"`);
+      return { status: 200, body: { resolved: { agentId: a.id, alias: a.name, hostId: "local" } } };
+    },
+
+    send: (body: Record<string, unknown>): Reply => {
+      const { from, to, subject, content } = body;
+      if (!from || !to || !subject || !content) {
+        return {
+          status: 400,
+          body: { error: "invalid_request", message: "Missing required fields: from, to, subject, content" },
+        };
+      }
+      const c = content as Record<string, unknown>;
+      if (typeof c !== "object" || !c.type || !c.message) {
+        return {
+          status: 400,
+          body: { error: "invalid_request", message: "Content must have type and message fields" },
+        };
+      }
+      const recipient = findAgent(String(to));
+      if (!recipient) {
+        return {
+          status: 500,
+          body: {
+            error: "operation_failed",
+            message: `Failed to send message to "${String(to)}": No recipient agent UUID`,
+          },
+        };
+      }
+      const context =
+        c.context && typeof c.context === "object" ? (c.context as Record<string, unknown>) : undefined;
+      const stored = deliver(
+        {
+          from: String(from),
+          to: recipient.name,
+          subject: String(subject),
+          priority: typeof body.priority === "string" ? body.priority : undefined,
+          content: { type: String(c.type), message: String(c.message), context },
+          inReplyTo: typeof body.inReplyTo === "string" ? body.inReplyTo : undefined,
+        },
+        recipient.name,
+      );
+      sent.push(body);
+      // The reply echoes the whole content as sent; only the stored copy is trimmed.
+      const reply = {
+        ...stored,
+        from: findAgent(stored.from)?.id ?? stored.from,
+        to: recipient.id,
+        content: structuredClone(content),
+      };
+      return { status: 201, body: { message: reply, notified: false } };
+    },
+
+    list: (query: Record<string, string>): Reply => {
+      const limitParam = query.limit === undefined ? DEFAULT_LIST_LIMIT : Number(query.limit);
+      const limit = Number.isFinite(limitParam) && limitParam >= 0 ? limitParam : DEFAULT_LIST_LIMIT;
+      const all = (inboxOf(query.agent) ?? [])
+        .map((m, index) => ({ m, index }))
+        .filter(({ m }) => !query.status || m.status === query.status)
+        // Newest first; arrival order breaks ties (a fake clock gives equal timestamps).
+        .sort((a, b) => b.m.timestamp.localeCompare(a.m.timestamp) || b.index - a.index)
+        .map(({ m }) => m);
+      const page = limit === 0 ? all : all.slice(0, limit);
+      return {
+        status: 200,
+        body: {
+          messages: page.map((m) => ({
+            id: m.id,
+            from: m.from,
+            fromAlias: m.fromAlias,
+            fromHost: m.fromHost,
+            to: m.to,
+            timestamp: m.timestamp,
+            subject: m.subject,
+            priority: m.priority,
+            status: m.status,
+            type: m.content.type,
+            preview: m.content.message.slice(0, PREVIEW_CHARS),
+          })),
+          limit,
+        },
+      };
+    },
+
+    getOne: (query: Record<string, string>): Reply => {
+      const m = inboxOf(query.agent)?.find((x) => x.id === query.id);
+      return m ? { status: 200, body: structuredClone(m) } : notFound(`Message ${query.id ?? ""}`);
+    },
+
+    update: (query: Record<string, string>): Reply => {
+      const m = inboxOf(query.agent)?.find((x) => x.id === query.id);
+      if (!m) return notFound(`Message ${query.id ?? ""}`);
+      if (query.action === "read") m.status = "read";
+      else if (query.action === "archive") m.status = "archived";
+      else
+        return { status: 400, body: { error: "invalid_request", message: "action must be read or archive" } };
+      return { status: 200, body: { success: true } };
+    },
+
+    remove: (query: Record<string, string>): Reply => {
+      const inbox = inboxOf(query.agent);
+      const index = inbox?.findIndex((x) => x.id === query.id) ?? -1;
+      if (!inbox || index < 0) return notFound(`Message ${query.id ?? ""}`);
+      inbox.splice(index, 1);
+      return { status: 200, body: { success: true } };
+    },
+  };
+
+  const route = (method: string, path: string, query: Record<string, string>, body: unknown): Reply => {
+    const obj = (body && typeof body === "object" ? body : {}) as Record<string, unknown>;
+    if (path === "/api/v1/health" && method === "GET") return routes.health();
+    if (path === "/api/agents" && method === "GET") return routes.listAgents();
+    if (path === "/api/agents" && method === "POST") return routes.registerAgent(obj);
+    const hb = /^\/api\/agents\/([^/]+)\/heartbeat$/.exec(path);
+    if (hb?.[1] && method === "POST") return routes.heartbeat(decodeURIComponent(hb[1]));
+    if (path === "/api/messages") {
+      if (method === "GET" && query.action === "resolve") return routes.resolve(query.agent);
+      if (method === "GET" && query.id) return routes.getOne(query);
+      if (method === "GET") return routes.list(query);
+      if (method === "POST") return routes.send(obj);
+      if (method === "PATCH") return routes.update(query);
+      if (method === "DELETE") return routes.remove(query);
+    }
+    return { status: 404, body: { error: "not_found", message: `No route for ${method} ${path}` } };
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const u = new URL(req.url ?? "/", "http://stand-in");
+    const method = req.method ?? "GET";
+    const query = Object.fromEntries(u.searchParams);
+    const raw = await readBody(req);
+    let body: unknown;
+    let badJson = false;
+    if (raw === null) {
+      return send(res, { status: 413, body: { error: "Request body too large" } });
+    }
+    if (raw) {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        badJson = true;
+      }
+    }
+    calls.push({ method, path: u.pathname, query, body });
+
+    if (fault && (fault.status !== undefined || fault.delayMs !== undefined)) {
+      const active = fault;
+      if (active.count !== undefined && --active.count <= 0) fault = undefined;
+      if (active.delayMs) await new Promise((r) => setTimeout(r, active.delayMs));
+      if (active.status !== undefined) {
+        return send(res, {
+          status: active.status,
+          body: { error: "internal_error", message: "Simulated failure" },
+        });
+      }
+    }
+    if (
+      opts.token &&
+      u.pathname.startsWith("/api/") &&
+      req.headers.authorization !== `Bearer ${opts.token}`
+    ) {
+      return send(res, {
+        status: 401,
+        body: { error: "auth_required", message: "Authorization: Bearer <token> is required" },
+      });
+    }
+    if (badJson) return send(res, { status: 400, body: { error: "Invalid JSON body" } });
+    send(res, route(method, u.pathname, query, body));
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      send(res, { status: 500, body: { error: "internal_error", message: String(err) } });
+    });
+  });
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+
+  await listen(opts.port ?? 0);
+  const port = (server.address() as AddressInfo).port;
+  let down = false;
+  let closed = false;
+  // A closed stand-in stays closed: a late clearFault (e.g. from a timer) must not leak a listener.
+  const setDown = async (value: boolean): Promise<void> => {
+    if (closed || value === down) return;
+    down = value;
+    await (value ? stop() : listen(port));
+  };
+
+  const requireAgent = (name: string): AgentRecord => {
+    const a = findAgent(name);
+    if (!a) throw new Error(`stand-in: no agent named ${name}`);
+    return a;
+  };
+
+  return {
+    url: `http://${host}:${port}`,
+    calls,
+    sent,
+    close: async () => {
+      await setDown(true);
+      closed = true;
+    },
+    registerAgent: (name) => {
+      const a = findAgent(name) ?? register(name);
+      return { id: a.id, name: a.name };
+    },
+    setOnline: (name, online) => {
+      requireAgent(name).tmuxOnline = online;
+    },
+    setHealthy: (value) => {
+      healthy = value;
+    },
+    messagesFor: (name) => structuredClone(inboxOf(name) ?? []),
+    inject: (message) =>
+      structuredClone(deliver(message, findAgent(message.to)?.name ?? message.to.toLowerCase())),
+    setFault: async (f) => {
+      fault = f.status !== undefined || f.delayMs !== undefined ? { ...f } : undefined;
+      await setDown(f.down ?? false);
+    },
+    clearFault: async () => {
+      fault = undefined;
+      await setDown(false);
+    },
+  };
+}
+
+/** The request text, or null when it exceeds the cap. */
+async function readBody(req: IncomingMessage): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_REQUEST_BYTES) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  if (res.destroyed || res.headersSent) return;
+  const text = JSON.stringify(reply.body);
+  res.writeHead(reply.status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}

@@ -1,0 +1,307 @@
+/**
+ * The state file: one JSON document, the single source of truth for a night of autonomous
+ * operation. Names follow the protocol's vocabulary (assignment, fix round, escalation, backup
+ * agent). Derivable values (an agent's load, whether it is busy) are computed, never stored.
+ */
+
+export const STATE_VERSION = 1;
+
+export const PRIORITIES = ["critical", "high", "normal", "low"] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+export const EFFORTS = ["xs", "s", "m", "l", "xl"] as const;
+export type Effort = (typeof EFFORTS)[number];
+
+export const KANBAN_COLUMNS = [
+  "backlog",
+  "todo",
+  "in-progress",
+  "ai-review",
+  "human-review",
+  "merge-release",
+  "done",
+  "blocked",
+] as const;
+export type KanbanColumn = (typeof KANBAN_COLUMNS)[number];
+
+export const ESCALATION_CATEGORIES = [
+  "security",
+  "data_corruption",
+  "infrastructure",
+  "architecture",
+  "dependency",
+  "blocker",
+] as const;
+export type EscalationCategory = (typeof ESCALATION_CATEGORIES)[number];
+
+export type Availability = "active" | "offline" | "onboarding";
+
+export interface AgentRecord {
+  id: string;
+  /** AI Maestro name the agent is reached at. */
+  session: string;
+  capabilities: string[];
+  max_concurrent_tasks: number;
+  backup: string[];
+  availability: Availability;
+  missed_heartbeats: number;
+  last_seen?: string;
+  offline_since?: string;
+  offline_reason?: string;
+}
+
+export interface EscalationRules {
+  on_blocked: string;
+  on_security_concern: string;
+  on_architecture_question: string;
+}
+
+export interface HistoryEntry {
+  at: string;
+  event: string;
+  detail?: string;
+}
+
+/** A task waiting to be dispatched: the server sends it as soon as the rules allow. */
+export interface QueueEntry {
+  since: string;
+  reason: string;
+  preferred_agent?: string;
+}
+
+export interface TaskRecord {
+  task_id: string;
+  issue_number?: number;
+  session_id: string;
+  title: string;
+  priority: Priority;
+  effort?: Effort;
+  required_capabilities: string[];
+  depends_on: string[];
+  instructions: string;
+  completion_criteria: string[];
+  test_requirements: string[];
+  /** Globs; empty means no declared scope. */
+  files_in_scope: string[];
+  escalation_rules: EscalationRules;
+  next_task_on_complete?: string;
+  status: KanbanColumn;
+  previous_status?: KanbanColumn;
+  blocked_reason?: string;
+  queue?: QueueEntry;
+  /** Escalation that parks this task until the user answers. */
+  parked_by?: string;
+  assignee?: string;
+  /** Bumped on every (re)assignment; a message about an older epoch is quarantined. */
+  assignment_epoch: number;
+  assigned_at?: string;
+  assignment_message_id?: string;
+  acked_at?: string;
+  ack_reminder_at?: string;
+  previous_assignees: string[];
+  branch?: string;
+  pr_number?: number;
+  progress_percent?: number;
+  progress_note?: string;
+  fix_rounds: number;
+  ci_polls: number;
+  ci_failures: number;
+  merged_at?: string;
+  merge_sha?: string;
+  completed_at?: string;
+  created_at: string;
+  updated_at: string;
+  history: HistoryEntry[];
+}
+
+export interface EscalationPolicy {
+  /** Categories that page the user at once; security is always among them. */
+  immediate: EscalationCategory[];
+  source: string;
+}
+
+export interface SessionRecord {
+  id: string;
+  status: "awaiting_approval" | "running" | "halted" | "complete";
+  directive?: string;
+  escalation_policy: EscalationPolicy;
+  task_ids: string[];
+  created_at: string;
+  approved_at?: string;
+  started_at?: string;
+  ended_at?: string;
+  halted_reason?: string;
+}
+
+export type MessageOutcome = "applied" | "quarantined" | "flagged" | "ignored";
+
+export interface ProcessedMessage {
+  id: string;
+  at: string;
+  from: string;
+  subject: string;
+  kind: string;
+  task_id?: string;
+  outcome: MessageOutcome;
+  note?: string;
+}
+
+export type GateStatus = "pass" | "fail" | "pending";
+
+export interface Finding {
+  gate: 1 | 2;
+  check: string;
+  message: string;
+  file?: string;
+  line?: number;
+  url?: string;
+  log_tail?: string;
+}
+
+export interface ReviewRecord {
+  key: string;
+  pr_number: number;
+  head_sha: string;
+  task_id: string;
+  at: string;
+  gate1: GateStatus;
+  gate2: GateStatus;
+  decision: string;
+  findings: Finding[];
+  files_changed: number;
+  additions: number;
+  deletions: number;
+  tests?: { passed: number; failed: number };
+  coverage?: number;
+}
+
+export interface EscalationRecord {
+  id: string;
+  level: "immediate" | "deferred";
+  category: EscalationCategory;
+  status: "open" | "resolved";
+  task_id?: string;
+  issue: string;
+  risk?: string;
+  context?: string;
+  current_action?: string;
+  reversible?: boolean;
+  action_required?: string;
+  occurrences: number;
+  created_at: string;
+  updated_at: string;
+  channel: string;
+  delivery: {
+    status: "pending" | "delivered" | "failed";
+    attempts: number;
+    last_error?: string;
+    message_id?: string;
+  };
+  parked_tasks: string[];
+  resolution?: { decision: string; at: string };
+}
+
+export interface DecisionRecord {
+  id: string;
+  at: string;
+  action: string;
+  rule: string;
+  task_id?: string;
+  agent?: string;
+  inputs: Record<string, unknown>;
+  outcome: string;
+}
+
+/** Things that went wrong during the night, for the report's "Issues Encountered". */
+export interface IncidentRecord {
+  id: string;
+  at: string;
+  task_id?: string;
+  kind: string;
+  occurrence: string;
+  description: string;
+  resolution?: string;
+  action: string;
+}
+
+export type EffectKind =
+  "message" | "labels" | "comment" | "review" | "merge" | "close_issue" | "project_status" | "rerun";
+
+/**
+ * The outbox: a side effect is recorded here before it is made and marked done after, so that a
+ * retry or a restart neither repeats it nor forgets it.
+ */
+export interface EffectRecord {
+  id: string;
+  kind: EffectKind;
+  status: "pending" | "done" | "failed";
+  payload: Record<string, unknown>;
+  created_at: string;
+  attempts: number;
+  done_at?: string;
+  result?: Record<string, unknown>;
+  error?: string;
+}
+
+export interface IdempotencyRecord {
+  tool: string;
+  status: "pending" | "done";
+  at: string;
+  result?: unknown;
+}
+
+export interface State {
+  version: number;
+  counters: { escalation: number; decision: number; effect: number; incident: number };
+  current_session_id: string | null;
+  sessions: SessionRecord[];
+  agents: Record<string, AgentRecord>;
+  tasks: Record<string, TaskRecord>;
+  messages: Record<string, ProcessedMessage>;
+  reviews: Record<string, ReviewRecord>;
+  escalations: EscalationRecord[];
+  decisions: DecisionRecord[];
+  incidents: IncidentRecord[];
+  outbox: EffectRecord[];
+  idempotency: Record<string, IdempotencyRecord>;
+  /** Poll cycles run so far; heartbeats are counted per cycle. */
+  cycle: { count: number; last_at?: string };
+}
+
+export function emptyState(): State {
+  return {
+    version: STATE_VERSION,
+    counters: { escalation: 0, decision: 0, effect: 0, incident: 0 },
+    current_session_id: null,
+    sessions: [],
+    agents: {},
+    tasks: {},
+    messages: {},
+    reviews: {},
+    escalations: [],
+    decisions: [],
+    incidents: [],
+    outbox: [],
+    idempotency: {},
+    cycle: { count: 0 },
+  };
+}
+
+/**
+ * Brings an older document up to STATE_VERSION. Version 1 is the first; the function exists so
+ * that the next change to the document has a place to go, and so that a newer file is refused
+ * rather than silently truncated by an older server.
+ */
+export function migrate(doc: unknown): State {
+  if (!doc || typeof doc !== "object") return emptyState();
+  const version = (doc as { version?: unknown }).version;
+  if (typeof version !== "number")
+    return { ...emptyState(), ...(doc as Partial<State>), version: STATE_VERSION };
+  if (version > STATE_VERSION) {
+    throw new Error(
+      `state file version ${version} is newer than this server understands (${STATE_VERSION}); upgrade eoa-mcp`,
+    );
+  }
+  // Fill in any top-level key a crash or an older build left out.
+  return { ...emptyState(), ...(doc as Partial<State>) };
+}

@@ -1,0 +1,200 @@
+import { z } from "zod";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  type CallToolResult,
+  type ToolAnnotations,
+} from "@modelcontextprotocol/sdk/types.js";
+import { EoaError, errorMessage, isEoaError } from "../errors.js";
+import type { Runtime } from "../engine/runtime.js";
+
+/**
+ * Every tool is declared once: name, title, description, kind, input and output shapes, handler.
+ * The MCP annotations are derived from `kind`, never hand-written; errors become `isError`
+ * results with a stable code and a next step; mutating tools get `idempotency_key` for free.
+ */
+
+export type ToolKind = "read" | "probe" | "action" | "irreversible";
+
+const ANNOTATIONS: Record<ToolKind, Omit<ToolAnnotations, "title">> = {
+  /** Reads local state only. */
+  read: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  /** Reads AI Maestro / GitHub, changes nothing. */
+  probe: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  /** Changes state and sends messages or labels; replays are safe with an idempotency key. */
+  action: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+  /** May merge a pull request. */
+  irreversible: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+};
+
+export const ErrorShape = z.object({
+  code: z.string(),
+  message: z.string(),
+  next_step: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+
+export interface ToolContext {
+  rt: Runtime;
+  signal: AbortSignal;
+  /** Sends `notifications/progress` when the client asked for it; a no-op otherwise. */
+  progress(message: string, progress?: number, total?: number): Promise<void>;
+}
+
+export interface ToolOutput<O> {
+  data: O;
+  text: string;
+}
+
+export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape> {
+  name: string;
+  title: string;
+  description: string;
+  kind: ToolKind;
+  input: I;
+  output: O;
+  handle(args: z.infer<z.ZodObject<I>>, ctx: ToolContext): Promise<ToolOutput<z.infer<z.ZodObject<O>>>>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTool = ToolDefinition<any, any>;
+
+export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
+  def: ToolDefinition<I, O>,
+): ToolDefinition<I, O> {
+  return def;
+}
+
+export const isMutating = (tool: AnyTool) => tool.kind === "action" || tool.kind === "irreversible";
+
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .describe("Replaying a call with the same key returns the first result and repeats no side effect");
+
+/** The input schema as advertised: strict (unknown keys refused), with idempotency_key on mutating tools. */
+export function inputSchemaOf(tool: AnyTool) {
+  return z.strictObject(
+    isMutating(tool) ? { ...tool.input, idempotency_key: IdempotencyKey.optional() } : tool.input,
+  );
+}
+
+/**
+ * The output schema as advertised. A failure carries only `error`, so every success field is
+ * optional on the wire; the handler's result is still checked against the full shape before it
+ * leaves the server.
+ */
+export function outputSchemaOf(tool: AnyTool) {
+  return z.object(tool.output).partial().extend({ error: ErrorShape.optional() });
+}
+
+/** JSON Schemas as listed in `tools/list` (and kept in the schema snapshot). */
+export function listedTool(tool: AnyTool) {
+  return {
+    name: tool.name,
+    title: tool.title,
+    description: tool.description,
+    inputSchema: z.toJSONSchema(inputSchemaOf(tool), { io: "input" }) as { type: "object" },
+    outputSchema: z.toJSONSchema(outputSchemaOf(tool), { io: "output" }) as { type: "object" },
+    annotations: { title: tool.title, ...ANNOTATIONS[tool.kind] },
+  };
+}
+
+/**
+ * Serves `tools/list` and `tools/call` on the low-level server instead of `McpServer.registerTool`,
+ * so that bad input is answered like every other failure: an `isError` result with a stable code
+ * (`INVALID_ARGUMENTS`) and a next step, not the SDK's bare text.
+ */
+export function registerTools(server: McpServer, tools: readonly AnyTool[], rt: Runtime): void {
+  const byName = new Map(tools.map((t) => [t.name, t]));
+  const listed = tools.map(listedTool);
+  server.server.registerCapabilities({ tools: { listChanged: false } });
+  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listed }));
+  server.server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const tool = byName.get(request.params.name);
+    if (!tool) {
+      return toErrorResult(
+        new EoaError(
+          "UNKNOWN_TOOL",
+          `there is no tool named ${JSON.stringify(request.params.name)}`,
+          `call tools/list; the tools are ${[...byName.keys()].join(", ")}`,
+        ),
+        rt,
+      );
+    }
+    const parsed = inputSchemaOf(tool).safeParse(request.params.arguments ?? {});
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(arguments)"}: ${i.message}`);
+      return toErrorResult(
+        new EoaError(
+          "INVALID_ARGUMENTS",
+          `invalid arguments for ${tool.name}: ${problems.join("; ")}`,
+          `call ${tool.name} again with arguments that match its inputSchema (nothing was changed)`,
+          { problems },
+        ),
+        rt,
+      );
+    }
+    const progressToken = request.params._meta?.progressToken;
+    let step = 0;
+    const ctx: ToolContext = {
+      rt,
+      signal: extra.signal,
+      progress: async (message, progress, total) => {
+        if (progressToken === undefined) return;
+        step++;
+        await extra
+          .sendNotification({
+            method: "notifications/progress",
+            params: { progressToken, progress: progress ?? step, ...(total ? { total } : {}), message },
+          })
+          .catch(() => undefined);
+      },
+    };
+    const { idempotency_key: key, ...args } = parsed.data as { idempotency_key?: string };
+    const strictOutput = z.object(tool.output);
+    const run = async (): Promise<CallToolResult> => {
+      const out = await tool.handle(args, ctx);
+      const checked = strictOutput.safeParse(out.data);
+      if (!checked.success) {
+        throw new Error(`tool ${tool.name} produced output that breaks its schema: ${checked.error.message}`);
+      }
+      return {
+        content: [{ type: "text", text: rt.redact(out.text) }],
+        structuredContent: JSON.parse(rt.redact(JSON.stringify(out.data))) as Record<string, unknown>,
+      };
+    };
+    try {
+      return key && isMutating(tool) ? await rt.idempotent(tool.name, key, args, run) : await run();
+    } catch (err) {
+      return toErrorResult(err, rt);
+    }
+  });
+}
+
+export function toErrorResult(err: unknown, rt: Pick<Runtime, "redact" | "logger">): CallToolResult {
+  const e: EoaError = isEoaError(err)
+    ? err
+    : new EoaError(
+        "INTERNAL",
+        `internal error: ${errorMessage(err)}`,
+        "this is a bug in eoa-mcp: retry once, then report it with the server's stderr log",
+      );
+  if (!isEoaError(err))
+    rt.logger.error("tool failed", { error: errorMessage(err), stack: (err as Error)?.stack });
+  const error = {
+    code: e.code,
+    message: rt.redact(e.message),
+    next_step: rt.redact(e.nextStep),
+    ...(e.details
+      ? { details: JSON.parse(rt.redact(JSON.stringify(e.details))) as Record<string, unknown> }
+      : {}),
+  };
+  return {
+    isError: true,
+    content: [{ type: "text", text: `${error.code}: ${error.message}\nNext step: ${error.next_step}` }],
+    structuredContent: { error },
+  };
+}

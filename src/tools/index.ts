@@ -1,0 +1,19 @@
+import type { AnyTool } from "./define-tool.js";
+import { assignTaskTool } from "./assign_task.js";
+import { checkMessagesTool } from "./check_messages.js";
+import { escalateTool } from "./escalate.js";
+import { markAgentOfflineTool } from "./mark_agent_offline.js";
+import { preflightTool } from "./preflight.js";
+import { resolveEscalationTool } from "./resolve_escalation.js";
+import { startSessionTool } from "./start_session.js";
+
+/** Every tool, in the order of the protocol. */
+export const tools: readonly AnyTool[] = [
+  preflightTool,
+  startSessionTool,
+  assignTaskTool,
+  checkMessagesTool,
+  escalateTool,
+  resolveEscalationTool,
+  markAgentOfflineTool,
+];

@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { resolveEscalation } from "../engine/escalation.js";
+import { defineTool } from "./define-tool.js";
+import { EscalationShape } from "./shapes.js";
+
+export const resolveEscalationTool = defineTool({
+  name: "resolve_escalation",
+  title: "Record the user's answer to an escalation",
+  description:
+    "Records the user's decision on an open escalation, un-parks the tasks it held (they resume, or go back to dispatch) and " +
+    "tells the agent holding them what was decided.",
+  kind: "action",
+  input: {
+    escalation_id: z.string().regex(/^esc-\d{3,}$/, "an escalation id such as esc-001"),
+    decision: z.string().min(1).max(4000),
+  },
+  output: {
+    escalation: EscalationShape,
+    unparked: z.array(z.string()),
+    dispatched: z.array(z.string()),
+  },
+  async handle(args, { rt }) {
+    const out = await resolveEscalation(rt, args.escalation_id, args.decision);
+    return {
+      data: out,
+      text: `${out.escalation.id} resolved: ${args.decision}.${out.unparked.length ? ` Un-parked: ${out.unparked.join(", ")}.` : ""}${out.dispatched.length ? ` Dispatched: ${out.dispatched.join(", ")}.` : ""}`,
+    };
+  },
+});

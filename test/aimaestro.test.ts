@@ -1,0 +1,326 @@
+import { createServer, type RequestListener } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  AiMaestroClient,
+  normalizeMessageId,
+  type AiMaestroClientOptions,
+} from "../src/clients/aimaestro.js";
+import { FakeClock } from "../src/clock.js";
+import { EoaError } from "../src/errors.js";
+import {
+  startAiMaestroServer,
+  type AiMaestroServerOptions,
+  type AiMaestroStandIn,
+} from "../src/sim/aimaestro-server.js";
+
+const cleanups: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+async function setup(
+  serverOpts: AiMaestroServerOptions = {},
+  clientOpts: Partial<AiMaestroClientOptions> = {},
+): Promise<{ hub: AiMaestroStandIn; client: AiMaestroClient }> {
+  const hub = await startAiMaestroServer(serverOpts);
+  cleanups.push(() => hub.close());
+  const client = new AiMaestroClient({ url: hub.url, retryBaseMs: 5, timeoutMs: 2_000, ...clientOpts });
+  cleanups.push(() => client.close());
+  return { hub, client };
+}
+
+async function caught(p: Promise<unknown>): Promise<EoaError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(EoaError);
+    return err as EoaError;
+  }
+  throw new Error("expected the call to fail");
+}
+
+const task = {
+  from: "eoa-orchestrator",
+  to: "dev-agent-1",
+  subject: "AUTONOMOUS: User Authentication GH-101",
+  priority: "high" as const,
+  content: {
+    type: "task",
+    message: "Implement user authentication (GH-101).",
+    context: { task_id: "GH-101", completion_criteria: ["login works", { nested: [1, 2] }] },
+  },
+};
+
+describe("AiMaestroClient against the stand-in", () => {
+  it("sends, lists, reads in full and marks read", async () => {
+    const { hub, client } = await setup();
+    await client.ensureRegistered("eoa-orchestrator");
+    await client.ensureRegistered("dev-agent-1");
+
+    const { id } = await client.send(task);
+    expect(id).toMatch(/^msg-\d+-[a-z0-9]{7}$/);
+
+    const unread = await client.listUnread("dev-agent-1");
+    expect(unread).toHaveLength(1);
+    expect(unread[0]).toMatchObject({
+      id,
+      from: "eoa-orchestrator",
+      subject: task.subject,
+      priority: "high",
+    });
+    expect(unread[0]).not.toHaveProperty("context");
+
+    const full = await client.getMessage("dev-agent-1", id);
+    expect(full).toMatchObject({ id, status: "unread", content: task.content, fromVerified: true });
+    // Reading by id must not consume it.
+    expect(await client.listUnread("dev-agent-1")).toHaveLength(1);
+
+    await client.markRead("dev-agent-1", id);
+    expect(await client.listUnread("dev-agent-1")).toHaveLength(0);
+    expect(await client.listInbox("dev-agent-1", { status: "read" })).toHaveLength(1);
+
+    await client.archive("dev-agent-1", id);
+    expect(await client.listInbox("dev-agent-1")).toHaveLength(1);
+    await client.deleteMessage("dev-agent-1", id);
+    expect(await client.listInbox("dev-agent-1")).toHaveLength(0);
+    expect(await client.getMessage("dev-agent-1", id)).toBeNull();
+    expect(hub.sent).toHaveLength(1);
+  });
+
+  it("keeps only type, message and context of the content", async () => {
+    const { hub, client } = await setup();
+    hub.registerAgent("eoa-orchestrator");
+    hub.registerAgent("dev-agent-1");
+    const content = { ...task.content, task_id: "GH-101", autonomous_mode: true };
+    const { id } = await client.send({ ...task, content });
+    const full = await client.getMessage("dev-agent-1", id);
+    expect(full?.content).toEqual(task.content);
+    expect(hub.messagesFor("dev-agent-1")[0]?.content).not.toHaveProperty("task_id");
+  });
+
+  it("lists newest first with a 100-character preview and honours limit", async () => {
+    const clock = new FakeClock();
+    const { hub, client } = await setup({ clock });
+    hub.registerAgent("dev-agent-1");
+    for (let i = 0; i < 30; i++) {
+      hub.inject({
+        from: "dev-agent-1",
+        to: "eoa-orchestrator",
+        subject: `s${i}`,
+        content: { type: "progress", message: "x".repeat(150) },
+      });
+      clock.advance(1);
+    }
+    expect(await client.listInbox("eoa-orchestrator")).toHaveLength(30);
+    const page = await client.listUnread("eoa-orchestrator", 5);
+    expect(page.map((m) => m.subject)).toEqual(["s29", "s28", "s27", "s26", "s25"]);
+    expect(page[0]?.preview).toHaveLength(100);
+    expect(await client.listUnread("nobody-here")).toEqual([]);
+  });
+
+  it("maps an unknown recipient to AIMAESTRO_UNKNOWN_RECIPIENT without retrying", async () => {
+    const { hub, client } = await setup();
+    hub.registerAgent("eoa-orchestrator");
+    const err = await caught(client.send({ ...task, to: "dev-agent-9" }));
+    expect(err.code).toBe("AIMAESTRO_UNKNOWN_RECIPIENT");
+    expect(err.message).toContain("dev-agent-9");
+    expect(err.nextStep).toMatch(/register the agent/);
+    expect(hub.calls.filter((c) => c.method === "POST" && c.path === "/api/messages")).toHaveLength(1);
+  });
+
+  it("refuses a priority outside the four before sending", async () => {
+    const { hub, client } = await setup();
+    const err = await caught(client.send({ ...task, priority: "critical" as "high" }));
+    expect(err.code).toBe("AIMAESTRO_INVALID_PRIORITY");
+    expect(hub.calls).toHaveLength(0);
+  });
+
+  it("retries a 5xx and then succeeds", async () => {
+    const { hub, client } = await setup();
+    hub.registerAgent("dev-agent-1");
+    await hub.setFault({ status: 502, count: 2 });
+    expect(await client.listInbox("dev-agent-1")).toEqual([]);
+    expect(hub.calls).toHaveLength(3);
+  });
+
+  it("gives up after the configured retries on a persistent 5xx", async () => {
+    const { hub, client } = await setup({}, { retries: 2 });
+    await hub.setFault({ status: 500 });
+    const err = await caught(client.listInbox("dev-agent-1"));
+    expect(err.code).toBe("AIMAESTRO_HTTP_ERROR");
+    expect(err.details).toMatchObject({ status: 500 });
+    expect(hub.calls).toHaveLength(3);
+  });
+
+  it("never retries a 4xx", async () => {
+    const { hub, client } = await setup();
+    hub.registerAgent("dev-agent-1");
+    const err = await caught(client.send({ ...task, content: { type: "task", message: "" } }));
+    expect(err.code).toBe("AIMAESTRO_HTTP_ERROR");
+    expect(err.details).toMatchObject({ status: 400 });
+    expect(err.message).toContain("Content must have type and message fields");
+    expect(hub.calls).toHaveLength(1);
+  });
+
+  it("names the URL when the hub is down", async () => {
+    const hub = await startAiMaestroServer();
+    await hub.close();
+    const client = new AiMaestroClient({ url: hub.url, retries: 1, retryBaseMs: 1 });
+    cleanups.push(() => client.close());
+    const err = await caught(client.health());
+    expect(err.code).toBe("AIMAESTRO_UNREACHABLE");
+    expect(err.message).toBe(`AI Maestro is not reachable at ${hub.url} (ECONNREFUSED)`);
+    expect(err.nextStep).toBe("start AI Maestro or set AIMAESTRO_API");
+    expect(err.details).toMatchObject({ attempts: 2 });
+  });
+
+  it("rides out a hub restart through connection retries", async () => {
+    const { hub, client } = await setup({}, { retries: 6, retryBaseMs: 25 });
+    expect((await client.health()).status).toBe("healthy");
+    await hub.setFault({ down: true });
+    setTimeout(() => void hub.clearFault(), 100);
+    expect((await client.health()).status).toBe("healthy");
+  });
+
+  it("reports an unhealthy hub", async () => {
+    const { hub, client } = await setup();
+    expect(await client.health()).toMatchObject({ status: "healthy", version: "0.36.36" });
+    hub.setHealthy(false);
+    expect((await caught(client.health())).code).toBe("AIMAESTRO_UNHEALTHY");
+  });
+
+  it("times out a slow hub", async () => {
+    const { hub, client } = await setup({}, { timeoutMs: 100, retries: 1 });
+    await hub.setFault({ delayMs: 400 });
+    const started = Date.now();
+    const err = await caught(client.listInbox("dev-agent-1"));
+    expect(err.code).toBe("AIMAESTRO_UNREACHABLE");
+    expect(err.message).toContain(`AI Maestro at ${hub.url} did not answer within 100 ms`);
+    expect(hub.calls).toHaveLength(2);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it("sends the bearer token and never leaks it", async () => {
+    const token = "s3cret-token-value";
+    const { client } = await setup({ token }, { token });
+    expect((await client.health()).status).toBe("healthy");
+
+    const wrong = "wr0ng-token-value";
+    const { client: bad } = await setup({ token }, { token: wrong });
+    const err = await caught(bad.listInbox("dev-agent-1"));
+    expect(err.code).toBe("AIMAESTRO_AUTH");
+    expect(err.nextStep).toMatch(/AIMAESTRO_TOKEN/);
+    const shown = JSON.stringify({ m: err.message, n: err.nextStep, d: err.details, s: err.stack });
+    expect(shown).not.toContain(wrong);
+
+    const { client: none } = await setup({ token });
+    const missing = await caught(none.listInbox("dev-agent-1"));
+    expect(missing.code).toBe("AIMAESTRO_AUTH");
+    expect(missing.nextStep).toBe("set AIMAESTRO_TOKEN to the hub's bearer token");
+  });
+
+  it("shows a heartbeat agent online for 120 s on the injected clock", async () => {
+    const clock = new FakeClock();
+    const { hub, client } = await setup({ clock });
+    await client.registerAgent("Dev-Agent-2", "claude-code", "backend");
+    const presence = async () => (await client.listAgents()).find((a) => a.name === "dev-agent-2")?.online;
+    expect(await presence()).toBe(false);
+    await client.heartbeat("dev-agent-2");
+    expect(await presence()).toBe(true);
+    clock.advance(1.9);
+    expect(await presence()).toBe(true);
+    clock.advance(0.2);
+    expect(await presence()).toBe(false);
+    hub.setOnline("dev-agent-2", true);
+    expect(await presence()).toBe(true);
+    await client.heartbeat("never-registered");
+  });
+
+  it("treats registering an existing agent as success", async () => {
+    const { hub, client } = await setup();
+    const first = await client.registerAgent("eoa-orchestrator");
+    const again = await client.registerAgent("EOA-Orchestrator");
+    expect(again).toEqual(first);
+    expect(await client.ensureRegistered("eoa-orchestrator")).toEqual(first);
+    expect(await client.resolveAgent("nobody")).toBeNull();
+    expect(hub.calls.filter((c) => c.method === "POST")).toHaveLength(2);
+  });
+
+  it("wraps text from an unregistered sender", async () => {
+    const { hub, client } = await setup();
+    hub.registerAgent("eoa-orchestrator");
+    const { id } = await client.send({ ...task, from: "stranger", to: "eoa-orchestrator" });
+    const full = await client.getMessage("eoa-orchestrator", id);
+    expect(full?.fromVerified).toBe(false);
+    expect(full?.content.message).toMatch(
+      /^<external-content [^>]*>\n[\s\S]*Implement user authentication[\s\S]*<\/external-content>$/,
+    );
+  });
+
+  it("normalizes AMP-style ids", async () => {
+    expect(normalizeMessageId("msg_1735596000000_abc1234")).toBe("msg-1735596000000-abc1234");
+    expect(normalizeMessageId("msg-1735596000000-abc1234")).toBe("msg-1735596000000-abc1234");
+    const { hub, client } = await setup({ ampIds: true });
+    hub.registerAgent("dev-agent-1");
+    const { id } = await client.send({ ...task, from: "dev-agent-1", to: "dev-agent-1" });
+    expect(id).toMatch(/^msg_\d+_[a-z0-9]{7}$/);
+    const [listed] = await client.listUnread("dev-agent-1");
+    expect(normalizeMessageId(listed?.id ?? "")).toBe(normalizeMessageId(id));
+    expect(await client.getMessage("dev-agent-1", id)).not.toBeNull();
+  });
+});
+
+describe("AiMaestroClient against a misbehaving server", () => {
+  async function rawServer(handler: RequestListener): Promise<string> {
+    const server = createServer(handler);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        }),
+    );
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it("rejects a body that is not JSON", async () => {
+    const url = await rawServer((_req, res) => res.end("<html>hello</html>"));
+    const client = new AiMaestroClient({ url });
+    cleanups.push(() => client.close());
+    const err = await caught(client.listAgents());
+    expect(err.code).toBe("AIMAESTRO_BAD_RESPONSE");
+    expect(err.message).toContain("not JSON");
+  });
+
+  it("caps the response body size", async () => {
+    const url = await rawServer((_req, res) => {
+      res.write(`{"agents":["`);
+      res.end(`${"x".repeat(6 * 1024 * 1024)}"]}`);
+    });
+    const client = new AiMaestroClient({ url });
+    cleanups.push(() => client.close());
+    const err = await caught(client.listAgents());
+    expect(err.code).toBe("AIMAESTRO_BAD_RESPONSE");
+    expect(err.message).toContain("over 5242880 bytes");
+  });
+
+  it("accepts the fork's bare-id send reply and its error shape", async () => {
+    let calls = 0;
+    const url = await rawServer((req, res) => {
+      calls++;
+      res.setHeader("content-type", "application/json");
+      if (req.url?.startsWith("/api/messages")) return res.end(JSON.stringify({ id: "msg-1-abcdefg" }));
+      res.statusCode = 404;
+      res.end(JSON.stringify({ error: "Agent not found" }));
+    });
+    const client = new AiMaestroClient({ url });
+    cleanups.push(() => client.close());
+    expect(await client.send(task)).toEqual({ id: "msg-1-abcdefg" });
+    const err = await caught(client.heartbeat("x"));
+    expect(err.message).toContain("404: Agent not found");
+    expect(calls).toBe(2);
+  });
+});

@@ -1,0 +1,324 @@
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assertRefName, GitMirror, stripCredentials } from "../src/clients/git.js";
+import { EoaError } from "../src/errors.js";
+
+const exec = promisify(execFile);
+
+const GIT_ENV = {
+  PATH: process.env.PATH ?? "/usr/bin:/bin",
+  HOME: process.env.HOME ?? tmpdir(),
+  GIT_AUTHOR_NAME: "Test",
+  GIT_AUTHOR_EMAIL: "test@example.com",
+  GIT_COMMITTER_NAME: "Test",
+  GIT_COMMITTER_EMAIL: "test@example.com",
+};
+
+async function git(cwd: string, ...args: string[]): Promise<string> {
+  const { stdout } = await exec("git", args, { cwd, env: GIT_ENV });
+  return stdout.trim();
+}
+
+let root: string;
+let remote: string;
+let work: string;
+let pr7Sha: string;
+let pr8Sha: string;
+
+/**
+ * The remote: a bare repository with `main` (README.md, app.txt), PR #7 adding feature.txt and
+ * changing app.txt's last line, PR #8 changing app.txt's first line (while main changes it too).
+ */
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "eoa-git-"));
+  remote = join(root, "remote.git");
+  work = join(root, "work");
+  await git(root, "init", "--bare", "--quiet", "-b", "main", remote);
+  await git(root, "clone", "--quiet", remote, work);
+  await git(work, "checkout", "--quiet", "-B", "main");
+  await writeFile(join(work, "README.md"), "# demo\n");
+  await writeFile(join(work, "app.txt"), "line 1\nline 2\nline 3\n");
+  await git(work, "add", ".");
+  await git(work, "commit", "--quiet", "-m", "base");
+  await git(work, "push", "--quiet", "origin", "main");
+
+  await git(work, "checkout", "--quiet", "-b", "feature");
+  await writeFile(join(work, "feature.txt"), "a\nb\nc\n");
+  await writeFile(join(work, "app.txt"), "line 1\nline 2\nline 3 changed\n");
+  await git(work, "add", ".");
+  await git(work, "commit", "--quiet", "-m", "feature");
+  pr7Sha = await git(work, "rev-parse", "HEAD");
+  await git(work, "push", "--quiet", "origin", "HEAD:refs/pull/7/head");
+
+  await git(work, "checkout", "--quiet", "main");
+  await git(work, "checkout", "--quiet", "-b", "conflicting");
+  await writeFile(join(work, "app.txt"), "PR line 1\nline 2\nline 3\n");
+  await git(work, "commit", "--quiet", "-am", "conflicting");
+  pr8Sha = await git(work, "rev-parse", "HEAD");
+  await git(work, "push", "--quiet", "origin", "HEAD:refs/pull/8/head");
+
+  await git(work, "checkout", "--quiet", "main");
+  await writeFile(join(work, "app.txt"), "main line 1\nline 2\nline 3\n");
+  await git(work, "commit", "--quiet", "-am", "main moves on");
+  await git(work, "push", "--quiet", "origin", "main");
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function newMirror(): Promise<GitMirror> {
+  return new GitMirror({ remote, stateDir: await mkdtemp(join(root, "state-")) });
+}
+
+async function worktreeEntries(m: GitMirror): Promise<string[]> {
+  return existsSync(m.worktreesDir) ? readdir(m.worktreesDir) : [];
+}
+
+async function registeredWorktrees(m: GitMirror): Promise<number> {
+  const out = await git(m.mirrorPath, "worktree", "list", "--porcelain");
+  return out.split("\n").filter((l) => l.startsWith("worktree ")).length - 1; // minus the bare repo
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<EoaError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(EoaError);
+  expect((err as EoaError).code).toBe(code);
+  return err as EoaError;
+}
+
+describe("GitMirror", () => {
+  it("creates the mirror once, then fetches incrementally", async () => {
+    const m = await newMirror();
+    await m.ensureMirror();
+    expect(existsSync(join(m.mirrorPath, "HEAD"))).toBe(true);
+    const before = await m.branchSha("main");
+    expect(before).toBe(await git(work, "rev-parse", "main"));
+
+    await git(work, "checkout", "--quiet", "-b", "later");
+    await writeFile(join(work, "later.txt"), "later\n");
+    await git(work, "add", ".");
+    await git(work, "commit", "--quiet", "-m", "later");
+    await git(work, "push", "--quiet", "origin", "later");
+    await git(work, "checkout", "--quiet", "main");
+
+    await m.ensureMirror();
+    expect(await m.branchSha("later")).toBe(await git(work, "rev-parse", "later"));
+    expect(await m.branchSha("main")).toBe(before);
+    // The remote URL (which may hold a token) is not stored in the mirror's config.
+    expect(await readFile(join(m.mirrorPath, "config"), "utf8")).not.toContain(remote);
+  });
+
+  it("fetches a PR head and returns its SHA", async () => {
+    const m = await newMirror();
+    expect(await m.fetchPullHead(7)).toBe(pr7Sha);
+    expect(await m.fetchPullHead(8)).toBe(pr8Sha);
+    expect(await m.branchSha("main")).toBe(await git(work, "rev-parse", "main"));
+    await expectCode(m.fetchPullHead(99), "GIT_PR_NOT_FOUND");
+  });
+
+  it("checks out the PR in a worktree and removes it after success", async () => {
+    const m = await newMirror();
+    let seen = "";
+    const result = await m.withWorktree(7, pr7Sha, async (wt) => {
+      expect(wt.sha).toBe(pr7Sha);
+      expect(wt.path.startsWith(m.worktreesDir)).toBe(true);
+      seen = wt.path;
+      return readFile(join(wt.path, "feature.txt"), "utf8");
+    });
+    expect(result).toBe("a\nb\nc\n");
+    expect(existsSync(seen)).toBe(false);
+    expect(await worktreeEntries(m)).toEqual([]);
+    expect(await registeredWorktrees(m)).toBe(0);
+  });
+
+  it("removes the worktree after the callback throws", async () => {
+    const m = await newMirror();
+    let seen = "";
+    await expect(
+      m.withWorktree(7, undefined, async (wt) => {
+        seen = wt.path;
+        await writeFile(join(wt.path, "untracked.log"), "left behind\n");
+        throw new Error("boom");
+      }),
+    ).rejects.toThrow("boom");
+    expect(seen).not.toBe("");
+    expect(existsSync(seen)).toBe(false);
+    expect(await registeredWorktrees(m)).toBe(0);
+  });
+
+  it("removes the worktree on abort, even if the callback ignores the signal", async () => {
+    const m = await newMirror();
+    const ac = new AbortController();
+    let seen = "";
+    const started = Date.now();
+    const err = await expectCode(
+      m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => {
+          seen = wt.path;
+          setTimeout(() => ac.abort(), 50);
+          await new Promise((r) => setTimeout(r, 60_000));
+        },
+        ac.signal,
+      ),
+      "ABORTED",
+    );
+    expect(err.message).toContain("#7");
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(existsSync(seen)).toBe(false);
+    expect(await registeredWorktrees(m)).toBe(0);
+  });
+
+  it("refuses an already aborted signal without creating anything", async () => {
+    const m = await newMirror();
+    await expectCode(
+      m.withWorktree(7, undefined, async () => "never", AbortSignal.abort()),
+      "ABORTED",
+    );
+    expect(await worktreeEntries(m)).toEqual([]);
+  });
+
+  it("refuses a head that moved (GIT_HEAD_MISMATCH)", async () => {
+    const m = await newMirror();
+    let called = false;
+    const err = await expectCode(
+      m.withWorktree(7, pr8Sha, async () => {
+        called = true;
+      }),
+      "GIT_HEAD_MISMATCH",
+    );
+    expect(called).toBe(false);
+    expect(err.details).toMatchObject({ expected_sha: pr8Sha, actual_sha: pr7Sha });
+  });
+
+  it("cleanOrphans removes leftovers of dead processes and prunes git's records", async () => {
+    const m = await newMirror();
+    await m.fetchPullHead(7);
+    const dead = await deadPid();
+    const orphan = join(m.worktreesDir, `pr-7-${dead}-abcd1234`);
+    await mkdir(m.worktreesDir, { recursive: true });
+    await git(m.mirrorPath, "worktree", "add", "--detach", orphan, pr7Sha);
+    const stray = join(m.worktreesDir, "stray-dir");
+    await mkdir(join(stray, "nested"), { recursive: true });
+    // A worktree of another live server process sharing the state directory is left alone.
+    const live = join(m.worktreesDir, `pr-7-${process.ppid}-ffff0000`);
+    await mkdir(live);
+    expect(await registeredWorktrees(m)).toBe(1);
+
+    const removed = await m.cleanOrphans();
+    expect(removed.sort()).toEqual([orphan, stray].sort());
+    expect(existsSync(orphan)).toBe(false);
+    expect(existsSync(stray)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(await registeredWorktrees(m)).toBe(0);
+  });
+
+  it("cleanOrphans is harmless before the mirror exists", async () => {
+    const m = await newMirror();
+    expect(await m.cleanOrphans()).toEqual([]);
+  });
+
+  it("diffStat counts files and lines against the merge base", async () => {
+    const m = await newMirror();
+    await m.fetchPullHead(7);
+    const stat = await m.diffStat("main", pr7Sha);
+    const byPath = Object.fromEntries(stat.files.map((f) => [f.path, f]));
+    expect(byPath["feature.txt"]).toEqual({ path: "feature.txt", additions: 3, deletions: 0 });
+    expect(byPath["app.txt"]).toEqual({ path: "app.txt", additions: 1, deletions: 1 });
+    // main's own later change to app.txt is not part of the PR.
+    expect(stat.files).toHaveLength(2);
+    expect(stat).toMatchObject({ additions: 4, deletions: 1 });
+  });
+
+  it("diff returns the unified diff, capped on a line boundary", async () => {
+    const m = await newMirror();
+    await m.fetchPullHead(7);
+    const full = await m.diff("main", pr7Sha);
+    expect(full.truncated).toBe(false);
+    expect(full.text).toContain("+++ b/feature.txt");
+    expect(full.text).toContain("+line 3 changed");
+    const cut = await m.diff("main", pr7Sha, 100);
+    expect(cut.truncated).toBe(true);
+    expect(cut.bytes).toBe(full.bytes);
+    expect(cut.text.length).toBeLessThanOrEqual(100);
+    expect(cut.text.endsWith("\n")).toBe(true);
+  });
+
+  it("mergeCheck: clean for PR #7, conflict on app.txt for PR #8, no branch moved", async () => {
+    const m = await newMirror();
+    await m.fetchPullHead(7);
+    await m.fetchPullHead(8);
+    const mainBefore = await m.branchSha("main");
+    expect(await m.mergeCheck("main", pr7Sha)).toEqual({ clean: true, conflicts: [] });
+    expect(await m.mergeCheck("main", pr8Sha)).toEqual({ clean: false, conflicts: ["app.txt"] });
+    expect(await m.branchSha("main")).toBe(mainBefore);
+    expect(await git(m.mirrorPath, "for-each-ref", "--format=%(refname)", "refs/heads")).toBe("");
+  });
+
+  it("rejects dangerous ref names and PR numbers before running git", async () => {
+    const m = await newMirror();
+    for (const bad of [
+      "-rf",
+      "a;rm -rf /",
+      "$(x)",
+      "a b",
+      "a..b",
+      "x`id`",
+      "refs/heads/../x",
+      "a\u0000b",
+      "@{-1}",
+      ".hidden",
+      "x.lock",
+    ]) {
+      expect(() => assertRefName(bad), bad).toThrowError(EoaError);
+      await expectCode(m.diffStat(bad, pr7Sha), "GIT_BAD_REF");
+    }
+    await expectCode(m.diffStat("main", "--output=/tmp/x"), "GIT_BAD_REF");
+    await expectCode(m.fetchPullHead(0), "GIT_BAD_REF");
+    await expectCode(m.fetchPullHead(-3), "GIT_BAD_REF");
+    await expectCode(m.fetchPullHead(1.5), "GIT_BAD_REF");
+    expect(assertRefName("feature/GH-101_auth-v2")).toBe("feature/GH-101_auth-v2");
+  });
+
+  it("reports an unreachable remote without leaking credentials", async () => {
+    const state = await mkdtemp(join(root, "state-"));
+    const local = new GitMirror({ remote: join(root, "does-not-exist.git"), stateDir: state });
+    await expectCode(local.ensureMirror(), "GIT_REMOTE_UNREACHABLE");
+
+    const url = "https://x-access-token:ghp_SECRETSECRET@127.0.0.1:1/owner/repo.git";
+    const https = new GitMirror({
+      remote: url,
+      stateDir: await mkdtemp(join(root, "state-")),
+      timeoutMs: 20_000,
+    });
+    const err = await expectCode(https.ensureMirror(), "GIT_REMOTE_UNREACHABLE");
+    const shown = `${err.message} ${err.nextStep} ${JSON.stringify(err.details)}`;
+    expect(shown).toContain("https://127.0.0.1:1/owner/repo.git");
+    expect(shown).not.toContain("SECRETSECRET");
+    expect(shown).not.toContain("x-access-token");
+  });
+
+  it("stripCredentials removes user:password@ from URLs", () => {
+    expect(stripCredentials("fatal: unable to access 'https://u:p@github.com/o/r.git/'")).toBe(
+      "fatal: unable to access 'https://github.com/o/r.git/'",
+    );
+    expect(stripCredentials("git@github.com:o/r.git")).toBe("git@github.com:o/r.git");
+  });
+});
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+  await new Promise((r) => child.once("exit", r));
+  return child.pid!;
+}

@@ -1,5 +1,5 @@
 import type { Draft } from "immer";
-import { errorMessage } from "../errors.js";
+import { errorMessage, isEoaError } from "../errors.js";
 import { kanbanLabels, matchStatusOption } from "../protocol/kanban.js";
 import type { OutboundMessage } from "../protocol/messages.js";
 import { history, recordDecision } from "../state/records.js";
@@ -33,6 +33,7 @@ export interface EffectOutcome {
   kind: string;
   ok: boolean;
   error?: string;
+  code?: string;
   result?: Record<string, unknown>;
 }
 
@@ -67,15 +68,19 @@ async function performEffect(rt: Runtime, eff: EffectRecord): Promise<EffectOutc
     return { id: eff.id, kind: eff.kind, ok: true, result };
   } catch (err) {
     const error = rt.redact(errorMessage(err));
+    const code = isEoaError(err) ? err.code : undefined;
     rt.logger.warn("side effect failed", { effect: eff.id, kind: eff.kind, error });
     await rt.store.transact((draft) => {
       const e = draft.outbox.find((x) => x.id === eff.id);
       if (!e) return;
       e.status = "failed";
       e.error = error;
+      if (code) e.error_code = code;
+      // A merge is decided by a review of a known head: never retried behind the reviewer's back.
+      if (e.kind === "merge") e.attempts = MAX_EFFECT_ATTEMPTS;
       onFail(draft, eff, error, rt.now());
     });
-    return { id: eff.id, kind: eff.kind, ok: false, error };
+    return { id: eff.id, kind: eff.kind, ok: false, error, ...(code ? { code } : {}) };
   }
 }
 
@@ -104,6 +109,29 @@ async function perform(
     }
     case "labels":
       return syncKanban(rt, p.task_id as string);
+    case "review": {
+      const r = await rt.github.createReview(p.pr_number as number, {
+        event: p.event as "APPROVE" | "REQUEST_CHANGES" | "COMMENT",
+        body: p.body as string,
+        commitId: p.sha as string,
+      });
+      return { review_id: r.id };
+    }
+    case "merge": {
+      // A merge that happened before a crash is not repeated.
+      const pr = await rt.github.getPull(p.pr_number as number);
+      if (pr.merged) return { merged: true, reconciled: true };
+      const m = await rt.github.merge(p.pr_number as number, {
+        method: p.method as "merge" | "squash" | "rebase",
+        sha: p.sha as string,
+        title: p.title as string,
+      });
+      return { merged: m.merged, sha: m.sha };
+    }
+    case "rerun": {
+      const r = await rt.github.rerunFailedChecks(p.sha as string);
+      return { workflow_runs: r.workflowRuns, check_runs: r.checkRuns, skipped: r.skipped.length };
+    }
     case "comment":
       await rt.github.comment(p.issue_number as number, p.body as string);
       return {};

@@ -173,6 +173,23 @@ export interface ReviewRecord {
   deletions: number;
   tests?: { passed: number; failed: number };
   coverage?: number;
+  /** Results that depend only on the head SHA, reused by the next call for the same head. */
+  mechanical?: MechanicalResults;
+}
+
+export interface MechanicalResults {
+  files: Array<{ path: string; additions: number; deletions: number }>;
+  gate2_findings: Finding[];
+  commands: Array<{
+    name: "test" | "lint" | "coverage";
+    command: string;
+    exit_code: number | null;
+    timed_out: boolean;
+    duration_ms: number;
+  }>;
+  conflicts: string[];
+  tests?: { passed: number; failed: number };
+  coverage?: { percent: number; source: string };
 }
 
 export interface EscalationRecord {
@@ -241,6 +258,7 @@ export interface EffectRecord {
   done_at?: string;
   result?: Record<string, unknown>;
   error?: string;
+  error_code?: string;
 }
 
 export interface IdempotencyRecord {

@@ -72,6 +72,10 @@ export class StateStore {
   async read(): Promise<ReadonlyState> {
     const key = await this.fileKey();
     if (this.cache && this.cache.key === key) return this.cache.state;
+    return this.load(key);
+  }
+
+  private async load(key: string): Promise<ReadonlyState> {
     await this.db.read();
     const state = freeze(migrate(this.db.data), true);
     this.cache = { key, state };
@@ -88,7 +92,9 @@ export class StateStore {
     let next: ReadonlyState | undefined;
     let result!: T;
     try {
-      const current = await this.read();
+      // Always from disk here, never from the cache: its identity check can miss another process's
+      // write (a recycled inode, the same size, within one tick of the file system's clock).
+      const current = await this.load(await this.fileKey());
       const [produced, patches] = produceWithPatches(current, (draft) => {
         result = fn(draft);
       });

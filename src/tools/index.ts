@@ -5,6 +5,7 @@ import { escalateTool } from "./escalate.js";
 import { markAgentOfflineTool } from "./mark_agent_offline.js";
 import { preflightTool } from "./preflight.js";
 import { resolveEscalationTool } from "./resolve_escalation.js";
+import { reviewPrTool } from "./review_pr.js";
 import { startSessionTool } from "./start_session.js";
 
 /** Every tool, in the order of the protocol. */
@@ -13,6 +14,7 @@ export const tools: readonly AnyTool[] = [
   startSessionTool,
   assignTaskTool,
   checkMessagesTool,
+  reviewPrTool,
   escalateTool,
   resolveEscalationTool,
   markAgentOfflineTool,

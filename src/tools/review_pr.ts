@@ -1,0 +1,107 @@
+import { z } from "zod";
+import { reviewPr } from "../engine/review.js";
+import { untrusted } from "../protocol/text.js";
+import { defineTool } from "./define-tool.js";
+
+const FindingShape = z.object({
+  gate: z.union([z.literal(1), z.literal(2)]),
+  check: z.string(),
+  message: z.string(),
+  file: z.string().optional(),
+  line: z.number().int().optional(),
+  url: z.string().optional(),
+  log_tail: z.string().optional(),
+});
+
+export const reviewPrTool = defineTool({
+  name: "review_pr",
+  title: "Review a PR through both gates",
+  description:
+    "Phase 4: the two-gate review of a task's PR in an ephemeral git worktree (removed afterwards). Gate 1, spec compliance: " +
+    "the PR references its task, changed files stay inside the task's scope and outside protected paths, the checklist is " +
+    "complete, and your `spec_assessment` agrees. Gate 2, quality: CI check runs on the head succeeded, the configured test " +
+    "and lint commands pass, coverage meets the threshold, no secrets in the diff, the PR is mergeable. Without " +
+    "`spec_assessment` nothing is merged: you get a review packet and `awaiting_assessment` (mechanical results are cached " +
+    "by head SHA, so the second call is fast). Both gates pass → approve and merge (large tasks and protected paths stop at " +
+    "human review), dependents dispatched. Failures → a fix request to the agent (escalated after max_fix_rounds); failing " +
+    "CI is re-run, pending CI polled, both blocked past their limits; a merge conflict is never resolved, it is queued for " +
+    "the user. Sends progress notifications.",
+  kind: "irreversible",
+  input: {
+    pr_number: z.number().int().positive().max(10_000_000),
+    task_id: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/)
+      .optional(),
+    spec_assessment: z
+      .strictObject({
+        implements_request: z.boolean(),
+        no_scope_creep: z.boolean(),
+        interface_contract_met: z.boolean(),
+        notes: z.string().max(4000).optional(),
+      })
+      .optional(),
+    merge: z.boolean().optional(),
+  },
+  output: {
+    pr_number: z.number().int(),
+    task_id: z.string(),
+    head_sha: z.string(),
+    decision: z.string(),
+    gate1: z.string(),
+    gate2: z.string(),
+    reason: z.string(),
+    findings: z.array(FindingShape),
+    task_status: z.string(),
+    tests: z.object({ passed: z.number().int(), failed: z.number().int() }).nullable(),
+    coverage: z.number().nullable(),
+    merged_sha: z.string().nullable(),
+    fix_round: z.number().int().nullable(),
+    escalation_id: z.string().nullable(),
+    dispatched: z.array(z.string()),
+    cached: z.boolean(),
+    packet: z
+      .object({
+        pr: z.object({
+          number: z.number(),
+          title: z.string(),
+          url: z.string(),
+          head_sha: z.string(),
+          base: z.string(),
+          body: z.string(),
+        }),
+        diff_stat: z.object({ files: z.number(), additions: z.number(), deletions: z.number() }),
+        files: z.array(z.object({ path: z.string(), additions: z.number(), deletions: z.number() })),
+        completion_criteria: z.array(z.string()),
+        test_requirements: z.array(z.string()),
+        files_in_scope: z.array(z.string()),
+        instructions: z.string(),
+      })
+      .nullable(),
+    warnings: z.array(z.string()),
+  },
+  async handle(args, { rt, progress, signal }) {
+    const r = await reviewPr(rt, args, { progress: (m) => progress(m), signal });
+    const lines = [
+      `PR #${r.pr_number} (${r.task_id}) at ${r.head_sha.slice(0, 12)}: ${r.decision}. Gate 1 ${r.gate1}, Gate 2 ${r.gate2}. ${r.reason}`,
+      ...r.findings.map(
+        (f) =>
+          `- [gate ${f.gate} ${f.check}]${f.file ? ` ${f.file}${f.line ? `:${f.line}` : ""}` : ""} ${f.message}`,
+      ),
+      ...(r.tests ? [`Tests: ${r.tests.passed} passed, ${r.tests.failed} failed.`] : []),
+      ...(r.coverage !== null ? [`Coverage: ${r.coverage}%.`] : []),
+      ...(r.merged_sha ? [`Merged as ${r.merged_sha.slice(0, 12)}.`] : []),
+      ...(r.dispatched.length ? [`Dispatched next: ${r.dispatched.join(", ")}.`] : []),
+      ...(r.packet
+        ? [
+            "Review packet (judge Gate 1, then call review_pr again with spec_assessment):",
+            `Files: ${r.packet.files.map((f) => `${f.path} (+${f.additions}/-${f.deletions})`).join(", ")}`,
+            `Completion criteria: ${r.packet.completion_criteria.join("; ") || "(none)"}`,
+            untrusted(`PR #${r.pr_number} body`, `${r.packet.pr.title}\n\n${r.packet.pr.body}`),
+          ]
+        : []),
+      ...r.warnings.map((w) => `Warning: ${w}`),
+    ];
+    return { data: r, text: lines.join("\n") };
+  },
+});

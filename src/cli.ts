@@ -8,12 +8,19 @@ import { errorMessage, isEoaError } from "./errors.js";
 import type { LogSink } from "./log.js";
 import { createServer } from "./server.js";
 import { VERSION } from "./version.js";
+import { FileClock } from "./clock.js";
+import { writeReport } from "./engine/report.js";
+import { serveHttp } from "./http.js";
+import { simulate } from "./sim/simulate.js";
 
 const USAGE = `eoa-mcp ${VERSION}: MCP server for autonomous operation of developer agents (AI Maestro + GitHub)
 
 Usage:
   eoa-mcp [options]              serve MCP on stdio (what Claude Code / Claude Desktop run)
+  eoa-mcp --http [--port N]      serve Streamable HTTP on 127.0.0.1 (needs EOA_HTTP_TOKEN)
+  eoa-mcp simulate [faults]      rehearse a whole night against local stand-ins (see: eoa-mcp simulate --help)
   eoa-mcp preflight [options]    print the Prerequisites Checklist and exit (1 when an item fails)
+  eoa-mcp report [options]       write the current session's report and print it
   eoa-mcp --help | --version
 
 Options:
@@ -24,17 +31,24 @@ Options:
   --aimaestro-url URL    AI Maestro base URL (AIMAESTRO_API)
   --github-api-url URL   GitHub API base URL (GITHUB_API_URL)
   --roster-file FILE     AGENT_ROSTER.md (EOA_ROSTER_FILE)
+  --port N               HTTP port (default 3333; 0 picks a free one)
 
 stdout carries only the MCP protocol; logs go to stderr (EOA_LOG_LEVEL=debug|info|warning|error).`;
 
-const COMMANDS = new Set(["serve", "preflight"]);
+const COMMANDS = new Set(["serve", "preflight", "report"]);
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "simulate") return simulate(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
       args: argv,
-      options: { ...CONFIG_FLAGS, help: { type: "boolean", short: "h" }, version: { type: "boolean" } },
+      options: {
+        ...CONFIG_FLAGS,
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean" },
+        http: { type: "boolean" },
+      },
       allowPositionals: true,
       strict: true,
     });
@@ -58,7 +72,12 @@ async function main(argv: string[]): Promise<number> {
 
   const config = loadConfig({ argv });
   const sinks = new Set<LogSink>();
-  const rt = await buildRuntime(config, { logSinks: sinks });
+  // Rehearsals (eoa-mcp simulate) run the server on the simulation's clock.
+  const clockFile = process.env.EOA_FAKE_CLOCK_FILE;
+  const rt = await buildRuntime(config, {
+    logSinks: sinks,
+    ...(clockFile ? { clock: new FileClock(clockFile), fast: true } : {}),
+  });
 
   if (command === "preflight") {
     const result = await preflight(rt);
@@ -67,9 +86,33 @@ async function main(argv: string[]): Promise<number> {
     return result.ready ? 0 : 1;
   }
 
+  if (command === "report") {
+    const r = await writeReport(rt);
+    process.stdout.write(r.markdown); // stdout-ok: a terminal command
+    process.stderr.write(`written to ${r.path}\n`);
+    await closeRuntime(rt);
+    return 0;
+  }
+
+  let closing = false;
+  if (parsed.values.http) {
+    const http = await serveHttp(rt, { port: config.http.port, logSinks: sinks });
+    rt.logger.info("serving MCP over Streamable HTTP", { url: http.url });
+    process.stderr.write(`eoa-mcp: listening on ${http.url}\n`);
+    const stop = async () => {
+      if (closing) return;
+      closing = true;
+      await http.close();
+      await closeRuntime(rt);
+      process.exit(0);
+    };
+    process.on("SIGINT", () => void stop());
+    process.on("SIGTERM", () => void stop());
+    return -1;
+  }
+
   const eoa = createServer(rt, { logSinks: sinks });
   const transport = new StdioServerTransport();
-  let closing = false;
   const shutdown = async (why: string) => {
     if (closing) return;
     closing = true;

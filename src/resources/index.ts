@@ -3,6 +3,7 @@ import { configResource } from "./config.js";
 import { decisionsResource } from "./decisions.js";
 import { escalationsResource } from "./escalations.js";
 import { rosterMarkdownResource, rosterResource } from "./roster.js";
+import { latestReportResource } from "./reports.js";
 import { sessionResource } from "./session.js";
 import { taskResource, tasksResource } from "./tasks.js";
 
@@ -15,4 +16,5 @@ export const resources: readonly ResourceDefinition[] = [
   escalationsResource,
   decisionsResource,
   configResource,
+  latestReportResource,
 ];

@@ -87,7 +87,19 @@ export interface NightEnvironment {
   close(): Promise<void>;
 }
 
-export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<NightEnvironment> {
+export interface Surroundings {
+  root: string;
+  stateDir: string;
+  clock: FakeClock;
+  aimaestro: AiMaestroStandIn;
+  github: GitHubStandIn;
+  repo: LocalRepo;
+  configFile: string;
+  close(): Promise<void>;
+}
+
+/** The stand-ins, the git remote and a config file pointing at them; no eoa-mcp runtime. */
+export async function createSurroundings(opts: EnvironmentOptions = {}): Promise<Surroundings> {
   const root = opts.root ?? (await mkdtemp(join(tmpdir(), "eoa-night-")));
   const clock = new FakeClock("2025-12-30T22:00:00Z");
   const aimaestro = await startAiMaestroServer({
@@ -128,12 +140,6 @@ export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<
   };
   const configFile = join(root, "eoa.config.json");
   await writeFile(configFile, JSON.stringify(fileConfig, null, 2));
-  const config = loadConfig({ argv: ["--config", configFile], env: {}, cwd: root });
-  const logSinks = new Set<LogSink>();
-  const logger = createLogger("eoa", { stderr: opts.verbose ?? false, sinks: logSinks });
-  const rt = await buildRuntime(config, { clock, logSinks, logger, fast: true });
-  const servers: EoaServer[] = [];
-
   return {
     root,
     stateDir,
@@ -141,10 +147,28 @@ export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<
     aimaestro,
     github,
     repo,
+    configFile,
+    async close() {
+      await aimaestro.close();
+      await github.close();
+      if (!opts.root) await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<NightEnvironment> {
+  const sur = await createSurroundings(opts);
+  const config = loadConfig({ argv: ["--config", sur.configFile], env: {}, cwd: sur.root });
+  const logSinks = new Set<LogSink>();
+  const logger = createLogger("eoa", { stderr: opts.verbose ?? false, sinks: logSinks });
+  const rt = await buildRuntime(config, { clock: sur.clock, logSinks, logger, fast: true });
+  const servers: EoaServer[] = [];
+
+  return {
+    ...sur,
     config,
     rt,
     logSinks,
-    configFile,
     async connect() {
       const server = createServer(rt, { logSinks, externalPollMs: 50 });
       servers.push(server);
@@ -157,9 +181,7 @@ export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<
     async close() {
       for (const s of servers) await s.close().catch(() => undefined);
       await closeRuntime(rt);
-      await aimaestro.close();
-      await github.close();
-      if (!opts.root) await rm(root, { recursive: true, force: true });
+      await sur.close();
     },
   };
 }

@@ -131,6 +131,8 @@ export interface SessionRecord {
   started_at?: string;
   ended_at?: string;
   halted_reason?: string;
+  /** The last report written for this session. */
+  report?: { path: string; at: string };
 }
 
 export type MessageOutcome = "applied" | "quarantined" | "flagged" | "ignored";

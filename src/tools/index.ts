@@ -7,6 +7,7 @@ import { preflightTool } from "./preflight.js";
 import { resolveEscalationTool } from "./resolve_escalation.js";
 import { reviewPrTool } from "./review_pr.js";
 import { startSessionTool } from "./start_session.js";
+import { writeReportTool } from "./write_report.js";
 
 /** Every tool, in the order of the protocol. */
 export const tools: readonly AnyTool[] = [
@@ -18,4 +19,5 @@ export const tools: readonly AnyTool[] = [
   escalateTool,
   resolveEscalationTool,
   markAgentOfflineTool,
+  writeReportTool,
 ];

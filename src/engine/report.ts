@@ -1,0 +1,137 @@
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { EoaError, errorMessage } from "../errors.js";
+import {
+  renderReport,
+  reportFigures,
+  type ReportFigures,
+  type ReportModel,
+  type TaskRow,
+} from "../protocol/report.js";
+import { recordDecision } from "../state/records.js";
+import type { TaskRecord } from "../state/schema.js";
+import type { Runtime } from "./runtime.js";
+
+/** Phase 5: gathers the report's figures from state and GitHub, renders it, writes it under the state directory. */
+
+const TERMINAL: readonly TaskRecord["status"][] = ["done", "human-review", "blocked"];
+
+export interface ReportResult {
+  session_id: string;
+  path: string;
+  markdown: string;
+  figures: ReportFigures;
+  session_complete: boolean;
+  warnings: string[];
+}
+
+export async function writeReport(rt: Runtime, sessionId?: string): Promise<ReportResult> {
+  const state = await rt.store.read();
+  const id = sessionId ?? state.current_session_id;
+  const session = state.sessions.find((s) => s.id === id);
+  if (!session) {
+    throw new EoaError(
+      "SESSION_NOT_FOUND",
+      id ? `no session ${id}` : "there is no session yet",
+      id ? "read eoa://session for the current session id" : "start one with start_session",
+    );
+  }
+  const tasks = session.task_ids.map((t) => state.tasks[t]).filter((t): t is TaskRecord => !!t);
+  if (!tasks.length) {
+    throw new EoaError(
+      "NO_TASKS",
+      `session ${session.id} has no tasks to report on`,
+      "start a session with tasks (start_session)",
+    );
+  }
+  const warnings: string[] = [];
+  const inSession = (taskId: string | undefined, at: string) =>
+    taskId ? session.task_ids.includes(taskId) : at >= session.created_at;
+  const rows: TaskRow[] = [];
+  for (const task of tasks) {
+    const reviews = Object.values(state.reviews)
+      .filter((r) => r.task_id === task.task_id && (!task.pr_number || r.pr_number === task.pr_number))
+      .sort((a, b) => a.at.localeCompare(b.at));
+    const last = reviews.at(-1);
+    const tested = [...reviews].reverse().find((r) => r.tests);
+    let pr: TaskRow["pr"] = null;
+    if (task.pr_number) {
+      try {
+        const p = await rt.github.getPull(task.pr_number);
+        pr = {
+          number: p.number,
+          merged: p.merged,
+          state: p.state,
+          files: p.changedFiles,
+          additions: p.additions,
+          deletions: p.deletions,
+        };
+      } catch (err) {
+        warnings.push(
+          `PR #${task.pr_number} not read from GitHub (${errorMessage(err)}); scope taken from the last review`,
+        );
+        pr = {
+          number: task.pr_number,
+          merged: task.status === "done" && !!task.merged_at,
+          state: task.status === "done" ? "closed" : "open",
+          files: last?.files_changed ?? 0,
+          additions: last?.additions ?? 0,
+          deletions: last?.deletions ?? 0,
+        };
+      }
+    }
+    rows.push({ task, pr, tests: tested?.tests ?? null });
+  }
+  const model: ReportModel = {
+    sessionId: session.id,
+    generatedAt: rt.now(),
+    directive: session.directive ?? null,
+    rows,
+    incidents: state.incidents.filter((i) => inSession(i.task_id, i.at)),
+    escalations: state.escalations.filter((e) => inSession(e.task_id, e.created_at)),
+    decisions: state.decisions.filter(
+      (d) => d.at >= session.created_at && (!d.task_id || session.task_ids.includes(d.task_id)),
+    ),
+    agents: Object.keys(state.agents),
+  };
+  const markdown = renderReport(model);
+  const dir = join(rt.config.stateDir, "reports");
+  const path = join(dir, `${session.id}.md`);
+  try {
+    await mkdir(dir, { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    await writeFile(tmp, markdown);
+    await rename(tmp, path);
+  } catch (err) {
+    throw new EoaError(
+      "REPORT_WRITE_FAILED",
+      `the report could not be written to ${path}: ${errorMessage(err)}`,
+      "fix the permissions or free space in the state directory's reports/ folder and call write_report again (nothing in state was changed)",
+    );
+  }
+  const complete = tasks.every((t) => TERMINAL.includes(t.status));
+  const now = rt.now();
+  await rt.store.transact((draft) => {
+    const s = draft.sessions.find((x) => x.id === session.id)!;
+    s.report = { path, at: now.toISOString() };
+    if (complete && s.status !== "complete") {
+      s.status = "complete";
+      s.ended_at = now.toISOString();
+      recordDecision(draft, now, {
+        action: "complete-session",
+        rule: "Phase 5: every task is done, at human review or blocked",
+        inputs: { tasks: tasks.map((t) => `${t.task_id}:${t.status}`) },
+        outcome: "session complete; report written",
+      });
+    }
+  });
+  rt.notifyExtra("eoa://reports/latest");
+  return {
+    session_id: session.id,
+    path,
+    markdown,
+    figures: reportFigures(model),
+    session_complete: complete,
+    warnings,
+  };
+}

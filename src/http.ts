@@ -1,0 +1,121 @@
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import type { Server } from "node:http";
+import type { Request, Response } from "express";
+import { createMcpExpressApp } from "@modelcontextprotocol/sdk/server/express.js";
+import { requireBearerAuth } from "@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js";
+import { InvalidTokenError } from "@modelcontextprotocol/sdk/server/auth/errors.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { Runtime } from "./engine/runtime.js";
+import { EoaError } from "./errors.js";
+import type { LogSink } from "./log.js";
+import { createServer, type EoaServer } from "./server.js";
+
+/**
+ * Streamable HTTP on 127.0.0.1 only, behind a bearer token (EOA_HTTP_TOKEN) and Host-header
+ * (DNS rebinding) protection. One McpServer per MCP session, all sharing the runtime, so HTTP and
+ * stdio servers can work the same state directory at once (the store's lock keeps them honest).
+ */
+
+export interface HttpHandle {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function serveHttp(
+  rt: Runtime,
+  opts: { port: number; logSinks?: Set<LogSink> },
+): Promise<HttpHandle> {
+  const token = rt.config.http.token;
+  if (!token) {
+    throw new EoaError(
+      "HTTP_TOKEN_REQUIRED",
+      "the HTTP transport refuses to start without a bearer token",
+      "set EOA_HTTP_TOKEN (16+ random characters, e.g. `openssl rand -hex 32`) or http.token in the config file",
+    );
+  }
+  const expected = Buffer.from(token);
+  const app = createMcpExpressApp({ host: "127.0.0.1" });
+  const auth = requireBearerAuth({
+    verifier: {
+      verifyAccessToken: async (presented: string) => {
+        const got = Buffer.from(presented);
+        if (got.length !== expected.length || !timingSafeEqual(got, expected))
+          throw new InvalidTokenError("invalid token");
+        // requireBearerAuth insists on an expiry; the static token never expires by itself.
+        return {
+          token: presented,
+          clientId: "eoa-http",
+          scopes: [],
+          expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        };
+      },
+    },
+  });
+
+  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: EoaServer }>();
+
+  app.post("/mcp", auth, async (req, res) => {
+    const sid = req.headers["mcp-session-id"];
+    const existing = typeof sid === "string" ? sessions.get(sid) : undefined;
+    if (existing) {
+      await existing.transport.handleRequest(req, res, req.body);
+      return;
+    }
+    if (sid !== undefined || !isInitializeRequest(req.body)) {
+      res
+        .status(400)
+        .json({
+          jsonrpc: "2.0",
+          error: { code: -32000, message: "no valid MCP session: send initialize first" },
+          id: null,
+        });
+      return;
+    }
+    const server = createServer(rt, opts.logSinks ? { logSinks: opts.logSinks } : {});
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, { transport, server });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+      void server.close();
+    };
+    await server.server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  });
+
+  const sessionRequest = async (req: Request, res: Response) => {
+    const sid = req.headers["mcp-session-id"];
+    const s = typeof sid === "string" ? sessions.get(sid) : undefined;
+    if (!s) {
+      res.status(400).send("unknown or missing mcp-session-id");
+      return;
+    }
+    await s.transport.handleRequest(req, res);
+  };
+  app.get("/mcp", auth, sessionRequest);
+  app.delete("/mcp", auth, sessionRequest);
+
+  const listener: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(opts.port, "127.0.0.1", () => resolve(s));
+    s.on("error", reject);
+  });
+  const address = listener.address();
+  const port = typeof address === "object" && address ? address.port : opts.port;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    port,
+    async close() {
+      for (const { transport, server } of sessions.values()) {
+        await transport.close().catch(() => undefined);
+        await server.close().catch(() => undefined);
+      }
+      sessions.clear();
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+    },
+  };
+}

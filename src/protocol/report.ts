@@ -1,0 +1,253 @@
+import type {
+  DecisionRecord,
+  EscalationRecord,
+  IncidentRecord,
+  KanbanColumn,
+  TaskRecord,
+} from "../state/schema.js";
+
+/**
+ * Phase 5: the completion report in the seed's format, plus what awaits the user, a timeline and a
+ * dependency graph. Pure: every figure comes from the model the engine builds out of state and
+ * GitHub, and the summary's totals are computed from the same per-task rows it prints.
+ */
+
+export interface TaskRow {
+  task: TaskRecord;
+  pr: {
+    number: number;
+    merged: boolean;
+    state: string;
+    files: number;
+    additions: number;
+    deletions: number;
+  } | null;
+  tests: { passed: number; failed: number } | null;
+}
+
+export interface ReportModel {
+  sessionId: string;
+  generatedAt: Date;
+  directive: string | null;
+  rows: TaskRow[];
+  incidents: IncidentRecord[];
+  escalations: EscalationRecord[];
+  decisions: DecisionRecord[];
+  agents: string[];
+}
+
+export interface ReportFigures {
+  tasks_total: number;
+  tasks_completed: number;
+  prs_merged: number;
+  issues_encountered: number;
+  escalations: number;
+}
+
+const STATUS_WORD: Record<KanbanColumn, string> = {
+  backlog: "NOT STARTED",
+  todo: "QUEUED",
+  "in-progress": "IN PROGRESS",
+  "ai-review": "IN REVIEW",
+  "human-review": "AWAITING HUMAN REVIEW",
+  "merge-release": "MERGING",
+  done: "COMPLETE",
+  blocked: "BLOCKED",
+};
+
+export function reportFigures(m: ReportModel): ReportFigures {
+  return {
+    tasks_total: m.rows.length,
+    tasks_completed: m.rows.filter((r) => r.task.status === "done").length,
+    prs_merged: m.rows.filter((r) => r.pr?.merged).length,
+    issues_encountered: m.incidents.length,
+    escalations: m.escalations.length,
+  };
+}
+
+export function renderReport(m: ReportModel): string {
+  const f = reportFigures(m);
+  const out: string[] = [
+    "# Autonomous Operation Report",
+    `**Session**: ${m.sessionId}`,
+    `**Generated**: ${m.generatedAt.toISOString().replace("T", " ").slice(0, 19)} UTC`,
+    ...(m.directive ? [`**Directive**: ${m.directive}`] : []),
+    "",
+    "## Summary",
+    `- Tasks Completed: ${f.tasks_completed}/${f.tasks_total}`,
+    `- PRs Merged: ${f.prs_merged}`,
+    `- Issues Encountered: ${f.issues_encountered}`,
+    `- Escalations: ${f.escalations}`,
+    "",
+    ...waitingForYou(m),
+    "## Task Status",
+    "",
+  ];
+  for (const r of m.rows) out.push(...taskSection(r), "");
+  out.push("## Issues Encountered", "");
+  if (!m.incidents.length) out.push("None.", "");
+  m.incidents.forEach((i, n) => {
+    out.push(
+      `### Issue ${n + 1}: ${title(i.kind)}`,
+      `- **Task**: ${i.task_id ?? "-"}`,
+      `- **Occurrence**: ${i.occurrence} (${short(i.at)})`,
+      `- **Description**: ${i.description}`,
+      `- **Resolution**: ${i.resolution ?? "none yet"}`,
+      `- **Action Taken**: ${i.action}`,
+      "",
+    );
+  });
+  out.push("## Recommendations", "");
+  recommendations(m).forEach((r, n) => out.push(`${n + 1}. ${r}`));
+  out.push(
+    "",
+    "## Agent Performance",
+    "",
+    "| Agent | Tasks Completed | PRs Merged | Issues Resolved |",
+    "|-------|-----------------|------------|-----------------|",
+  );
+  for (const a of m.agents) {
+    const mine = m.rows.filter((r) => r.task.assignee === a && r.task.status === "done");
+    const resolved = m.incidents.filter(
+      (i) => i.resolution && m.rows.some((r) => r.task.task_id === i.task_id && r.task.assignee === a),
+    ).length;
+    out.push(`| ${a} | ${mine.length} | ${mine.filter((r) => r.pr?.merged).length} | ${resolved} |`);
+  }
+  out.push("", "## Dependency Graph", "", "```mermaid", ...mermaid(m.rows), "```", "", "## Timeline", "");
+  const timeline = m.decisions.filter(
+    (d) => d.action !== "review" || /merge|fix_request|conflict|blocked/.test(d.outcome),
+  );
+  for (const d of timeline.slice(-100)) {
+    out.push(
+      `- ${short(d.at)} ${d.action}${d.task_id ? ` ${d.task_id}` : ""}${d.agent ? ` (${d.agent})` : ""}: ${d.outcome}`,
+    );
+  }
+  if (timeline.length > 100) out.push(`- … ${timeline.length - 100} earlier entries in eoa://decisions`);
+  return out.join("\n") + "\n";
+}
+
+function taskSection(r: TaskRow): string[] {
+  const t = r.task;
+  const status =
+    t.status === "in-progress" && t.progress_percent !== undefined
+      ? `IN PROGRESS (${t.progress_percent}%)`
+      : STATUS_WORD[t.status];
+  const lines = [
+    `### ${t.task_id}: ${t.title}`,
+    `- **Status**: ${status}`,
+    `- **Agent**: ${t.assignee ?? "unassigned"}`,
+  ];
+  if (r.pr) {
+    lines.push(`- **PR**: #${r.pr.number} (${r.pr.merged ? "merged" : r.pr.state})`);
+    lines.push(
+      `- **Scope**: ${r.pr.files} file${r.pr.files === 1 ? "" : "s"} modified, ${r.pr.additions} lines added, ${r.pr.deletions} removed`,
+    );
+  } else if (t.branch) {
+    lines.push(`- **Branch**: ${t.branch}`);
+  }
+  lines.push(
+    `- **Tests**: ${r.tests ? `${r.tests.passed} passed, ${r.tests.failed} failed` : "not run yet"}`,
+  );
+  if (t.status === "blocked") lines.push(`- **Blocker**: ${t.blocked_reason ?? "unknown"}`);
+  else if (t.status !== "done") lines.push(`- **Blocker**: ${t.queue ? t.queue.reason : "None"}`);
+  if (t.fix_rounds) lines.push(`- **Fix rounds**: ${t.fix_rounds}`);
+  if (t.status !== "done" && t.progress_note) lines.push(`- **Remaining**: ${t.progress_note}`);
+  return lines;
+}
+
+function waitingForYou(m: ReportModel): string[] {
+  const open = m.escalations.filter((e) => e.status === "open");
+  const human = m.rows.filter((r) => r.task.status === "human-review");
+  const blocked = m.rows.filter((r) => r.task.status === "blocked");
+  if (!open.length && !human.length && !blocked.length)
+    return ["## Waiting for You", "", "Nothing: no open escalation, no human review, no blocked task.", ""];
+  const out = ["## Waiting for You", ""];
+  for (const e of open) {
+    out.push(
+      `- **${e.id}** (${e.level} ${e.category}${e.task_id ? `, ${e.task_id}` : ""}): ${e.issue}${e.action_required ? ` — action required: ${e.action_required}` : ""}${e.current_action ? ` — current action: ${e.current_action}` : ""}${e.delivery.status !== "delivered" ? ` — not delivered yet (${e.delivery.last_error ?? "pending"})` : ""}`,
+    );
+  }
+  for (const r of human)
+    out.push(
+      `- **${r.task.task_id}** awaits your review and merge: PR #${r.pr?.number ?? r.task.pr_number ?? "?"}`,
+    );
+  for (const r of blocked)
+    out.push(`- **${r.task.task_id}** is blocked: ${r.task.blocked_reason ?? "unknown"}`);
+  out.push("");
+  return out;
+}
+
+function recommendations(m: ReportModel): string[] {
+  const recs: string[] = [];
+  const kinds = (k: string) => m.incidents.filter((i) => i.kind === k);
+  const ciTasks = [...new Set(kinds("ci-failure").map((i) => i.task_id))];
+  if (ciTasks.length) recs.push(`Investigate CI stability: failures on ${ciTasks.join(", ")} needed re-runs`);
+  const pending = [...new Set(kinds("ci-blocked").map((i) => i.task_id))];
+  if (pending.length)
+    recs.push(`CI never finished for ${pending.join(", ")}: check the runners and the workflow's triggers`);
+  const offline = [...new Set(kinds("agent-offline").map((i) => i.description.split(" ")[0]))];
+  if (offline.length) recs.push(`Check the health of ${offline.join(", ")}: went offline during the session`);
+  for (const r of m.rows.filter((x) => x.task.fix_rounds >= 3)) {
+    recs.push(
+      `${r.task.task_id} needed ${r.task.fix_rounds} fix rounds: sharpen its completion criteria or split it`,
+    );
+  }
+  for (const r of m.rows.filter((x) => x.task.status === "blocked"))
+    recs.push(`Unblock ${r.task.task_id}: ${r.task.blocked_reason ?? "see its history"}`);
+  for (const r of m.rows.filter((x) => !["done", "blocked", "human-review"].includes(x.task.status))) {
+    recs.push(
+      `${r.task.task_id} is ${STATUS_WORD[r.task.status].toLowerCase()}${r.task.progress_percent !== undefined ? ` at ${r.task.progress_percent}%` : ""}: let the next session finish it`,
+    );
+  }
+  for (const r of m.rows.filter((x) => x.task.status === "human-review"))
+    recs.push(`Review and merge PR #${r.pr?.number ?? r.task.pr_number} (${r.task.task_id}) yourself`);
+  const q = m.escalations.filter((e) => e.status === "open");
+  if (q.length)
+    recs.push(
+      `Answer ${q.length} open escalation(s) with resolve_escalation: ${q.map((e) => e.id).join(", ")}`,
+    );
+  if (!recs.length)
+    recs.push("All tasks were reviewed through both gates and merged; nothing needs attention");
+  return recs;
+}
+
+const CLASS: Record<KanbanColumn, string> = {
+  backlog: "waiting",
+  todo: "waiting",
+  "in-progress": "active",
+  "ai-review": "active",
+  "merge-release": "active",
+  "human-review": "human",
+  done: "done",
+  blocked: "blocked",
+};
+
+function mermaid(rows: TaskRow[]): string[] {
+  const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
+  const label = (s: string) => s.replace(/["`[\]{}()<>|]/g, "'").slice(0, 60);
+  const lines = ["graph TD"];
+  for (const r of rows)
+    lines.push(
+      `  ${id(r.task.task_id)}["${r.task.task_id}: ${label(r.task.title)}<br/>${STATUS_WORD[r.task.status]}"]:::${CLASS[r.task.status]}`,
+    );
+  const known = new Set(rows.map((r) => r.task.task_id));
+  for (const r of rows)
+    for (const d of r.task.depends_on) if (known.has(d)) lines.push(`  ${id(d)} --> ${id(r.task.task_id)}`);
+  lines.push(
+    "  classDef done fill:#c8e6c9,stroke:#2e7d32",
+    "  classDef active fill:#bbdefb,stroke:#1565c0",
+    "  classDef waiting fill:#eeeeee,stroke:#757575",
+    "  classDef human fill:#fff9c4,stroke:#f9a825",
+    "  classDef blocked fill:#ffcdd2,stroke:#c62828",
+  );
+  return lines;
+}
+
+function title(kind: string): string {
+  const s = kind.replace(/-/g, " ");
+  return s[0]!.toUpperCase() + s.slice(1);
+}
+
+function short(iso: string): string {
+  return iso.replace("T", " ").slice(0, 16);
+}

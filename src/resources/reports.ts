@@ -1,0 +1,23 @@
+import { readFile } from "node:fs/promises";
+import { defineResource } from "./define-resource.js";
+
+export const latestReportResource = defineResource({
+  name: "reports/latest",
+  uri: "eoa://reports/latest",
+  title: "Latest report",
+  description: "The most recent Autonomous Operation Report written by write_report (markdown).",
+  mimeType: "text/markdown",
+  dependsOn: [],
+  read: async (_rt, state) => {
+    const latest = state.sessions
+      .filter((s) => s.report)
+      .sort((a, b) => a.report!.at.localeCompare(b.report!.at))
+      .at(-1);
+    if (!latest) return "# No report yet\n\nCall write_report to write one.\n";
+    try {
+      return await readFile(latest.report!.path, "utf8");
+    } catch {
+      return `# Report missing\n\nThe report of ${latest.id} was written to ${latest.report!.path} but can no longer be read. Call write_report again.\n`;
+    }
+  },
+});

@@ -1,0 +1,278 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ScriptedAgent, type Faults } from "./agents.js";
+import { createSurroundings, SEED_AGENTS } from "./environment.js";
+
+/**
+ * `eoa-mcp simulate`: the seed's night, from handoff to report, through the real tools of a real
+ * eoa-mcp server process over stdio, against the loopback stand-ins, a real git remote and
+ * scripted agents, on a fake clock (10 minutes a poll cycle). Faults are flags.
+ */
+
+export const SIMULATE_USAGE = `Usage: eoa-mcp simulate [--silent-agent] [--ci-failure] [--merge-conflict] [--security-issue] [--all-faults] [--keep] [--quiet]
+
+Rehearses the protocol's night (GH-101 User Authentication; GH-102 Password Reset and GH-103 Session
+Management after it; agents dev-agent-1 and dev-agent-2) with nothing installed but Node and git.
+
+  --silent-agent     dev-agent-2 stops answering after its first acknowledgement (goes offline, work moves to its backup)
+  --ci-failure       CI fails once on GH-101's PR (re-run, then passes)
+  --merge-conflict   GH-102's PR conflicts with a hotfix on main (blocked, queued for the user)
+  --security-issue   dev-agent-1 finds a SQL injection while on GH-103 (urgent escalation)
+  --all-faults       all of the above
+  --keep             keep the temporary state directory and print where it is
+  --quiet            print only the final report`;
+
+const FLAGS = {
+  "silent-agent": { type: "boolean" },
+  "ci-failure": { type: "boolean" },
+  "merge-conflict": { type: "boolean" },
+  "security-issue": { type: "boolean" },
+  "all-faults": { type: "boolean" },
+  keep: { type: "boolean" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const MAX_CYCLES = 48;
+const CYCLE_MINUTES = 10;
+
+type ToolResult = { structuredContent?: Record<string, unknown>; isError?: boolean; content?: unknown };
+
+export async function simulate(
+  argv: string[],
+  out: (line: string) => void = (l) => console.log(l),
+): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${SIMULATE_USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    out(SIMULATE_USAGE);
+    return 0;
+  }
+  const all = !!values["all-faults"];
+  const faults: Faults = {
+    silentAgent: all || !!values["silent-agent"],
+    ciFailure: all || !!values["ci-failure"],
+    mergeConflict: all || !!values["merge-conflict"],
+    securityIssue: all || !!values["security-issue"],
+  };
+  const quiet = !!values.quiet;
+  const say = (line: string) => {
+    if (!quiet) out(line);
+  };
+
+  const sur = await createSurroundings(values.keep ? {} : {});
+  const clockFile = join(sur.root, "clock.txt");
+  const tick = async (minutes: number) => {
+    sur.clock.advance(minutes);
+    await writeFile(clockFile, sur.clock.now().toISOString());
+  };
+  await tick(0);
+  const time = () => sur.clock.now().toISOString().slice(11, 16);
+  const event = (line: string) => say(`${time()}  ${line}`);
+
+  let prNumber = 146;
+  const world = {
+    aimaestro: sur.aimaestro,
+    github: sur.github,
+    repo: sur.repo,
+    orchestrator: "eoa-orchestrator",
+    faults,
+    nextPr: () => ++prNumber,
+    log: (l: string) => event(`  ! ${l}`),
+  };
+  const agents = SEED_AGENTS.map(
+    (a) =>
+      new ScriptedAgent(a.id, sur.aimaestro.url, world, {
+        ...(faults.silentAgent && a.id === "dev-agent-2" ? { goesSilentAfterFirstAck: true } : {}),
+        ...(faults.securityIssue && a.id === "dev-agent-1" ? { raisesSecurityOn: "GH-103" } : {}),
+      }),
+  );
+
+  const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [cli, "--config", sur.configFile],
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: sur.root,
+      EOA_FAKE_CLOCK_FILE: clockFile,
+      EOA_LOG_LEVEL: "warning",
+    },
+    stderr: "pipe",
+    cwd: sur.root,
+  });
+  const stderr: string[] = [];
+  transport.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
+  const client = new Client({ name: "eoa-simulate", version: "1.0.0" });
+  const call = async (name: string, args: Record<string, unknown> = {}): Promise<ToolResult> => {
+    const r = (await client.callTool({ name, arguments: args }, undefined, {
+      timeout: 120_000,
+    })) as ToolResult;
+    if (r.isError) {
+      const e = (r.structuredContent?.error ?? {}) as { code?: string; message?: string };
+      event(`  ✗ ${name}: ${e.code}: ${e.message}`);
+    }
+    return r;
+  };
+
+  let exit = 0;
+  try {
+    await client.connect(transport);
+    say(
+      `eoa-mcp simulate: the seed's night${
+        Object.entries(faults).some(([, v]) => v)
+          ? ` with faults: ${Object.entries(faults)
+              .filter(([, v]) => v)
+              .map(([k]) => k)
+              .join(", ")}`
+          : ""
+      }`,
+    );
+    say(
+      `AI Maestro stand-in ${sur.aimaestro.url} · GitHub stand-in ${sur.github.url} · git remote ${sur.repo.bare}`,
+    );
+    say("");
+
+    const pre = await call("preflight");
+    const summary = pre.structuredContent?.summary as { pass: number; fail: number; unknown: number };
+    event(`preflight: ${summary.pass} pass, ${summary.fail} fail, ${summary.unknown} unknown`);
+    for (const i of (pre.structuredContent?.items ?? []) as Array<{
+      item: string;
+      status: string;
+      evidence: string;
+    }>) {
+      if (i.status !== "pass") event(`  ${i.status}: ${i.item} — ${i.evidence}`);
+    }
+
+    say("");
+    event('USER: "Complete features GH-101, GH-102, GH-103 autonomously"');
+    const confirm = await call("start_session", { tasks: ["GH-101", "GH-102", "GH-103"] });
+    const sessionId = confirm.structuredContent?.session_id as string;
+    for (const line of textOf(confirm)
+      .split("\n")
+      .filter((l) => !l.startsWith("(Show")))
+      say(`        ${line}`);
+    event('USER: "Approved. Escalate only for security issues."');
+    await call("start_session", {
+      session_id: sessionId,
+      approve: true,
+      directive: "Escalate only for security issues",
+    });
+    event(`session ${sessionId} running`);
+
+    for (const [task, extra] of [
+      ["GH-101", { agent: "dev-agent-1", next_task_on_complete: "GH-103" }],
+      ["GH-102", { agent: "dev-agent-2" }],
+      ["GH-103", {}],
+    ] as const) {
+      const r = await call("assign_task", { task_id: task, ...extra });
+      const s = r.structuredContent ?? {};
+      event(
+        s.status === "dispatched"
+          ? `${task} → ${s.agent as string}`
+          : `${task} queued: ${s.reason as string}`,
+      );
+    }
+
+    let cycles = 0;
+    for (; cycles < MAX_CYCLES; cycles++) {
+      await tick(CYCLE_MINUTES);
+      for (const a of agents) await a.tick();
+      const cycle = await call("check_messages");
+      const sc = cycle.structuredContent ?? {};
+      for (const m of (sc.read ?? []) as Array<{
+        from: string;
+        kind: string;
+        task_id: string | null;
+        outcome: string;
+      }>) {
+        event(`${m.from} → orchestrator: ${m.kind}${m.task_id ? ` ${m.task_id}` : ""} (${m.outcome})`);
+      }
+      for (const c of (sc.changes ?? []) as string[])
+        if (!/reported complete|acknowledged|at \d+%|heartbeat/.test(c)) event(`  ${c}`);
+      for (const a of (sc.actions_due ?? []) as Array<{ tool: string; arguments: Record<string, unknown> }>) {
+        if (a.tool === "review_pr") await review(a.arguments);
+        else if (a.tool === "assign_task") {
+          const r = await call("assign_task", a.arguments);
+          event(
+            `assign ${a.arguments.task_id as string}: ${(r.structuredContent?.status as string) ?? "refused"}`,
+          );
+        }
+      }
+      const tasks = await readTasks();
+      say(progressBar(time(), tasks));
+      if (tasks.every((t) => ["done", "human-review", "blocked"].includes(t.status))) break;
+    }
+
+    await tick(CYCLE_MINUTES);
+    const report = await call("write_report", { session_id: sessionId });
+    if (report.isError) exit = 1;
+    out("");
+    out((report.structuredContent?.markdown as string | undefined) ?? textOf(report));
+    if (values.keep) out(`State directory kept at ${sur.stateDir}`);
+    return exit;
+  } catch (err) {
+    console.error(`simulation failed: ${(err as Error).message}`);
+    if (stderr.length) console.error(stderr.join("").slice(-4000));
+    return 1;
+  } finally {
+    await client.close().catch(() => undefined);
+    for (const a of agents) await a.close();
+    if (!values.keep) await sur.close();
+    else await Promise.all([sur.aimaestro.close(), sur.github.close()]);
+  }
+
+  async function review(args: Record<string, unknown>): Promise<void> {
+    const first = await call("review_pr", args);
+    let s = first.structuredContent ?? {};
+    if (s.decision === "awaiting_assessment") {
+      event(
+        `review PR #${s.pr_number as number} (${s.task_id as string}): mechanical checks pass; the orchestrator reads the packet and judges Gate 1`,
+      );
+      const second = await call("review_pr", {
+        ...args,
+        spec_assessment: {
+          implements_request: true,
+          no_scope_creep: true,
+          interface_contract_met: true,
+          notes: "matches the issue",
+        },
+      });
+      s = second.structuredContent ?? {};
+    }
+    if (!s.decision) return;
+    const tests = s.tests as { passed: number; failed: number } | null;
+    event(
+      `review PR #${s.pr_number as number} (${s.task_id as string}): ${s.decision as string} — ${s.reason as string}${tests ? ` [tests ${tests.passed} passed, ${tests.failed} failed]` : ""}`,
+    );
+    for (const d of (s.dispatched ?? []) as string[]) event(`  dispatched ${d}`);
+  }
+
+  async function readTasks(): Promise<Array<{ task_id: string; status: string }>> {
+    const r = await client.readResource({ uri: "eoa://tasks" });
+    const text = (r.contents[0] as { text: string }).text;
+    return (JSON.parse(text) as { tasks: Array<{ task_id: string; status: string }> }).tasks;
+  }
+}
+
+function textOf(r: ToolResult): string {
+  const c = r.content as Array<{ type: string; text?: string }> | undefined;
+  return c?.map((x) => x.text ?? "").join("\n") ?? "";
+}
+
+function progressBar(time: string, tasks: Array<{ status: string }>): string {
+  const width = 24;
+  const done = tasks.filter((t) => t.status === "done").length;
+  const filled = Math.round((done / Math.max(1, tasks.length)) * width);
+  const count = (s: string) => tasks.filter((t) => t.status === s).length;
+  return `${time}  [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${tasks.length} done · ${count("in-progress")} in progress · ${count("ai-review")} in review · ${count("blocked")} blocked · ${count("human-review")} human review`;
+}

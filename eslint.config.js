@@ -13,7 +13,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/cli.ts", "src/sim/**", "src/bench/**", "test/**", "scripts/**"],
+    files: ["src/cli.ts", "src/sim/**", "bench/**", "test/**", "scripts/**"],
     rules: { "no-console": "off" },
   },
 );

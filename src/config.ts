@@ -123,9 +123,14 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const parsed = ConfigSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const key = issue.path.join(".") || "(root)";
-    const from = originOf(issue.path, { file: fileLayer, env: envLayer, flags: flagLayer });
-    throw new ConfigError(`invalid configuration: ${key}: ${issue.message}${from ? ` (from ${from})` : ""}`);
+    // zod reports an unknown key at its parent object; name the key itself, and find it in its layer.
+    const unknownKey = issue.code === "unrecognized_keys" ? issue.keys[0] : undefined;
+    const path = unknownKey === undefined ? issue.path : [...issue.path, unknownKey];
+    const key = path.join(".") || "(root)";
+    const message =
+      unknownKey === undefined ? issue.message : "unknown key (check its spelling, or remove it)";
+    const from = originOf(path, { file: fileLayer, env: envLayer, flags: flagLayer });
+    throw new ConfigError(`invalid configuration: ${key}: ${message}${from ? ` (from ${from})` : ""}`);
   }
   const cfg = parsed.data;
   cfg.stateDir = resolve(cwd, cfg.stateDir);
@@ -236,6 +241,7 @@ function originOf(
   path: PropertyKey[],
   layers: { file: { path?: string; data: Layer }; env: Layer; flags: Layer },
 ): string | undefined {
+  if (path.length === 0) return undefined;
   const has = (layer: Layer) => getPath(layer, path) !== undefined;
   if (has(layers.flags)) return "command-line flags";
   if (has(layers.env)) return "environment";

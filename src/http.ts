@@ -63,14 +63,16 @@ export async function serveHttp(
       await existing.transport.handleRequest(req, res, req.body);
       return;
     }
-    if (sid !== undefined || !isInitializeRequest(req.body)) {
-      res
-        .status(400)
-        .json({
-          jsonrpc: "2.0",
-          error: { code: -32000, message: "no valid MCP session: send initialize first" },
-          id: null,
-        });
+    if (sid !== undefined) {
+      unknownSession(res);
+      return;
+    }
+    if (!isInitializeRequest(req.body)) {
+      res.status(400).json({
+        jsonrpc: "2.0",
+        error: { code: -32000, message: "no mcp-session-id: send initialize first" },
+        id: null,
+      });
       return;
     }
     const server = createServer(rt, opts.logSinks ? { logSinks: opts.logSinks } : {});
@@ -90,9 +92,13 @@ export async function serveHttp(
 
   const sessionRequest = async (req: Request, res: Response) => {
     const sid = req.headers["mcp-session-id"];
-    const s = typeof sid === "string" ? sessions.get(sid) : undefined;
+    if (typeof sid !== "string") {
+      res.status(400).send("missing mcp-session-id");
+      return;
+    }
+    const s = sessions.get(sid);
     if (!s) {
-      res.status(400).send("unknown or missing mcp-session-id");
+      unknownSession(res);
       return;
     }
     await s.transport.handleRequest(req, res);
@@ -115,7 +121,23 @@ export async function serveHttp(
         await server.close().catch(() => undefined);
       }
       sessions.clear();
-      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      // Keep-alive sockets of finished requests would otherwise hold close() for the keep-alive timeout.
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      listener.closeAllConnections();
+      await closed;
     },
   };
+}
+
+/**
+ * MCP (Streamable HTTP, session management): a request carrying a session id the server does not
+ * know (terminated, expired, or from before a restart) gets 404, which tells the client to send a
+ * new initialize; 400 is kept for requests that carry no session id at all.
+ */
+function unknownSession(res: Response): void {
+  res.status(404).json({
+    jsonrpc: "2.0",
+    error: { code: -32001, message: "unknown or terminated MCP session: send initialize again" },
+    id: null,
+  });
 }

@@ -37,22 +37,37 @@ const COLUMNS: Record<string, RegExp> = {
 };
 
 export function parseRosterMarkdown(text: string): RosterAgent[] {
-  const rows = text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith("|"));
-  if (rows.length < 2) throw new Error("no agent table found (expected a markdown table with a header row)");
+  // The file may hold other tables (a capability legend, a change log): the agent table is the
+  // first one with an Agent column, else the first one, whose header the errors below quote.
+  const tables: string[][] = [];
+  let current: string[] | undefined;
+  for (const line of text.split(/\r?\n/).map((l) => l.trim())) {
+    if (!line.startsWith("|")) current = undefined;
+    else if (current) current.push(line);
+    else tables.push((current = [line]));
+  }
   const cells = (line: string) =>
     line
       .replace(/^\|/, "")
       .replace(/\|$/, "")
       .split("|")
       .map((c) => c.trim());
-  const header = cells(rows[0]!).map((h) => h.toLowerCase().replace(/[*`]/g, "").replace(/_/g, " ").trim());
-  const col: Record<string, number> = {};
-  header.forEach((h, i) => {
-    for (const [key, re] of Object.entries(COLUMNS)) if (re.test(h) && col[key] === undefined) col[key] = i;
-  });
+  const columnsOf = (headerRow: string) => {
+    const header = cells(headerRow).map((h) =>
+      h.toLowerCase().replace(/[*`]/g, "").replace(/_/g, " ").trim(),
+    );
+    const found: Record<string, number> = {};
+    header.forEach((h, i) => {
+      for (const [key, re] of Object.entries(COLUMNS))
+        if (re.test(h) && found[key] === undefined) found[key] = i;
+    });
+    return found;
+  };
+  const rows =
+    tables.find((t) => t.length >= 2 && columnsOf(t[0]!).id !== undefined) ??
+    tables.find((t) => t.length >= 2);
+  if (!rows) throw new Error("no agent table found (expected a markdown table with a header row)");
+  const col = columnsOf(rows[0]!);
   if (col.id === undefined) throw new Error(`the table has no Agent column (header: ${rows[0]})`);
   if (col.capabilities === undefined)
     throw new Error(`the table has no Capabilities column (header: ${rows[0]})`);

@@ -102,29 +102,44 @@ const optString = z
   .nullish()
   .transform((v) => v ?? undefined);
 
-const contentSchema = z.object({
-  type: z.string(),
-  message: z.string(),
-  context: z
-    .record(z.string(), z.unknown())
-    .nullish()
-    .transform((v) => v ?? undefined),
-});
+/**
+ * Fields the hub stores as the sender gave them (it does not check `priority` or `content.type`, and
+ * keeps whatever `content.message` and `content.context` were): a value of the wrong type reads as
+ * empty, so one malformed message cannot make the whole inbox unreadable.
+ */
+const looseText = z.unknown().transform((v) => (typeof v === "string" ? v : ""));
+const looseOptString = z
+  .unknown()
+  .transform((v) => (typeof v === "string" ? v : undefined))
+  .optional();
+
+const contentSchema = z
+  .unknown()
+  .transform((v) => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {}))
+  .pipe(
+    z.object({
+      type: looseText,
+      message: looseText,
+      context: z
+        .unknown()
+        .transform((v) =>
+          v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined,
+        )
+        .optional(),
+    }),
+  );
 
 const inboxEntrySchema = z.object({
   id: z.string(),
   from: z.string(),
-  fromAlias: optString,
-  to: optString,
+  fromAlias: looseOptString,
+  to: looseOptString,
   timestamp: z.string(),
-  subject: z.string(),
-  priority: z.string(),
+  subject: looseText,
+  priority: looseText,
   status: z.string(),
-  type: optString,
-  preview: z
-    .string()
-    .nullish()
-    .transform((v) => v ?? ""),
+  type: looseOptString,
+  preview: looseText,
 });
 
 const fullMessageSchema = z.object({
@@ -132,11 +147,11 @@ const fullMessageSchema = z.object({
   from: z.string(),
   to: z.string(),
   timestamp: z.string(),
-  subject: z.string(),
-  priority: z.string(),
+  subject: looseText,
+  priority: looseText,
   status: z.string(),
   content: contentSchema,
-  inReplyTo: optString,
+  inReplyTo: looseOptString,
   fromVerified: z
     .boolean()
     .nullish()
@@ -514,7 +529,7 @@ export class AiMaestroClient {
       "AIMAESTRO_BAD_RESPONSE",
       `AI Maestro at ${this.url} answered ${method} ${path} with a body over ${MAX_BODY_BYTES} bytes`,
       "check that AIMAESTRO_API points at AI Maestro; use a smaller inbox page (limit)",
-      { url: this.url, method, path },
+      { url: this.url, method, path, too_large: true },
     );
   }
 

@@ -54,18 +54,19 @@ export async function assignTask(rt: Runtime, args: AssignArgs): Promise<AssignR
         "nothing to assign; read eoa://tasks",
       );
     }
-    if (task.assignee && task.status !== "todo") {
-      throw new EoaError(
-        "TASK_ALREADY_ASSIGNED",
-        `${task.task_id} is held by ${task.assignee} (${task.status})`,
-        "to move it, use mark_agent_offline on that agent, or wait for its completion report",
-      );
-    }
+    // Checked first: a parked task may still name its agent, and the answer is the escalation.
     if (task.parked_by) {
       throw new EoaError(
         "TASK_PARKED",
         `${task.task_id} is parked by escalation ${task.parked_by}`,
         `it is dispatched by itself once resolve_escalation ${task.parked_by} records the user's answer`,
+      );
+    }
+    if (task.assignee && task.status !== "todo") {
+      throw new EoaError(
+        "TASK_ALREADY_ASSIGNED",
+        `${task.task_id} is held by ${task.assignee} (${task.status})`,
+        "to move it, use mark_agent_offline on that agent, or wait for its completion report",
       );
     }
     if (task.status === "blocked") {

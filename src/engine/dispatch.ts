@@ -24,7 +24,12 @@ export function dispatchInDraft(
   draft: S,
   now: Date,
   taskId: string,
-  opts: { preferred?: string | undefined; handoffFrom?: string | undefined } = {},
+  opts: {
+    preferred?: string | undefined;
+    handoffFrom?: string | undefined;
+    /** The rule that chose `preferred` (e.g. "first eligible backup agent of X"), for the decision log. */
+    rule?: string | undefined;
+  } = {},
 ): DispatchOutcome {
   const task = draft.tasks[taskId]!;
   const preferred = opts.preferred ?? task.queue?.preferred_agent;
@@ -69,7 +74,11 @@ export function dispatchInDraft(
   task.assignment_epoch += 1;
   task.assignee = agent.id;
   task.assigned_at = now.toISOString();
-  task.status = "in-progress";
+  // A handoff of work already reported keeps its column: the PR still awaits review or merge.
+  task.status =
+    opts.handoffFrom && (before.status === "ai-review" || before.status === "merge-release")
+      ? before.status
+      : "in-progress";
   delete task.previous_status;
   delete task.blocked_reason;
   delete task.acked_at;
@@ -106,7 +115,7 @@ export function dispatchInDraft(
   history(task, now, opts.handoffFrom ? "handoff" : "assigned", `to ${agent.id} (epoch ${epoch})`);
   recordDecision(draft, now, {
     action: opts.handoffFrom ? "reassign" : "assign",
-    rule: opts.handoffFrom ? `rule 5: ${choice.rule}` : `rule 1: ${choice.rule}`,
+    rule: opts.handoffFrom ? `rule 5: ${opts.rule ?? choice.rule}` : `rule 1: ${choice.rule}`,
     task_id: taskId,
     agent: agent.id,
     inputs: {

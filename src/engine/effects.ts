@@ -2,7 +2,8 @@ import type { Draft } from "immer";
 import { errorMessage, isEoaError } from "../errors.js";
 import { kanbanLabels, matchStatusOption } from "../protocol/kanban.js";
 import type { OutboundMessage } from "../protocol/messages.js";
-import { history, recordDecision } from "../state/records.js";
+import { hostname } from "node:os";
+import { history, plain, PROCESS_ID, recordDecision } from "../state/records.js";
 import type { EffectRecord, QueueEntry, State, TaskRecord } from "../state/schema.js";
 import type { Runtime } from "./runtime.js";
 
@@ -37,51 +38,160 @@ export interface EffectOutcome {
   result?: Record<string, unknown>;
 }
 
-/** Performs the given effects (or every retryable one) in order; never throws for a failed effect. */
+/** Effects this process is making right now (its own claims that are not in flight are its to make). */
+const inFlight = new Set<string>();
+
+/** Done effects kept in the state file for inspection; older ones are dropped. */
+const DONE_KEPT = 200;
+/** A claim older than this is abandoned even if its process looks alive (a hung process). */
+const CLAIM_STALE_MS = 2 * 60_000;
+
+/**
+ * Performs effects and records their outcomes in one transaction. With `ids`: the effects this
+ * process just recorded (already claimed by it). Without: every retryable effect nobody else is
+ * making (claimed first, in one transaction, so two processes never make the same one), each
+ * checked against what may already have happened before it is made again.
+ * Never throws for a failed effect.
+ */
 export async function flushEffects(rt: Runtime, ids?: readonly string[]): Promise<EffectOutcome[]> {
-  const state = await rt.store.read();
-  const due = state.outbox.filter((e) =>
-    ids ? ids.includes(e.id) && e.status !== "done" : e.status !== "done" && e.attempts < MAX_EFFECT_ATTEMPTS,
-  );
+  const now = rt.now();
+  let due: EffectRecord[];
+  const uncertain = new Set<string>();
+  if (ids) {
+    const state = await rt.store.read();
+    due = state.outbox.filter(
+      (e) => ids.includes(e.id) && e.status !== "done" && e.claimed_by === PROCESS_ID && !inFlight.has(e.id),
+    );
+  } else {
+    due = await rt.store.transact((draft) => {
+      const claimed: EffectRecord[] = [];
+      const seenLabels = new Set<string>();
+      for (const e of draft.outbox) {
+        if (!retryable(draft as State, e as EffectRecord) || !claimable(e as EffectRecord, now)) continue;
+        // Labels are level-triggered: one sync per task brings them up to date.
+        if (e.kind === "labels") {
+          const task = String(e.payload.task_id);
+          if (seenLabels.has(task)) {
+            e.status = "done";
+            e.done_at = now.toISOString();
+            e.result = { superseded: true };
+            continue;
+          }
+          seenLabels.add(task);
+        }
+        // Tried before, or claimed by a process that died: it may have happened already.
+        if (e.attempts > 0 || e.claimed_by !== PROCESS_ID) uncertain.add(e.id);
+        e.claimed_by = PROCESS_ID;
+        e.claimed_at = now.toISOString();
+        claimed.push(plain(e) as EffectRecord);
+      }
+      return claimed;
+    });
+  }
+  if (!due.length) return [];
+  for (const e of due) inFlight.add(e.id);
   const outcomes: EffectOutcome[] = [];
-  for (const eff of due) outcomes.push(await performEffect(rt, eff));
+  try {
+    await performAll(rt, due, uncertain, outcomes);
+  } finally {
+    for (const e of due) inFlight.delete(e.id);
+  }
+  await record(rt, outcomes, now);
   return outcomes;
 }
 
-async function performEffect(rt: Runtime, eff: EffectRecord): Promise<EffectOutcome> {
-  const attempted = eff.attempts;
-  await rt.store.transact((draft) => {
-    const e = draft.outbox.find((x) => x.id === eff.id);
-    if (e) e.attempts++;
-  });
-  try {
-    const result = await perform(rt, eff, attempted > 0);
-    await rt.store.transact((draft) => {
-      const e = draft.outbox.find((x) => x.id === eff.id);
-      if (!e) return;
-      e.status = "done";
-      e.done_at = rt.now().toISOString();
-      e.result = result;
-      delete e.error;
-      onDone(draft, eff, result);
-    });
-    return { id: eff.id, kind: eff.kind, ok: true, result };
-  } catch (err) {
-    const error = rt.redact(errorMessage(err));
-    const code = isEoaError(err) ? err.code : undefined;
-    rt.logger.warn("side effect failed", { effect: eff.id, kind: eff.kind, error });
-    await rt.store.transact((draft) => {
-      const e = draft.outbox.find((x) => x.id === eff.id);
-      if (!e) return;
-      e.status = "failed";
-      e.error = error;
-      if (code) e.error_code = code;
-      // A merge is decided by a review of a known head: never retried behind the reviewer's back.
-      if (e.kind === "merge") e.attempts = MAX_EFFECT_ATTEMPTS;
-      onFail(draft, eff, error, rt.now());
-    });
-    return { id: eff.id, kind: eff.kind, ok: false, error, ...(code ? { code } : {}) };
+async function performAll(
+  rt: Runtime,
+  due: EffectRecord[],
+  uncertain: Set<string>,
+  outcomes: EffectOutcome[],
+): Promise<void> {
+  for (const eff of due) {
+    try {
+      const result = await perform(rt, eff, uncertain.has(eff.id));
+      outcomes.push({ id: eff.id, kind: eff.kind, ok: true, result });
+    } catch (err) {
+      const error = rt.redact(errorMessage(err));
+      const code = isEoaError(err) ? err.code : undefined;
+      rt.logger.warn("side effect failed", { effect: eff.id, kind: eff.kind, error });
+      outcomes.push({ id: eff.id, kind: eff.kind, ok: false, error, ...(code ? { code } : {}) });
+    }
   }
+}
+
+async function record(rt: Runtime, outcomes: EffectOutcome[], now: Date): Promise<void> {
+  await rt.store.transact((draft) => {
+    for (const o of outcomes) {
+      const e = draft.outbox.find((x) => x.id === o.id);
+      if (!e) continue;
+      e.attempts++;
+      delete e.claimed_by;
+      delete e.claimed_at;
+      if (o.ok) {
+        e.status = "done";
+        e.done_at = now.toISOString();
+        e.result = o.result!;
+        delete e.error;
+        delete e.error_code;
+        onDone(draft, e as EffectRecord, o.result!);
+      } else {
+        e.status = "failed";
+        e.error = o.error!;
+        if (o.code) e.error_code = o.code;
+        // A merge is decided by a review of a known head: never retried behind the reviewer's back.
+        if (e.kind === "merge") e.attempts = MAX_EFFECT_ATTEMPTS;
+        onFail(draft, e as EffectRecord, o.error!, now);
+      }
+    }
+    pruneOutbox(draft);
+  });
+}
+
+function retryable(state: Readonly<State>, e: EffectRecord): boolean {
+  if (e.status === "done") return false;
+  return e.attempts < MAX_EFFECT_ATTEMPTS || e.kind === "labels" || openEscalation(state, e);
+}
+
+function claimable(e: EffectRecord, now: Date): boolean {
+  if (!e.claimed_by) return true;
+  if (e.claimed_by === PROCESS_ID) return !inFlight.has(e.id);
+  if (now.getTime() - new Date(e.claimed_at ?? 0).getTime() > CLAIM_STALE_MS) return true;
+  const [host, pid] = e.claimed_by.split(":");
+  return host === hostname() && !processAlive(Number(pid));
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Keeps the hot document small: the newest done effects stay, without their message bodies. */
+function pruneOutbox(draft: Draft<State>): void {
+  const done = draft.outbox.filter((e) => e.status === "done");
+  for (const e of done) {
+    if (e.kind === "message" && (e.payload as { message?: { content?: unknown } }).message?.content) {
+      const m = (e.payload as unknown as MessagePayload).message;
+      (e.payload as Record<string, unknown>).message = { to: m.to, subject: m.subject, priority: m.priority };
+    }
+  }
+  if (done.length > DONE_KEPT) {
+    const drop = new Set(done.slice(0, done.length - DONE_KEPT).map((e) => e.id));
+    draft.outbox = draft.outbox.filter((e) => !drop.has(e.id));
+  }
+}
+
+/** Rule 8: an undelivered escalation is retried every cycle while it is open, however long the outage. */
+function openEscalation(state: Readonly<State>, eff: EffectRecord): boolean {
+  if (eff.kind !== "message") return false;
+  const p = eff.payload as unknown as MessagePayload;
+  return (
+    p.purpose === "escalation" &&
+    state.escalations.some((x) => x.id === p.escalation_id && x.status === "open")
+  );
 }
 
 async function perform(
@@ -240,7 +350,5 @@ function onFail(draft: Draft<State>, eff: EffectRecord, error: string, now: Date
  * recipient is found by its effect id and marked done instead of being sent again.
  */
 export async function reconcileOutbox(rt: Runtime): Promise<EffectOutcome[]> {
-  const state = await rt.store.read();
-  const pending = state.outbox.filter((e) => e.status === "pending").map((e) => e.id);
-  return pending.length ? flushEffects(rt, pending) : [];
+  return flushEffects(rt);
 }

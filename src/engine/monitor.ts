@@ -1,5 +1,5 @@
 import type { Draft } from "immer";
-import { errorMessage } from "../errors.js";
+import { errorMessage, isEoaError } from "../errors.js";
 import type { FullMessage, InboxEntry } from "../clients/aimaestro.js";
 import { normalizeMessageId } from "../clients/aimaestro.js";
 import { chooseReplacement } from "../protocol/assignment.js";
@@ -73,14 +73,21 @@ export async function checkMessages(
   for (const entry of inbox) {
     const id = normalizeMessageId(entry.id);
     let full: FullMessage | null;
+    let classified: Classified | undefined;
     try {
       full = await rt.aimaestro.getMessage(me, entry.id);
     } catch (err) {
-      warnings.push(`message ${id} not read: ${errorMessage(err)}`);
-      continue;
+      if (!(isEoaError(err) && err.details?.too_large)) {
+        warnings.push(`message ${id} not read: ${errorMessage(err)}`);
+        continue;
+      }
+      // A body too large to read would be fetched again every cycle: record it from its list entry
+      // (as unknown, never acted on) so that it is marked read like any other message.
+      full = { ...entry, to: me, content: { type: "", message: "" } };
+      classified = { kind: "unknown", reason: "message body too large to read: not acted on" };
     }
     if (!full) continue;
-    const classified = classifyMessage({
+    classified ??= classifyMessage({
       id,
       from: full.from,
       subject: typeof full.subject === "string" ? full.subject : "",
@@ -143,6 +150,7 @@ export async function checkMessages(
     draft.cycle.count += 1;
     draft.cycle.last_at = now.toISOString();
     const offline: OfflineOutcome[] = [];
+    const leaving: Array<{ id: string; missed: number }> = [];
     if (online && inboxOk) {
       for (const agent of Object.values(draft.agents)) {
         const v = heartbeatVerdict(
@@ -165,18 +173,23 @@ export async function checkMessages(
           );
           changes.push(`${agent.id} is back online`);
         }
-        if (v.goesOffline) {
-          const out = markOfflineInDraft(
-            draft,
-            now,
-            rt.config,
-            agent.id,
-            `missed ${v.missed} consecutive heartbeats`,
-          );
-          offline.push(out);
-          changes.push(describeOffline(out));
-        }
+        if (v.goesOffline) leaving.push({ id: agent.id, missed: v.missed });
       }
+    }
+    // Every agent that goes offline this cycle is known before any work is handed over, so that no
+    // task is handed to an agent that is leaving too.
+    const leavingIds = new Set(leaving.map((l) => l.id));
+    for (const l of leaving) {
+      const out = markOfflineInDraft(
+        draft,
+        now,
+        rt.config,
+        l.id,
+        `missed ${l.missed} consecutive heartbeats`,
+        leavingIds,
+      );
+      offline.push(out);
+      changes.push(describeOffline(out));
     }
     ackChecks(draft, now, rt, changes);
     for (const o of autoDispatchInDraft(draft, now)) {
@@ -288,6 +301,11 @@ function applyMessage(
       `${agent.id} does not hold ${task.task_id} (holder: ${task.assignee ?? "nobody"})`,
       task.task_id,
     );
+  }
+
+  if (task?.status === "done" && c.kind !== "escalation" && c.kind !== "error") {
+    // Late news about finished work (a stale report, a [BLOCKED] after the merge) must not reopen it.
+    return record("ignored", `${task.task_id} is already done`, task.task_id);
   }
 
   switch (c.kind) {

@@ -36,6 +36,8 @@ export function markOfflineInDraft(
   config: Config,
   agentId: string,
   reason: string,
+  /** Agents going offline in the same poll cycle: never chosen to take over. */
+  leaving: ReadonlySet<string> = new Set(),
 ): OfflineOutcome {
   const agent = requireAgent(draft, agentId);
   const already = agent.availability === "offline";
@@ -73,16 +75,15 @@ export function markOfflineInDraft(
       ),
     };
     effects.push(enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>));
-    const replacement = chooseReplacement(
-      task,
-      agent,
-      Object.values(draft.agents),
-      Object.values(draft.tasks),
+    const candidates = Object.values(draft.agents).map((a) =>
+      leaving.has(a.id) && a.id !== agentId ? { ...a, availability: "offline" as const } : a,
     );
+    const replacement = chooseReplacement(task, agent, candidates, Object.values(draft.tasks));
     if (replacement.agent !== null) {
       const out = dispatchInDraft(draft, now, task.task_id, {
         preferred: replacement.agent,
         handoffFrom: agentId,
+        rule: replacement.rule,
       });
       if (out.status === "dispatched") {
         effects.push(...out.effects);

@@ -1,4 +1,4 @@
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EoaError, errorMessage } from "../errors.js";
 import {
@@ -97,12 +97,13 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
   const markdown = renderReport(model);
   const dir = join(rt.config.stateDir, "reports");
   const path = join(dir, `${session.id}.md`);
+  const tmp = `${path}.${process.pid}.tmp`;
   try {
     await mkdir(dir, { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
     await writeFile(tmp, markdown);
     await rename(tmp, path);
   } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw new EoaError(
       "REPORT_WRITE_FAILED",
       `the report could not be written to ${path}: ${errorMessage(err)}`,

@@ -88,8 +88,10 @@ export async function reviewPr(rt: Runtime, args: ReviewArgs, ctx: ReviewContext
 
   const key = `${pr.number}@${pr.headSha}`;
   const prior = state.reviews[key];
-  if (prior?.decision === "fix_request" && !args.spec_assessment) {
-    // Fixes for this head were asked for already: wait for the agent's next push.
+  if (prior?.decision === "fix_request") {
+    // Fixes for this head were asked for already: wait for the agent's next push. An assessment
+    // given now changes nothing for this head (its findings stand): a second fix request for the
+    // same commit would only burn a fix round.
     return outcome(task, pr, prior, {
       decision: "fix_request_pending",
       reason: `fixes for ${pr.headSha.slice(0, 12)} were requested on ${prior.at}; waiting for a new push`,
@@ -498,7 +500,9 @@ function applyDecision(
         raised_by: "server: max_fix_rounds",
       });
       effects.push(...esc.effects);
+      // A blocker escalation blocks the task itself; its labels must follow now, not next cycle.
       if (t.status !== "blocked") block(`fix rounds exhausted (${t.fix_rounds}); ${esc.escalation.id}`);
+      else labels();
       return { effects, escalationId: esc.escalation.id };
     }
     case "ci_pending":
@@ -565,6 +569,7 @@ function applyDecision(
       effects.push(...esc.effects);
       if (t.status !== "blocked")
         block(`merge conflict${files.length ? ` in ${files.join(", ")}` : ""}; ${esc.escalation.id}`);
+      else labels(); // blocked by the escalation itself: its labels must follow now, not next cycle
       return { effects, escalationId: esc.escalation.id };
     }
     case "awaiting_assessment":
@@ -574,6 +579,7 @@ function applyDecision(
       }
       return { effects };
     case "human_review":
+      if (t.status === "human-review") return { effects }; // asked already: no second comment
       t.status = "human-review";
       effects.push(
         enqueueEffect(draft, now, "comment", {

@@ -10,6 +10,7 @@ import type { AiMaestroClient } from "../clients/aimaestro.js";
 import type { GitHubClient } from "../clients/github.js";
 import type { GitMirror } from "../clients/git.js";
 import { redactSecrets } from "../protocol/secrets.js";
+import { plain } from "../state/records.js";
 
 export interface RuntimeDeps {
   config: Config;
@@ -112,9 +113,10 @@ export class Runtime {
     const now = this.now();
     const prior = await this.store.transact((draft) => {
       const rec = draft.idempotency[id];
-      if (rec?.status === "done") return rec;
+      // A plain copy: the draft is revoked when the transaction ends.
+      if (rec?.status === "done") return plain(rec);
       if (rec?.status === "pending" && now.getTime() - new Date(rec.at).getTime() < IDEMPOTENCY_PENDING_MS) {
-        return rec;
+        return plain(rec);
       }
       draft.idempotency[id] = {
         tool,

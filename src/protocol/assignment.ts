@@ -90,7 +90,12 @@ export function chooseAgent(
     if (!best || load < best.load) best = { id: agent.id, load, index };
   });
   if (best) return { agent: best.id, rule: "capable, active, least loaded, then roster order" };
-  const kind = agents.some((a) => missingCapabilities(a, task).length === 0) ? "capacity" : "capability";
+  const capable = agents.filter((a) => missingCapabilities(a, task).length === 0);
+  const kind = !capable.length
+    ? "capability"
+    : capable.some((a) => a.availability === "active")
+      ? "capacity"
+      : "availability";
   return {
     agent: null,
     kind,

@@ -5,11 +5,14 @@ import type {
   KanbanColumn,
   TaskRecord,
 } from "../state/schema.js";
+import { oneLine } from "./text.js";
 
 /**
  * Phase 5: the completion report in the seed's format, plus what awaits the user, a timeline and a
  * dependency graph. Pure: every figure comes from the model the engine builds out of state and
  * GitHub, and the summary's totals are computed from the same per-task rows it prints.
+ * Free text (agents' notes, issue titles, reasons) is flattened to one line wherever it lands, so
+ * that a note holding "\n## Summary" cannot forge a section of the report.
  */
 
 export interface TaskRow {
@@ -90,10 +93,10 @@ export function renderReport(m: ReportModel): string {
     out.push(
       `### Issue ${n + 1}: ${title(i.kind)}`,
       `- **Task**: ${i.task_id ?? "-"}`,
-      `- **Occurrence**: ${i.occurrence} (${short(i.at)})`,
-      `- **Description**: ${i.description}`,
-      `- **Resolution**: ${i.resolution ?? "none yet"}`,
-      `- **Action Taken**: ${i.action}`,
+      `- **Occurrence**: ${text(i.occurrence)} (${short(i.at)})`,
+      `- **Description**: ${text(i.description)}`,
+      `- **Resolution**: ${text(i.resolution ?? "none yet")}`,
+      `- **Action Taken**: ${text(i.action)}`,
       "",
     );
   });
@@ -119,7 +122,7 @@ export function renderReport(m: ReportModel): string {
   );
   for (const d of timeline.slice(-100)) {
     out.push(
-      `- ${short(d.at)} ${d.action}${d.task_id ? ` ${d.task_id}` : ""}${d.agent ? ` (${d.agent})` : ""}: ${d.outcome}`,
+      `- ${short(d.at)} ${d.action}${d.task_id ? ` ${d.task_id}` : ""}${d.agent ? ` (${d.agent})` : ""}: ${text(d.outcome)}`,
     );
   }
   if (timeline.length > 100) out.push(`- … ${timeline.length - 100} earlier entries in eoa://decisions`);
@@ -133,7 +136,7 @@ function taskSection(r: TaskRow): string[] {
       ? `IN PROGRESS (${t.progress_percent}%)`
       : STATUS_WORD[t.status];
   const lines = [
-    `### ${t.task_id}: ${t.title}`,
+    `### ${t.task_id}: ${text(t.title)}`,
     `- **Status**: ${status}`,
     `- **Agent**: ${t.assignee ?? "unassigned"}`,
   ];
@@ -148,10 +151,10 @@ function taskSection(r: TaskRow): string[] {
   lines.push(
     `- **Tests**: ${r.tests ? `${r.tests.passed} passed, ${r.tests.failed} failed` : "not run yet"}`,
   );
-  if (t.status === "blocked") lines.push(`- **Blocker**: ${t.blocked_reason ?? "unknown"}`);
-  else if (t.status !== "done") lines.push(`- **Blocker**: ${t.queue ? t.queue.reason : "None"}`);
+  if (t.status === "blocked") lines.push(`- **Blocker**: ${text(t.blocked_reason ?? "unknown")}`);
+  else if (t.status !== "done") lines.push(`- **Blocker**: ${t.queue ? text(t.queue.reason) : "None"}`);
   if (t.fix_rounds) lines.push(`- **Fix rounds**: ${t.fix_rounds}`);
-  if (t.status !== "done" && t.progress_note) lines.push(`- **Remaining**: ${t.progress_note}`);
+  if (t.status !== "done" && t.progress_note) lines.push(`- **Remaining**: ${text(t.progress_note)}`);
   return lines;
 }
 
@@ -164,7 +167,7 @@ function waitingForYou(m: ReportModel): string[] {
   const out = ["## Waiting for You", ""];
   for (const e of open) {
     out.push(
-      `- **${e.id}** (${e.level} ${e.category}${e.task_id ? `, ${e.task_id}` : ""}): ${e.issue}${e.action_required ? ` — action required: ${e.action_required}` : ""}${e.current_action ? ` — current action: ${e.current_action}` : ""}${e.delivery.status !== "delivered" ? ` — not delivered yet (${e.delivery.last_error ?? "pending"})` : ""}`,
+      `- **${e.id}** (${e.level} ${e.category}${e.task_id ? `, ${e.task_id}` : ""}): ${text(e.issue)}${e.action_required ? ` — action required: ${text(e.action_required)}` : ""}${e.current_action ? ` — current action: ${text(e.current_action)}` : ""}${e.delivery.status !== "delivered" ? ` — not delivered yet (${text(e.delivery.last_error ?? "pending")})` : ""}`,
     );
   }
   for (const r of human)
@@ -172,7 +175,7 @@ function waitingForYou(m: ReportModel): string[] {
       `- **${r.task.task_id}** awaits your review and merge: PR #${r.pr?.number ?? r.task.pr_number ?? "?"}`,
     );
   for (const r of blocked)
-    out.push(`- **${r.task.task_id}** is blocked: ${r.task.blocked_reason ?? "unknown"}`);
+    out.push(`- **${r.task.task_id}** is blocked: ${text(r.task.blocked_reason ?? "unknown")}`);
   out.push("");
   return out;
 }
@@ -193,7 +196,7 @@ function recommendations(m: ReportModel): string[] {
     );
   }
   for (const r of m.rows.filter((x) => x.task.status === "blocked"))
-    recs.push(`Unblock ${r.task.task_id}: ${r.task.blocked_reason ?? "see its history"}`);
+    recs.push(`Unblock ${r.task.task_id}: ${text(r.task.blocked_reason ?? "see its history")}`);
   for (const r of m.rows.filter((x) => !["done", "blocked", "human-review"].includes(x.task.status))) {
     recs.push(
       `${r.task.task_id} is ${STATUS_WORD[r.task.status].toLowerCase()}${r.task.progress_percent !== undefined ? ` at ${r.task.progress_percent}%` : ""}: let the next session finish it`,
@@ -224,7 +227,7 @@ const CLASS: Record<KanbanColumn, string> = {
 
 function mermaid(rows: TaskRow[]): string[] {
   const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
-  const label = (s: string) => s.replace(/["`[\]{}()<>|]/g, "'").slice(0, 60);
+  const label = (s: string) => oneLine(s, 60).replace(/["`[\]{}()<>|]/g, "'");
   const lines = ["graph TD"];
   for (const r of rows)
     lines.push(
@@ -241,6 +244,11 @@ function mermaid(rows: TaskRow[]): string[] {
     "  classDef blocked fill:#ffcdd2,stroke:#c62828",
   );
   return lines;
+}
+
+/** Free text as one line of markdown. */
+function text(s: string): string {
+  return oneLine(s, 600);
 }
 
 function title(kind: string): string {

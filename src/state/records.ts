@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { current, isDraft, type Draft } from "immer";
 import type {
   DecisionRecord,
@@ -30,7 +32,13 @@ export function nextEscalationId(draft: S): string {
   return `esc-${pad(++draft.counters.escalation, 3)}`;
 }
 
-/** Records a side effect before it is made; the caller performs it after the transaction commits. */
+/** This process, as it claims outbox effects: host, pid and a nonce (a recycled pid is not this process). */
+export const PROCESS_ID = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+
+/**
+ * Records a side effect before it is made, claimed by this process, which performs it after the
+ * transaction commits; other processes leave it alone unless this one dies.
+ */
 export function enqueueEffect(
   draft: S,
   at: Date,
@@ -45,6 +53,8 @@ export function enqueueEffect(
     payload: payload as Draft<EffectRecord["payload"]>,
     created_at: at.toISOString(),
     attempts: 0,
+    claimed_by: PROCESS_ID,
+    claimed_at: at.toISOString(),
   });
   return id;
 }

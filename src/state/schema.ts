@@ -261,6 +261,9 @@ export interface EffectRecord {
   result?: Record<string, unknown>;
   error?: string;
   error_code?: string;
+  /** The process making the effect now (`host:pid:nonce`); another process leaves it alone unless that one died. */
+  claimed_by?: string;
+  claimed_at?: string;
 }
 
 export interface IdempotencyRecord {

@@ -1,7 +1,8 @@
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Low } from "lowdb";
-import { JSONFile } from "lowdb/node";
+import { DataFile } from "lowdb/node";
 import lockfile from "proper-lockfile";
 import { enablePatches, produceWithPatches, freeze, type Draft, type Patch } from "immer";
 import { EoaError } from "../errors.js";
@@ -25,21 +26,33 @@ export type ChangeListener = (change: StateChange, state: ReadonlyState) => void
  * Several server processes (one per MCP client) may share a state directory, and lowdb alone is
  * not safe for that: every read-modify-write takes the lock, re-reads the file inside it, applies
  * the change and writes atomically (lowdb's writer renames a temp file over the old one). Reads
- * outside a transaction come from memory while the file's identity (inode, mtime, size) is
- * unchanged, since parsing a large document on every tool call is the dominant cost.
+ * outside a transaction, and inside one, come from memory while the revision token and the file's
+ * identity (inode, mtime, size) are unchanged, since parsing a large document on every tool call
+ * is the dominant cost.
  *
  * Transactions are synchronous functions on purpose: the lock must never be held across a network
  * call.
  */
 export class StateStore {
   readonly file: string;
+  /**
+   * A fresh random token written by every transaction before the state file: the cache is keyed by
+   * it and the file's identity, so another process's write is noticed even when the inode is
+   * recycled and the size and mtime tick are the same.
+   */
+  private readonly revFile: string;
   private readonly db: Low<State>;
   private cache: { key: string; state: ReadonlyState } | undefined;
   private readonly listeners = new Set<ChangeListener>();
 
   private constructor(readonly dir: string) {
     this.file = join(dir, "state.json");
-    this.db = new Low<State>(new JSONFile<State>(this.file), emptyState());
+    this.revFile = join(dir, "state.rev");
+    // Compact JSON: the document is rewritten on every change, and indentation doubles the cost.
+    this.db = new Low<State>(
+      new DataFile<State>(this.file, { parse: JSON.parse, stringify: (d) => JSON.stringify(d) }),
+      emptyState(),
+    );
   }
 
   static async open(dir: string): Promise<StateStore> {
@@ -92,15 +105,16 @@ export class StateStore {
     let next: ReadonlyState | undefined;
     let result!: T;
     try {
-      // Always from disk here, never from the cache: its identity check can miss another process's
-      // write (a recycled inode, the same size, within one tick of the file system's clock).
-      const current = await this.load(await this.fileKey());
+      // Inside the lock the revision token decides: every writer replaces it before writing.
+      const key = await this.fileKey();
+      const current = this.cache && this.cache.key === key ? this.cache.state : await this.load(key);
       const [produced, patches] = produceWithPatches(current, (draft) => {
         result = fn(draft);
       });
       if (patches.length > 0) {
         this.db.data = produced as State;
         try {
+          await writeFile(this.revFile, randomUUID());
           await this.db.write();
         } catch (err) {
           this.cache = undefined;
@@ -130,11 +144,12 @@ export class StateStore {
   }
 
   private async fileKey(): Promise<string> {
+    const rev = await readFile(this.revFile, "utf8").catch(() => "none");
     try {
       const s = await stat(this.file);
-      return `${s.ino}:${s.mtimeMs}:${s.size}`;
+      return `${rev}:${s.ino}:${s.mtimeMs}:${s.size}`;
     } catch {
-      return "missing";
+      return `${rev}:missing`;
     }
   }
 

@@ -1,0 +1,180 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import { tools } from "../src/tools/index.js";
+
+/**
+ * The built CLI (`dist/cli.js`, what `eoa-mcp` runs) over real stdio, against the loopback
+ * stand-ins. `npm test` builds first (pretest); run `npm run build` before running this file alone.
+ */
+
+const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
+
+beforeAll(() => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+});
+
+let env: NightEnvironment;
+beforeEach(async () => {
+  env = await createEnvironment();
+});
+afterEach(async () => {
+  await env.close();
+});
+
+/** Runs the CLI to completion with stdin closed. */
+function run(args: string[], extraEnv: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: env.root,
+      env: { PATH: process.env.PATH ?? "", HOME: env.root, ...extraEnv },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("eoa-mcp over stdio", () => {
+  it("serves tools and resources to an SDK client and exits cleanly when stdin closes", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, "--config", env.configFile],
+      cwd: env.root,
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+    const client = new Client({ name: "eoa-e2e", version: "1.0.0" });
+    // A line on stdout that is not a JSON-RPC message would surface here.
+    const protocolErrors: Error[] = [];
+    client.onerror = (err) => protocolErrors.push(err);
+    await client.connect(transport);
+    // The transport keeps the child private; the test needs it to see how the process ended.
+    const child = (transport as unknown as { _process: ChildProcess })._process;
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+
+    try {
+      expect(client.getServerVersion()?.name).toBe("eoa-mcp");
+      const listed = (await client.listTools()).tools;
+      expect(listed.map((t) => t.name)).toEqual(tools.map((t) => t.name));
+      expect(listed.every((t) => t.annotations && t.title)).toBe(true);
+
+      const resources = (await client.listResources()).resources.map((r) => r.uri);
+      expect(resources).toEqual(expect.arrayContaining(["eoa://session", "eoa://roster", "eoa://config"]));
+      const templates = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
+      expect(templates).toContain("eoa://tasks/{task_id}");
+
+      const session = await client.readResource({ uri: "eoa://session" });
+      expect(JSON.parse((session.contents[0] as { text: string }).text)).toMatchObject({ session: null });
+
+      const preflight = (await client.callTool({ name: "preflight", arguments: {} })) as unknown as {
+        isError?: boolean;
+        structuredContent: { items: Array<{ id: string; status: string }> };
+      };
+      expect(preflight.isError).toBeFalsy();
+      const items = Object.fromEntries(preflight.structuredContent.items.map((i) => [i.id, i.status]));
+      expect(items).toMatchObject({ aimaestro_running: "pass", agents_online: "pass", ci_workflows: "pass" });
+
+      // A change made by this process is visible to the in-process runtime sharing the state dir.
+      const started = (await client.callTool({
+        name: "start_session",
+        arguments: { tasks: ["GH-101"] },
+      })) as {
+        isError?: boolean;
+      };
+      expect(started.isError).toBeFalsy();
+      expect((await env.rt.store.read()).sessions).toHaveLength(1);
+    } finally {
+      await client.close();
+    }
+    // Closing the client ends stdin; the server must exit by itself, not by the transport's SIGTERM.
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(protocolErrors).toEqual([]);
+    expect(stderr).toContain("serving MCP on stdio");
+    expect(stderr).toContain("stdin closed");
+    expect(stderr).not.toContain("SIGTERM");
+  });
+
+  it("exits cleanly on SIGTERM while serving", async () => {
+    const child = spawn(process.execPath, [CLI, "--config", env.configFile], {
+      cwd: env.root,
+      env: { PATH: process.env.PATH ?? "", HOME: env.root },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    let stdout = "";
+    const serving = new Promise<void>((resolve) =>
+      child.stderr.on("data", (c: Buffer) => {
+        stderr += c.toString();
+        if (stderr.includes("serving MCP on stdio")) resolve();
+      }),
+    );
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    try {
+      await serving;
+      child.kill("SIGTERM");
+      expect(await exited).toEqual({ code: 0, signal: null });
+    } finally {
+      child.kill("SIGKILL");
+    }
+    expect(stderr).toContain('shutting down {"why":"SIGTERM"}');
+    expect(stdout).toBe("");
+  });
+
+  it("--help prints the usage on stdout and exits 0", async () => {
+    const r = await run(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Usage:");
+    expect(r.stdout).toContain("eoa-mcp preflight");
+    expect(r.stdout).toContain("--config FILE");
+  });
+
+  it("an unknown command or flag exits 2 with the usage on stderr and nothing on stdout", async () => {
+    const [command, flag] = await Promise.all([run(["launch-rockets"]), run(["--no-such-flag"])]);
+    expect(command.code).toBe(2);
+    expect(command.stderr).toContain("unknown command: launch-rockets");
+    expect(command.stderr).toContain("Usage:");
+    expect(command.stdout).toBe("");
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain("--no-such-flag");
+    expect(flag.stderr).toContain("Usage:");
+    expect(flag.stdout).toBe("");
+  });
+
+  it("a bad configuration exits 2 naming the key, writing nothing to stdout or the state dir", async () => {
+    const stateDir = join(env.root, "never-created");
+    const bad = join(env.root, "bad.config.json");
+    await writeFile(bad, JSON.stringify({ stateDir, limits: { max_fix_rounds: 0 } }));
+    const [fromFile, fromEnv, missing] = await Promise.all([
+      run(["--config", bad]),
+      run([], { EOA_PROJECT: "abc", EOA_STATE_DIR: stateDir }),
+      run(["--config", join(env.root, "absent.json")]),
+    ]);
+    for (const r of [fromFile, fromEnv, missing]) {
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+    }
+    expect(fromFile.stderr).toContain("limits.max_fix_rounds");
+    expect(fromFile.stderr).toContain(bad);
+    expect(fromEnv.stderr).toContain("github.project");
+    expect(fromEnv.stderr).toContain("environment");
+    expect(missing.stderr).toContain("cannot read config file");
+    expect(existsSync(stateDir)).toBe(false);
+    expect(existsSync(join(env.root, ".eoa"))).toBe(false);
+  });
+});

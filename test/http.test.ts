@@ -1,0 +1,328 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { isEoaError } from "../src/errors.js";
+import { serveHttp, type HttpHandle } from "../src/http.js";
+import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import { tools } from "../src/tools/index.js";
+
+/**
+ * Issue 5, part 4: the Streamable HTTP transport. The server runs in-process on a runtime from
+ * createEnvironment (stand-ins on loopback); the clients are the SDK's own, or raw HTTP requests for
+ * what an SDK client would never send. The last tests spawn the built CLI: `npm test` builds first.
+ */
+
+const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
+const TOKEN = "0123456789abcdef0123456789abcdef";
+
+beforeAll(() => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+});
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function served(token: string | null = TOKEN): Promise<{ env: NightEnvironment; http: HttpHandle }> {
+  const env = await createEnvironment(token ? { config: { http: { token } } } : {});
+  cleanups.push(() => env.close());
+  const http = await serveHttp(env.rt, { port: 0 });
+  cleanups.push(() => http.close());
+  return { env, http };
+}
+
+async function httpClient(url: string, token = TOKEN): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { Authorization: `Bearer ${token}` } },
+  });
+  const client = new Client({ name: "eoa-http-test", version: "1.0.0" });
+  await client.connect(transport);
+  cleanups.push(() => client.close());
+  return client;
+}
+
+const INITIALIZE = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: LATEST_PROTOCOL_VERSION,
+    capabilities: {},
+    clientInfo: { name: "raw", version: "1" },
+  },
+});
+
+const LIST_TOOLS = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: {} });
+
+/** A raw POST (initialize unless told), with exactly the headers given (Host included). */
+function rawPost(
+  url: string,
+  headers: Record<string, string>,
+  payload = INITIALIZE,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "content-length": Buffer.byteLength(payload),
+          ...headers,
+        },
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+function textOf(r: unknown): string {
+  return (r as { contents: Array<{ text: string }> }).contents[0]!.text;
+}
+
+describe("serveHttp", () => {
+  it("binds 127.0.0.1 and serves a full SDK client with the bearer token", async () => {
+    const { http } = await served();
+    expect(http.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+    expect(http.port).toBeGreaterThan(0);
+    const client = await httpClient(http.url);
+    expect(client.getServerVersion()?.name).toBe("eoa-mcp");
+    expect(client.getInstructions()).toContain("check_messages");
+    const listed = await client.listTools();
+    expect(listed.tools.map((t) => t.name)).toEqual(tools.map((t) => t.name));
+    const pre = (await client.callTool({ name: "preflight", arguments: {} })) as {
+      isError?: boolean;
+      structuredContent: { items: Array<{ item: string; status: string }> };
+    };
+    expect(pre.isError).toBeFalsy();
+    expect(pre.structuredContent.items.length).toBeGreaterThan(5);
+    expect(pre.structuredContent.items.find((i) => /AI Maestro/i.test(i.item))?.status).toBe("pass");
+  });
+
+  it("gives each MCP session its own server: two clients at once, closing one leaves the other", async () => {
+    const { http } = await served();
+    const a = await httpClient(http.url);
+    const b = await httpClient(http.url);
+    const sidA = (a.transport as StreamableHTTPClientTransport).sessionId;
+    const sidB = (b.transport as StreamableHTTPClientTransport).sessionId;
+    expect(sidA).toBeTruthy();
+    expect(sidB).toBeTruthy();
+    expect(sidA).not.toBe(sidB);
+    await (a.transport as StreamableHTTPClientTransport).terminateSession();
+    await a.close();
+    expect((await b.listTools()).tools.length).toBe(tools.length);
+    // A terminated (or never issued) session id is 404, so that the client knows to initialize again.
+    for (const sid of [sidA!, "00000000-0000-0000-0000-000000000000"]) {
+      const stale = await rawPost(
+        http.url,
+        { authorization: `Bearer ${TOKEN}`, "mcp-session-id": sid },
+        LIST_TOOLS,
+      );
+      expect(stale.status, sid).toBe(404);
+    }
+    const gone = await fetch(http.url, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${TOKEN}`, "mcp-session-id": sidA! },
+    });
+    expect(gone.status).toBe(404);
+    // No session id on a request that is not initialize: 400.
+    const missing = await rawPost(http.url, { authorization: `Bearer ${TOKEN}` }, LIST_TOOLS);
+    expect(missing.status).toBe(400);
+    const noSid = await fetch(http.url, { method: "GET", headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(noSid.status).toBe(400);
+  });
+
+  it("closes promptly with a client still connected", async () => {
+    const env = await createEnvironment({ config: { http: { token: TOKEN } } });
+    cleanups.push(() => env.close());
+    const http = await serveHttp(env.rt, { port: 0 });
+    const client = await httpClient(http.url);
+    expect((await client.listTools()).tools.length).toBe(tools.length);
+    await http.close();
+    await expect(client.listTools()).rejects.toThrow();
+  });
+
+  it("closes even while a client is stuck half-way through a request", async () => {
+    const env = await createEnvironment({ config: { http: { token: TOKEN } } });
+    cleanups.push(() => env.close());
+    const http = await serveHttp(env.rt, { port: 0 });
+    const socket = connect(http.port, "127.0.0.1");
+    cleanups.push(async () => socket.destroy());
+    const socketClosed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.on("error", () => undefined);
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    // Headers sent, body promised but never finished: the request stays in flight.
+    socket.write(
+      `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${http.port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    await http.close();
+    await socketClosed;
+  });
+
+  it("answers 401 without the token and with a wrong one", async () => {
+    const { http } = await served();
+    const none = await rawPost(http.url, {});
+    expect(none.status).toBe(401);
+    expect(String(none.headers["www-authenticate"])).toMatch(/^Bearer/);
+    const wrong = await rawPost(http.url, { authorization: `Bearer ${"x".repeat(TOKEN.length)}` });
+    expect(wrong.status).toBe(401);
+    const shorter = await rawPost(http.url, { authorization: "Bearer abc" });
+    expect(shorter.status).toBe(401);
+    expect(none.body + wrong.body).not.toContain(TOKEN);
+    // An SDK client with a wrong token cannot connect either.
+    const transport = new StreamableHTTPClientTransport(new URL(http.url), {
+      requestInit: { headers: { Authorization: "Bearer not-the-token-at-all-000000000" } },
+    });
+    const client = new Client({ name: "intruder", version: "1" });
+    await expect(client.connect(transport)).rejects.toThrow();
+    // The right token, raw: 200.
+    const right = await rawPost(http.url, { authorization: `Bearer ${TOKEN}` });
+    expect(right.status).toBe(200);
+  });
+
+  it("answers 403 to a foreign Host header, token or not (DNS rebinding)", async () => {
+    const { http } = await served();
+    const foreign = await rawPost(http.url, { host: "evil.example", authorization: `Bearer ${TOKEN}` });
+    expect(foreign.status).toBe(403);
+    const foreignWithPort = await rawPost(http.url, { host: `evil.example:${http.port}` });
+    expect(foreignWithPort.status).toBe(403);
+    const local = await rawPost(http.url, {
+      host: `localhost:${http.port}`,
+      authorization: `Bearer ${TOKEN}`,
+    });
+    expect(local.status).toBe(200);
+  });
+
+  it("refuses to start without a token: HTTP_TOKEN_REQUIRED", async () => {
+    const env = await createEnvironment();
+    cleanups.push(() => env.close());
+    expect(env.config.http.token).toBeUndefined();
+    const err = await serveHttp(env.rt, { port: 0 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isEoaError(err)).toBe(true);
+    expect((err as { code: string }).code).toBe("HTTP_TOKEN_REQUIRED");
+    expect((err as { nextStep: string }).nextStep).toContain("EOA_HTTP_TOKEN");
+  });
+});
+
+describe("eoa-mcp --http (the built CLI)", () => {
+  it("exits non-zero naming EOA_HTTP_TOKEN when no token is set", async () => {
+    const env = await createEnvironment();
+    cleanups.push(() => env.close());
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolve, reject) => {
+        const child = spawn(process.execPath, [CLI, "--http", "--port", "0", "--config", env.configFile], {
+          cwd: env.root,
+          env: { PATH: process.env.PATH ?? "", HOME: env.root },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+        child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+        child.on("error", reject);
+        child.on("close", (code) => resolve({ code, stdout, stderr }));
+      },
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBeNull();
+    expect(r.stderr).toContain("EOA_HTTP_TOKEN");
+    expect(r.stderr).toContain("HTTP_TOKEN_REQUIRED");
+    expect(r.stdout).toBe("");
+  });
+
+  it("serves with EOA_HTTP_TOKEN on the port it prints, and exits 0 on SIGTERM", async () => {
+    const env = await createEnvironment();
+    cleanups.push(() => env.close());
+    const child = spawn(process.execPath, [CLI, "--http", "--port", "0", "--config", env.configFile], {
+      cwd: env.root,
+      env: { PATH: process.env.PATH ?? "", HOME: env.root, EOA_HTTP_TOKEN: TOKEN },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    let stdout = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      let stderr = "";
+      child.stderr.on("data", (c: Buffer) => {
+        stderr += c.toString();
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/.exec(stderr);
+        if (m) resolve(m[1]!);
+      });
+      child.once("exit", () => reject(new Error(`exited before listening: ${stderr}`)));
+    });
+    const client = await httpClient(url);
+    expect((await client.listTools()).tools.map((t) => t.name)).toEqual(tools.map((t) => t.name));
+    expect((await rawPost(url, {})).status).toBe(401);
+    await client.close();
+    child.kill("SIGTERM");
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(stdout).toBe("");
+  });
+
+  it("shares one state directory with a stdio server process: each sees the other's changes", async () => {
+    const { env, http } = await served();
+    const web = await httpClient(http.url);
+    const stdio = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, "--config", env.configFile],
+      cwd: env.root,
+      env: { PATH: process.env.PATH ?? "", HOME: env.root },
+      stderr: "pipe",
+    });
+    const local = new Client({ name: "eoa-stdio", version: "1.0.0" });
+    await local.connect(stdio);
+    cleanups.push(() => local.close());
+
+    expect(JSON.parse(textOf(await local.readResource({ uri: "eoa://session" })))).toMatchObject({
+      session: null,
+    });
+
+    // HTTP → stdio.
+    const started = (await web.callTool({ name: "start_session", arguments: { tasks: ["GH-101"] } })) as {
+      isError?: boolean;
+      structuredContent: { session_id: string; status: string };
+    };
+    expect(started.isError).toBeFalsy();
+    const sid = started.structuredContent.session_id;
+    const seen = JSON.parse(textOf(await local.readResource({ uri: "eoa://session" })));
+    expect(seen.session).toMatchObject({ id: sid, status: "awaiting_approval" });
+
+    // stdio → HTTP.
+    const approved = (await local.callTool({
+      name: "start_session",
+      arguments: { session_id: sid, approve: true },
+    })) as { isError?: boolean; structuredContent: { status: string } };
+    expect(approved.isError).toBeFalsy();
+    expect(approved.structuredContent.status).toBe("running");
+    const back = JSON.parse(textOf(await web.readResource({ uri: "eoa://session" })));
+    expect(back.session).toMatchObject({ id: sid, status: "running" });
+    expect((await env.rt.store.read()).sessions).toHaveLength(1);
+  });
+});

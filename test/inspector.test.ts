@@ -1,0 +1,149 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import { tools } from "../src/tools/index.js";
+
+/**
+ * Issue 5, part 5: a real third-party client, the MCP Inspector CLI (a devDependency, run offline
+ * through `npx --no-install`), drives the built server over stdio against the loopback stand-ins.
+ * `npm test` builds first; run `npm run build` before running this file alone.
+ *
+ * The Inspector has a `--config` option of its own, so the server's command comes after `--`.
+ */
+
+const ROOT = join(import.meta.dirname, "..");
+const CLI = join(ROOT, "dist", "cli.js");
+const SLOW = 60_000;
+
+let env: NightEnvironment;
+let home: string;
+beforeAll(async () => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  env = await createEnvironment();
+  home = await mkdtemp(join(tmpdir(), "eoa-inspector-home-"));
+});
+afterAll(async () => {
+  await env?.close();
+  if (home) await rm(home, { recursive: true, force: true });
+});
+
+/** `npx --no-install @modelcontextprotocol/inspector --cli <args> -- node dist/cli.js --config <file>`. */
+function inspect(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      "npx",
+      [
+        "--no-install",
+        "@modelcontextprotocol/inspector",
+        "--cli",
+        "--cwd",
+        env.root,
+        ...args,
+        "--",
+        process.execPath,
+        CLI,
+        "--config",
+        env.configFile,
+      ],
+      {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? "", HOME: home, NO_UPDATE_NOTIFIER: "1", npm_config_update_notifier: "false" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function json<T>(r: { stdout: string; stderr: string }): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`the Inspector did not print JSON.\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  }
+}
+
+describe("MCP Inspector CLI against the built server", () => {
+  it.concurrent(
+    "tools/list: every tool with its schemas and annotations",
+    async () => {
+      const r = await inspect(["--method", "tools/list"]);
+      expect(r.code, r.stderr).toBe(0);
+      const listed = json<{
+        tools: Array<{
+          name: string;
+          title?: string;
+          inputSchema: { type: string; additionalProperties?: boolean };
+          outputSchema?: { type: string };
+          annotations?: Record<string, boolean>;
+        }>;
+      }>(r);
+      expect(listed.tools.map((t) => t.name)).toEqual(tools.map((t) => t.name));
+      for (const t of listed.tools) {
+        expect(t.title, t.name).toBeTruthy();
+        expect(t.inputSchema.type, t.name).toBe("object");
+        expect(t.inputSchema.additionalProperties, t.name).toBe(false);
+        expect(t.outputSchema?.type, t.name).toBe("object");
+        expect(Object.keys(t.annotations ?? {}).sort(), t.name).toEqual(
+          expect.arrayContaining(["destructiveHint", "idempotentHint", "openWorldHint", "readOnlyHint"]),
+        );
+      }
+    },
+    SLOW,
+  );
+
+  it.concurrent(
+    "tools/call preflight: the checklist, with the stand-ins reachable",
+    async () => {
+      const r = await inspect(["--method", "tools/call", "--tool-name", "preflight"]);
+      expect(r.code, r.stderr).toBe(0);
+      const result = json<{
+        isError?: boolean;
+        content: Array<{ type: string; text: string }>;
+        structuredContent: { items: Array<{ item: string; status: string; evidence: string }> };
+      }>(r);
+      expect(result.isError).toBeFalsy();
+      expect(result.content[0]?.text).toMatch(/Prerequisites Checklist/);
+      const items = result.structuredContent.items;
+      expect(items.length).toBeGreaterThan(5);
+      for (const i of items) expect(["pass", "fail", "unknown"], i.item).toContain(i.status);
+      expect(items.find((i) => /AI Maestro server running/i.test(i.item))?.status).toBe("pass");
+      expect(items.find((i) => /online/i.test(i.item))?.status).toBe("pass");
+    },
+    SLOW,
+  );
+
+  it.concurrent(
+    "resources/read eoa://session: JSON, no session yet",
+    async () => {
+      const r = await inspect(["--method", "resources/read", "--uri", "eoa://session"]);
+      expect(r.code, r.stderr).toBe(0);
+      const read = json<{ contents: Array<{ uri: string; mimeType: string; text: string }> }>(r);
+      expect(read.contents).toHaveLength(1);
+      expect(read.contents[0]).toMatchObject({ uri: "eoa://session", mimeType: "application/json" });
+      expect(JSON.parse(read.contents[0]!.text)).toMatchObject({ session: null });
+    },
+    SLOW,
+  );
+
+  it.concurrent(
+    "a domain error is an isError result (the Inspector exits 5) with its stable code",
+    async () => {
+      const r = await inspect(["--method", "tools/call", "--tool-name", "write_report"]);
+      expect(r.code).toBe(5);
+      const result = json<{ isError: boolean; structuredContent: { error: { code: string } } }>(r);
+      expect(result.isError).toBe(true);
+      expect(result.structuredContent.error.code).toBe("SESSION_NOT_FOUND");
+    },
+    SLOW,
+  );
+});

@@ -1,0 +1,171 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * Issue 5, part 3: `eoa-mcp simulate`, the built CLI end to end (a real stdio server process, the
+ * loopback stand-ins, a real git remote, scripted agents). `npm test` builds first; run
+ * `npm run build` before running this file alone. Each run gets its own TMPDIR, so the test can
+ * see that the night's temporary directory is removed afterwards.
+ */
+
+const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
+const SLOW = 60_000;
+
+let scratch: string;
+beforeAll(async () => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  scratch = await mkdtemp(join(tmpdir(), "eoa-simulate-test-"));
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+async function simulate(args: string[]) {
+  const tmp = await mkdtemp(join(scratch, "run-"));
+  return new Promise<{ code: number | null; stdout: string; stderr: string; tmp: string }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, "simulate", ...args], {
+        cwd: tmp,
+        env: { PATH: process.env.PATH ?? "", HOME: tmp, TMPDIR: tmp },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout, stderr, tmp }));
+    },
+  );
+}
+
+/** `## Heading` → body. */
+function sections(md: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const p of md.split(/^## /m).slice(1)) {
+    const nl = p.indexOf("\n");
+    out.set(p.slice(0, nl).trim(), p.slice(nl + 1));
+  }
+  return out;
+}
+
+/** `### GH-101: Title` blocks → task id → fields. */
+function taskFields(body: string): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const b of body.split(/^### /m).slice(1)) {
+    const [heading, ...lines] = b.split("\n");
+    const fields: Record<string, string> = {};
+    for (const l of lines) {
+      const m = /^- \*\*(.+?)\*\*: (.*)$/.exec(l);
+      if (m) fields[m[1]!] = m[2]!;
+    }
+    out[heading!.split(":")[0]!.trim()] = fields;
+  }
+  return out;
+}
+
+describe("eoa-mcp simulate", () => {
+  it.concurrent(
+    "runs the seed's night to a report: 3/3 tasks, 3 PRs merged, nothing left behind",
+    async () => {
+      const r = await simulate(["--quiet"]);
+      expect(r.code, r.stderr).toBe(0);
+      const md = r.stdout;
+      expect(md.trimStart().startsWith("# Autonomous Operation Report")).toBe(true);
+      // --quiet: the report only, no progress lines.
+      expect(md).not.toMatch(/preflight:|USER:|\[#*-*\] \d\/\d done/);
+      expect(md).toContain("- Tasks Completed: 3/3");
+      expect(md).toContain("- PRs Merged: 3");
+      expect(md).toContain("- Escalations: 0");
+      const tasks = taskFields(sections(md).get("Task Status")!);
+      expect(Object.keys(tasks)).toEqual(["GH-101", "GH-102", "GH-103"]);
+      for (const [id, t] of Object.entries(tasks)) {
+        expect(t.Status, id).toBe("COMPLETE");
+        expect(t.PR, id).toMatch(/^#\d+ \(merged\)$/);
+        expect(t.Scope, id).toMatch(/^\d+ files? modified, \d+ lines added/);
+        expect(t.Tests, id).toMatch(/^\d+ passed, 0 failed$/);
+      }
+      expect(md).toMatch(/```mermaid\ngraph TD/);
+      expect(await readdir(r.tmp)).toEqual([]);
+    },
+    SLOW,
+  );
+
+  it.concurrent(
+    "with --all-faults: CI re-run, agent offline and its task moved, conflict queued, security paged",
+    async () => {
+      const r = await simulate(["--all-faults", "--quiet"]);
+      expect(r.code, r.stderr).toBe(0);
+      const md = r.stdout;
+      const s = sections(md);
+      const tasks = taskFields(s.get("Task Status")!);
+      const issues = s.get("Issues Encountered")!;
+      const waiting = s.get("Waiting for You")!;
+      const timeline = s.get("Timeline")!;
+
+      // CI failed once on GH-101's PR, was re-run, and GH-101 merged.
+      expect(issues).toMatch(/### Issue \d+: Ci failure\n- \*\*Task\*\*: GH-101\n/);
+      expect(issues).toMatch(/\*\*Resolution\*\*: failed jobs re-run/);
+      expect(tasks["GH-101"]).toMatchObject({ Status: "COMPLETE", Agent: "dev-agent-1" });
+      expect(tasks["GH-101"]!.PR).toMatch(/\(merged\)$/);
+
+      // dev-agent-2 went silent, was marked offline, and GH-102 moved to its backup dev-agent-1.
+      expect(issues).toMatch(/Agent offline[\s\S]*dev-agent-2 went offline/);
+      expect(timeline).toMatch(/mark-offline \(dev-agent-2\)/);
+      expect(timeline).toMatch(/reassign GH-102 \(dev-agent-1\)/);
+      expect(tasks["GH-102"]!.Agent).toBe("dev-agent-1");
+
+      // GH-102's PR conflicts with main: blocked, deferred escalation queued for the user.
+      expect(tasks["GH-102"]!.Status).toBe("BLOCKED");
+      expect(tasks["GH-102"]!.Blocker).toMatch(/conflicts with main/);
+      expect(tasks["GH-102"]!.PR).toMatch(/\(open\)$/);
+      expect(waiting).toMatch(/\*\*esc-\d+\*\* \(deferred blocker, GH-102\): .*conflicts/);
+      expect(issues).toMatch(/Merge conflict\n- \*\*Task\*\*: GH-102/);
+
+      // The SQL injection on GH-103 pages the user at once, even under "Escalate only for security issues".
+      expect(md).toContain("**Directive**: Escalate only for security issues");
+      expect(waiting).toMatch(/\*\*esc-\d+\*\* \(immediate security, GH-103\): SQL injection/);
+      expect(tasks["GH-103"]!.Status).toBe("BLOCKED");
+
+      // The summary agrees with the sections.
+      const done = Object.values(tasks).filter((t) => t.Status === "COMPLETE").length;
+      const merged = Object.values(tasks).filter((t) => /\(merged\)$/.test(t.PR ?? "")).length;
+      const issueCount = (issues.match(/^### Issue /gm) ?? []).length;
+      const escalations = (waiting.match(/^- \*\*esc-\d+\*\*/gm) ?? []).length;
+      expect(md).toContain(`- Tasks Completed: ${done}/3`);
+      expect(md).toContain(`- PRs Merged: ${merged}`);
+      expect(md).toContain(`- Issues Encountered: ${issueCount}`);
+      expect(md).toContain(`- Escalations: ${escalations}`);
+      expect([done, merged, escalations]).toEqual([1, 1, 2]);
+      expect(await readdir(r.tmp)).toEqual([]);
+    },
+    SLOW,
+  );
+
+  it.concurrent("refuses an unknown flag with the usage on stderr and a non-zero exit", async () => {
+    const r = await simulate(["--bogus"]);
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBeNull();
+    expect(r.stderr).toContain("--bogus");
+    expect(r.stderr).toContain("Usage: eoa-mcp simulate");
+    expect(r.stdout).toBe("");
+  });
+
+  it.concurrent("prints the usage on --help", async () => {
+    const r = await simulate(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Usage: eoa-mcp simulate");
+    for (const flag of [
+      "--silent-agent",
+      "--ci-failure",
+      "--merge-conflict",
+      "--security-issue",
+      "--all-faults",
+    ])
+      expect(r.stdout).toContain(flag);
+  });
+});

@@ -1,0 +1,250 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { EoaError } from "../src/errors.js";
+import { STATE_VERSION, type State } from "../src/state/schema.js";
+import { StateStore, type StateChange } from "../src/state/store.js";
+
+const ROOT = join(import.meta.dirname, "..");
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "eoa-store-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const onDisk = async (d = dir) => JSON.parse(await readFile(join(d, "state.json"), "utf8")) as State;
+
+describe("StateStore", () => {
+  it("creates a valid, versioned state file on open", async () => {
+    const store = await StateStore.open(join(dir, "nested", "state"));
+    const doc = await onDisk(join(dir, "nested", "state"));
+    expect(doc.version).toBe(STATE_VERSION);
+    expect(doc.tasks).toEqual({});
+    expect((await store.read()).current_session_id).toBeNull();
+  });
+
+  it("refuses a state directory it cannot create with STATE_DIR_UNWRITABLE", async () => {
+    await writeFile(join(dir, "a-file"), "");
+    await expect(StateStore.open(join(dir, "a-file", "state"))).rejects.toMatchObject({
+      code: "STATE_DIR_UNWRITABLE",
+      nextStep: expect.stringContaining("EOA_STATE_DIR"),
+    });
+  });
+
+  it("transact writes the change by replacing the file (temp file + rename) and leaves no temp file", async () => {
+    const store = await StateStore.open(dir);
+    const before = await stat(store.file);
+    const result = await store.transact((draft) => {
+      draft.current_session_id = "2025-12-30-session-01";
+      return "returned";
+    });
+    expect(result).toBe("returned");
+    expect((await onDisk()).current_session_id).toBe("2025-12-30-session-01");
+    // A rename puts a new inode in place; an in-place write would keep the old one.
+    expect((await stat(store.file)).ino).not.toBe(before.ino);
+    expect((await readdir(dir)).sort()).toEqual(["state.json", "state.rev"]);
+  });
+
+  it("a transaction that throws changes nothing, on disk or in memory, and the error propagates", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((draft) => {
+      draft.counters.decision = 7;
+    });
+    const bytes = await readFile(store.file, "utf8");
+    const stateBefore = await store.read();
+    const refusal = new EoaError("REFUSED", "no", "do something else");
+    await expect(
+      store.transact((draft) => {
+        draft.counters.decision = 99;
+        draft.current_session_id = "half-done";
+        throw refusal;
+      }),
+    ).rejects.toBe(refusal);
+    expect(await readFile(store.file, "utf8")).toBe(bytes);
+    const after = await store.read();
+    expect(after.counters.decision).toBe(7);
+    expect(after.current_session_id).toBeNull();
+    expect(after).toEqual(stateBefore);
+    // The lock was released: the next transaction goes through.
+    await store.transact((draft) => {
+      draft.counters.decision = 8;
+    });
+    expect((await onDisk()).counters.decision).toBe(8);
+  });
+
+  it("returns frozen state: a change outside a transaction is impossible", async () => {
+    const store = await StateStore.open(dir);
+    const state = await store.read();
+    expect(() => {
+      (state as State).current_session_id = "sneaky";
+    }).toThrow();
+  });
+
+  it("tells listeners which top-level keys and which task ids a transaction touched", async () => {
+    const store = await StateStore.open(dir);
+    const events: StateChange[] = [];
+    const off = store.onChange((change) => events.push(change));
+    await store.transact((draft) => {
+      draft.tasks["GH-101"] = { task_id: "GH-101" } as State["tasks"][string];
+      draft.tasks["GH-102"] = { task_id: "GH-102" } as State["tasks"][string];
+      draft.counters.decision++;
+    });
+    expect(events).toHaveLength(1);
+    expect([...events[0]!.keys].sort()).toEqual(["counters", "tasks"]);
+    expect([...events[0]!.taskIds].sort()).toEqual(["GH-101", "GH-102"]);
+
+    await store.transact((draft) => {
+      draft.tasks["GH-102"]!.title = "Password Reset";
+    });
+    expect([...events[1]!.keys]).toEqual(["tasks"]);
+    expect([...events[1]!.taskIds]).toEqual(["GH-102"]);
+
+    // A transaction that changes nothing is not an event (and writes nothing).
+    const bytes = await readFile(store.file, "utf8");
+    await store.transact((draft) => draft.tasks["GH-101"]?.task_id);
+    expect(events).toHaveLength(2);
+    expect(await readFile(store.file, "utf8")).toBe(bytes);
+
+    off();
+    await store.transact((draft) => {
+      draft.cycle.count++;
+    });
+    expect(events).toHaveLength(2);
+  });
+
+  it("refuses a state file written by a newer version and leaves it untouched", async () => {
+    const newer = JSON.stringify({ version: STATE_VERSION + 1, future: true });
+    await writeFile(join(dir, "state.json"), newer);
+    await expect(StateStore.open(dir)).rejects.toThrow(/newer than this server understands/);
+    expect(await readFile(join(dir, "state.json"), "utf8")).toBe(newer);
+  });
+
+  it("fills in top-level keys an older or partial document lacks", async () => {
+    await writeFile(join(dir, "state.json"), JSON.stringify({ version: 1, current_session_id: "s" }));
+    const store = await StateStore.open(dir);
+    const state = await store.read();
+    expect(state.current_session_id).toBe("s");
+    expect(state.escalations).toEqual([]);
+    expect(state.counters).toEqual({ escalation: 0, decision: 0, effect: 0, incident: 0 });
+  });
+
+  it("serves reads from memory until another writer changes the file, then re-reads it", async () => {
+    const a = await StateStore.open(dir);
+    const b = await StateStore.open(dir);
+    const first = await a.read();
+    expect(await a.read()).toBe(first);
+    expect(await a.changedElsewhere()).toBe(false);
+
+    await b.transact((draft) => {
+      draft.current_session_id = "written-by-b";
+    });
+    expect(await a.changedElsewhere()).toBe(true);
+    const second = await a.read();
+    expect(second).not.toBe(first);
+    expect(second.current_session_id).toBe("written-by-b");
+    expect(await a.read()).toBe(second);
+  });
+
+  it("re-reads inside the lock when another writer changed the revision token, even with the file's identity unchanged", async () => {
+    const a = await StateStore.open(dir);
+    await a.transact((draft) => {
+      draft.current_session_id = "aaaa";
+    });
+    const pinned = new Date("2025-12-30T22:00:00.500Z");
+    await utimes(a.file, pinned, pinned);
+    expect((await a.read()).current_session_id).toBe("aaaa");
+    // Another writer's change that leaves the file's identity as it was, as a recycled inode written
+    // within one tick of the file system's clock does. Every writer replaces the revision token first.
+    const text = (await readFile(a.file, "utf8")).replace('"aaaa"', '"bbbb"');
+    await writeFile(join(dir, "state.rev"), "another-writer");
+    await writeFile(a.file, text);
+    await utimes(a.file, pinned, pinned);
+    await a.transact((draft) => {
+      draft.counters.effect++;
+    });
+    const doc = await onDisk();
+    expect(doc.current_session_id).toBe("bbbb");
+    expect(doc.counters.effect).toBe(1);
+    expect((await a.read()).current_session_id).toBe("bbbb");
+  });
+
+  it("re-reads inside the lock: two stores in one process never lose each other's updates", async () => {
+    const a = await StateStore.open(dir);
+    const b = await StateStore.open(dir);
+    await a.read();
+    await b.read();
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        (i % 2 ? a : b).transact((draft) => {
+          draft.counters.effect++;
+        }),
+      ),
+    );
+    expect((await onDisk()).counters.effect).toBe(40);
+  });
+});
+
+describe("two server processes on one state directory", () => {
+  const N = 200;
+
+  function writer(label: string) {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "test/fixtures/store-writer.ts"), dir, String(N), label],
+      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+      child.on("exit", (code) => resolve({ code, stderr })),
+    );
+    return { child, exited };
+  }
+
+  it(`lose no update when each runs ${N} transactions at the same time`, async () => {
+    await StateStore.open(dir);
+    const a = writer("a");
+    const b = writer("b");
+    try {
+      // Both processes are loaded and waiting; then they start together.
+      while (!(existsSync(join(dir, "ready-a")) && existsSync(join(dir, "ready-b")))) await sleep(10);
+      await writeFile(join(dir, "go"), "");
+      const results = await Promise.all([a.exited, b.exited]);
+      expect(results).toEqual([
+        { code: 0, stderr: "" },
+        { code: 0, stderr: "" },
+      ]);
+    } finally {
+      a.child.kill();
+      b.child.kill();
+    }
+
+    const state = await onDisk();
+    // Every increment counted: half of each writer's transactions bump the counter.
+    expect(state.counters.incident).toBe(N);
+    expect(state.counters.decision).toBe(N);
+    // Every append present, once, with a unique id.
+    const outcomes = state.decisions.map((d) => d.outcome).sort();
+    const expected = ["a", "b"]
+      .flatMap((l) => Array.from({ length: N / 2 }, (_, k) => `${l}-${2 * k + 1}`))
+      .sort();
+    expect(outcomes).toEqual(expected);
+    expect(new Set(state.decisions.map((d) => d.id)).size).toBe(N);
+    // Each writer's own appends are in its order.
+    for (const l of ["a", "b"]) {
+      const mine = state.decisions.filter((d) => d.rule === l).map((d) => (d.inputs as { i: number }).i);
+      expect(mine).toEqual([...mine].sort((x, y) => x - y));
+    }
+    // The lock directory is gone and no temp file is left behind.
+    expect((await readdir(dir)).filter((f) => f.startsWith("state.json.lock") || f.endsWith(".tmp"))).toEqual(
+      [],
+    );
+  });
+});

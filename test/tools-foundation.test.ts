@@ -1,0 +1,615 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import { StateStore } from "../src/state/store.js";
+import { isMutating, type ToolKind } from "../src/tools/define-tool.js";
+import { tools } from "../src/tools/index.js";
+
+let env: NightEnvironment;
+let client: Client;
+
+beforeEach(async () => {
+  env = await createEnvironment();
+  ({ client } = await env.connect());
+});
+afterEach(async () => {
+  await env.close();
+});
+
+interface ToolResult {
+  isError?: boolean;
+  content: Array<{ type: string; text: string }>;
+  structuredContent?: Record<string, unknown>;
+}
+
+async function call(name: string, args: Record<string, unknown> = {}): Promise<ToolResult> {
+  return (await client.callTool({ name, arguments: args })) as ToolResult;
+}
+
+/** A successful call's structured result. */
+async function ok<T = Record<string, unknown>>(name: string, args: Record<string, unknown> = {}): Promise<T> {
+  const r = await call(name, args);
+  expect(r.isError, r.content[0]?.text).toBeFalsy();
+  return r.structuredContent as T;
+}
+
+/** A refused call's error. */
+async function refused(name: string, args: Record<string, unknown>) {
+  const r = await call(name, args);
+  expect(r.isError).toBe(true);
+  const error = (r.structuredContent as { error: { code: string; message: string; next_step: string } })
+    .error;
+  expect(error.next_step.length).toBeGreaterThan(10);
+  expect(r.content[0]!.text).toBe(`${error.code}: ${error.message}\nNext step: ${error.next_step}`);
+  return error as { code: string; message: string; next_step: string; details?: Record<string, unknown> };
+}
+
+async function resource(uri: string): Promise<string> {
+  const r = await client.readResource({ uri });
+  return (r.contents[0] as { text: string }).text;
+}
+
+const json = async <T = Record<string, unknown>>(uri: string) => JSON.parse(await resource(uri)) as T;
+const stateBytes = () => readFile(join(env.stateDir, "state.json"), "utf8");
+
+interface Confirmation {
+  session_id: string;
+  status: string;
+  tasks: Array<{
+    task_id: string;
+    title: string;
+    priority: string;
+    effort: string | null;
+    depends_on: string[];
+    required_capabilities: string[];
+    source: string;
+  }>;
+  scope_estimate: string;
+  available_agents: string[];
+  warnings: string[];
+  directive: string | null;
+  escalation_policy: { immediate: string[]; source: string };
+}
+
+const SEED = ["GH-101", "GH-102", "GH-103"];
+
+describe("tools/list", () => {
+  const EXPECTED: Record<ToolKind, Record<string, boolean>> = {
+    read: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    probe: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+    action: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+    irreversible: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+  };
+
+  it("lists every tool with a title and the annotations its kind implies", async () => {
+    const listed = (await client.listTools()).tools;
+    expect(listed.map((t) => t.name)).toEqual(tools.map((t) => t.name));
+    for (const tool of tools) {
+      const t = listed.find((l) => l.name === tool.name)!;
+      expect(t.title, tool.name).toBe(tool.title);
+      expect(t.title!.length, tool.name).toBeGreaterThan(5);
+      expect(t.annotations, tool.name).toEqual({ title: tool.title, ...EXPECTED[tool.kind] });
+      expect(t.inputSchema.additionalProperties, tool.name).toBe(false);
+      expect(t.outputSchema, tool.name).toBeDefined();
+      // Mutating tools take an idempotency_key; read-only ones do not.
+      expect(Object.keys(t.inputSchema.properties ?? {}).includes("idempotency_key"), tool.name).toBe(
+        isMutating(tool),
+      );
+    }
+    expect(listed.find((t) => t.name === "preflight")!.annotations?.readOnlyHint).toBe(true);
+    expect(listed.find((t) => t.name === "start_session")!.annotations?.readOnlyHint).toBe(false);
+  });
+
+  it("answers an unknown tool with UNKNOWN_TOOL naming the real ones", async () => {
+    const error = await refused("start_night", {});
+    expect(error.code).toBe("UNKNOWN_TOOL");
+    expect(error.next_step).toContain("start_session");
+  });
+});
+
+describe("start_session (User Handoff Protocol)", () => {
+  it("reads GitHub issues into the confirmation and leaves the session awaiting approval", async () => {
+    const r = await call("start_session", { tasks: ["GH-102", "gh-103", "GH-101"] });
+    expect(r.isError).toBeFalsy();
+    const c = r.structuredContent as unknown as Confirmation;
+    expect(c.session_id).toBe("2025-12-30-session-01");
+    expect(c.status).toBe("awaiting_approval");
+    // Highest priority first, then by id.
+    expect(c.tasks).toEqual([
+      {
+        task_id: "GH-101",
+        title: "User Authentication",
+        priority: "high",
+        effort: "m",
+        depends_on: [],
+        required_capabilities: ["auth"],
+        source: "github",
+      },
+      {
+        task_id: "GH-102",
+        title: "Password Reset",
+        priority: "normal",
+        effort: "m",
+        depends_on: ["GH-101"],
+        required_capabilities: [],
+        source: "github",
+      },
+      {
+        task_id: "GH-103",
+        title: "Session Management",
+        priority: "normal",
+        effort: "m",
+        depends_on: ["GH-101"],
+        required_capabilities: [],
+        source: "github",
+      },
+    ]);
+    expect(c.scope_estimate).toContain("3 task(s) in 2 dependency wave(s)");
+    expect(c.available_agents).toEqual(["dev-agent-1", "dev-agent-2"]);
+    expect(c.warnings).toEqual([]);
+    expect(c.directive).toBeNull();
+    expect(c.escalation_policy.immediate).toEqual(["security", "data_corruption", "infrastructure"]);
+
+    const text = r.content[0]!.text;
+    expect(text).toMatch(/^Confirming autonomous tasks:\n/);
+    expect(text).toContain("- GH-101: User Authentication (high priority)\n");
+    expect(text).toContain("- GH-102: Password Reset (normal priority) after GH-101\n");
+    expect(text).toContain("- GH-103: Session Management (normal priority) after GH-101\n");
+    expect(text).toContain("Scope estimate: 3 task(s) in 2 dependency wave(s)");
+    expect(text).toContain("Available agents: dev-agent-1, dev-agent-2");
+    expect(text).toContain("Proceed with autonomous operation?");
+    expect(text).toContain('session_id: "2025-12-30-session-01", approve: true');
+
+    // The issue's checklist became the completion criteria; its Scope and Tests sections were read.
+    const task = await json<Record<string, unknown>>("eoa://tasks/GH-101");
+    expect(task).toMatchObject({
+      task_id: "GH-101",
+      issue_number: 101,
+      status: "backlog",
+      session_id: c.session_id,
+      completion_criteria: ["Users can log in with email and password", "Passwords are hashed"],
+      test_requirements: ["unit tests for login"],
+      files_in_scope: ["src/auth/**", "tests/**"],
+      completion: { percent: 0, done: false },
+    });
+    const session = await json<{ session: { status: string; task_ids: string[] } }>("eoa://session");
+    expect(session.session).toMatchObject({
+      status: "awaiting_approval",
+      task_ids: ["GH-102", "GH-103", "GH-101"],
+    });
+    // Nothing was sent to any agent yet.
+    expect(env.aimaestro.sent).toEqual([]);
+  });
+
+  it("approve: true with the directive starts the session with that escalation policy", async () => {
+    const prepared = await ok<Confirmation>("start_session", { tasks: SEED });
+    const r = await call("start_session", {
+      session_id: prepared.session_id,
+      approve: true,
+      directive: "Escalate only for security issues",
+    });
+    expect(r.isError).toBeFalsy();
+    const c = r.structuredContent as unknown as Confirmation;
+    expect(c.status).toBe("running");
+    expect(c.directive).toBe("Escalate only for security issues");
+    expect(c.escalation_policy).toEqual({
+      immediate: ["security"],
+      source: "directive: Escalate only for security issues",
+    });
+    expect(r.content[0]!.text).toContain(
+      `Autonomous operation initiated: session ${c.session_id} is running.`,
+    );
+    expect(r.content[0]!.text).toContain("Immediate escalation for: security (");
+
+    const view = await json<{
+      session: { status: string; directive: string; escalation_policy: unknown; started_at: string };
+      task_counts: Record<string, number>;
+    }>("eoa://session");
+    expect(view.session).toMatchObject({
+      status: "running",
+      directive: "Escalate only for security issues",
+      escalation_policy: { immediate: ["security"] },
+      started_at: "2025-12-30T22:00:00.000Z",
+    });
+    expect(view.task_counts).toEqual({ todo: 3 });
+    const decisions = await json<{ decisions: Array<{ action: string; inputs: Record<string, unknown> }> }>(
+      "eoa://decisions",
+    );
+    expect(decisions.decisions.at(-1)).toMatchObject({
+      action: "start-session",
+      inputs: { tasks: SEED, directive: "Escalate only for security issues" },
+    });
+
+    // Approving twice is refused: the session is already running.
+    const again = await refused("start_session", { session_id: c.session_id, approve: true });
+    expect(again.code).toBe("SESSION_NOT_AWAITING_APPROVAL");
+    // And a new batch cannot start while it runs.
+    expect((await refused("start_session", { tasks: ["GH-101"] })).code).toBe("SESSION_ALREADY_RUNNING");
+  });
+
+  it("keeps the directive given with the confirmation when approve brings none", async () => {
+    const prepared = await ok<Confirmation>("start_session", {
+      tasks: ["GH-101"],
+      directive: "Escalate only for security issues",
+    });
+    expect(prepared.escalation_policy.immediate).toEqual(["security"]);
+    const started = await ok<Confirmation>("start_session", {
+      session_id: prepared.session_id,
+      approve: true,
+    });
+    expect(started.directive).toBe("Escalate only for security issues");
+    expect(started.escalation_policy.immediate).toEqual(["security"]);
+  });
+
+  it("accepts inline task specs without asking GitHub", async () => {
+    const before = env.github.calls.length;
+    const c = await ok<Confirmation>("start_session", {
+      tasks: [
+        {
+          task_id: "DOCS-1",
+          title: "Write the API guide",
+          priority: "low",
+          completion_criteria: ["Every endpoint documented"],
+          required_capabilities: ["api"],
+        },
+        { task_id: "DOCS-2", title: "Publish the guide", depends_on: ["DOCS-1"], effort: "s" },
+      ],
+    });
+    expect(env.github.calls.length).toBe(before);
+    expect(c.tasks).toEqual([
+      {
+        task_id: "DOCS-2",
+        title: "Publish the guide",
+        priority: "normal",
+        effort: "s",
+        depends_on: ["DOCS-1"],
+        required_capabilities: [],
+        source: "inline",
+      },
+      {
+        task_id: "DOCS-1",
+        title: "Write the API guide",
+        priority: "low",
+        effort: null,
+        depends_on: [],
+        required_capabilities: ["api"],
+        source: "inline",
+      },
+    ]);
+    const task = await json<{ completion_criteria: string[]; issue_number?: number }>("eoa://tasks/DOCS-1");
+    expect(task.completion_criteria).toEqual(["Every endpoint documented"]);
+    expect(task.issue_number).toBeUndefined();
+  });
+
+  it("refuses a dependency cycle, naming it, and changes nothing", async () => {
+    // A confirmation already waiting: the refused call must not replace it.
+    await ok("start_session", { tasks: SEED });
+    env.github.addIssue({ number: 201, title: "Cache layer", body: "Depends on #202" });
+    env.github.addIssue({ number: 202, title: "Cache invalidation", body: "Blocked by #201" });
+    const sessionBefore = await resource("eoa://session");
+    const tasksBefore = await resource("eoa://tasks");
+    const bytes = await stateBytes();
+
+    const error = await refused("start_session", { tasks: ["GH-201", "GH-202"] });
+    expect(error.code).toBe("DEPENDENCY_CYCLE");
+    expect(error.message).toContain("GH-201 → GH-202 → GH-201");
+    expect(error.details).toEqual({ cycle: ["GH-201", "GH-202", "GH-201"] });
+
+    expect(await resource("eoa://session")).toBe(sessionBefore);
+    expect(await resource("eoa://tasks")).toBe(tasksBefore);
+    expect(await stateBytes()).toBe(bytes);
+  });
+
+  it("refuses a cycle among inline specs too", async () => {
+    const error = await refused("start_session", {
+      tasks: [
+        { task_id: "A-1", title: "a", depends_on: ["A-3"] },
+        { task_id: "A-2", title: "b", depends_on: ["A-1"] },
+        { task_id: "A-3", title: "c", depends_on: ["A-2"] },
+      ],
+    });
+    expect(error.code).toBe("DEPENDENCY_CYCLE");
+    expect(error.message).toContain("A-1 → A-3 → A-2 → A-1");
+    expect((await json<{ session: unknown }>("eoa://session")).session).toBeNull();
+  });
+
+  it("refuses an issue that does not exist with UNKNOWN_TASK and writes nothing", async () => {
+    const bytes = await stateBytes();
+    const error = await refused("start_session", { tasks: ["GH-101", "GH-999"] });
+    expect(error.code).toBe("UNKNOWN_TASK");
+    expect(error.message).toContain("GH-999");
+    expect(error.message).toContain("acme/webapp");
+    expect(await stateBytes()).toBe(bytes);
+    expect((await json<{ session: unknown }>("eoa://session")).session).toBeNull();
+  });
+
+  it("refuses approve without a session_id with CONFIRMATION_REQUIRED", async () => {
+    await ok("start_session", { tasks: SEED });
+    const bytes = await stateBytes();
+    const error = await refused("start_session", { approve: true, directive: "go" });
+    expect(error.code).toBe("CONFIRMATION_REQUIRED");
+    expect(error.next_step).toMatch(/confirmation/);
+    expect(await stateBytes()).toBe(bytes);
+  });
+
+  it("refuses unknown argument keys and wrong types with INVALID_ARGUMENTS, changing nothing", async () => {
+    await ok("start_session", { tasks: SEED });
+    const bytes = await stateBytes();
+    const cases: Array<[string, Record<string, unknown>, string]> = [
+      ["start_session", { tasks: ["GH-101"], priority: "high" }, "priority"],
+      ["start_session", { tasks: "GH-101" }, "tasks"],
+      ["start_session", { approve: "yes", session_id: "2025-12-30-session-01" }, "approve"],
+      ["start_session", { tasks: [{ task_id: "X-1", title: "x", owner: "me" }] }, "tasks"],
+      ["start_session", { tasks: ["GH-101"], idempotency_key: 7 }, "idempotency_key"],
+      ["preflight", { verbose: true }, "verbose"],
+    ];
+    for (const [tool, args, key] of cases) {
+      const error = await refused(tool, args);
+      expect(error.code, JSON.stringify(args)).toBe("INVALID_ARGUMENTS");
+      expect(error.message, JSON.stringify(args)).toContain(key);
+      expect(error.next_step).toContain(`call ${tool} again`);
+      expect(error.details?.problems).toBeInstanceOf(Array);
+    }
+    expect(await stateBytes()).toBe(bytes);
+  });
+
+  it("replays a call with the same idempotency_key: the first result, no second session", async () => {
+    const args = { tasks: SEED, idempotency_key: "handoff-1" };
+    const first = await call("start_session", args);
+    const githubCalls = env.github.calls.length;
+    env.clock.advance(30);
+    const second = await call("start_session", args);
+    expect(second).toEqual(first);
+    // The replay read no issue and wrote no new confirmation.
+    expect(env.github.calls.length).toBe(githubCalls);
+    const state = await env.rt.store.read();
+    expect(state.sessions).toHaveLength(1);
+    expect(state.sessions[0]!.created_at).toBe("2025-12-30T22:00:00.000Z");
+
+    // The key is bound to its arguments.
+    const reused = await refused("start_session", { tasks: ["GH-101"], idempotency_key: "handoff-1" });
+    expect(reused.code).toBe("IDEMPOTENCY_KEY_REUSED");
+
+    // A replayed approval answers as the first did instead of "already running".
+    const id = (first.structuredContent as unknown as Confirmation).session_id;
+    const approve = { session_id: id, approve: true, idempotency_key: "approve-1" };
+    const started = await call("start_session", approve);
+    expect(started.isError).toBeFalsy();
+    expect(await call("start_session", approve)).toEqual(started);
+  });
+
+  it("does not record a refused call under its idempotency_key, so it can be retried", async () => {
+    const error = await refused("start_session", { tasks: ["GH-999"], idempotency_key: "retry-me" });
+    expect(error.code).toBe("UNKNOWN_TASK");
+    env.github.addIssue({ number: 999, title: "Late issue" });
+    const c = await ok<Confirmation>("start_session", { tasks: ["GH-999"], idempotency_key: "retry-me" });
+    expect(c.tasks.map((t) => t.task_id)).toEqual(["GH-999"]);
+  });
+});
+
+describe("preflight", () => {
+  interface Preflight {
+    ready: boolean;
+    summary: { pass: number; fail: number; unknown: number };
+    items: Array<{ id: string; section: string; item: string; status: string; evidence: string }>;
+  }
+  const item = (p: Preflight, id: string) => p.items.find((i) => i.id === id)!;
+
+  it("checks every item for real when everything is up", async () => {
+    await ok("start_session", { tasks: SEED });
+    const r = await call("preflight");
+    expect(r.isError).toBeFalsy();
+    const p = r.structuredContent as unknown as Preflight;
+    const ids = p.items.map((i) => i.id);
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        "aimaestro_running",
+        "agents_online",
+        "escalation_channels",
+        "github_token",
+        "branch_permissions",
+        "project_board",
+        "issues_exist",
+        "dependencies_documented",
+        "roster_up_to_date",
+        "capabilities_cover_tasks",
+        "backups_identified",
+        "ci_workflows",
+        "linting_configured",
+      ]),
+    );
+    const passing = [
+      "aimaestro_running",
+      "agents_online",
+      "escalation_channels",
+      "github_token",
+      "branch_permissions",
+      "issues_exist",
+      "dependencies_documented",
+      "roster_up_to_date",
+      "capabilities_cover_tasks",
+      "backups_identified",
+      "ci_workflows",
+      "linting_configured",
+    ];
+    for (const id of passing) expect(item(p, id).status, `${id}: ${item(p, id).evidence}`).toBe("pass");
+    expect(item(p, "aimaestro_running").evidence).toContain("healthy");
+    expect(item(p, "agents_online").evidence).toContain("dev-agent-1, dev-agent-2");
+    expect(item(p, "ci_workflows").evidence).toContain(".github/workflows/ci.yml");
+    expect(item(p, "issues_exist").evidence).toContain("3 issue(s)");
+    expect(item(p, "dependencies_documented").evidence).toContain("GH-102 after GH-101");
+    expect(item(p, "project_board").status).toBe("unknown");
+    for (const i of p.items) {
+      expect(["pass", "fail", "unknown"]).toContain(i.status);
+      expect(i.evidence.length, i.id).toBeGreaterThan(0);
+    }
+    expect(p.summary.pass + p.summary.fail + p.summary.unknown).toBe(p.items.length);
+    expect(p.summary.pass).toBe(p.items.filter((i) => i.status === "pass").length);
+    expect(r.content[0]!.text).toMatch(/^Prerequisites Checklist: \d+ pass, \d+ fail, \d+ unknown/);
+  });
+
+  it("fails the AI Maestro items with evidence naming the URL when the hub is down, and still answers", async () => {
+    await env.aimaestro.setFault({ down: true });
+    const r = await call("preflight");
+    expect(r.isError).toBeFalsy();
+    const p = r.structuredContent as unknown as Preflight;
+    expect(p.ready).toBe(false);
+    expect(item(p, "aimaestro_running").status).toBe("fail");
+    expect(item(p, "aimaestro_running").evidence).toContain(env.aimaestro.url);
+    expect(item(p, "agents_online").status).toBe("fail");
+    // The GitHub side is checked regardless.
+    expect(item(p, "ci_workflows").status).toBe("pass");
+    expect(item(p, "github_token").status).toBe("pass");
+    expect(r.content[0]!.text).toContain("Not ready");
+  });
+
+  it("fails the roster items when an agent is offline", async () => {
+    env.aimaestro.setOnline("dev-agent-2", false);
+    const p = await ok<Preflight>("preflight");
+    expect(item(p, "agents_online")).toMatchObject({
+      status: "fail",
+      evidence: expect.stringContaining("dev-agent-2"),
+    });
+    expect(item(p, "issues_exist").status).toBe("unknown");
+  });
+});
+
+describe("resources", () => {
+  it("lists the resources and the task template", async () => {
+    const listed = (await client.listResources()).resources.map((r) => r.uri);
+    expect(listed).toEqual(
+      expect.arrayContaining([
+        "eoa://roster",
+        "eoa://roster.md",
+        "eoa://session",
+        "eoa://tasks",
+        "eoa://escalations",
+        "eoa://decisions",
+        "eoa://config",
+      ]),
+    );
+    const templates = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
+    expect(templates).toContain("eoa://tasks/{task_id}");
+    await ok("start_session", { tasks: SEED });
+    const after = (await client.listResources()).resources.map((r) => r.uri);
+    expect(after).toEqual(
+      expect.arrayContaining(["eoa://tasks/GH-101", "eoa://tasks/GH-102", "eoa://tasks/GH-103"]),
+    );
+  });
+
+  it("reads every resource", async () => {
+    await ok("start_session", { tasks: SEED });
+
+    const roster = await json<{ agents: Array<Record<string, unknown>> }>("eoa://roster");
+    expect(roster.agents).toEqual([
+      expect.objectContaining({
+        id: "dev-agent-1",
+        capabilities: ["python", "auth", "api"],
+        backup: ["dev-agent-2"],
+        availability: "active",
+        load: 0,
+        max_concurrent_tasks: 3,
+      }),
+      expect.objectContaining({ id: "dev-agent-2", backup: ["dev-agent-1"] }),
+    ]);
+
+    const md = await client.readResource({ uri: "eoa://roster.md" });
+    expect(md.contents[0]!.mimeType).toBe("text/markdown");
+    expect((md.contents[0] as { text: string }).text).toContain(
+      "| dev-agent-1 | dev-agent-1 | python, auth, api | 3 |",
+    );
+
+    const session = await json<{ session: { id: string }; task_counts: Record<string, number> }>(
+      "eoa://session",
+    );
+    expect(session.session.id).toBe("2025-12-30-session-01");
+    expect(session.task_counts).toEqual({ backlog: 3 });
+
+    const tasks = await json<{ session_id: string; tasks: Array<{ task_id: string; status: string }> }>(
+      "eoa://tasks",
+    );
+    expect(tasks.tasks.map((t) => [t.task_id, t.status])).toEqual([
+      ["GH-101", "backlog"],
+      ["GH-102", "backlog"],
+      ["GH-103", "backlog"],
+    ]);
+
+    const task = await json<{ completion: { criteria: Array<{ criterion: string; verified: boolean }> } }>(
+      "eoa://tasks/GH-102",
+    );
+    expect(task.completion.criteria).toEqual([
+      { criterion: "Reset link expires after one hour", verified: false },
+    ]);
+    await expect(client.readResource({ uri: "eoa://tasks/GH-404" })).rejects.toThrow(/resource not found/);
+
+    expect(await json("eoa://escalations")).toEqual({ open: [], resolved: [] });
+    expect(await json("eoa://decisions")).toMatchObject({
+      total: expect.any(Number),
+      decisions: expect.any(Array),
+    });
+    expect(await json("eoa://config")).toMatchObject({ github: { repo: "acme/webapp" } });
+  });
+
+  it("sends notifications/resources/updated for subscribed URIs after a change, and only for them", async () => {
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      updated.push(n.params.uri);
+    });
+    for (const uri of [
+      "eoa://session",
+      "eoa://tasks",
+      "eoa://tasks/GH-101",
+      "eoa://escalations",
+      "eoa://decisions",
+    ])
+      await client.subscribeResource({ uri });
+
+    const c = await ok<Confirmation>("start_session", { tasks: SEED });
+    await until(() => updated.includes("eoa://session") && updated.includes("eoa://tasks/GH-101"));
+    expect(updated).toContain("eoa://tasks");
+
+    await ok("start_session", { session_id: c.session_id, approve: true });
+    await until(() => updated.includes("eoa://decisions"));
+    // Nothing touched the escalations, and nothing unsubscribed was announced.
+    expect(updated).not.toContain("eoa://escalations");
+    expect(updated.every((u) => u !== "eoa://roster" && u !== "eoa://config")).toBe(true);
+
+    // After unsubscribing, no more updates for that URI.
+    await client.unsubscribeResource({ uri: "eoa://session" });
+    updated.length = 0;
+    await ok("escalate", {
+      category: "architecture",
+      issue: "Which session store to use?",
+      task_id: "GH-103",
+    });
+    await until(() => updated.includes("eoa://escalations"));
+    expect(updated).not.toContain("eoa://session");
+  });
+
+  it("announces a change written by another process sharing the state directory", async () => {
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      updated.push(n.params.uri);
+    });
+    await client.subscribeResource({ uri: "eoa://session" });
+    const other = await StateStore.open(env.stateDir);
+    await other.transact((draft) => {
+      draft.cycle.count += 1;
+    });
+    await until(() => updated.includes("eoa://session"));
+    expect((await env.rt.store.read()).cycle.count).toBe(1);
+  });
+});
+
+/** Waits for a condition the server brings about asynchronously; fails after a generous bound. */
+async function until(cond: () => boolean, what = "condition"): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (cond()) return;
+    await sleep(10);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

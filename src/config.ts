@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { parseRosterMarkdown, type RosterAgent, RosterAgentSchema } from "./roster.js";
@@ -150,7 +150,12 @@ function readConfigFile(flagPath: string | undefined, env: NodeJS.ProcessEnv, cw
   try {
     const data = JSON.parse(text) as unknown;
     if (!data || typeof data !== "object" || Array.isArray(data)) throw new Error("not a JSON object");
-    return { path, data: data as Layer };
+    // Paths in a config file are relative to the file: clients may start the server anywhere.
+    const layer = data as Layer;
+    for (const key of ["stateDir", "rosterFile"]) {
+      if (typeof layer[key] === "string") layer[key] = resolve(dirname(path), layer[key]);
+    }
+    return { path, data: layer };
   } catch (err) {
     throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
@@ -265,7 +270,7 @@ function getPath(obj: unknown, path: PropertyKey[]): unknown {
   return cur;
 }
 
-function deepMerge(base: Layer, over: Layer): Layer {
+export function deepMerge(base: Layer, over: Layer): Layer {
   const out: Layer = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];

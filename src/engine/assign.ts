@@ -101,7 +101,7 @@ export async function assignTask(rt: Runtime, args: AssignArgs): Promise<AssignR
       requireTask(draft, ref);
     }
     if (args.depends_on) {
-      const graph: Record<string, string[]> = {};
+      const graph = Object.create(null) as Record<string, string[]>;
       for (const t of Object.values(draft.tasks)) graph[t.task_id] = [...t.depends_on];
       graph[task.task_id] = args.depends_on;
       const cycle = findCycle(graph);

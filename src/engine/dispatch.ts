@@ -2,7 +2,7 @@ import { current, type Draft } from "immer";
 import { EoaError } from "../errors.js";
 import { chooseAgent, dispatchBlocker, dispatchOrder } from "../protocol/assignment.js";
 import { assignmentMessage, handoffMessage } from "../protocol/messages.js";
-import { enqueueEffect, history, recordDecision } from "../state/records.js";
+import { enqueueEffect, history, recordDecision, tasksNow } from "../state/records.js";
 import type { State, TaskRecord } from "../state/schema.js";
 import { flushEffects, type MessagePayload } from "./effects.js";
 import type { Runtime } from "./runtime.js";
@@ -64,7 +64,7 @@ export function dispatchInDraft(
   if (blocker) return queue(blocker);
 
   const agents = Object.values(draft.agents);
-  const tasks = Object.values(draft.tasks);
+  const tasks = tasksNow(draft);
   const choice = chooseAgent(task, agents, tasks, preferred);
   if (choice.agent === null) return queue(choice.reason);
 
@@ -131,9 +131,7 @@ export function dispatchInDraft(
 /** Inside a transaction: every queued task that can go now, in priority order. */
 export function autoDispatchInDraft(draft: S, now: Date): DispatchOutcome[] {
   const running = new Set(draft.sessions.filter((s) => s.status === "running").map((s) => s.id));
-  const queued = dispatchOrder(
-    Object.values(draft.tasks).filter((t) => t.queue && running.has(t.session_id)),
-  );
+  const queued = dispatchOrder(tasksNow(draft).filter((t) => t.queue && running.has(t.session_id)));
   return queued.map((t) => dispatchInDraft(draft, now, t.task_id));
 }
 

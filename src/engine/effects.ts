@@ -63,6 +63,9 @@ export async function flushEffects(rt: Runtime, ids?: readonly string[]): Promis
       (e) => ids.includes(e.id) && e.status !== "done" && e.claimed_by === PROCESS_ID && !inFlight.has(e.id),
     );
   } else {
+    // Most cycles have nothing to retry: look before taking the lock.
+    const state = await rt.store.read();
+    if (!state.outbox.some((e) => retryable(state, e) && claimable(e, now))) return [];
     due = await rt.store.transact((draft) => {
       const claimed: EffectRecord[] = [];
       const seenLabels = new Set<string>();

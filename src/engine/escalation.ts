@@ -83,6 +83,7 @@ export function escalateInDraft(draft: S, now: Date, config: Config, input: Esca
     delivery: { status: "pending", attempts: 0 },
     parked_tasks: [],
   };
+  const labelEffects: string[] = [];
   if (input.task_id && parksTask(level, input.category, input.current_action)) {
     const task = draft.tasks[input.task_id]!;
     if (task.status !== "done") {
@@ -92,7 +93,7 @@ export function escalateInDraft(draft: S, now: Date, config: Config, input: Esca
       delete task.queue;
       esc.parked_tasks.push(task.task_id);
       history(task, now, "blocked", task.blocked_reason);
-      enqueueEffect(draft, now, "labels", { task_id: task.task_id });
+      labelEffects.push(enqueueEffect(draft, now, "labels", { task_id: task.task_id }));
     }
   }
   draft.escalations.push(esc);
@@ -112,7 +113,7 @@ export function escalateInDraft(draft: S, now: Date, config: Config, input: Esca
     inputs: { category: input.category, raised_by: input.raised_by, issue: input.issue },
     outcome: `${esc.id} ${level} to ${esc.channel}${esc.parked_tasks.length ? `; parked ${esc.parked_tasks.join(", ")}` : ""}`,
   });
-  return { escalation: plain(esc), merged: false, effects: [effect] };
+  return { escalation: plain(esc), merged: false, effects: [effect, ...labelEffects] };
 }
 
 export async function escalate(
@@ -122,7 +123,7 @@ export async function escalate(
   const now = rt.now();
   const out = await rt.store.transact((draft) => escalateInDraft(draft, now, rt.config, input));
   if (!out.effects.length) return { ...out, delivered: out.escalation.delivery.status === "delivered" };
-  const [result] = await flushEffects(rt, out.effects);
+  const result = (await flushEffects(rt, out.effects)).find((o) => o.id === out.effects[0]);
   const esc = (await rt.store.read()).escalations.find((e) => e.id === out.escalation.id)!;
   return {
     ...out,

@@ -6,9 +6,9 @@ import { chooseReplacement } from "../protocol/assignment.js";
 import { classifyMessage, type Classified } from "../protocol/classify.js";
 import { blockTransition } from "../protocol/kanban.js";
 import { ackVerdict, heartbeatVerdict } from "../protocol/liveness.js";
-import { ackReminderMessage } from "../protocol/messages.js";
+import { ackReminderMessage, stopNoticeMessage } from "../protocol/messages.js";
 import { cap, oneLine } from "../protocol/text.js";
-import { enqueueEffect, history, plain, recordDecision, recordIncident } from "../state/records.js";
+import { enqueueEffect, history, plain, recordDecision, recordIncident, tasksNow } from "../state/records.js";
 import type { AgentRecord, MessageOutcome, State, TaskRecord } from "../state/schema.js";
 import { autoDispatchInDraft, dispatchInDraft } from "./dispatch.js";
 import { flushEffects, type MessagePayload } from "./effects.js";
@@ -66,10 +66,18 @@ export async function checkMessages(
     inbox = (await rt.aimaestro.listUnread(me, 0)).slice().reverse().slice(0, limit); // oldest first
   } catch (err) {
     inboxOk = false;
-    warnings.push(`inbox not read: ${errorMessage(err)}`);
+    warnings.push(`inbox not read (no heartbeat or ack deadline judged this cycle): ${errorMessage(err)}`);
   }
 
-  const senders = new Set<string>();
+  // Every unread message is read in full first; all of them and the cycle's checks are then
+  // applied in one transaction, and marked read only once that has committed.
+  const fetched: Array<{
+    entry: InboxEntry;
+    id: string;
+    full: FullMessage;
+    classified: Classified;
+    from: string;
+  }> = [];
   for (const entry of inbox) {
     const id = normalizeMessageId(entry.id);
     let full: FullMessage | null;
@@ -93,45 +101,22 @@ export async function checkMessages(
       subject: typeof full.subject === "string" ? full.subject : "",
       content: full.content ?? {},
     });
-    const fromName = senderName(entry, full);
-    if (opts.peek) {
-      const state = await rt.store.read();
-      read.push(
-        describe(
-          id,
-          fromName,
-          full.subject,
-          classified,
-          state.messages[id] ? "already-processed" : "would-apply",
-        ),
-      );
-      continue;
-    }
-    const now = rt.now();
-    const applied = await rt.store.transact((draft) => {
-      if (draft.messages[id])
-        return {
-          outcome: "already-processed" as const,
-          note: "processed before",
-          agent: undefined,
-          offline: undefined,
-        };
-      return applyMessage(draft, now, rt, id, fromName, full!.subject ?? "", classified);
-    });
-    if (applied.agent) senders.add(applied.agent);
-    if (applied.offline) await finishOffline(rt, applied.offline);
-    try {
-      await rt.aimaestro.markRead(me, entry.id);
-    } catch (err) {
-      // Harmless: the id is recorded, so the next cycle skips it and tries marking again.
-      warnings.push(`message ${id} applied but not marked read: ${errorMessage(err)}`);
-    }
-    read.push(describe(id, fromName, full.subject, classified, applied.outcome, applied.note));
-    if (applied.outcome === "applied") changes.push(`${id}: ${applied.note}`);
+    fetched.push({ entry, id, full, classified, from: senderName(entry, full) });
   }
 
   if (opts.peek) {
     const state = await rt.store.read();
+    for (const f of fetched) {
+      read.push(
+        describe(
+          f.id,
+          f.from,
+          f.full.subject,
+          f.classified,
+          state.messages[f.id] ? "already-processed" : "would-apply",
+        ),
+      );
+    }
     return { cycle: null, peek: true, read, changes: [], actions_due: actionsDue(state), warnings };
   }
 
@@ -147,6 +132,17 @@ export async function checkMessages(
 
   const now = rt.now();
   const cycle = await rt.store.transact((draft) => {
+    const senders = new Set<string>();
+    const applied: Array<{ f: (typeof fetched)[number]; outcome: ReadMessage["outcome"]; note: string }> = [];
+    for (const f of fetched) {
+      if (draft.messages[f.id]) {
+        applied.push({ f, outcome: "already-processed", note: "processed before" });
+        continue;
+      }
+      const a = applyMessage(draft, now, rt, f.id, f.from, f.full.subject ?? "", f.classified);
+      if (a.agent) senders.add(a.agent);
+      applied.push({ f, outcome: a.outcome, note: a.note });
+    }
     draft.cycle.count += 1;
     draft.cycle.last_at = now.toISOString();
     const offline: OfflineOutcome[] = [];
@@ -191,12 +187,23 @@ export async function checkMessages(
       offline.push(out);
       changes.push(describeOffline(out));
     }
-    ackChecks(draft, now, rt, changes);
+    // The ack may be in the inbox that could not be read: no deadline is judged blind.
+    if (inboxOk) ackChecks(draft, now, rt, changes);
     for (const o of autoDispatchInDraft(draft, now)) {
       if (o.status === "dispatched") changes.push(`dispatched ${o.task_id} to ${o.agent}`);
     }
-    return { count: draft.cycle.count, offline };
+    return { count: draft.cycle.count, offline, applied };
   });
+  for (const { f, outcome, note } of cycle.applied) {
+    try {
+      await rt.aimaestro.markRead(me, f.entry.id);
+    } catch (err) {
+      // Harmless: the id is recorded, so the next cycle skips it and tries marking again.
+      warnings.push(`message ${f.id} applied but not marked read: ${errorMessage(err)}`);
+    }
+    read.push(describe(f.id, f.from, f.full.subject, f.classified, outcome, note));
+    if (outcome === "applied") changes.push(`${f.id}: ${note}`);
+  }
   for (const o of cycle.offline) await finishOffline(rt, o);
 
   const flushed = await flushEffects(rt);
@@ -380,11 +387,12 @@ function applyMessage(
 
 /** Rule 3: one reminder after `ack_timeout_minutes`, then the task moves on. */
 function ackChecks(draft: S, now: Date, rt: Runtime, changes: string[]): void {
-  for (const task of Object.values(draft.tasks)) {
-    if (task.status !== "in-progress" || !task.assignee) continue;
-    const verdict = ackVerdict(task, now, rt.config.limits.ack_timeout_minutes);
+  for (const seen of tasksNow(draft)) {
+    if (seen.status !== "in-progress" || !seen.assignee) continue;
+    const verdict = ackVerdict(seen, now, rt.config.limits.ack_timeout_minutes);
     if (verdict === "ok") continue;
-    const agent = draft.agents[task.assignee]!;
+    const task = draft.tasks[seen.task_id]!;
+    const agent = draft.agents[seen.assignee]!;
     if (verdict === "remind") {
       task.ack_reminder_at = now.toISOString();
       const reminder: MessagePayload = {
@@ -416,7 +424,7 @@ function reassignUnresponsive(
     action: "reassigned",
   });
   const others = Object.values(draft.agents).filter((a) => a.id !== agent.id);
-  const choice = chooseReplacement(task, agent, others, Object.values(draft.tasks));
+  const choice = chooseReplacement(task, agent, others, tasksNow(draft));
   recordDecision(draft, now, {
     action: "reassign",
     rule: "rule 3: no acknowledgement after the reminder window: the agent is unresponsive for this task",
@@ -426,6 +434,17 @@ function reassignUnresponsive(
     outcome: choice.agent !== null ? `to ${choice.agent}` : `queued: ${choice.reason}`,
   });
   if (!task.previous_assignees.includes(agent.id)) task.previous_assignees.push(agent.id);
+  // Should the silent agent wake up, it must know the task is no longer its own.
+  const notice: MessagePayload = {
+    purpose: "notice",
+    task_id: task.task_id,
+    message: stopNoticeMessage(
+      plain(task) as TaskRecord,
+      agent.session,
+      "no acknowledgement after the reminder",
+    ),
+  };
+  enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>);
   if (choice.agent !== null) {
     const out = dispatchInDraft(draft, now, task.task_id, { preferred: choice.agent });
     changes.push(

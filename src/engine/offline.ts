@@ -2,7 +2,7 @@ import type { Draft } from "immer";
 import type { Config } from "../config.js";
 import { chooseReplacement } from "../protocol/assignment.js";
 import { stopNoticeMessage } from "../protocol/messages.js";
-import { enqueueEffect, history, plain, recordDecision, recordIncident } from "../state/records.js";
+import { enqueueEffect, history, plain, recordDecision, recordIncident, tasksNow } from "../state/records.js";
 import type { State, TaskRecord } from "../state/schema.js";
 import { dispatchInDraft, requireAgent } from "./dispatch.js";
 import { flushEffects, type MessagePayload } from "./effects.js";
@@ -57,14 +57,15 @@ export function markOfflineInDraft(
     });
     recordIncident(draft, now, {
       kind: "agent-offline",
-      occurrence: `while holding ${Object.values(draft.tasks).filter((t) => t.assignee === agentId && HELD.includes(t.status)).length} task(s)`,
+      occurrence: `while holding ${tasksNow(draft).filter((t) => t.assignee === agentId && HELD.includes(t.status)).length} task(s)`,
       description: `${agentId} went offline: ${reason}`,
       action: "its tasks were reassigned to backup agents",
     });
   }
 
-  const held = Object.values(draft.tasks).filter((t) => t.assignee === agentId && HELD.includes(t.status));
-  for (const task of held) {
+  const held = tasksNow(draft).filter((t) => t.assignee === agentId && HELD.includes(t.status));
+  for (const { task_id } of held) {
+    const task = draft.tasks[task_id]!;
     const notice: MessagePayload = {
       purpose: "notice",
       task_id: task.task_id,
@@ -78,7 +79,7 @@ export function markOfflineInDraft(
     const candidates = Object.values(draft.agents).map((a) =>
       leaving.has(a.id) && a.id !== agentId ? { ...a, availability: "offline" as const } : a,
     );
-    const replacement = chooseReplacement(task, agent, candidates, Object.values(draft.tasks));
+    const replacement = chooseReplacement(task, agent, candidates, tasksNow(draft));
     if (replacement.agent !== null) {
       const out = dispatchInDraft(draft, now, task.task_id, {
         preferred: replacement.agent,

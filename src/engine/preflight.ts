@@ -61,10 +61,7 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
         const r = await rt.aimaestro.resolveAgent(rt.config.orchestrator);
         return r
           ? ["pass", `resolves to ${r.agentId}`]
-          : [
-              "fail",
-              "not registered: messages from it would arrive unverified; it is registered on the first send",
-            ];
+          : ["unknown", "not registered yet: the server registers it before its first message"];
       },
     },
     {

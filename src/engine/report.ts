@@ -45,8 +45,12 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
     );
   }
   const warnings: string[] = [];
+  // A record without a task belongs to the session it happened in: from this session's creation
+  // to the next one's (sessions run one after the other), so an old session's report stays put.
+  const next = state.sessions[state.sessions.indexOf(session) + 1]?.created_at;
+  const during = (at: string) => at >= session.created_at && (!next || at < next);
   const inSession = (taskId: string | undefined, at: string) =>
-    taskId ? session.task_ids.includes(taskId) : at >= session.created_at;
+    taskId ? session.task_ids.includes(taskId) : during(at);
   const rows: TaskRow[] = [];
   for (const task of tasks) {
     const reviews = Object.values(state.reviews)
@@ -89,8 +93,8 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
     rows,
     incidents: state.incidents.filter((i) => inSession(i.task_id, i.at)),
     escalations: state.escalations.filter((e) => inSession(e.task_id, e.created_at)),
-    decisions: state.decisions.filter(
-      (d) => d.at >= session.created_at && (!d.task_id || session.task_ids.includes(d.task_id)),
+    decisions: state.decisions.filter((d) =>
+      d.task_id ? session.task_ids.includes(d.task_id) && d.at >= session.created_at : during(d.at),
     ),
     agents: Object.keys(state.agents),
   };

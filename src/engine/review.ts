@@ -134,7 +134,11 @@ export async function reviewPr(rt: Runtime, args: ReviewArgs, ctx: ReviewContext
     mergeableUnknown: pr.mergeable === null && !conflict,
     effort: task.effort,
     merge: args.merge ?? rt.config.review.auto_merge,
-    counters: { fix_rounds: task.fix_rounds, ci_polls: task.ci_polls, ci_failures: task.ci_failures },
+    // CI polls and failures count against one head: a new push starts them afresh.
+    counters:
+      task.review_head === pr.headSha
+        ? { fix_rounds: task.fix_rounds, ci_polls: task.ci_polls, ci_failures: task.ci_failures }
+        : { fix_rounds: task.fix_rounds, ci_polls: 0, ci_failures: 0 },
     limits: rt.config.limits,
   });
   await ctx.progress(`decision: ${result.decision}`);
@@ -223,6 +227,8 @@ function checkPull(rt: Runtime, pr: GitHubPull, task: TaskRecord): void {
   try {
     assertRefName(pr.headRef);
     assertRefName(pr.baseRef);
+    // GitMirror.revision strips `refs/heads/` from the base: what is left must be safe as well.
+    if (pr.baseRef.startsWith("refs/heads/")) assertRefName(pr.baseRef.slice("refs/heads/".length));
   } catch (err) {
     throw new EoaError(
       "PR_BAD_BRANCH",
@@ -351,6 +357,11 @@ async function apply(
       );
     }
     t.pr_number = pr.number;
+    if (t.review_head !== pr.headSha) {
+      t.review_head = pr.headSha;
+      t.ci_polls = 0;
+      t.ci_failures = 0;
+    }
     const additions = mech.files.reduce((n, f) => n + f.additions, 0);
     const deletions = mech.files.reduce((n, f) => n + f.deletions, 0);
     const record: ReviewRecord = {
@@ -404,8 +415,11 @@ async function apply(
   let reason = result.reason;
   if (decided.mergeEffect) {
     const merge = flushed.find((f) => f.id === decided.mergeEffect);
-    if (merge?.ok) {
-      mergedSha = (merge.result?.sha as string | undefined) ?? null;
+    // A merge GitHub made but answered with a 5xx is retried by the client, and the retry is refused
+    // as not mergeable: look at the PR before calling the failure a conflict.
+    const mergedAnyway = !merge?.ok && (await isMerged(rt, pr.number));
+    if (merge?.ok || mergedAnyway) {
+      mergedSha = (merge?.result?.sha as string | undefined) ?? null;
       dispatched = await completeMerge(rt, task.task_id, pr, mergedSha);
     } else {
       const after = await mergeFailed(rt, task.task_id, pr, merge?.code, merge?.error ?? "unknown error");
@@ -656,6 +670,15 @@ async function completeMerge(
   });
   await flushEffects(rt, out.effects);
   return out.dispatched;
+}
+
+/** Whether GitHub shows the PR merged; false when it cannot be asked. */
+async function isMerged(rt: Runtime, number: number): Promise<boolean> {
+  try {
+    return (await rt.github.getPull(number)).merged;
+  } catch {
+    return false;
+  }
 }
 
 async function mergeFailed(

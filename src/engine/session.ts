@@ -119,7 +119,7 @@ export async function startSession(rt: Runtime, args: StartSessionArgs): Promise
         );
       }
     }
-    const graph: Record<string, string[]> = {};
+    const graph = Object.create(null) as Record<string, string[]>;
     for (const t of specs) graph[t.task_id] = t.depends_on ?? [];
     for (const t of Object.values(draft.tasks)) graph[t.task_id] ??= [...t.depends_on];
     const cycle = findCycle(graph);

@@ -81,7 +81,9 @@ export function classifyMessage(msg: InboundMessage): Classified {
   const typeField = str(ctx.type) ?? str(msg.content.type);
   const tag = /^\s*\[([A-Za-z]+)\]/.exec(text)?.[1] ?? /^\s*\[([A-Za-z]+)\]/.exec(msg.subject)?.[1];
   const kind =
-    (typeField && TYPE_KIND[typeField.toLowerCase()]) || (tag && TAG_KIND[tag.toUpperCase()]) || undefined;
+    (typeField && own(TYPE_KIND, typeField.toLowerCase())) ||
+    (tag && own(TAG_KIND, tag.toUpperCase())) ||
+    undefined;
   if (!kind) return { kind: "unknown", reason: "neither a known content type nor a [TAG] text form" };
   if (kind === "heartbeat") return { kind };
 
@@ -155,6 +157,10 @@ function missingTask(kind: string): Classified {
   return { kind: "unknown", reason: `a ${kind} message that names no task id` };
 }
 
+/** A table lookup by an agent's word: `constructor` or `__proto__` is no kind, not an inherited member. */
+function own<T>(table: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
 function isRecord(v: unknown): v is Record<string, unknown> {
   return !!v && typeof v === "object" && !Array.isArray(v);
 }

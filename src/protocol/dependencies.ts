@@ -12,7 +12,8 @@ export function findCycle(graph: DependencyGraph): string[] | null {
     if (s === "visiting") return [...stack.slice(stack.indexOf(node)), node];
     state.set(node, "visiting");
     stack.push(node);
-    for (const dep of graph[node] ?? []) {
+    // Own keys only: a dependency named "constructor" is an unknown task, not Object's constructor.
+    for (const dep of Object.hasOwn(graph, node) ? (graph[node] ?? []) : []) {
       const found = visit(dep);
       if (found) return found;
     }

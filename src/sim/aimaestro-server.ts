@@ -155,7 +155,7 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
       ? msg.content.message
       : `<external-content source="agent" sender="${senderName}" trust="none">\n${msg.content.message}\n</external-content>`;
     const content: StoredContent = { type: msg.content.type, message: text };
-    if (msg.content.context !== undefined) content.context = structuredClone(msg.content.context);
+    if (msg.content.context !== undefined) content.context = cloneJson(msg.content.context);
     const stored: StoredMessage = {
       id: newId(),
       from: senderName,
@@ -276,7 +276,7 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
         ...stored,
         from: findAgent(stored.from)?.id ?? stored.from,
         to: recipient.id,
-        content: structuredClone(content),
+        content: cloneJson(content),
       };
       return { status: 201, body: { message: reply, notified: false } };
     },
@@ -314,7 +314,7 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
 
     getOne: (query: Record<string, string>): Reply => {
       const m = inboxOf(query.agent)?.find((x) => x.id === query.id);
-      return m ? { status: 200, body: structuredClone(m) } : notFound(`Message ${query.id ?? ""}`);
+      return m ? { status: 200, body: cloneJson(m) } : notFound(`Message ${query.id ?? ""}`);
     },
 
     update: (query: Record<string, string>): Reply => {
@@ -452,9 +452,9 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
     setHealthy: (value) => {
       healthy = value;
     },
-    messagesFor: (name) => structuredClone(inboxOf(name) ?? []),
+    messagesFor: (name) => cloneJson(inboxOf(name) ?? []),
     inject: (message) =>
-      structuredClone(deliver(message, findAgent(message.to)?.name ?? message.to.toLowerCase())),
+      cloneJson(deliver(message, findAgent(message.to)?.name ?? message.to.toLowerCase())),
     setFault: async (f) => {
       fault = f.status !== undefined || f.delayMs !== undefined ? { ...f } : undefined;
       await setDown(f.down ?? false);
@@ -480,10 +480,60 @@ async function readBody(req: IncomingMessage): Promise<string | null> {
 
 function send(res: ServerResponse, reply: Reply): void {
   if (res.destroyed || res.headersSent) return;
-  const text = JSON.stringify(reply.body);
+  const text = toJson(reply.body);
   res.writeHead(reply.status, {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/**
+ * A copy of a JSON document. The hub stores whatever agents send, including contexts nested deeper
+ * than structuredClone and JSON.stringify can recurse (10,000 levels): those take the iterative path.
+ */
+function cloneJson<T>(value: T): T {
+  try {
+    return structuredClone(value);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    return JSON.parse(toJson(value)) as T;
+  }
+}
+
+/** JSON.stringify, falling back to an iterative serializer when the document is too deep for the stack. */
+function toJson(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+  }
+  const out: string[] = [];
+  const stack: Array<{ items: Array<[string | null, unknown]>; next: number; close: string }> = [];
+  const open = (v: unknown): void => {
+    if (v === null || typeof v !== "object") {
+      out.push(JSON.stringify(v) ?? "null");
+    } else if (Array.isArray(v)) {
+      out.push("[");
+      stack.push({ items: v.map((x) => [null, x]), next: 0, close: "]" });
+    } else {
+      out.push("{");
+      const entries = Object.entries(v).filter(([, x]) => x !== undefined && typeof x !== "function");
+      stack.push({ items: entries, next: 0, close: "}" });
+    }
+  };
+  open(value);
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]!;
+    if (frame.next === frame.items.length) {
+      out.push(frame.close);
+      stack.pop();
+      continue;
+    }
+    const [key, v] = frame.items[frame.next++]!;
+    if (frame.next > 1) out.push(",");
+    if (key !== null) out.push(JSON.stringify(key), ":");
+    open(v);
+  }
+  return out.join("");
 }

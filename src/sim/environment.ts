@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { FakeClock } from "../clock.js";
-import { loadConfig, type Config } from "../config.js";
+import { deepMerge, loadConfig, type Config } from "../config.js";
 import { buildRuntime, closeRuntime } from "../deps.js";
 import type { Runtime } from "../engine/runtime.js";
 import { createLogger, type LogSink } from "../log.js";
@@ -124,20 +124,23 @@ export async function createSurroundings(opts: EnvironmentOptions = {}): Promise
   for (const issue of opts.issues ?? SEED_ISSUES) github.addIssue(issue);
 
   const stateDir = join(root, "state");
-  const fileConfig = {
-    stateDir,
-    orchestrator: "eoa-orchestrator",
-    aimaestro: { url: aimaestro.url, ...(opts.tokens?.aimaestro ? { token: opts.tokens.aimaestro } : {}) },
-    github: {
-      repo: "acme/webapp",
-      apiUrl: github.url,
-      ...(opts.tokens?.github ? { token: opts.tokens.github } : {}),
+  const fileConfig = deepMerge(
+    {
+      stateDir,
+      orchestrator: "eoa-orchestrator",
+      aimaestro: { url: aimaestro.url, ...(opts.tokens?.aimaestro ? { token: opts.tokens.aimaestro } : {}) },
+      github: {
+        repo: "acme/webapp",
+        apiUrl: github.url,
+        ...(opts.tokens?.github ? { token: opts.tokens.github } : {}),
+      },
+      git: { remote: repo.bare },
+      roster: agents,
+      review: { commands: { test: "sh tests/run.sh", lint: "sh lint.sh" }, command_timeout_minutes: 2 },
     },
-    git: { remote: repo.bare },
-    roster: agents,
-    review: { commands: { test: "sh tests/run.sh", lint: "sh lint.sh" }, command_timeout_minutes: 2 },
-    ...opts.config,
-  };
+    // Merged key by key, so that e.g. { github: { project: 1 } } keeps the stand-in's URL.
+    opts.config ?? {},
+  );
   const configFile = join(root, "eoa.config.json");
   await writeFile(configFile, JSON.stringify(fileConfig, null, 2));
   return {

@@ -104,6 +104,8 @@ export interface TaskRecord {
   progress_percent?: number;
   progress_note?: string;
   fix_rounds: number;
+  /** The PR head the CI counters below belong to. */
+  review_head?: string;
   ci_polls: number;
   ci_failures: number;
   merged_at?: string;
@@ -297,15 +299,15 @@ export function emptyState(): State {
     counters: { escalation: 0, decision: 0, effect: 0, incident: 0 },
     current_session_id: null,
     sessions: [],
-    agents: {},
-    tasks: {},
-    messages: {},
-    reviews: {},
+    agents: idMap(),
+    tasks: idMap(),
+    messages: idMap(),
+    reviews: idMap(),
     escalations: [],
     decisions: [],
     incidents: [],
     outbox: [],
-    idempotency: {},
+    idempotency: idMap(),
     cycle: { count: 0 },
   };
 }
@@ -319,12 +321,33 @@ export function migrate(doc: unknown): State {
   if (!doc || typeof doc !== "object") return emptyState();
   const version = (doc as { version?: unknown }).version;
   if (typeof version !== "number")
-    return { ...emptyState(), ...(doc as Partial<State>), version: STATE_VERSION };
+    return withIdMaps({ ...emptyState(), ...(doc as Partial<State>), version: STATE_VERSION });
   if (version > STATE_VERSION) {
     throw new Error(
       `state file version ${version} is newer than this server understands (${STATE_VERSION}); upgrade eoa-mcp`,
     );
   }
   // Fill in any top-level key a crash or an older build left out.
-  return { ...emptyState(), ...(doc as Partial<State>) };
+  return withIdMaps({ ...emptyState(), ...(doc as Partial<State>) });
+}
+
+/**
+ * A map keyed by ids that come from outside (task ids, agent names, message ids) has no prototype:
+ * `tasks["constructor"]` or `agents["toString"]` is undefined, not a function inherited from
+ * Object.prototype that the engine would take for a record. JSON.parse gives every object
+ * Object.prototype, so the maps are rebuilt on every load (immer keeps the prototype on its copies).
+ */
+function idMap<T>(from?: Record<string, T>): Record<string, T> {
+  return Object.assign(Object.create(null) as Record<string, T>, from);
+}
+
+function withIdMaps(state: State): State {
+  return {
+    ...state,
+    agents: idMap(state.agents),
+    tasks: idMap(state.tasks),
+    messages: idMap(state.messages),
+    reviews: idMap(state.reviews),
+    idempotency: idMap(state.idempotency),
+  };
 }

@@ -50,10 +50,21 @@ export const checkMessagesTool = defineTool({
         ? "Peek (nothing consumed or changed):"
         : `Poll cycle ${r.cycle}: ${r.read.length} message(s) read.`,
       ...r.read.map(
-        (m) => `- ${m.id} from ${m.from} [${m.kind}${m.task_id ? ` ${m.task_id}` : ""}] → ${m.outcome}`,
+        (m) =>
+          `- ${m.id} from ${plainSender(m.from)} [${m.kind}${m.task_id ? ` ${m.task_id}` : ""}] → ${m.outcome}`,
       ),
       ...(r.read.length
-        ? [untrusted("agent messages", r.read.map((m) => `${m.id}: ${m.subject} | ${m.note}`).join("\n"))]
+        ? [
+            untrusted(
+              "agent messages",
+              r.read
+                .map(
+                  (m) =>
+                    `${m.id}${plainSender(m.from) === m.from ? "" : ` (from ${m.from})`}: ${m.subject} | ${m.note}`,
+                )
+                .join("\n"),
+            ),
+          ]
         : []),
       ...(r.changes.length ? ["Changes:", ...r.changes.map((c) => `- ${c}`)] : []),
       ...(r.actions_due.length
@@ -67,3 +78,11 @@ export const checkMessagesTool = defineTool({
     return { data: r, text: lines.join("\n") };
   },
 });
+
+/**
+ * A sender outside the roster can call itself anything, instructions included: its name is shown
+ * outside the untrusted block only when it is a plain agent name.
+ */
+function plainSender(from: string): string {
+  return /^[a-z0-9][a-z0-9._@-]{0,99}$/i.test(from) ? from : "a sender with an unusual name (see below)";
+}

@@ -2,16 +2,13 @@
 import { parseArgs } from "node:util";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CONFIG_FLAGS, ConfigError, loadConfig } from "./config.js";
-import { buildRuntime, closeRuntime } from "./deps.js";
+import { buildRuntime, closeRuntime, recover } from "./deps.js";
 import { preflight, renderPreflight } from "./engine/preflight.js";
 import { errorMessage, isEoaError } from "./errors.js";
 import type { LogSink } from "./log.js";
 import { createServer } from "./server.js";
 import { VERSION } from "./version.js";
 import { FileClock } from "./clock.js";
-import { writeReport } from "./engine/report.js";
-import { serveHttp } from "./http.js";
-import { simulate } from "./sim/simulate.js";
 
 const USAGE = `eoa-mcp ${VERSION}: MCP server for autonomous operation of developer agents (AI Maestro + GitHub)
 
@@ -38,7 +35,8 @@ stdout carries only the MCP protocol; logs go to stderr (EOA_LOG_LEVEL=debug|inf
 const COMMANDS = new Set(["serve", "preflight", "report"]);
 
 async function main(argv: string[]): Promise<number> {
-  if (argv[0] === "simulate") return simulate(argv.slice(1));
+  // Loaded on demand: a plain stdio start should not pay for the simulator or the HTTP stack.
+  if (argv[0] === "simulate") return (await import("./sim/simulate.js")).simulate(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -87,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (command === "report") {
+    const { writeReport } = await import("./engine/report.js");
     const r = await writeReport(rt);
     process.stdout.write(r.markdown); // stdout-ok: a terminal command
     process.stderr.write(`written to ${r.path}\n`);
@@ -96,7 +95,9 @@ async function main(argv: string[]): Promise<number> {
 
   let closing = false;
   if (parsed.values.http) {
+    const { serveHttp } = await import("./http.js");
     const http = await serveHttp(rt, { port: config.http.port, logSinks: sinks });
+    void recover(rt);
     rt.logger.info("serving MCP over Streamable HTTP", { url: http.url });
     process.stderr.write(`eoa-mcp: listening on ${http.url}\n`);
     const stop = async () => {
@@ -127,6 +128,7 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   await eoa.server.connect(transport);
+  void recover(rt);
   rt.logger.info("serving MCP on stdio", {
     version: VERSION,
     stateDir: config.stateDir,

@@ -62,14 +62,24 @@ export async function buildRuntime(config: Config, opts: BuildOptions = {}): Pro
   }
   const rt = new Runtime({ config, store, clock: opts.clock ?? systemClock, logger, aimaestro, github, git });
   await syncRoster(rt);
-  if (git)
+  return rt;
+}
+
+/**
+ * Start-up work that may touch the network or spawn git: orphaned worktrees are removed and side
+ * effects a crash left pending are reconciled. Servers run it after they answer `initialize`, so a
+ * hub that is down never delays a client's connection.
+ */
+export async function recover(rt: Runtime): Promise<void> {
+  const git = rt.hasGit ? rt.git : undefined;
+  if (git) {
     await git
       .cleanOrphans()
-      .catch((err: Error) => logger.warn("worktree clean-up failed", { error: err.message }));
+      .catch((err: Error) => rt.logger.warn("worktree clean-up failed", { error: err.message }));
+  }
   await reconcileOutbox(rt).catch((err: Error) =>
-    logger.warn("outbox reconcile failed", { error: err.message }),
+    rt.logger.warn("outbox reconcile failed", { error: err.message }),
   );
-  return rt;
 }
 
 /** GitHub HTTPS remotes need the token to fetch private repositories; it never reaches disk or logs. */

@@ -126,9 +126,16 @@ export class GitMirror {
     assertPrNumber(prNumber);
     const expected = expectedSha === undefined ? undefined : assertSha(expectedSha);
     throwIfAborted(signal, prNumber);
-    const sha = await this.fetchPullHead(prNumber, signal).catch((err: unknown) => {
-      throw withPr(err, prNumber);
-    });
+    // The caller usually fetched this head a moment ago: fetch again only if the mirror lacks it.
+    const local = expected
+      ? await this.resolveCommit(`refs/pull/${prNumber}/head`).catch(() => undefined)
+      : undefined;
+    const sha =
+      local === expected && local
+        ? local
+        : await this.fetchPullHead(prNumber, signal).catch((err: unknown) => {
+            throw withPr(err, prNumber);
+          });
     if (expected && sha !== expected) {
       throw new EoaError(
         "GIT_HEAD_MISMATCH",
@@ -312,8 +319,12 @@ export class GitMirror {
   }
 
   private async removeWorktree(path: string): Promise<void> {
+    let removed = false;
     if (existsSync(this.mirrorPath)) {
-      await this.run(["worktree", "remove", "--force", "--force", path]).catch(() => undefined);
+      removed = await this.run(["worktree", "remove", "--force", "--force", path]).then(
+        () => true,
+        () => false,
+      );
     }
     // Last resort: a half-created or unregistered directory that git does not know about.
     if (existsSync(path)) {
@@ -321,7 +332,8 @@ export class GitMirror {
         this.log.warn("could not remove worktree directory", { path, error: errorMessage(err) });
       });
     }
-    if (existsSync(this.mirrorPath)) await this.run(["worktree", "prune"]).catch(() => undefined);
+    // `worktree remove` already dropped git's record; prune only after the fallback.
+    if (!removed && existsSync(this.mirrorPath)) await this.run(["worktree", "prune"]).catch(() => undefined);
   }
 
   private async run(args: string[], signal?: AbortSignal): Promise<string> {

@@ -4,7 +4,15 @@ import { escalationLevel, findDuplicate, parksTask } from "../protocol/escalatio
 import { blockTransition, unblockTransition } from "../protocol/kanban.js";
 import { escalationMessage } from "../protocol/messages.js";
 import { policyFromDirective } from "../protocol/escalation.js";
-import { enqueueEffect, history, nextEscalationId, plain, recordDecision } from "../state/records.js";
+import { agentLoad } from "../protocol/assignment.js";
+import {
+  enqueueEffect,
+  history,
+  nextEscalationId,
+  plain,
+  recordDecision,
+  tasksNow,
+} from "../state/records.js";
 import type { EscalationCategory, EscalationRecord, State } from "../state/schema.js";
 import type { Config } from "../config.js";
 import { autoDispatchInDraft, requireTask } from "./dispatch.js";
@@ -173,8 +181,13 @@ export async function resolveEscalation(
         const back = unblockTransition(task.previous_status);
         delete task.previous_status;
         delete task.blocked_reason;
-        if (back === "todo" || !task.assignee || draft.agents[task.assignee]?.availability !== "active") {
-          // Not held by a working agent: it goes back through dispatch.
+        const holder = task.assignee ? draft.agents[task.assignee] : undefined;
+        // Parked, the task stopped counting against its agent, who may have taken other work since:
+        // it resumes there only while that agent has room (rule 1), else it waits in the queue for it.
+        const room =
+          holder !== undefined && agentLoad(holder.id, tasksNow(draft)) < holder.max_concurrent_tasks;
+        if (back === "todo" || !holder || holder.availability !== "active" || !room) {
+          // Not held by a working agent with room: it goes back through dispatch.
           task.status = "todo";
           task.queue = {
             since: now.toISOString(),
@@ -184,7 +197,7 @@ export async function resolveEscalation(
           delete task.assignee;
         } else {
           task.status = back;
-          const agent = draft.agents[task.assignee]!;
+          const agent = holder;
           const notice: MessagePayload = {
             purpose: "notice",
             task_id: id,

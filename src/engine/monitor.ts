@@ -216,7 +216,9 @@ export async function checkMessages(
 
 function senderName(entry: InboxEntry, full: FullMessage): string {
   const alias = (entry as { fromAlias?: string }).fromAlias;
-  return (alias || full.from || entry.from || "").toLowerCase();
+  // Untrusted: a sender outside the roster may call itself anything, at any length (it is stored
+  // in state and shown to the model). Roster names are at most 100 plain characters.
+  return oneLine((alias || full.from || entry.from || "").toLowerCase(), 100);
 }
 
 function describe(

@@ -242,7 +242,6 @@ function checkPull(rt: Runtime, pr: GitHubPull, task: TaskRecord): void {
 async function runMechanical(rt: Runtime, pr: GitHubPull, ctx: ReviewContext): Promise<MechanicalResults> {
   const git = rt.git;
   await ctx.progress("fetching the PR head into the cached mirror");
-  await git.ensureMirror(ctx.signal);
   const sha = await git.fetchPullHead(pr.number, ctx.signal);
   if (sha !== pr.headSha) {
     throw new EoaError(

@@ -69,6 +69,10 @@ export class Runtime {
     return this._github !== undefined;
   }
 
+  get hasGit(): boolean {
+    return this._git !== undefined;
+  }
+
   get git(): GitMirror {
     if (!this._git) {
       throw new EoaError(

@@ -48,9 +48,19 @@ export class ScriptedAgent {
     readonly name: string,
     hubUrl: string,
     private readonly world: AgentWorld,
-    private readonly opts: { goesSilentAfterFirstAck?: boolean; raisesSecurityOn?: string } = {},
+    private readonly opts: {
+      goesSilentAfterFirstAck?: boolean;
+      raisesSecurityOn?: string;
+      /** The hub's bearer token, when the hub requires one. */
+      token?: string;
+    } = {},
   ) {
-    this.client = new AiMaestroClient({ url: hubUrl, retries: 1, retryBaseMs: 10 });
+    this.client = new AiMaestroClient({
+      url: hubUrl,
+      retries: 1,
+      retryBaseMs: 10,
+      ...(opts.token ? { token: opts.token } : {}),
+    });
   }
 
   get isSilent(): boolean {

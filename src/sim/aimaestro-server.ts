@@ -453,8 +453,7 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
       healthy = value;
     },
     messagesFor: (name) => cloneJson(inboxOf(name) ?? []),
-    inject: (message) =>
-      cloneJson(deliver(message, findAgent(message.to)?.name ?? message.to.toLowerCase())),
+    inject: (message) => cloneJson(deliver(message, findAgent(message.to)?.name ?? message.to.toLowerCase())),
     setFault: async (f) => {
       fault = f.status !== undefined || f.delayMs !== undefined ? { ...f } : undefined;
       await setDown(f.down ?? false);

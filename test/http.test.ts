@@ -108,7 +108,7 @@ describe("serveHttp", () => {
     expect(client.getInstructions()).toContain("check_messages");
     const listed = await client.listTools();
     expect(listed.tools.map((t) => t.name)).toEqual(tools.map((t) => t.name));
-    const pre = (await client.callTool({ name: "preflight", arguments: {} })) as {
+    const pre = (await client.callTool({ name: "preflight", arguments: {} })) as unknown as {
       isError?: boolean;
       structuredContent: { items: Array<{ item: string; status: string }> };
     };
@@ -305,7 +305,10 @@ describe("eoa-mcp --http (the built CLI)", () => {
     });
 
     // HTTP → stdio.
-    const started = (await web.callTool({ name: "start_session", arguments: { tasks: ["GH-101"] } })) as {
+    const started = (await web.callTool({
+      name: "start_session",
+      arguments: { tasks: ["GH-101"] },
+    })) as unknown as {
       isError?: boolean;
       structuredContent: { session_id: string; status: string };
     };
@@ -318,7 +321,7 @@ describe("eoa-mcp --http (the built CLI)", () => {
     const approved = (await local.callTool({
       name: "start_session",
       arguments: { session_id: sid, approve: true },
-    })) as { isError?: boolean; structuredContent: { status: string } };
+    })) as unknown as { isError?: boolean; structuredContent: { status: string } };
     expect(approved.isError).toBeFalsy();
     expect(approved.structuredContent.status).toBe("running");
     const back = JSON.parse(textOf(await web.readResource({ uri: "eoa://session" })));

@@ -42,6 +42,9 @@ function inspect(args: string[]): Promise<{ code: number | null; stdout: string;
         "--cli",
         "--cwd",
         env.root,
+        // The ad-hoc default (15 s) is too short for a loaded CI machine; the test timeout bounds it.
+        "--connect-timeout",
+        "50000",
         ...args,
         "--",
         process.execPath,
@@ -51,7 +54,12 @@ function inspect(args: string[]): Promise<{ code: number | null; stdout: string;
       ],
       {
         cwd: ROOT,
-        env: { PATH: process.env.PATH ?? "", HOME: home, NO_UPDATE_NOTIFIER: "1", npm_config_update_notifier: "false" },
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: home,
+          NO_UPDATE_NOTIFIER: "1",
+          npm_config_update_notifier: "false",
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );

@@ -21,7 +21,7 @@ function textOf(r: { messages: Array<{ role: string; content: { type: string } }
   return r.messages
     .map((m) => {
       expect(m.content.type).toBe("text");
-      return (m.content as { text: string }).text;
+      return (m.content as unknown as { text: string }).text;
     })
     .join("\n");
 }

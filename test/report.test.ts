@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -5,7 +6,12 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CheckRunSpec } from "../src/sim/github-server.js";
-import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import {
+  createEnvironment,
+  SEED_ISSUES,
+  type EnvironmentOptions,
+  type NightEnvironment,
+} from "../src/sim/environment.js";
 
 /**
  * Issue 5, part 1: `write_report` after a night driven through the tools. The report is parsed back
@@ -29,12 +35,12 @@ afterEach(async () => {
   for (const e of envs.splice(0)) await e.close();
 });
 
-async function setup(): Promise<{
+async function setup(opts: EnvironmentOptions = {}): Promise<{
   env: NightEnvironment;
   client: Client;
   call: (name: string, args?: Record<string, unknown>) => Promise<ToolResult>;
 }> {
-  const env = await createEnvironment();
+  const env = await createEnvironment(opts);
   envs.push(env);
   const { client } = await env.connect();
   clients.push(client);
@@ -363,12 +369,35 @@ describe("write_report after a night driven through the tools", () => {
 
     // A session with a task still in progress is not complete.
     expect((await env.rt.store.read()).sessions.find((x) => x.id === sessionId)?.status).toBe("running");
+
+    // GitHub unreachable for PR #147: the report still comes out, with the scope the review measured
+    // on the PR's diff in the worktree (git's count of the real files), and says so.
+    const review147 = Object.values((await env.rt.store.read()).reviews)
+      .filter((r) => r.pr_number === 147)
+      .sort((a, b) => a.at.localeCompare(b.at))
+      .at(-1)!;
+    expect(review147.additions).toBe(3);
+    env.github.failNext({ status: 404, method: "GET", path: /\/pulls\/147$/, count: 50 });
+    const degraded = await ok(call("write_report", {}));
+    const degradedTasks = blocks(sections(degraded.markdown as string).get("Task Status")!);
+    expect(degradedTasks.find((t) => t.heading.startsWith("GH-101"))?.fields).toMatchObject({
+      PR: "#147 (merged)",
+      Scope: `${review147.files_changed} files modified, ${review147.additions} lines added, ${review147.deletions} removed`,
+      Tests: "2 passed, 0 failed",
+    });
+    expect(degraded.warnings).toEqual([expect.stringContaining("PR #147")]);
+    expect(degraded.figures).toEqual(report.figures);
   });
 
-  it("marks a session complete when every task is terminal", async () => {
-    const { env, call } = await setup();
-    const sessionId = await startSession(call, ["GH-101"]);
+  it("marks a session complete when every task is terminal, and lists what awaits a human", async () => {
+    // GH-103 is extra-large: it stops at human review instead of merging.
+    const issues = SEED_ISSUES.map((i) =>
+      i.number === 103 ? { ...i, labels: ["priority:normal", "effort:xl"] } : i,
+    );
+    const { env, call } = await setup({ issues });
+    const sessionId = await startSession(call, ["GH-101", "GH-103"]);
     await ok(call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" }));
+    await ok(call("assign_task", { task_id: "GH-103", agent: "dev-agent-2" }));
     await openPr(env, call, {
       number: 147,
       task: "GH-101",
@@ -384,17 +413,94 @@ describe("write_report after a night driven through the tools", () => {
     expect((await ok(call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK }))).decision).toBe(
       "merge",
     );
+    // Not every task is terminal yet: the report is written, the session goes on.
+    const early = await ok(call("write_report", { session_id: sessionId }));
+    expect(early.session_complete).toBe(false);
+    expect((await env.rt.store.read()).sessions.find((x) => x.id === sessionId)?.status).toBe("running");
+
+    await openPr(env, call, {
+      number: 148,
+      task: "GH-103",
+      agent: "dev-agent-2",
+      branch: "feature/session",
+      files: { "src/session/store.py": "def store():\n    return {}\n", "tests/session.test": "pass\n" },
+      stats: {
+        "src/session/store.py": { additions: 2, deletions: 0 },
+        "tests/session.test": { additions: 1, deletions: 0 },
+      },
+      claim: "",
+    });
+    expect((await ok(call("review_pr", { pr_number: 148, spec_assessment: ASSESS_OK }))).decision).toBe(
+      "human_review",
+    );
 
     const report = await ok(call("write_report", { session_id: sessionId }));
     expect(report.session_complete).toBe(true);
     const md = report.markdown as string;
-    expect(md).toContain("- Tasks Completed: 1/1");
+    expect(md).toContain("- Tasks Completed: 1/2");
     expect(md).toContain("- PRs Merged: 1");
-    expect(md).toContain("Nothing: no open escalation, no human review, no blocked task.");
+    const s = sections(md);
+    expect(s.get("Waiting for You")).toMatch(/\*\*GH-103\*\* awaits your review and merge: PR #148/);
+    const byId = Object.fromEntries(
+      blocks(s.get("Task Status")!).map((t) => [t.heading.split(":")[0]!, t.fields]),
+    );
+    expect(byId["GH-103"]).toMatchObject({ Status: "AWAITING HUMAN REVIEW", PR: "#148 (open)" });
+    expect(s.get("Recommendations")).toMatch(/Review and merge PR #148 \(GH-103\)/);
+    expect(/```mermaid\n[\s\S]*GH_103\[.*\]:::human/.test(md)).toBe(true);
     const session = (await env.rt.store.read()).sessions.find((x) => x.id === sessionId)!;
     expect(session.status).toBe("complete");
     expect(session.ended_at).toBeDefined();
     expect(session.report?.path).toBe(join(env.stateDir, "reports", `${sessionId}.md`));
+  });
+});
+
+describe("write_report for an earlier session", () => {
+  it("leaves out what happened in the next session", async () => {
+    const { env, call, client } = await setup();
+    const first = await startSession(call, ["GH-101"]);
+    await ok(call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" }));
+    await openPr(env, call, {
+      number: 147,
+      task: "GH-101",
+      agent: "dev-agent-1",
+      branch: "feature/auth",
+      files: { "src/auth/login.py": "def login():\n    return True\n", "tests/auth.test": "pass\n" },
+      stats: {
+        "src/auth/login.py": { additions: 2, deletions: 0 },
+        "tests/auth.test": { additions: 1, deletions: 0 },
+      },
+      claim: "",
+    });
+    await ok(call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK }));
+    const before = await ok(call("write_report", {}));
+    expect(before.session_complete).toBe(true);
+
+    env.clock.advance(60);
+    const second = await startSession(call, ["GH-102"]);
+    expect(second).not.toBe(first);
+    const esc = await ok(
+      call("escalate", {
+        category: "infrastructure",
+        issue: "The CI runners are down for maintenance",
+        risk: "No merges tonight",
+        action_required: "Bring the runners back",
+      }),
+    );
+    expect((esc.escalation as { id: string }).id).toMatch(/^esc-/);
+
+    const again = await ok(call("write_report", { session_id: first }));
+    expect(again.figures).toEqual(before.figures);
+    expect(again.markdown).not.toContain("CI runners");
+    expect(again.markdown).not.toContain(second);
+    expect(again.markdown).toContain("- Escalations: 0");
+
+    const latest = await ok(call("write_report", {}));
+    expect(latest.session_id).toBe(second);
+    expect(latest.markdown).toContain("CI runners");
+    expect(latest.markdown).toContain("- Escalations: 1");
+    // eoa://reports/latest is the most recently written report.
+    const read = await client.readResource({ uri: "eoa://reports/latest" });
+    expect((read.contents[0] as { text: string }).text).toBe(latest.markdown);
   });
 });
 
@@ -458,5 +564,44 @@ describe("write_report: bad input", () => {
     expect(e.code).toBe("REPORT_WRITE_FAILED");
     expect(await readdir(reports)).toEqual([`${sessionId}.md`]);
     expect((await env.rt.store.read()).sessions.find((x) => x.id === sessionId)?.report).toBeUndefined();
+  });
+});
+
+describe("eoa-mcp report (the built CLI)", () => {
+  const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
+
+  function run(env: NightEnvironment) {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, "report", "--config", env.configFile], {
+        cwd: env.root,
+        env: { PATH: process.env.PATH ?? "", HOME: env.root },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  it("prints the current session's report and writes it; fails clearly without a session", async () => {
+    const { env, call } = await setup();
+    const none = await run(env);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain("SESSION_NOT_FOUND");
+    expect(none.stdout).toBe("");
+
+    const sessionId = await startSession(call, ["GH-101"]);
+    const r = await run(env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.startsWith("# Autonomous Operation Report\n")).toBe(true);
+    expect(r.stdout).toContain(`**Session**: ${sessionId}`);
+    expect(r.stdout).toContain("- Tasks Completed: 0/1");
+    const path = join(env.stateDir, "reports", `${sessionId}.md`);
+    expect(r.stderr).toContain(path);
+    expect(await readFile(path, "utf8")).toBe(r.stdout);
   });
 });

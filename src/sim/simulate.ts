@@ -69,7 +69,7 @@ export async function simulate(
     if (!quiet) out(line);
   };
 
-  const sur = await createSurroundings(values.keep ? {} : {});
+  const sur = await createSurroundings();
   const clockFile = join(sur.root, "clock.txt");
   const tick = async (minutes: number) => {
     sur.clock.advance(minutes);
@@ -213,6 +213,8 @@ export async function simulate(
       if (tasks.every((t) => ["done", "human-review", "blocked"].includes(t.status))) break;
     }
 
+    if (cycles >= MAX_CYCLES)
+      say(`${time()}  the night ends after ${MAX_CYCLES} poll cycles with work still open`);
     await tick(CYCLE_MINUTES);
     const report = await call("write_report", { session_id: sessionId });
     if (report.isError) exit = 1;

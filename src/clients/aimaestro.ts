@@ -521,6 +521,8 @@ export class AiMaestroClient {
       method,
       path,
       attempts,
+      // A timeout or a reset may come after the hub stored the request; a refused connection cannot.
+      may_have_arrived: !NEVER_ARRIVED.has(code),
     });
   }
 

@@ -133,6 +133,15 @@ export async function assignTask(rt: Runtime, args: AssignArgs): Promise<AssignR
   const flushed = await flushEffects(rt, outcome.effects);
   const [confirmed] = await confirmDelivery(rt, [outcome]);
   const msg = flushed.find((f) => f.id === outcome.effects[0]);
+  if (msg && !msg.ok && msg.uncertain) {
+    return {
+      outcome: confirmed!,
+      message_id: null,
+      warnings: [
+        `delivery to ${outcome.agent} is unconfirmed (${msg.error}): the next check_messages finds the message or sends it again`,
+      ],
+    };
+  }
   if (!msg?.ok) {
     throw new EoaError(
       "ASSIGNMENT_NOT_SENT",

@@ -1,5 +1,5 @@
 import type { Draft } from "immer";
-import { errorMessage, isEoaError } from "../errors.js";
+import { EoaError, errorMessage, isEoaError } from "../errors.js";
 import { kanbanLabels, matchStatusOption } from "../protocol/kanban.js";
 import type { OutboundMessage } from "../protocol/messages.js";
 import { hostname } from "node:os";
@@ -35,11 +35,22 @@ export interface EffectOutcome {
   ok: boolean;
   error?: string;
   code?: string;
+  /** The request may have reached its target although it failed (a timeout after sending). */
+  uncertain?: boolean;
+  /** Made, but its outcome could not be written to the state file. */
+  unrecorded?: boolean;
   result?: Record<string, unknown>;
 }
 
 /** Effects this process is making right now (its own claims that are not in flight are its to make). */
 const inFlight = new Set<string>();
+/** Effects made whose outcome could not be recorded (the state write failed): they may have happened. */
+const unrecorded = new Set<string>();
+/**
+ * Sends that timed out may still land at the hub a moment later: they are looked for (and resent
+ * if absent) only after this wall-clock time, so that a late arrival is found rather than doubled.
+ */
+const settleUntil = new Map<string, number>();
 
 /** Done effects kept in the state file for inspection; older ones are dropped. */
 const DONE_KEPT = 200;
@@ -62,44 +73,69 @@ export async function flushEffects(rt: Runtime, ids?: readonly string[]): Promis
     due = state.outbox.filter(
       (e) => ids.includes(e.id) && e.status !== "done" && e.claimed_by === PROCESS_ID && !inFlight.has(e.id),
     );
+    // Claimed in the same tick as the check: a concurrent flush in this process cannot take them too.
+    for (const e of due) inFlight.add(e.id);
   } else {
     // Most cycles have nothing to retry: look before taking the lock.
     const state = await rt.store.read();
     if (!state.outbox.some((e) => retryable(state, e) && claimable(e, now))) return [];
-    due = await rt.store.transact((draft) => {
-      const claimed: EffectRecord[] = [];
-      const seenLabels = new Set<string>();
-      for (const e of draft.outbox) {
-        if (!retryable(draft as State, e as EffectRecord) || !claimable(e as EffectRecord, now)) continue;
-        // Labels are level-triggered: one sync per task brings them up to date.
-        if (e.kind === "labels") {
-          const task = String(e.payload.task_id);
-          if (seenLabels.has(task)) {
-            e.status = "done";
-            e.done_at = now.toISOString();
-            e.result = { superseded: true };
-            continue;
+    const added: string[] = [];
+    try {
+      due = await rt.store.transact((draft) => {
+        const claimed: EffectRecord[] = [];
+        const seenLabels = new Set<string>();
+        for (const e of draft.outbox) {
+          if (!retryable(draft as State, e as EffectRecord) || !claimable(e as EffectRecord, now)) continue;
+          // Labels are level-triggered: one sync per task brings them up to date.
+          if (e.kind === "labels") {
+            const task = String(e.payload.task_id);
+            if (seenLabels.has(task)) {
+              e.status = "done";
+              e.done_at = now.toISOString();
+              e.result = { superseded: true };
+              continue;
+            }
+            seenLabels.add(task);
           }
-          seenLabels.add(task);
+          // Tried before, claimed by a process that died, or made without its outcome recorded: it may
+          // have happened already.
+          if (e.attempts > 0 || e.claimed_by !== PROCESS_ID || unrecorded.has(e.id)) uncertain.add(e.id);
+          inFlight.add(e.id);
+          added.push(e.id);
+          e.claimed_by = PROCESS_ID;
+          e.claimed_at = now.toISOString();
+          claimed.push(plain(e) as EffectRecord);
         }
-        // Tried before, or claimed by a process that died: it may have happened already.
-        if (e.attempts > 0 || e.claimed_by !== PROCESS_ID) uncertain.add(e.id);
-        e.claimed_by = PROCESS_ID;
-        e.claimed_at = now.toISOString();
-        claimed.push(plain(e) as EffectRecord);
-      }
-      return claimed;
-    });
+        return claimed;
+      });
+    } catch (err) {
+      for (const id of added) inFlight.delete(id);
+      throw err;
+    }
   }
   if (!due.length) return [];
-  for (const e of due) inFlight.add(e.id);
   const outcomes: EffectOutcome[] = [];
   try {
     await performAll(rt, due, uncertain, outcomes);
+    try {
+      await record(rt, outcomes, now);
+      for (const o of outcomes) unrecorded.delete(o.id);
+      for (const o of outcomes) {
+        if (o.uncertain) settleUntil.set(o.id, Date.now() + 2 * rt.config.aimaestro.timeout_ms);
+        else settleUntil.delete(o.id);
+      }
+    } catch (err) {
+      // Made but not recorded: the next flush checks before making any of them again.
+      for (const o of outcomes) unrecorded.add(o.id);
+      rt.logger.error("side effect outcomes not recorded", {
+        error: errorMessage(err),
+        effects: outcomes.map((o) => o.id),
+      });
+      for (const o of outcomes) o.unrecorded = true;
+    }
   } finally {
     for (const e of due) inFlight.delete(e.id);
   }
-  await record(rt, outcomes, now);
   return outcomes;
 }
 
@@ -116,8 +152,21 @@ async function performAll(
     } catch (err) {
       const error = rt.redact(errorMessage(err));
       const code = isEoaError(err) ? err.code : undefined;
-      rt.logger.warn("side effect failed", { effect: eff.id, kind: eff.kind, error });
-      outcomes.push({ id: eff.id, kind: eff.kind, ok: false, error, ...(code ? { code } : {}) });
+      const maybe = isEoaError(err) && err.details?.may_have_arrived === true && eff.kind === "message";
+      rt.logger.warn("side effect failed", {
+        effect: eff.id,
+        kind: eff.kind,
+        error,
+        may_have_arrived: maybe,
+      });
+      outcomes.push({
+        id: eff.id,
+        kind: eff.kind,
+        ok: false,
+        error,
+        ...(code ? { code } : {}),
+        ...(maybe ? { uncertain: true } : {}),
+      });
     }
   }
 }
@@ -143,7 +192,8 @@ async function record(rt: Runtime, outcomes: EffectOutcome[], now: Date): Promis
         if (o.code) e.error_code = o.code;
         // A merge is decided by a review of a known head: never retried behind the reviewer's back.
         if (e.kind === "merge") e.attempts = MAX_EFFECT_ATTEMPTS;
-        onFail(draft, e as EffectRecord, o.error!, now);
+        // A send that may have arrived is not undone: the next cycle finds it or sends it again.
+        if (!o.uncertain) onFail(draft, e as EffectRecord, o.error!, now);
       }
     }
     pruneOutbox(draft);
@@ -156,6 +206,7 @@ function retryable(state: Readonly<State>, e: EffectRecord): boolean {
 }
 
 function claimable(e: EffectRecord, now: Date): boolean {
+  if ((settleUntil.get(e.id) ?? 0) > Date.now()) return false;
   if (!e.claimed_by) return true;
   if (e.claimed_by === PROCESS_ID) return !inFlight.has(e.id);
   if (now.getTime() - new Date(e.claimed_at ?? 0).getTime() > CLAIM_STALE_MS) return true;
@@ -206,10 +257,21 @@ async function perform(
   switch (eff.kind) {
     case "message": {
       const { message } = p as unknown as MessagePayload;
-      await rt.orchestratorReady();
-      if (mayHaveHappened) {
-        const found = await findDelivered(rt, eff.id, message);
-        if (found) return { message_id: found, reconciled: true };
+      // Failures before the send itself are certain: nothing was sent.
+      try {
+        await rt.orchestratorReady();
+        if (mayHaveHappened) {
+          const found = await findDelivered(rt, eff.id, message);
+          if (found) return { message_id: found, reconciled: true };
+        }
+      } catch (err) {
+        if (isEoaError(err) && err.details?.may_have_arrived) {
+          throw new EoaError(err.code, err.message, err.nextStep, {
+            ...err.details,
+            may_have_arrived: false,
+          });
+        }
+        throw err;
       }
       const sent = await rt.aimaestro.send({
         from: rt.config.orchestrator,

@@ -408,6 +408,7 @@ async function apply(
   for (const f of flushed.filter((x) => !x.ok && x.kind !== "merge"))
     warnings.push(`${f.kind} failed (retried next cycle): ${f.error}`);
 
+  let escalationId = decided.escalationId;
   let mergedSha: string | null = null;
   let dispatched: string[] = [];
   let decision: ReviewOutcome["decision"] = result.decision;
@@ -424,6 +425,7 @@ async function apply(
       const after = await mergeFailed(rt, task.task_id, pr, merge?.code, merge?.error ?? "unknown error");
       decision = after.decision;
       reason = after.reason;
+      escalationId = after.escalationId ?? escalationId;
     }
   }
   const finalState = await rt.store.read();
@@ -434,7 +436,7 @@ async function apply(
     cached,
     mergedSha,
     dispatched,
-    escalationId: decided.escalationId,
+    escalationId,
     fixRound: decided.fixRound,
     warnings,
     packet: decision === "awaiting_assessment" || decision === "human_review" ? packet(task, pr, mech) : null,
@@ -686,7 +688,7 @@ async function mergeFailed(
   pr: GitHubPull,
   code: string | undefined,
   error: string,
-): Promise<{ decision: ReviewOutcome["decision"]; reason: string }> {
+): Promise<{ decision: ReviewOutcome["decision"]; reason: string; escalationId?: string }> {
   const now = rt.now();
   const conflict = code === "GITHUB_NOT_MERGEABLE";
   const out = await rt.store.transact((draft) => {
@@ -714,6 +716,7 @@ async function mergeFailed(
         effects: [...esc.effects, enqueueEffect(draft, now, "labels", { task_id: taskId })],
         decision: "merge_conflict" as const,
         reason: t.blocked_reason,
+        escalationId: esc.escalation.id,
       };
     }
     // Head moved or GitHub failed: the review stands for a head that may no longer be the PR's.
@@ -733,7 +736,11 @@ async function mergeFailed(
     };
   });
   await flushEffects(rt, out.effects);
-  return { decision: out.decision, reason: out.reason };
+  return {
+    decision: out.decision,
+    reason: out.reason,
+    ...("escalationId" in out && out.escalationId ? { escalationId: out.escalationId } : {}),
+  };
 }
 
 async function recordAlreadyMerged(rt: Runtime, task: TaskRecord, pr: GitHubPull): Promise<ReviewOutcome> {

@@ -4,7 +4,8 @@ import { PRIORITY_RANK, missingCapabilities } from "../protocol/assignment.js";
 import { checklistFromIssueBody, dependenciesFromIssueBody, findCycle } from "../protocol/dependencies.js";
 import { policyFromDirective } from "../protocol/escalation.js";
 import { cap, oneLine } from "../protocol/text.js";
-import { history, recordDecision } from "../state/records.js";
+import { enqueueEffect, history, recordDecision } from "../state/records.js";
+import { flushEffects } from "./effects.js";
 import {
   EFFORTS,
   PRIORITIES,
@@ -168,6 +169,7 @@ async function approve(rt: Runtime, args: StartSessionArgs): Promise<Confirmatio
     );
   }
   const now = rt.now();
+  const labelEffects: string[] = [];
   await rt.store.transact((draft) => {
     const session = draft.sessions.find((s) => s.id === args.session_id);
     if (!session) {
@@ -197,6 +199,7 @@ async function approve(rt: Runtime, args: StartSessionArgs): Promise<Confirmatio
       if (t && t.status === "backlog") {
         t.status = "todo";
         history(t, now, "approved", directive ? `directive: ${directive}` : undefined);
+        labelEffects.push(enqueueEffect(draft, now, "labels", { task_id: id }));
       }
     }
     recordDecision(draft, now, {
@@ -206,7 +209,11 @@ async function approve(rt: Runtime, args: StartSessionArgs): Promise<Confirmatio
       outcome: `running; immediate escalation for ${session.escalation_policy.immediate.join(", ")}`,
     });
   });
-  return confirmation(rt, args.session_id, []);
+  // The kanban shows the approved batch at once (status:todo); a GitHub hiccup is retried next cycle.
+  const warnings = (await flushEffects(rt, labelEffects))
+    .filter((o) => !o.ok)
+    .map((o) => `kanban labels not updated yet (retried next cycle): ${o.error}`);
+  return confirmation(rt, args.session_id, warnings);
 }
 
 async function confirmation(rt: Runtime, sessionId: string, warnings: string[]): Promise<Confirmation> {

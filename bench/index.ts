@@ -73,6 +73,8 @@ async function seeded(tasks: number): Promise<NightEnvironment> {
     });
     draft.current_session_id = "2025-12-30-session-01";
   });
+  // As a state that grew over a night would be: folded into the document, not one huge journal line.
+  await env.rt.store.compact();
   return env;
 }
 
@@ -108,7 +110,8 @@ function task(id: string, now: string, status: TaskRecord["status"], assignee?: 
 
 async function latency(): Promise<void> {
   console.error("tool-call latency (in-memory MCP client, stand-ins on loopback)");
-  for (const n of [100, 1_000, 10_000]) {
+  const sizes = process.argv[3] ? [Number(process.argv[3])] : [100, 1_000, 10_000];
+  for (const n of sizes) {
     const env = await seeded(n);
     const { client } = await env.connect();
     const iterations = n >= 10_000 ? 20 : 60;

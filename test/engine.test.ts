@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createEnvironment, type EnvironmentOptions, type NightEnvironment } from "../src/sim/environment.js";
 import type { InjectedMessage, StoredMessage } from "../src/sim/aimaestro-server.js";
 import type { EscalationRecord, State, TaskRecord } from "../src/state/schema.js";
+import { stateBytes } from "./fixtures/state-files.js";
 
 /**
  * Issue 3's scenarios, end to end: the real tools over an in-memory MCP client, a loopback AI
@@ -155,7 +156,7 @@ const task = async (id: string): Promise<Readonly<TaskRecord>> => {
 };
 const inbox = (name: string) => e().aimaestro.messagesFor(name);
 const assignments = (name: string) => inbox(name).filter((m) => m.content.type === "task");
-const stateFile = () => readFile(join(e().stateDir, "state.json"), "utf8");
+const stateFile = async () => (await stateBytes(e().stateDir)).toString("utf8");
 const ctx = (m: StoredMessage | undefined) => (m?.content.context ?? {}) as Record<string, unknown>;
 
 async function setDone(taskId: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rmdir } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import type { RecordedCall } from "../src/sim/aimaestro-server.js";
 import { createEnvironment, type EnvironmentOptions, type NightEnvironment } from "../src/sim/environment.js";
 import type { CheckRunSpec } from "../src/sim/github-server.js";
 import type { State, TaskRecord } from "../src/state/schema.js";
+import { stateBytes } from "./fixtures/state-files.js";
 
 /**
  * Issue 6, part 3: faults of the real parts. Each scenario drives the real tools over an in-memory
@@ -184,7 +185,7 @@ const task = async (id: string): Promise<Readonly<TaskRecord>> => {
   if (!t) throw new Error(`no task ${id}`);
   return t;
 };
-const stateFile = () => readFile(join(e().stateDir, "state.json"), "utf8");
+const stateFile = async () => (await stateBytes(e().stateDir)).toString("utf8");
 const inbox = (name: string) => e().aimaestro.messagesFor(name);
 const assignments = (name: string) => inbox(name).filter((m) => m.content.type === "task");
 
@@ -964,18 +965,18 @@ describe("disk full for the state directory (simulated)", () => {
    * ENOSPC from the state file's writer, in-process: the store's lowdb adapter is the one place every
    * write goes through. Returns a function that gives the space back.
    */
+  /** The store writes only through `persist`: failing it is a full disk. */
   function fillDisk(rt: Runtime): () => void {
-    const db = (rt.store as unknown as { db?: { adapter?: { write(data: unknown): Promise<void> } } }).db;
-    const adapter = db?.adapter;
-    if (!adapter || typeof adapter.write !== "function")
+    const store = rt.store as unknown as { persist?: (op: unknown) => Promise<void> };
+    if (typeof store.persist !== "function")
       throw new Error("the state store's internals changed: update fillDisk() in test/faults.test.ts");
-    const original = adapter.write;
-    adapter.write = () =>
+    const original = store.persist;
+    store.persist = () =>
       Promise.reject(
         Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", errno: -28 }),
       );
     return () => {
-      adapter.write = original;
+      store.persist = original;
     };
   }
 
@@ -984,17 +985,15 @@ describe("disk full for the state directory (simulated)", () => {
     await startSession(inline("T-1"));
     await e().rt.orchestratorReady();
     // The dispatch commits; the disk fills before the outcome of its message can be recorded.
-    const db = (e().rt.store as unknown as { db: { adapter: { write(data: unknown): Promise<void> } } }).db;
-    const original = db.adapter.write.bind(db.adapter);
+    const store = e().rt.store as unknown as { persist(op: unknown): Promise<void> };
+    const original = store.persist.bind(store);
     let writes = 0;
-    db.adapter.write = (data) =>
-      ++writes === 1
-        ? original(data)
-        : Promise.reject(Object.assign(new Error("ENOSPC"), { code: "ENOSPC" }));
+    store.persist = (op) =>
+      ++writes === 1 ? original(op) : Promise.reject(Object.assign(new Error("ENOSPC"), { code: "ENOSPC" }));
     const a = await assign({ task_id: "T-1", agent: "dev-agent-1" });
     expect(a.status).toBe("dispatched");
     expect(assignments("dev-agent-1")).toHaveLength(1);
-    db.adapter.write = original;
+    store.persist = original;
 
     await cycle();
     expect(assignments("dev-agent-1")).toHaveLength(1);
@@ -1064,12 +1063,15 @@ describe("disk full for the state directory (simulated)", () => {
     expect((await task("GH-101")).status).toBe("done");
   });
 
-  it("a write that fails on the file system itself (the temp file cannot be created) is refused the same way", async () => {
+  it("a write that fails on the file system itself (a state file cannot be written) is refused the same way", async () => {
     await setup();
     await startSession(inline("T-1"));
     const onDisk = await stateFile();
-    // The atomic write goes through a temp file beside state.json: a directory in its place makes it fail.
-    const blocker = join(e().stateDir, ".state.json.tmp");
+    // Every write starts with the revision token: a directory in its place makes the write fail.
+    const rev = join(e().stateDir, "state.rev");
+    const saved = await readFile(rev);
+    await rm(rev);
+    const blocker = rev;
     await mkdir(blocker);
     const err = await fails("assign_task", { task_id: "T-1", agent: "dev-agent-1" });
     expect(err.code).toBe("STATE_WRITE_FAILED");
@@ -1079,6 +1081,7 @@ describe("disk full for the state directory (simulated)", () => {
     expect(assignments("dev-agent-1")).toHaveLength(0);
 
     await rmdir(blocker);
+    await writeFile(rev, saved);
     const a = await assign({ task_id: "T-1", agent: "dev-agent-1" });
     expect(a.status).toBe("dispatched");
     expect(assignments("dev-agent-1")).toHaveLength(1);

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import type { State } from "../src/state/schema.js";
 import { tools } from "../src/tools/index.js";
+import { stateBytes } from "./fixtures/state-files.js";
+import { readStateDir } from "../src/state/store.js";
 
 /**
  * Issue 6, part 4: hostile input. Every tool gets arbitrary arguments (random JSON and
@@ -294,7 +296,9 @@ const codesSeen = new Map<string, number>();
 
 /** One call: always a result; a refusal has a stable code, says what to do next, and changes nothing. */
 async function probe(w: World, name: string, args: unknown): Promise<ToolResult> {
-  const before = await readFile(w.stateFile);
+  // The state as the files give it: a refused call with an idempotency key journals its pending
+  // record and its removal, so the bytes move while the state does not.
+  const before = await readStateDir(w.env.stateDir);
   let r: ToolResult;
   try {
     r = await w.call(name, args);
@@ -313,10 +317,8 @@ async function probe(w: World, name: string, args: unknown): Promise<ToolResult>
   expect(r.content[0]?.text).toMatch(new RegExp(`^${code}: [\\s\\S]*\\nNext step: \\S`));
   // A refusal does not echo a huge argument back.
   expect(JSON.stringify(r).length).toBeLessThan(20_000);
-  const after = await readFile(w.stateFile);
-  expect(after.equals(before), `${name} refused (${code}) but changed state.json; args: ${show(args)}`).toBe(
-    true,
-  );
+  const after = await readStateDir(w.env.stateDir);
+  expect(after, `${name} refused (${code}) but changed the state; args: ${show(args)}`).toEqual(before);
   return r;
 }
 
@@ -356,14 +358,14 @@ async function assertContained(w: World): Promise<void> {
   // The state directory holds only what eoa-mcp names itself.
   const inState = (await walk(w.env.stateDir)).map((p) => relative(w.env.stateDir, p));
   const allowed =
-    /^(state\.json|state\.rev|state\.json\.lock|reports|reports\/\d{4}-\d{2}-\d{2}-session-\d{2,}\.md|snapshots|snapshots\/[0-9TZ-]+\.json|worktrees)$/;
+    /^(state\.json|state\.journal|state\.rev|state\.json\.lock|reports|reports\/\d{4}-\d{2}-\d{2}-session-\d{2,}\.md|snapshots|snapshots\/[0-9TZ-]+\.json|worktrees)$/;
   expect(inState.filter((p) => !allowed.test(p))).toEqual([]);
   if (existsSync(join(w.env.stateDir, "worktrees"))) {
     expect(await readdir(join(w.env.stateDir, "worktrees"))).toEqual([]);
   }
 }
 
-const state = async (w: World): Promise<State> => JSON.parse(await readFile(w.stateFile, "utf8")) as State;
+const state = (w: World): Promise<State> => readStateDir(w.env.stateDir);
 
 // ---- the properties ---------------------------------------------------------------------------------
 
@@ -583,7 +585,7 @@ describe("check_messages: hostile inbox content", () => {
     text.replace(/<untrusted source="[^"\n]*">\n[\s\S]*?\n<\/untrusted>/g, "");
 
   it("huge messages: read once, capped in the answer and in state, never re-read", async () => {
-    const before = (await readFile(w.stateFile)).length;
+    const before = (await stateBytes(w.env.stateDir)).length;
     const big = inject("dev-agent-1", "[PROGRESS] T-1 big", `[PROGRESS] T-1 40% ${"x".repeat(600_000)}`);
     // Over the client's 5 MB body cap: recorded from its list entry, never acted on.
     const huge = inject(
@@ -605,7 +607,7 @@ describe("check_messages: hostile inbox content", () => {
     expect(s.messages[stranger.id]!.from.length).toBeLessThanOrEqual(200);
     expect(s.messages[big.id]).toMatchObject({ outcome: "applied", task_id: "T-1" });
     expect(s.messages[huge.id]).toMatchObject({ kind: "unknown" });
-    expect((await readFile(w.stateFile)).length - before).toBeLessThan(20_000);
+    expect((await stateBytes(w.env.stateDir)).length - before).toBeLessThan(20_000);
     expect(w.env.aimaestro.messagesFor(ORCH).filter((m) => m.status === "unread")).toEqual([]);
     const again = await cycle();
     expect(again.data.read).toEqual([]);

@@ -12,6 +12,7 @@ import {
   type EnvironmentOptions,
   type NightEnvironment,
 } from "../src/sim/environment.js";
+import { stateBytes } from "./fixtures/state-files.js";
 
 /**
  * Issue 5, part 1: `write_report` after a night driven through the tools. The report is parsed back
@@ -541,13 +542,12 @@ describe("write_report: bad input", () => {
     const sessionId = await startSession(call, ["GH-101"]);
     const blocker = join(env.stateDir, "reports");
     await writeFile(blocker, "not a directory\n");
-    const stateFile = join(env.stateDir, "state.json");
-    const before = await readFile(stateFile, "utf8");
+    const before = await stateBytes(env.stateDir);
 
     const e = errorOf(await call("write_report", {}));
     expect(e.code).toBe("REPORT_WRITE_FAILED");
     expect(e.message).toContain(blocker);
-    expect(await readFile(stateFile, "utf8")).toBe(before);
+    expect((await stateBytes(env.stateDir)).equals(before)).toBe(true);
     expect(await readFile(blocker, "utf8")).toBe("not a directory\n");
 
     await rm(blocker);

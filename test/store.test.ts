@@ -1,13 +1,13 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EoaError } from "../src/errors.js";
 import { STATE_VERSION, type State } from "../src/state/schema.js";
-import { StateStore, type StateChange } from "../src/state/store.js";
+import { readStateDir, StateStore, type StateChange } from "../src/state/store.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -19,7 +19,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const onDisk = async (d = dir) => JSON.parse(await readFile(join(d, "state.json"), "utf8")) as State;
+const onDisk = (d = dir): Promise<State> => readStateDir(d);
+/** Both files that make the state: the document and its journal. */
+const bytesOnDisk = async (d = dir) =>
+  `${await readFile(join(d, "state.json"), "utf8")}\n--journal--\n${await readFile(join(d, "state.journal"), "utf8").catch(() => "")}`;
 
 describe("StateStore", () => {
   it("creates a valid, versioned state file on open", async () => {
@@ -38,18 +41,61 @@ describe("StateStore", () => {
     });
   });
 
-  it("transact writes the change by replacing the file (temp file + rename) and leaves no temp file", async () => {
+  it("transact appends the change to the journal, leaving the document as it was", async () => {
     const store = await StateStore.open(dir);
-    const before = await stat(store.file);
+    const before = await readFile(store.file, "utf8");
     const result = await store.transact((draft) => {
       draft.current_session_id = "2025-12-30-session-01";
       return "returned";
     });
     expect(result).toBe("returned");
     expect((await onDisk()).current_session_id).toBe("2025-12-30-session-01");
+    expect(await readFile(store.file, "utf8")).toBe(before);
+    const lines = (await readFile(store.journalFile, "utf8")).trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      g: 0,
+      p: [{ op: "replace", path: ["current_session_id"] }],
+    });
+    expect((await readdir(dir)).sort()).toEqual(["state.journal", "state.json", "state.rev"]);
+  });
+
+  it("compacts past the journal limit: the document is replaced (temp file + rename) with the next generation and the journal emptied", async () => {
+    const store = await StateStore.open(dir, { journalLimitBytes: 1 });
+    const before = await stat(store.file);
+    await store.transact((draft) => {
+      draft.current_session_id = "compacted";
+    });
+    const doc = JSON.parse(await readFile(store.file, "utf8")) as State;
+    expect(doc).toMatchObject({ current_session_id: "compacted", generation: 1 });
     // A rename puts a new inode in place; an in-place write would keep the old one.
     expect((await stat(store.file)).ino).not.toBe(before.ino);
-    expect((await readdir(dir)).sort()).toEqual(["state.json", "state.rev"]);
+    expect(await readFile(store.journalFile, "utf8")).toBe("");
+    expect((await readdir(dir)).sort()).toEqual(["state.journal", "state.json", "state.rev"]);
+    expect((await onDisk()).current_session_id).toBe("compacted");
+  });
+
+  it("ignores journal lines of an older generation and a line cut short by a crash, and cuts the remnant before appending", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((draft) => {
+      draft.counters.decision = 1;
+    });
+    // A compaction that crashed before emptying the journal leaves generation-0 lines behind a
+    // generation-1 document; a crash mid-append leaves half a line.
+    const doc = JSON.parse(await readFile(store.file, "utf8")) as State;
+    await writeFile(
+      store.file,
+      JSON.stringify({ ...doc, generation: 1, counters: { ...doc.counters, decision: 5 } }),
+    );
+    await appendFile(store.journalFile, '{"g":1,"p":[{"op":"replace","path":["counters","inc');
+    const fresh = await StateStore.open(dir);
+    expect((await fresh.read()).counters.decision).toBe(5);
+    await fresh.transact((draft) => {
+      draft.counters.incident = 3;
+    });
+    expect(await onDisk()).toMatchObject({ counters: { decision: 5, incident: 3 } });
+    for (const line of (await readFile(store.journalFile, "utf8")).trim().split("\n"))
+      expect(() => JSON.parse(line)).not.toThrow();
   });
 
   it("a transaction that throws changes nothing, on disk or in memory, and the error propagates", async () => {
@@ -57,7 +103,7 @@ describe("StateStore", () => {
     await store.transact((draft) => {
       draft.counters.decision = 7;
     });
-    const bytes = await readFile(store.file, "utf8");
+    const bytes = await bytesOnDisk();
     const stateBefore = await store.read();
     const refusal = new EoaError("REFUSED", "no", "do something else");
     await expect(
@@ -67,7 +113,7 @@ describe("StateStore", () => {
         throw refusal;
       }),
     ).rejects.toBe(refusal);
-    expect(await readFile(store.file, "utf8")).toBe(bytes);
+    expect(await bytesOnDisk()).toBe(bytes);
     const after = await store.read();
     expect(after.counters.decision).toBe(7);
     expect(after.current_session_id).toBeNull();
@@ -153,7 +199,8 @@ describe("StateStore", () => {
   });
 
   it("re-reads inside the lock when another writer changed the revision token, even with the file's identity unchanged", async () => {
-    const a = await StateStore.open(dir);
+    // Every change compacts here, so that the document itself holds it.
+    const a = await StateStore.open(dir, { journalLimitBytes: 1 });
     await a.transact((draft) => {
       draft.current_session_id = "aaaa";
     });

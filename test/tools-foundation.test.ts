@@ -8,6 +8,7 @@ import { createEnvironment, type NightEnvironment } from "../src/sim/environment
 import { StateStore } from "../src/state/store.js";
 import { isMutating, type ToolKind } from "../src/tools/define-tool.js";
 import { tools } from "../src/tools/index.js";
+import { stateBytes as stateBytesOf } from "./fixtures/state-files.js";
 
 let env: NightEnvironment;
 let client: Client;
@@ -54,7 +55,7 @@ async function resource(uri: string): Promise<string> {
 }
 
 const json = async <T = Record<string, unknown>>(uri: string) => JSON.parse(await resource(uri)) as T;
-const stateBytes = () => readFile(join(env.stateDir, "state.json"), "utf8");
+const stateBytes = async () => (await stateBytesOf(env.stateDir)).toString("utf8");
 
 interface Confirmation {
   session_id: string;

@@ -277,6 +277,8 @@ export interface IdempotencyRecord {
 
 export interface State {
   version: number;
+  /** Which lines of the journal (state.journal) apply to this document: those of the same generation. */
+  generation: number;
   counters: { escalation: number; decision: number; effect: number; incident: number };
   current_session_id: string | null;
   sessions: SessionRecord[];
@@ -296,6 +298,7 @@ export interface State {
 export function emptyState(): State {
   return {
     version: STATE_VERSION,
+    generation: 0,
     counters: { escalation: 0, decision: 0, effect: 0, incident: 0 },
     current_session_id: null,
     sessions: [],

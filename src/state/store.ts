@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Low } from "lowdb";
 import { DataFile } from "lowdb/node";
 import lockfile from "proper-lockfile";
-import { enablePatches, produceWithPatches, freeze, type Draft, type Patch } from "immer";
+import { applyPatches, enablePatches, produceWithPatches, freeze, type Draft, type Patch } from "immer";
 import { EoaError } from "../errors.js";
 import { emptyState, migrate, type State } from "./schema.js";
 
@@ -24,11 +24,18 @@ export type ChangeListener = (change: StateChange, state: ReadonlyState) => void
  * The state file behind a cross-process lock.
  *
  * Several server processes (one per MCP client) may share a state directory, and lowdb alone is
- * not safe for that: every read-modify-write takes the lock, re-reads the file inside it, applies
- * the change and writes atomically (lowdb's writer renames a temp file over the old one). Reads
- * outside a transaction, and inside one, come from memory while the revision token and the file's
- * identity (inode, mtime, size) are unchanged, since parsing a large document on every tool call
- * is the dominant cost.
+ * not safe for that: every read-modify-write takes the lock, re-reads inside it, applies the change
+ * and writes it before unlocking. Reads, inside a transaction or not, come from memory while the
+ * revision token and the files' identity are unchanged: parsing a large document on every tool call
+ * would be the dominant cost.
+ *
+ * Writing the whole document on every change costs O(state) per transaction, which at thousands of
+ * tasks dwarfs everything else. So a transaction appends its changes (immer patches, one JSON line)
+ * to `state.journal`, and the lowdb document `state.json` is a snapshot that the journal's lines of
+ * the same `generation` apply to. When the journal grows past a bound, the document is rewritten
+ * atomically (temp file + rename) with the next generation and the journal emptied; a crash between
+ * the two leaves lines of an old generation, which are ignored. A line cut short by a crash is
+ * ignored too, and cut off before the next append. At any point the two files give a valid state.
  *
  * Transactions are synchronous functions on purpose: the lock must never be held across a network
  * call.
@@ -41,21 +48,28 @@ export class StateStore {
    * recycled and the size and mtime tick are the same.
    */
   private readonly revFile: string;
+  readonly journalFile: string;
   private readonly db: Low<State>;
-  private cache: { key: string; state: ReadonlyState } | undefined;
+  /** `journalBytes`: how much of the journal the cached state accounts for (whole lines only). */
+  private cache: { key: string; state: ReadonlyState; journalBytes: number } | undefined;
   private readonly listeners = new Set<ChangeListener>();
 
-  private constructor(readonly dir: string) {
+  private constructor(
+    readonly dir: string,
+    private readonly journalLimit = JOURNAL_LIMIT_BYTES,
+  ) {
     this.file = join(dir, "state.json");
     this.revFile = join(dir, "state.rev");
-    // Compact JSON: the document is rewritten on every change, and indentation doubles the cost.
+    this.journalFile = join(dir, "state.journal");
+    // Compact JSON: indentation doubles the cost of a compaction.
     this.db = new Low<State>(
       new DataFile<State>(this.file, { parse: JSON.parse, stringify: (d) => JSON.stringify(d) }),
       emptyState(),
     );
   }
 
-  static async open(dir: string): Promise<StateStore> {
+  /** `journalLimitBytes`: when the journal outgrows it, the next change rewrites the document. */
+  static async open(dir: string, opts: { journalLimitBytes?: number } = {}): Promise<StateStore> {
     try {
       await mkdir(dir, { recursive: true });
       // `wx` creates the file only if absent, so two processes starting at once cannot clobber it.
@@ -71,8 +85,10 @@ export class StateStore {
         "set EOA_STATE_DIR (or stateDir in the config file) to a writable directory",
       );
     }
-    const store = new StateStore(dir);
+    const store = new StateStore(dir, opts.journalLimitBytes);
     await store.read();
+    // A journal left long (a crash, or a large change) is folded in now rather than replayed on every load.
+    if (store.cache && store.cache.journalBytes > store.journalLimit) await store.compact();
     return store;
   }
 
@@ -90,8 +106,25 @@ export class StateStore {
 
   private async load(key: string): Promise<ReadonlyState> {
     await this.db.read();
-    const state = freeze(migrate(this.db.data), true);
-    this.cache = { key, state };
+    const snapshot = migrate(this.db.data);
+    const journal = await readFile(this.journalFile, "utf8").catch((err: NodeJS.ErrnoException) => {
+      // No journal is an empty one; an unreadable one must not silently roll the state back.
+      if (err.code === "ENOENT") return "";
+      throw new EoaError(
+        "STATE_READ_FAILED",
+        `cannot read ${this.journalFile}: ${err.message}`,
+        "fix the state directory's permissions (or restore state.journal), then retry",
+      );
+    });
+    const end = journal.lastIndexOf("\n") + 1; // a partial last line is not part of the state
+    const patches: Patch[] = [];
+    for (const line of journal.slice(0, end).split("\n")) {
+      if (!line) continue;
+      const entry = JSON.parse(line) as { g: number; p: Patch[] };
+      if (entry.g === snapshot.generation) patches.push(...entry.p);
+    }
+    const state = freeze(patches.length ? applyPatches(snapshot, patches) : snapshot, true);
+    this.cache = { key, state, journalBytes: Buffer.byteLength(journal.slice(0, end)) };
     return state;
   }
 
@@ -112,20 +145,29 @@ export class StateStore {
         result = fn(draft);
       });
       if (patches.length > 0) {
-        this.db.data = produced as State;
+        let saved: ReadonlyState = produced;
+        let journalBytes: number;
         try {
-          await writeFile(this.revFile, randomUUID());
-          await this.db.write();
+          const line = `${JSON.stringify({ g: produced.generation, p: patches })}\n`;
+          const base = this.cache!.journalBytes;
+          if (base + line.length > this.journalLimit) {
+            saved = freeze({ ...produced, generation: produced.generation + 1 });
+            await this.persist({ compact: saved as State });
+            journalBytes = 0;
+          } else {
+            await this.persist({ append: line, after: base });
+            journalBytes = base + Buffer.byteLength(line);
+          }
         } catch (err) {
           this.cache = undefined;
           throw new EoaError(
             "STATE_WRITE_FAILED",
-            `could not write ${this.file}: ${(err as Error).message}; the change was not saved`,
+            `could not write the state in ${this.dir}: ${(err as Error).message}; the change was not saved`,
             "free disk space or fix the permissions of the state directory, then retry the call",
           );
         }
-        next = produced;
-        this.cache = { key: await this.fileKey(), state: produced };
+        next = saved;
+        this.cache = { key: await this.fileKey(), state: saved, journalBytes };
         change = summarize(patches);
       }
     } finally {
@@ -133,6 +175,38 @@ export class StateStore {
     }
     if (change && next) for (const l of this.listeners) l(change, next);
     return result;
+  }
+
+  /** Rewrites the document with the journal folded in (the next generation) and empties the journal. */
+  async compact(): Promise<void> {
+    const release = await this.lock();
+    try {
+      const key = await this.fileKey();
+      const current = this.cache && this.cache.key === key ? this.cache.state : await this.load(key);
+      const compacted = freeze({ ...current, generation: current.generation + 1 });
+      await this.persist({ compact: compacted as State });
+      this.cache = { key: await this.fileKey(), state: compacted, journalBytes: 0 };
+    } finally {
+      await release().catch(() => undefined);
+    }
+  }
+
+  /**
+   * The only place that writes the state files (and so the one place a test makes fail, as a full
+   * disk would). The revision token goes first: readers that see it change re-read.
+   */
+  private async persist(op: { append: string; after: number } | { compact: State }): Promise<void> {
+    await writeFile(this.revFile, randomUUID());
+    if ("compact" in op) {
+      this.db.data = op.compact;
+      await this.db.write();
+      await writeFile(this.journalFile, "");
+      return;
+    }
+    // Whatever follows the last whole line is a crash's remnant: cut it before appending.
+    if ((await sizeOf(this.journalFile)) !== op.after)
+      await truncate(this.journalFile, op.after).catch(() => undefined);
+    await appendFile(this.journalFile, op.append);
   }
 
   /** True when another process wrote the file since this one last read it (the cache is then refreshed). */
@@ -145,11 +219,12 @@ export class StateStore {
 
   private async fileKey(): Promise<string> {
     const rev = await readFile(this.revFile, "utf8").catch(() => "none");
+    const journal = await sizeOf(this.journalFile);
     try {
       const s = await stat(this.file);
-      return `${rev}:${s.ino}:${s.mtimeMs}:${s.size}`;
+      return `${rev}:${s.ino}:${s.mtimeMs}:${s.size}:${journal}`;
     } catch {
-      return `${rev}:missing`;
+      return `${rev}:missing:${journal}`;
     }
   }
 
@@ -169,6 +244,24 @@ export class StateStore {
       );
     }
   }
+}
+
+/**
+ * The state as the files on disk give it (document plus journal), read afresh without a lock: for
+ * tests, tools and people inspecting a state directory.
+ */
+export async function readStateDir(dir: string): Promise<State> {
+  return (await StateStore.open(dir)).read() as Promise<State>;
+}
+
+/** Past this, the next change rewrites the document and empties the journal. */
+const JOURNAL_LIMIT_BYTES = 4 * 1024 * 1024;
+
+async function sizeOf(path: string): Promise<number> {
+  return stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
 }
 
 function summarize(patches: Patch[]): StateChange {

@@ -53,6 +53,8 @@ export class StateStore {
   /** `journalBytes`: how much of the journal the cached state accounts for (whole lines only). */
   private cache: { key: string; state: ReadonlyState; journalBytes: number } | undefined;
   private readonly listeners = new Set<ChangeListener>();
+  /** Transactions of this process under way. */
+  private writing = 0;
 
   private constructor(
     readonly dir: string,
@@ -133,6 +135,15 @@ export class StateStore {
    * If `fn` throws, nothing is written and the error propagates: a refused call changes nothing.
    */
   async transact<T>(fn: (draft: Draft<State>) => T): Promise<T> {
+    this.writing++;
+    try {
+      return await this.transactLocked(fn);
+    } finally {
+      this.writing--;
+    }
+  }
+
+  private async transactLocked<T>(fn: (draft: Draft<State>) => T): Promise<T> {
     const release = await this.lock();
     let change: StateChange | undefined;
     let next: ReadonlyState | undefined;
@@ -211,8 +222,10 @@ export class StateStore {
 
   /** True when another process wrote the file since this one last read it (the cache is then refreshed). */
   async changedElsewhere(): Promise<boolean> {
+    // While this process writes, the files are ahead of the cache for a moment: that is not news.
+    if (this.writing > 0) return false;
     const key = await this.fileKey();
-    if (this.cache && this.cache.key === key) return false;
+    if (this.writing > 0 || (this.cache && this.cache.key === key)) return false;
     await this.read();
     return true;
   }

@@ -26,4 +26,8 @@ export function defineResource(def: ResourceDefinition): ResourceDefinition {
   return def;
 }
 
-export const json = (value: unknown) => JSON.stringify(value, null, 2);
+/** Indented for people reading a resource; compact once it is large, where indentation only costs. */
+export const json = (value: unknown) => {
+  const compact = JSON.stringify(value);
+  return compact.length > 256 * 1024 ? compact : JSON.stringify(value, null, 2);
+};

@@ -239,7 +239,8 @@ async function reviewSetup(): Promise<void> {
   if (r.status !== 0) throw new Error(`fast-import failed: ${r.stderr.toString()}`);
 
   const clones = await timeIt(5, async (i) => {
-    await run("git", ["clone", "-q", bare, join(dir, `clone-${i}`)], { env });
+    // --no-local: a real transport, as a clone from GitHub would be, not hard links to the objects.
+    await run("git", ["clone", "-q", "--no-local", bare, join(dir, `clone-${i}`)], { env });
   });
   const mirror = new GitMirror({ remote: bare, stateDir: join(dir, "state") });
   await mirror.ensureMirror();

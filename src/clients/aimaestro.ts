@@ -4,7 +4,7 @@
  * exponential backoff, 4xx never. Failures surface as EoaError with a stable code, a message naming
  * the hub URL and a next step. The bearer token never appears in an error or a log line.
  */
-import { Agent, request } from "undici";
+import type { Agent } from "undici";
 import { z } from "zod";
 import { EoaError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -217,7 +217,6 @@ export class AiMaestroClient {
   private readonly retries: number;
   private readonly retryBaseMs: number;
   private readonly log: Logger;
-  private readonly dispatcher: Agent;
 
   constructor(opts: AiMaestroClientOptions) {
     let parsed: URL;
@@ -242,17 +241,27 @@ export class AiMaestroClient {
     this.retries = opts.retries ?? 3;
     this.retryBaseMs = opts.retryBaseMs ?? 200;
     this.log = opts.logger ?? silentLogger;
-    this.dispatcher = new Agent({
-      keepAliveTimeout: 10_000,
-      connections: 8,
-      connectTimeout: this.timeoutMs,
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-    });
+  }
+
+  /** undici is loaded on the first request: a server answers `initialize` without paying for it. */
+  private http: Promise<{ agent: Agent; request: typeof import("undici").request }> | undefined;
+
+  private undici() {
+    this.http ??= import("undici").then(({ Agent, request }) => ({
+      agent: new Agent({
+        keepAliveTimeout: 10_000,
+        connections: 8,
+        connectTimeout: this.timeoutMs,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      }),
+      request,
+    }));
+    return this.http;
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    if (this.http) await (await this.http).agent.close();
   }
 
   async health(): Promise<{ status: string; version?: string }> {
@@ -427,11 +436,12 @@ export class AiMaestroClient {
     const headers: Record<string, string> = { accept: "application/json" };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const { agent, request } = await this.undici();
     const res = await request(target, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      dispatcher: this.dispatcher,
+      dispatcher: agent,
       // headers/body timeouts are per phase; this bounds the whole attempt.
       signal: AbortSignal.timeout(this.timeoutMs),
     });

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { GitPluginError, simpleGit, type SimpleGit } from "simple-git";
+import type { SimpleGit } from "simple-git";
 import { EoaError, errorMessage } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 
@@ -62,6 +62,8 @@ const BRANCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*";
 const WORKTREE_NAME = /^pr-(\d+)-(\d+)-[0-9a-f]+$/;
 
 export class GitMirror {
+  /** PR heads this process fetched, by PR number. */
+  private readonly fetchedHeads = new Map<number, string>();
   readonly mirrorPath: string;
   readonly worktreesDir: string;
   private readonly remote: string;
@@ -104,7 +106,9 @@ export class GitMirror {
       }
       throw err;
     }
-    return this.resolveCommit(ref);
+    const sha = await this.resolveCommit(ref);
+    this.fetchedHeads.set(prNumber, sha);
+    return sha;
   }
 
   /** The SHA of a remote branch as of the last fetch. */
@@ -126,10 +130,9 @@ export class GitMirror {
     assertPrNumber(prNumber);
     const expected = expectedSha === undefined ? undefined : assertSha(expectedSha);
     throwIfAborted(signal, prNumber);
-    // The caller usually fetched this head a moment ago: fetch again only if the mirror lacks it.
-    const local = expected
-      ? await this.resolveCommit(`refs/pull/${prNumber}/head`).catch(() => undefined)
-      : undefined;
+    // The caller usually fetched this head a moment ago (its objects are in the mirror, whatever the
+    // ref says now): fetch again only otherwise.
+    const local = expected && this.fetchedHeads.get(prNumber) === expected ? expected : undefined;
     const sha =
       local === expected && local
         ? local
@@ -354,6 +357,8 @@ export class GitMirror {
       );
     }
     let exitCode = -1;
+    // Loaded on the first git command: a server answers `initialize` without paying for it.
+    const { simpleGit, GitPluginError } = await import("simple-git");
     const git: SimpleGit = simpleGit({
       baseDir: this.mirrorPath,
       trimmed: false,
@@ -370,18 +375,19 @@ export class GitMirror {
     try {
       return { stdout: await git.raw(args), exitCode };
     } catch (err) {
-      throw gitError(args[0] ?? "git", err);
+      const plugin = err instanceof GitPluginError ? err.plugin : undefined;
+      throw gitError(args[0] ?? "git", err, plugin);
     }
   }
 }
 
 /** Maps a simple-git failure to a domain error; git's output (credentials stripped) goes in details. */
-function gitError(command: string, err: unknown): EoaError {
+function gitError(command: string, err: unknown, plugin?: string): EoaError {
   if (err instanceof EoaError) return err;
-  if (err instanceof GitPluginError && err.plugin === "abort") {
+  if (plugin === "abort") {
     return new EoaError("ABORTED", `git ${command} was cancelled`, "retry when ready");
   }
-  if (err instanceof GitPluginError && err.plugin === "timeout") {
+  if (plugin === "timeout") {
     return new EoaError(
       "GIT_TIMEOUT",
       `git ${command} produced no output for too long and was stopped`,

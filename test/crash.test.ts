@@ -38,8 +38,9 @@ import {
  * once); every inbound message was processed exactly once; no agent is over its limit.
  *
  * Replay a failure with CRASH_SEED=<seed> (printed at the start); CRASH_ROUNDS sets the number of
- * kills. The plan (which call, which delay) follows the seed; the exact interleaving also depends on
- * timing, so a replay hits the same kinds of points, not always the same instruction.
+ * kills. The seed fixes every random choice (kill points, calls, agents' messages), but the choices
+ * read the state and the state depends on where each kill landed, so a replay follows the same path
+ * only as far as timing lets it: it hits the same kinds of points, not always the same instruction.
  */
 
 const SEED = seedFrom("CRASH_SEED");

@@ -93,6 +93,8 @@ export async function flushEffects(rt: Runtime, ids?: readonly string[]): Promis
               e.status = "done";
               e.done_at = now.toISOString();
               e.result = { superseded: true };
+              delete e.claimed_by;
+              delete e.claimed_at;
               continue;
             }
             seenLabels.add(task);
@@ -383,7 +385,12 @@ function onFail(draft: Draft<State>, eff: EffectRecord, error: string, now: Date
     const t = draft.tasks[p.task_id];
     const e = draft.outbox.find((x) => x.id === eff.id);
     if (e) e.attempts = MAX_EFFECT_ATTEMPTS; // never resent later: the task is re-dispatched instead
-    if (t && t.assignment_epoch === p.epoch && t.assignee === p.message.to) {
+    if (
+      t &&
+      t.assignment_epoch === p.epoch &&
+      t.assignee &&
+      draft.agents[t.assignee]?.session === p.message.to
+    ) {
       const agent = t.assignee;
       delete t.assignee;
       delete t.assigned_at;

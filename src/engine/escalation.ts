@@ -132,7 +132,7 @@ export async function escalate(
   const out = await rt.store.transact((draft) => escalateInDraft(draft, now, rt.config, input));
   if (!out.effects.length) return { ...out, delivered: out.escalation.delivery.status === "delivered" };
   const result = (await flushEffects(rt, out.effects)).find((o) => o.id === out.effects[0]);
-  const esc = (await rt.store.read()).escalations.find((e) => e.id === out.escalation.id)!;
+  const esc = (await rt.store.read()).escalations.find((e) => e.id === out.escalation.id) ?? out.escalation;
   return {
     ...out,
     escalation: structuredClone(esc) as EscalationRecord,

@@ -103,31 +103,43 @@ export class StateStore {
   async read(): Promise<ReadonlyState> {
     const key = await this.fileKey();
     if (this.cache && this.cache.key === key) return this.cache.state;
-    return this.load(key);
+    return (await this.load(key)).state;
   }
 
-  private async load(key: string): Promise<ReadonlyState> {
-    await this.db.read();
-    const snapshot = migrate(this.db.data);
-    const journal = await readFile(this.journalFile, "utf8").catch((err: NodeJS.ErrnoException) => {
-      // No journal is an empty one; an unreadable one must not silently roll the state back.
-      if (err.code === "ENOENT") return "";
-      throw new EoaError(
-        "STATE_READ_FAILED",
-        `cannot read ${this.journalFile}: ${err.message}`,
-        "fix the state directory's permissions (or restore state.journal), then retry",
-      );
-    });
-    const end = journal.lastIndexOf("\n") + 1; // a partial last line is not part of the state
-    const patches: Patch[] = [];
-    for (const line of journal.slice(0, end).split("\n")) {
-      if (!line) continue;
-      const entry = JSON.parse(line) as { g: number; p: Patch[] };
-      if (entry.g === snapshot.generation) patches.push(...entry.p);
+  /**
+   * Reads the document and its journal. A write by another process in between may mix old and new
+   * files, so the read is repeated until the files' key held still across it.
+   */
+  private async load(key: string): Promise<{ state: ReadonlyState; journalBytes: number }> {
+    for (let attempt = 0; ; attempt++) {
+      // Straight from the adapter: `db.data` is shared, and two loads in one process may interleave.
+      const snapshot = migrate(await this.db.adapter.read());
+      const journal = await readFile(this.journalFile, "utf8").catch((err: NodeJS.ErrnoException) => {
+        // No journal is an empty one; an unreadable one must not silently roll the state back.
+        if (err.code === "ENOENT") return "";
+        throw new EoaError(
+          "STATE_READ_FAILED",
+          `cannot read ${this.journalFile}: ${err.message}`,
+          "fix the state directory's permissions (or restore state.journal), then retry",
+        );
+      });
+      const end = journal.lastIndexOf("\n") + 1; // a partial last line is not part of the state
+      const patches: Patch[] = [];
+      for (const line of journal.slice(0, end).split("\n")) {
+        if (!line) continue;
+        const entry = JSON.parse(line) as { g: number; p: Patch[] };
+        if (entry.g === snapshot.generation) patches.push(...entry.p);
+      }
+      const state = freeze(patches.length ? applyPatches(snapshot, patches) : snapshot, true);
+      const journalBytes = Buffer.byteLength(journal.slice(0, end));
+      const after = await this.fileKey();
+      if (after === key) {
+        this.cache = { key, state, journalBytes };
+        return { state, journalBytes };
+      }
+      if (attempt >= 4) return { state, journalBytes };
+      key = after;
     }
-    const state = freeze(patches.length ? applyPatches(snapshot, patches) : snapshot, true);
-    this.cache = { key, state, journalBytes: Buffer.byteLength(journal.slice(0, end)) };
-    return state;
   }
 
   /**
@@ -151,7 +163,8 @@ export class StateStore {
     try {
       // Inside the lock the revision token decides: every writer replaces it before writing.
       const key = await this.fileKey();
-      const current = this.cache && this.cache.key === key ? this.cache.state : await this.load(key);
+      const loaded = this.cache && this.cache.key === key ? this.cache : await this.load(key);
+      const current = loaded.state;
       const [produced, patches] = produceWithPatches(current, (draft) => {
         result = fn(draft);
       });
@@ -160,7 +173,7 @@ export class StateStore {
         let journalBytes: number;
         try {
           const line = `${JSON.stringify({ g: produced.generation, p: patches })}\n`;
-          const base = this.cache!.journalBytes;
+          const base = loaded.journalBytes;
           if (base + line.length > this.journalLimit) {
             saved = freeze({ ...produced, generation: produced.generation + 1 });
             await this.persist({ compact: saved as State });
@@ -193,7 +206,7 @@ export class StateStore {
     const release = await this.lock();
     try {
       const key = await this.fileKey();
-      const current = this.cache && this.cache.key === key ? this.cache.state : await this.load(key);
+      const current = this.cache && this.cache.key === key ? this.cache.state : (await this.load(key)).state;
       const compacted = freeze({ ...current, generation: current.generation + 1 });
       await this.persist({ compact: compacted as State });
       this.cache = { key: await this.fileKey(), state: compacted, journalBytes: 0 };
@@ -245,8 +258,9 @@ export class StateStore {
     try {
       return await lockfile.lock(this.file, {
         realpath: false,
-        stale: 15_000,
-        update: 5_000,
+        // A lock left by a killed process is broken after 5 s; a live holder refreshes it every 2 s.
+        stale: 5_000,
+        update: 2_000,
         retries: { retries: 200, factor: 1.3, minTimeout: 5, maxTimeout: 200, randomize: true },
       });
     } catch (err) {

@@ -2,9 +2,7 @@ import { z } from "zod";
 import { PRIORITIES } from "../state/schema.js";
 import { assignTask } from "../engine/assign.js";
 import { defineTool } from "./define-tool.js";
-
-const TaskId = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, "a task id such as GH-101");
-const AgentId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "a roster agent id");
+import { AgentId, TaskId } from "./shapes.js";
 
 export const assignTaskTool = defineTool({
   name: "assign_task",

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ESCALATION_CATEGORIES } from "../state/schema.js";
 import { escalate } from "../engine/escalation.js";
 import { defineTool } from "./define-tool.js";
-import { EscalationShape } from "./shapes.js";
+import { EscalationShape, TaskId } from "./shapes.js";
 
 export const escalateTool = defineTool({
   name: "escalate",
@@ -16,10 +16,7 @@ export const escalateTool = defineTool({
   input: {
     category: z.enum(ESCALATION_CATEGORIES),
     issue: z.string().min(1).max(2000),
-    task_id: z
-      .string()
-      .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/)
-      .optional(),
+    task_id: TaskId.optional(),
     risk: z.string().min(1).max(1000).optional(),
     context: z.string().min(1).max(4000).optional(),
     current_action: z.string().min(1).max(1000).optional(),

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { markAgentOffline } from "../engine/offline.js";
 import { defineTool } from "./define-tool.js";
+import { AgentId } from "./shapes.js";
 
 export const markAgentOfflineTool = defineTool({
   name: "mark_agent_offline",
@@ -12,7 +13,7 @@ export const markAgentOfflineTool = defineTool({
     "when it shows life again.",
   kind: "action",
   input: {
-    agent: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/),
+    agent: AgentId,
     reason: z.string().min(1).max(1000).optional(),
   },
   output: {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { reviewPr } from "../engine/review.js";
 import { untrusted } from "../protocol/text.js";
 import { defineTool } from "./define-tool.js";
+import { TaskId } from "./shapes.js";
 
 const FindingShape = z.object({
   gate: z.union([z.literal(1), z.literal(2)]),
@@ -29,10 +30,7 @@ export const reviewPrTool = defineTool({
   kind: "irreversible",
   input: {
     pr_number: z.number().int().positive().max(10_000_000),
-    task_id: z
-      .string()
-      .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/)
-      .optional(),
+    task_id: TaskId.optional(),
     spec_assessment: z
       .strictObject({
         implements_request: z.boolean(),

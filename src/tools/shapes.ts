@@ -1,7 +1,13 @@
 import { z } from "zod";
 import { ESCALATION_CATEGORIES } from "../state/schema.js";
 
-/** Output shapes shared by several tools. */
+/** Input and output shapes shared by several tools. */
+
+export const TaskId = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, "a task id such as GH-101");
+export const AgentId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "a roster agent id");
+export const SessionId = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}-session-\d{2,}$/, "a session id such as 2025-12-30-session-01");
 
 export const EscalationShape = z.object({
   id: z.string(),

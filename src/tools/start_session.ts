@@ -2,8 +2,7 @@ import { z } from "zod";
 import { EFFORTS, PRIORITIES } from "../state/schema.js";
 import { startSession } from "../engine/session.js";
 import { defineTool } from "./define-tool.js";
-
-const TaskId = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, "a task id such as GH-101");
+import { SessionId, TaskId } from "./shapes.js";
 
 const InlineTask = z.strictObject({
   task_id: TaskId,
@@ -37,10 +36,7 @@ export const startSessionTool = defineTool({
       .optional(),
     directive: z.string().min(1).max(2000).optional(),
     approve: z.boolean().optional(),
-    session_id: z
-      .string()
-      .regex(/^\d{4}-\d{2}-\d{2}-session-\d{2,}$/)
-      .optional(),
+    session_id: SessionId.optional(),
   },
   output: {
     session_id: z.string(),

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { writeReport } from "../engine/report.js";
 import { defineTool } from "./define-tool.js";
+import { SessionId } from "./shapes.js";
 
 export const writeReportTool = defineTool({
   name: "write_report",
@@ -12,10 +13,7 @@ export const writeReportTool = defineTool({
     "(also eoa://reports/latest). When every task is done, at human review or blocked, the session is marked complete.",
   kind: "action",
   input: {
-    session_id: z
-      .string()
-      .regex(/^\d{4}-\d{2}-\d{2}-session-\d{2,}$/)
-      .optional(),
+    session_id: SessionId.optional(),
   },
   output: {
     session_id: z.string(),

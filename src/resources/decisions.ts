@@ -9,5 +9,5 @@ export const decisionsResource = defineResource({
     "Every autonomous decision (assign, queue, reassign, block, merge, escalate, quarantine) with the rule that fired and its inputs; the latest 500.",
   mimeType: "application/json",
   dependsOn: ["decisions"],
-  read: (_rt, state) => json(decisionsView(state)),
+  read: (_rt, state) => json(decisionsView(state), true),
 });

@@ -26,8 +26,6 @@ export function defineResource(def: ResourceDefinition): ResourceDefinition {
   return def;
 }
 
-/** Indented for people reading a resource; compact once it is large, where indentation only costs. */
-export const json = (value: unknown) => {
-  const compact = JSON.stringify(value);
-  return compact.length > 256 * 1024 ? compact : JSON.stringify(value, null, 2);
-};
+/** Indented for people reading a resource; listings that grow with the night are compact. */
+export const json = (value: unknown, compact = false) =>
+  compact ? JSON.stringify(value) : JSON.stringify(value, null, 2);

@@ -9,7 +9,7 @@ export const tasksResource = defineResource({
     "One summary line per task of the current session: status (kanban column), assignee, PR, progress, queue or block reason.",
   mimeType: "application/json",
   dependsOn: ["tasks", "sessions", "current_session_id"],
-  read: (_rt, state) => json(tasksView(state)),
+  read: (_rt, state) => json(tasksView(state), true),
 });
 
 export const taskResource = defineResource({

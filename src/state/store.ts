@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { appendFile, mkdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Low } from "lowdb";
 import { DataFile } from "lowdb/node";
@@ -220,17 +221,24 @@ export class StateStore {
    * disk would). The revision token goes first: readers that see it change re-read.
    */
   private async persist(op: { append: string; after: number } | { compact: State }): Promise<void> {
-    await writeFile(this.revFile, randomUUID());
+    // The small writes are synchronous: a few microseconds each, where a thread-pool round trip
+    // costs a fraction of a millisecond and a transaction makes several.
+    writeFileSync(this.revFile, randomUUID());
     if ("compact" in op) {
       this.db.data = op.compact;
       await this.db.write();
-      await writeFile(this.journalFile, "");
+      writeFileSync(this.journalFile, "");
       return;
     }
     // Whatever follows the last whole line is a crash's remnant: cut it before appending.
-    if ((await sizeOf(this.journalFile)) !== op.after)
-      await truncate(this.journalFile, op.after).catch(() => undefined);
-    await appendFile(this.journalFile, op.append);
+    if (sizeOf(this.journalFile) !== op.after) {
+      try {
+        truncateSync(this.journalFile, op.after);
+      } catch {
+        // Nothing to cut (no journal yet).
+      }
+    }
+    appendFileSync(this.journalFile, op.append);
   }
 
   /** True when another process wrote the file since this one last read it (the cache is then refreshed). */
@@ -243,11 +251,17 @@ export class StateStore {
     return true;
   }
 
+  /** The files' identity, from three tiny synchronous reads (see `persist`). */
   private async fileKey(): Promise<string> {
-    const rev = await readFile(this.revFile, "utf8").catch(() => "none");
-    const journal = await sizeOf(this.journalFile);
+    let rev = "none";
     try {
-      const s = await stat(this.file);
+      rev = readFileSync(this.revFile, "utf8");
+    } catch {
+      // No token yet: a state directory no transaction has written.
+    }
+    const journal = sizeOf(this.journalFile);
+    try {
+      const s = statSync(this.file);
       return `${rev}:${s.ino}:${s.mtimeMs}:${s.size}:${journal}`;
     } catch {
       return `${rev}:missing:${journal}`;
@@ -284,11 +298,12 @@ export async function readStateDir(dir: string): Promise<State> {
 /** Past this, the next change rewrites the document and empties the journal. */
 const JOURNAL_LIMIT_BYTES = 4 * 1024 * 1024;
 
-async function sizeOf(path: string): Promise<number> {
-  return stat(path).then(
-    (s) => s.size,
-    () => 0,
-  );
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 function summarize(patches: Patch[]): StateChange {

@@ -7,6 +7,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import { tools } from "../src/tools/index.js";
+import { runCli } from "./fixtures/cli.js";
 
 /**
  * The built CLI (`dist/cli.js`, what `eoa-mcp` runs) over real stdio, against the loopback
@@ -28,21 +29,7 @@ afterEach(async () => {
 });
 
 /** Runs the CLI to completion with stdin closed. */
-function run(args: string[], extraEnv: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: env.root,
-      env: { PATH: process.env.PATH ?? "", HOME: env.root, ...extraEnv },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, env.root, extraEnv);
 
 describe("eoa-mcp over stdio", () => {
   it("serves tools and resources to an SDK client and exits cleanly when stdin closes", async () => {

@@ -12,6 +12,7 @@ import { isEoaError } from "../src/errors.js";
 import { serveHttp, type HttpHandle } from "../src/http.js";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import { tools } from "../src/tools/index.js";
+import { runCli } from "./fixtures/cli.js";
 
 /**
  * Issue 5, part 4: the Streamable HTTP transport. The server runs in-process on a runtime from
@@ -230,21 +231,7 @@ describe("eoa-mcp --http (the built CLI)", () => {
   it("exits non-zero naming EOA_HTTP_TOKEN when no token is set", async () => {
     const env = await createEnvironment();
     cleanups.push(() => env.close());
-    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-      (resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, "--http", "--port", "0", "--config", env.configFile], {
-          cwd: env.root,
-          env: { PATH: process.env.PATH ?? "", HOME: env.root },
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-        child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-        child.on("error", reject);
-        child.on("close", (code) => resolve({ code, stdout, stderr }));
-      },
-    );
+    const r = await runCli(["--http", "--port", "0", "--config", env.configFile], env.root);
     expect(r.code).not.toBe(0);
     expect(r.code).not.toBeNull();
     expect(r.stderr).toContain("EOA_HTTP_TOKEN");

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -13,6 +12,7 @@ import {
   type NightEnvironment,
 } from "../src/sim/environment.js";
 import { stateBytes } from "./fixtures/state-files.js";
+import { runCli } from "./fixtures/cli.js";
 
 /**
  * Issue 5, part 1: `write_report` after a night driven through the tools. The report is parsed back
@@ -568,24 +568,7 @@ describe("write_report: bad input", () => {
 });
 
 describe("eoa-mcp report (the built CLI)", () => {
-  const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
-
-  function run(env: NightEnvironment) {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
-    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, "report", "--config", env.configFile], {
-        cwd: env.root,
-        env: { PATH: process.env.PATH ?? "", HOME: env.root },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const run = (env: NightEnvironment) => runCli(["report", "--config", env.configFile], env.root);
 
   it("prints the current session's report and writes it; fails clearly without a session", async () => {
     const { env, call } = await setup();

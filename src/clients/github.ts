@@ -1,6 +1,4 @@
-import { retry } from "@octokit/plugin-retry";
-import { throttling } from "@octokit/plugin-throttling";
-import { Octokit } from "@octokit/rest";
+import type { Octokit } from "@octokit/rest";
 import { type Clock, systemClock } from "../clock.js";
 import { EoaError, isEoaError } from "../errors.js";
 import { type Logger, silentLogger } from "../log.js";
@@ -20,8 +18,18 @@ import { type Logger, silentLogger } from "../log.js";
  *   the Authorization header).
  */
 
-const MyOctokit = Octokit.plugin(retry, throttling);
-type OctokitInstance = InstanceType<typeof MyOctokit>;
+/** Octokit with the retry and throttling plugins (their types add no methods the client uses). */
+type OctokitInstance = Octokit;
+
+/** Octokit is loaded on the first GitHub call: a server answers `initialize` without paying for it. */
+async function loadOctokit() {
+  const [{ Octokit }, { retry }, { throttling }] = await Promise.all([
+    import("@octokit/rest"),
+    import("@octokit/plugin-retry"),
+    import("@octokit/plugin-throttling"),
+  ]);
+  return Octokit.plugin(retry, throttling);
+}
 
 const MAX_RATE_LIMIT_WAIT_S = 5;
 /** Statuses a retry cannot fix; the plugin's default list plus 405/409 (merge) and 429 (throttling's job). */
@@ -175,7 +183,9 @@ interface ErrorContext {
 export class GitHubClient {
   readonly owner: string;
   readonly repo: string;
-  private readonly octokit: OctokitInstance;
+  private octokit!: OctokitInstance;
+  private ready: Promise<void> | undefined;
+  private readonly build: (Ctor: Awaited<ReturnType<typeof loadOctokit>>) => OctokitInstance;
   private readonly token: string | undefined;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -208,32 +218,35 @@ export class GitHubClient {
         });
         return retrying;
       };
-    this.octokit = new MyOctokit({
-      auth: this.token,
-      baseUrl: (opts.apiUrl ?? "https://api.github.com").replace(/\/+$/, ""),
-      userAgent: "eoa-mcp",
-      log: {
-        // Octokit passes its request options (Authorization header included) as the second argument: never forward it.
-        debug: () => {},
-        info: (msg: string) => log.debug(this.scrub(String(msg))),
-        warn: (msg: string) => log.warn(this.scrub(String(msg))),
-        // Failed requests are mapped and surfaced to the caller, who decides whether they matter.
-        error: (msg: string) => log.debug(this.scrub(String(msg))),
-      },
-      retry: {
-        retries: opts.retries ?? 3,
-        doNotRetry: DO_NOT_RETRY,
-        retryAfterBaseValue: opts.retryBaseMs ?? 1000,
-      },
-      throttle:
-        opts.throttle === false
-          ? { enabled: false }
-          : { onRateLimit: retryAt("rate limit"), onSecondaryRateLimit: retryAt("secondary rate limit") },
-    });
-    // One deadline per call (its retries included), so a hung connection cannot stall a poll cycle.
-    this.octokit.hook.before("request", (options) => {
-      options.request = { ...options.request, signal: AbortSignal.timeout(timeoutMs) };
-    });
+    this.build = (MyOctokit) => {
+      const octokit = new MyOctokit({
+        auth: this.token,
+        baseUrl: (opts.apiUrl ?? "https://api.github.com").replace(/\/+$/, ""),
+        userAgent: "eoa-mcp",
+        log: {
+          // Octokit passes its request options (Authorization header included) as the second argument: never forward it.
+          debug: () => {},
+          info: (msg: string) => log.debug(this.scrub(String(msg))),
+          warn: (msg: string) => log.warn(this.scrub(String(msg))),
+          // Failed requests are mapped and surfaced to the caller, who decides whether they matter.
+          error: (msg: string) => log.debug(this.scrub(String(msg))),
+        },
+        retry: {
+          retries: opts.retries ?? 3,
+          doNotRetry: DO_NOT_RETRY,
+          retryAfterBaseValue: opts.retryBaseMs ?? 1000,
+        },
+        throttle:
+          opts.throttle === false
+            ? { enabled: false }
+            : { onRateLimit: retryAt("rate limit"), onSecondaryRateLimit: retryAt("secondary rate limit") },
+      });
+      // One deadline per call (its retries included), so a hung connection cannot stall a poll cycle.
+      octokit.hook.before("request", (options) => {
+        options.request = { ...options.request, signal: AbortSignal.timeout(timeoutMs) };
+      });
+      return octokit as unknown as OctokitInstance;
+    };
   }
 
   get fullName(): string {
@@ -696,6 +709,10 @@ export class GitHubClient {
   }
 
   private async call<T>(ctx: ErrorContext, fn: () => Promise<T>): Promise<T> {
+    this.ready ??= loadOctokit().then((Ctor) => {
+      this.octokit = this.build(Ctor);
+    });
+    await this.ready;
     try {
       return await fn();
     } catch (err) {

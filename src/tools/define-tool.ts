@@ -109,9 +109,12 @@ export function listedTool(tool: AnyTool) {
  */
 export function registerTools(server: McpServer, tools: readonly AnyTool[], rt: Runtime): void {
   const byName = new Map(tools.map((t) => [t.name, t]));
-  const listed = tools.map(listedTool);
+  // Built on the first tools/list, not at start-up: converting the schemas is a start-up cost.
+  let listed: ReturnType<typeof listedTool>[] | undefined;
   server.server.registerCapabilities({ tools: { listChanged: false } });
-  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listed }));
+  server.server.setRequestHandler(ListToolsRequestSchema, () => ({
+    tools: (listed ??= tools.map(listedTool)),
+  }));
   server.server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const tool = byName.get(request.params.name);
     if (!tool) {

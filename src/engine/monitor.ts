@@ -6,14 +6,20 @@ import { chooseReplacement } from "../protocol/assignment.js";
 import { classifyMessage, type Classified } from "../protocol/classify.js";
 import { blockTransition } from "../protocol/kanban.js";
 import { ackVerdict, heartbeatVerdict } from "../protocol/liveness.js";
-import { ackReminderMessage, stopNoticeMessage } from "../protocol/messages.js";
+import { ackReminderMessage } from "../protocol/messages.js";
 import { cap, oneLine } from "../protocol/text.js";
 import { enqueueEffect, history, plain, recordDecision, recordIncident, tasksNow } from "../state/records.js";
 import type { AgentRecord, MessageOutcome, State, TaskRecord } from "../state/schema.js";
 import { autoDispatchInDraft, dispatchInDraft } from "./dispatch.js";
 import { flushEffects, type MessagePayload } from "./effects.js";
 import { escalateInDraft } from "./escalation.js";
-import { agentBackInDraft, finishOffline, markOfflineInDraft, type OfflineOutcome } from "./offline.js";
+import {
+  agentBackInDraft,
+  enqueueStopNotice,
+  finishOffline,
+  markOfflineInDraft,
+  type OfflineOutcome,
+} from "./offline.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -437,16 +443,7 @@ function reassignUnresponsive(
   });
   if (!task.previous_assignees.includes(agent.id)) task.previous_assignees.push(agent.id);
   // Should the silent agent wake up, it must know the task is no longer its own.
-  const notice: MessagePayload = {
-    purpose: "notice",
-    task_id: task.task_id,
-    message: stopNoticeMessage(
-      plain(task) as TaskRecord,
-      agent.session,
-      "no acknowledgement after the reminder",
-    ),
-  };
-  enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>);
+  enqueueStopNotice(draft, now, task, agent.session, "no acknowledgement after the reminder");
   if (choice.agent !== null) {
     const out = dispatchInDraft(draft, now, task.task_id, { preferred: choice.agent });
     changes.push(

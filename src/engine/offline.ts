@@ -66,16 +66,7 @@ export function markOfflineInDraft(
   const held = tasksNow(draft).filter((t) => t.assignee === agentId && HELD.includes(t.status));
   for (const { task_id } of held) {
     const task = draft.tasks[task_id]!;
-    const notice: MessagePayload = {
-      purpose: "notice",
-      task_id: task.task_id,
-      message: stopNoticeMessage(
-        plain(task) as TaskRecord,
-        agent.session,
-        `you were marked offline (${reason})`,
-      ),
-    };
-    effects.push(enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>));
+    effects.push(enqueueStopNotice(draft, now, task, agent.session, `you were marked offline (${reason})`));
     const candidates = Object.values(draft.agents).map((a) =>
       leaving.has(a.id) && a.id !== agentId ? { ...a, availability: "offline" as const } : a,
     );
@@ -165,6 +156,22 @@ export async function finishOffline(
   const snapshot = out.halted ? await rt.snapshot(`every agent offline after ${out.agent}`) : undefined;
   if (out.effects.length) await flushEffects(rt, out.effects);
   return { ...out, ...(snapshot ? { snapshot } : {}) };
+}
+
+/** Tells an agent that a task is no longer its own (it went offline, or never acknowledged). */
+export function enqueueStopNotice(
+  draft: S,
+  now: Date,
+  task: Draft<TaskRecord>,
+  session: string,
+  reason: string,
+): string {
+  const notice: MessagePayload = {
+    purpose: "notice",
+    task_id: task.task_id,
+    message: stopNoticeMessage(plain(task) as TaskRecord, session, reason),
+  };
+  return enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>);
 }
 
 /** An agent that shows life again comes back; a halted session resumes. */

@@ -39,47 +39,38 @@ export class LocalRepo {
   ): Promise<string> {
     await git(this.work, "fetch", "-q", "origin");
     await git(this.work, "checkout", "-q", "-B", branch, `origin/${base}`);
-    await this.writeFiles(files);
-    await git(this.work, "add", "-A");
-    await this.commit(`${branch}: ${Object.keys(files).join(", ")}`);
-    await git(
-      this.work,
-      "push",
-      "-q",
-      "-f",
-      "origin",
+    return this.commitAndPush(files, `${branch}: ${Object.keys(files).join(", ")}`, [
       `HEAD:refs/heads/${branch}`,
       `HEAD:refs/pull/${number}/head`,
-    );
-    return (await git(this.work, "rev-parse", "HEAD")).trim();
+    ]);
   }
 
   /** Adds a commit on top of PR `number`'s branch (an agent's fix round). */
   async pushFix(number: number, branch: string, files: Record<string, string>): Promise<string> {
     await git(this.work, "checkout", "-q", branch);
-    await this.writeFiles(files);
-    await git(this.work, "add", "-A");
-    await this.commit(`${branch}: fix`);
-    await git(
-      this.work,
-      "push",
-      "-q",
-      "-f",
-      "origin",
+    return this.commitAndPush(files, `${branch}: fix`, [
       `HEAD:refs/heads/${branch}`,
       `HEAD:refs/pull/${number}/head`,
-    );
-    return (await git(this.work, "rev-parse", "HEAD")).trim();
+    ]);
   }
 
   /** Commits directly on main (someone else's work landing), e.g. to make a PR conflict. */
   async commitToMain(files: Record<string, string>, message = "change on main"): Promise<string> {
     await git(this.work, "fetch", "-q", "origin");
     await git(this.work, "checkout", "-q", "-B", "main", "origin/main");
+    return this.commitAndPush(files, message, ["main"]);
+  }
+
+  /** Writes `files`, commits them on the checked-out branch, pushes to `refspecs`; returns the SHA. */
+  private async commitAndPush(
+    files: Record<string, string>,
+    message: string,
+    refspecs: string[],
+  ): Promise<string> {
     await this.writeFiles(files);
     await git(this.work, "add", "-A");
     await this.commit(message);
-    await git(this.work, "push", "-q", "origin", "main");
+    await git(this.work, "push", "-q", "-f", "origin", ...refspecs);
     return (await git(this.work, "rev-parse", "HEAD")).trim();
   }
 

@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EoaError } from "../src/errors.js";
-import { STATE_VERSION, type State } from "../src/state/schema.js";
+import type { Draft } from "immer";
+import { tasksNow } from "../src/state/records.js";
+import { STATE_VERSION, type State, type TaskRecord } from "../src/state/schema.js";
 import { readStateDir, StateStore, type StateChange } from "../src/state/store.js";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -235,6 +237,41 @@ describe("StateStore", () => {
       ),
     );
     expect((await onDisk()).counters.effect).toBe(40);
+  });
+});
+
+describe("tasksNow", () => {
+  const task = (id: string, title: string) =>
+    ({ task_id: id, title, status: "todo" }) as unknown as TaskRecord;
+
+  it("sees, inside a transaction, the tasks as they stand: changed, added and untouched ones", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((d) => {
+      d.tasks["A"] = task("A", "a");
+      d.tasks["B"] = task("B", "b");
+    });
+    const before = (await store.read()).tasks["B"];
+    let seen: TaskRecord[] = [];
+    await store.transact((d) => {
+      expect(tasksNow(d).map((t) => t.title)).toEqual(["a", "b"]); // nothing drafted yet
+      d.tasks["A"]!.title = "a changed";
+      d.tasks["C"] = task("C", "c");
+      seen = tasksNow(d);
+      // A plain copy: what the transaction does next does not reach it.
+      d.tasks["A"]!.title = "a changed twice";
+    });
+    expect(seen.map((t) => t.title)).toEqual(["a changed", "b", "c"]);
+    expect(seen[1]).toBe(before); // an untouched task is not copied
+    expect(Object.values((await store.read()).tasks).map((t) => t.title)).toEqual([
+      "a changed twice",
+      "b",
+      "c",
+    ]);
+  });
+
+  it("reads a plain (not drafted) state as well", () => {
+    const s = { tasks: { A: task("A", "a") } } as unknown as Draft<State>;
+    expect(tasksNow(s).map((t) => t.task_id)).toEqual(["A"]);
   });
 });
 

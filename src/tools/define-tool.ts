@@ -109,6 +109,9 @@ export function listedTool(tool: AnyTool) {
  */
 export function registerTools(server: McpServer, tools: readonly AnyTool[], rt: Runtime): void {
   const byName = new Map(tools.map((t) => [t.name, t]));
+  // One schema object per tool: zod compiles a schema on its first parse, so a fresh one per call
+  // would pay that again on every call.
+  const strictOutputs = new Map<AnyTool, z.ZodObject>();
   // Built on the first tools/list, not at start-up: converting the schemas is a start-up cost.
   let listed: ReturnType<typeof listedTool>[] | undefined;
   server.server.registerCapabilities({ tools: { listChanged: false } });
@@ -157,7 +160,8 @@ export function registerTools(server: McpServer, tools: readonly AnyTool[], rt: 
       },
     };
     const { idempotency_key: key, ...args } = parsed.data as { idempotency_key?: string };
-    const strictOutput = z.object(tool.output);
+    let strictOutput = strictOutputs.get(tool);
+    if (!strictOutput) strictOutputs.set(tool, (strictOutput = z.object(tool.output)));
     const run = async (): Promise<CallToolResult> => {
       const out = await tool.handle(args, ctx);
       const checked = strictOutput.safeParse(out.data);

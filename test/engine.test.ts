@@ -6,6 +6,8 @@ import { createEnvironment, type EnvironmentOptions, type NightEnvironment } fro
 import type { InjectedMessage, StoredMessage } from "../src/sim/aimaestro-server.js";
 import type { EscalationRecord, State, TaskRecord } from "../src/state/schema.js";
 import { stateBytes } from "./fixtures/state-files.js";
+import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/monitor.js";
+import { emptyState } from "../src/state/schema.js";
 
 /**
  * Issue 3's scenarios, end to end: the real tools over an in-memory MCP client, a loopback AI
@@ -1113,5 +1115,94 @@ describe("peek", () => {
     expect(real.read.map((r) => r.outcome)).toEqual(["applied", "applied"]);
     expect(await task("T-1")).toMatchObject({ status: "ai-review", pr_number: 147 });
     expect((await cycle({ peek: true })).read).toEqual([]);
+  });
+});
+
+describe("actions due (what check_messages tells the orchestrator to do next)", () => {
+  const at = "2026-01-01T00:00:00.000Z";
+  function stateWith(tasks: Array<Partial<TaskRecord> & { task_id: string }>): State {
+    const s = emptyState();
+    for (const t of tasks) {
+      s.tasks[t.task_id] = {
+        session_id: "S",
+        title: t.task_id,
+        priority: "normal",
+        required_capabilities: [],
+        depends_on: [],
+        instructions: "",
+        completion_criteria: [],
+        test_requirements: [],
+        files_in_scope: [],
+        escalation_rules: {
+          on_blocked: "report",
+          on_security_concern: "stop",
+          on_architecture_question: "decide",
+        },
+        status: "todo",
+        assignment_epoch: 0,
+        previous_assignees: [],
+        fix_rounds: 0,
+        ci_polls: 0,
+        ci_failures: 0,
+        created_at: at,
+        updated_at: at,
+        history: [],
+        ...t,
+      } as TaskRecord;
+    }
+    s.sessions.push({
+      id: "S",
+      status: "running",
+      escalation_policy: { immediate: ["security"], source: "test" },
+      task_ids: tasks.map((t) => t.task_id),
+      created_at: at,
+    });
+    s.current_session_id = "S";
+    return s;
+  }
+
+  it("lists at most ACTIONS_DUE_LIMIT, reviews before assignments, and counts the rest", () => {
+    const todo = Array.from({ length: 30 }, (_, i) => ({ task_id: `T-${i}` }));
+    const s = stateWith([...todo, { task_id: "R-1", status: "ai-review", pr_number: 9, assignee: "a" }]);
+    s.reviews["k"] = { key: "k", pr_number: 9, task_id: "R-1", at, decision: "awaiting_assessment" } as never;
+    const { actions, more } = actionsDue(s);
+    expect(actions).toHaveLength(ACTIONS_DUE_LIMIT);
+    expect(more).toBe(31 - ACTIONS_DUE_LIMIT);
+    expect(actions[0]).toMatchObject({ tool: "review_pr", task_id: "R-1", arguments: { pr_number: 9 } });
+    expect(actions[0]!.why).toContain("spec_assessment");
+    expect(actions.slice(1).map((a) => a.task_id)).toEqual(
+      todo.slice(0, ACTIONS_DUE_LIMIT - 1).map((t) => t.task_id),
+    );
+  });
+
+  it("uses the newest review of the PR, and lists everything when under the cap", () => {
+    const s = stateWith([{ task_id: "R-1", status: "ai-review", pr_number: 9, assignee: "a" }]);
+    s.reviews["old"] = {
+      key: "old",
+      pr_number: 9,
+      task_id: "R-1",
+      at,
+      decision: "awaiting_assessment",
+    } as never;
+    s.reviews["new"] = {
+      key: "new",
+      pr_number: 9,
+      task_id: "R-1",
+      at: "2026-01-01T01:00:00.000Z",
+      decision: "request_changes",
+    } as never;
+    const { actions, more } = actionsDue(s);
+    expect(more).toBe(0);
+    expect(actions).toEqual([expect.objectContaining({ tool: "review_pr", why: "review PR #9 for R-1" })]);
+  });
+
+  it("check_messages says how many more there are", async () => {
+    await setup();
+    await startSession(inline(...Array.from({ length: ACTIONS_DUE_LIMIT + 5 }, (_, i) => `X-${i}`)));
+    const r = await call("check_messages", { peek: true });
+    const c = r.structuredContent as unknown as CycleOut & { actions_more: number };
+    expect(c.actions_due).toHaveLength(ACTIONS_DUE_LIMIT);
+    expect(c.actions_more).toBe(5);
+    expect(r.content[0]!.text).toContain("and 5 more");
   });
 });

@@ -9,7 +9,7 @@ import { ackVerdict, heartbeatVerdict } from "../protocol/liveness.js";
 import { ackReminderMessage } from "../protocol/messages.js";
 import { cap, oneLine } from "../protocol/text.js";
 import { enqueueEffect, history, plain, recordDecision, recordIncident, tasksNow } from "../state/records.js";
-import type { AgentRecord, MessageOutcome, State, TaskRecord } from "../state/schema.js";
+import type { AgentRecord, MessageOutcome, State, TaskRecord, ReviewRecord } from "../state/schema.js";
 import { autoDispatchInDraft, dispatchInDraft } from "./dispatch.js";
 import { flushEffects, type MessagePayload } from "./effects.js";
 import { escalateInDraft } from "./escalation.js";
@@ -53,6 +53,8 @@ export interface CycleResult {
   read: ReadMessage[];
   changes: string[];
   actions_due: ActionDue[];
+  /** Actions due beyond the ones listed (see ACTIONS_DUE_LIMIT). */
+  actions_more: number;
   warnings: string[];
 }
 
@@ -123,7 +125,16 @@ export async function checkMessages(
         ),
       );
     }
-    return { cycle: null, peek: true, read, changes: [], actions_due: actionsDue(state), warnings };
+    const due = actionsDue(state);
+    return {
+      cycle: null,
+      peek: true,
+      read,
+      changes: [],
+      actions_due: due.actions,
+      actions_more: due.more,
+      warnings,
+    };
   }
 
   // Presence from AI Maestro; when the hub cannot be asked, nobody is counted as missing a beat.
@@ -217,7 +228,16 @@ export async function checkMessages(
     warnings.push(`side effect ${f.id} (${f.kind}) failed, will retry: ${f.error}`);
 
   const state = await rt.store.read();
-  return { cycle: cycle.count, peek: false, read, changes, actions_due: actionsDue(state), warnings };
+  const due = actionsDue(state);
+  return {
+    cycle: cycle.count,
+    peek: false,
+    read,
+    changes,
+    actions_due: due.actions,
+    actions_more: due.more,
+    warnings,
+  };
 }
 
 function senderName(entry: InboxEntry, full: FullMessage): string {
@@ -470,29 +490,56 @@ function describeOffline(o: OfflineOutcome): string {
 }
 
 /** What the orchestrator should do next, derived from state (level-triggered, never stored). */
-export function actionsDue(state: Readonly<State>): ActionDue[] {
-  const out: ActionDue[] = [];
+/**
+ * At most this many actions are listed per cycle: the orchestrator works through a handful at a
+ * time, and a night with thousands of unassigned tasks must not put thousands of lines into every
+ * answer. The rest are counted (`actions_more`) and come up in later cycles.
+ */
+export const ACTIONS_DUE_LIMIT = 20;
+
+/**
+ * What the orchestrator should do next, most urgent first: undelivered escalations, reviews
+ * (which free an agent), the report when every task is settled, then tasks waiting to be assigned.
+ */
+export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more: number } {
   const session = state.sessions.find((s) => s.id === state.current_session_id);
-  if (!session) return [{ tool: "start_session", task_id: null, why: "no session yet", arguments: {} }];
-  if (session.status === "awaiting_approval") {
-    return [
-      {
-        tool: "start_session",
-        task_id: null,
-        why: "the confirmation awaits the user's approval",
-        arguments: { session_id: session.id, approve: true },
-      },
-    ];
+  if (!session) {
+    return {
+      actions: [{ tool: "start_session", task_id: null, why: "no session yet", arguments: {} }],
+      more: 0,
+    };
   }
+  if (session.status === "awaiting_approval") {
+    const approve: ActionDue = {
+      tool: "start_session",
+      task_id: null,
+      why: "the confirmation awaits the user's approval",
+      arguments: { session_id: session.id, approve: true },
+    };
+    return { actions: [approve], more: 0 };
+  }
+  const escalations: ActionDue[] = [];
+  for (const e of state.escalations) {
+    if (e.status === "open" && e.delivery.status !== "delivered") {
+      escalations.push({
+        tool: "check_messages",
+        task_id: e.task_id ?? null,
+        why: `escalation ${e.id} is not delivered yet (${e.delivery.last_error ?? "pending"}); it is retried every cycle`,
+        arguments: {},
+      });
+    }
+  }
+  const reviews: ActionDue[] = [];
+  const assigns: ActionDue[] = [];
+  let settled = true;
+  const latestReview = latestReviews(state);
   for (const id of session.task_ids) {
     const t = state.tasks[id];
     if (!t) continue;
+    if (!["done", "human-review", "blocked"].includes(t.status)) settled = false;
     if (t.status === "ai-review" && t.pr_number) {
-      const review = Object.values(state.reviews)
-        .filter((r) => r.task_id === id && r.pr_number === t.pr_number)
-        .sort((a, b) => b.at.localeCompare(a.at))[0];
-      const awaiting = review?.decision === "awaiting_assessment";
-      out.push({
+      const awaiting = latestReview.get(`${id}#${t.pr_number}`)?.decision === "awaiting_assessment";
+      reviews.push({
         tool: "review_pr",
         task_id: id,
         why: awaiting
@@ -501,7 +548,7 @@ export function actionsDue(state: Readonly<State>): ActionDue[] {
         arguments: { pr_number: t.pr_number, task_id: id },
       });
     } else if (t.status === "todo" && !t.queue && !t.parked_by) {
-      out.push({
+      assigns.push({
         tool: "assign_task",
         task_id: id,
         why: `${id} is approved but not assigned`,
@@ -509,28 +556,28 @@ export function actionsDue(state: Readonly<State>): ActionDue[] {
       });
     }
   }
-  for (const e of state.escalations) {
-    if (e.status === "open" && e.delivery.status !== "delivered") {
-      out.push({
-        tool: "check_messages",
-        task_id: e.task_id ?? null,
-        why: `escalation ${e.id} is not delivered yet (${e.delivery.last_error ?? "pending"}); it is retried every cycle`,
-        arguments: {},
-      });
-    }
-  }
-  if (
-    session.status !== "complete" &&
-    session.task_ids.every((id) =>
-      ["done", "human-review", "blocked"].includes(state.tasks[id]?.status ?? ""),
-    )
-  ) {
-    out.push({
-      tool: "write_report",
-      task_id: null,
-      why: "every task is done, at human review or blocked",
-      arguments: { session_id: session.id },
-    });
+  const report: ActionDue[] =
+    session.status !== "complete" && settled
+      ? [
+          {
+            tool: "write_report",
+            task_id: null,
+            why: "every task is done, at human review or blocked",
+            arguments: { session_id: session.id },
+          },
+        ]
+      : [];
+  const all = [...escalations, ...reviews, ...report, ...assigns];
+  return { actions: all.slice(0, ACTIONS_DUE_LIMIT), more: Math.max(0, all.length - ACTIONS_DUE_LIMIT) };
+}
+
+/** The newest review of each task's PR, keyed `task#pr`. */
+function latestReviews(state: Readonly<State>): Map<string, Readonly<ReviewRecord>> {
+  const out = new Map<string, Readonly<ReviewRecord>>();
+  for (const r of Object.values(state.reviews)) {
+    const key = `${r.task_id}#${r.pr_number}`;
+    const seen = out.get(key);
+    if (!seen || r.at > seen.at) out.set(key, r);
   }
   return out;
 }

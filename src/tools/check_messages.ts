@@ -41,6 +41,11 @@ export const checkMessagesTool = defineTool({
         arguments: z.record(z.string(), z.unknown()),
       }),
     ),
+    actions_more: z
+      .number()
+      .int()
+      .min(0)
+      .describe("Actions due beyond the ones listed (the list is capped); they come up in later cycles"),
     warnings: z.array(z.string()),
   },
   async handle(args, { rt }) {
@@ -71,6 +76,7 @@ export const checkMessagesTool = defineTool({
         ? [
             "Actions due:",
             ...r.actions_due.map((a) => `- ${a.tool} ${JSON.stringify(a.arguments)}: ${a.why}`),
+            ...(r.actions_more ? [`- and ${r.actions_more} more (eoa://tasks lists every task)`] : []),
           ]
         : ["No action due."]),
       ...r.warnings.map((w) => `Warning: ${w}`),

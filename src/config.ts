@@ -60,6 +60,7 @@ export const ConfigSchema = z.strictObject({
       merge_method: z.enum(["merge", "squash", "rebase"]).default("squash"),
       auto_merge: z.boolean().default(true),
       protected_paths: z.array(z.string().min(1)).default([]),
+      spare_worktree: z.boolean().default(true),
     })
     .prefault({}),
   escalation: z

@@ -58,6 +58,7 @@ export async function buildRuntime(config: Config, opts: BuildOptions = {}): Pro
       remote: withToken(remote, config.github.token),
       stateDir: config.stateDir,
       logger: logger.child("git"),
+      spareWorktree: config.review.spare_worktree,
     });
   }
   const rt = new Runtime({ config, store, clock: opts.clock ?? systemClock, logger, aimaestro, github, git });
@@ -90,4 +91,5 @@ function withToken(remote: string, token: string | undefined): string {
 
 export async function closeRuntime(rt: Runtime): Promise<void> {
   await rt.aimaestro.close().catch(() => undefined);
+  if (rt.hasGit) await rt.git.close().catch(() => undefined);
 }

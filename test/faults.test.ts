@@ -275,13 +275,16 @@ const mergeCalls = () =>
   e().github.calls.filter((c) => c.method === "PUT" && /\/pulls\/\d+\/merge$/.test(c.path));
 async function worktreeEntries(): Promise<string[]> {
   const dir = join(e().stateDir, "worktrees");
-  return existsSync(dir) ? readdir(dir) : [];
+  // The spare checkout made for the next review is not a review's worktree.
+  return existsSync(dir) ? (await readdir(dir)).filter((e) => !e.startsWith("spare-")) : [];
 }
 async function gitWorktrees(): Promise<string[]> {
   const mirror = join(e().stateDir, "mirror");
   if (!existsSync(mirror)) return [];
   const { stdout } = await exec("git", ["-C", mirror, "worktree", "list", "--porcelain"]);
-  return stdout.split("\n").filter((l) => l.startsWith("worktree ") && l.includes("worktrees"));
+  return stdout
+    .split("\n")
+    .filter((l) => l.startsWith("worktree ") && l.includes("worktrees") && !l.includes("/spare-"));
 }
 
 /** A loopback port nothing listens on. */

@@ -223,6 +223,105 @@ describe("GitMirror", () => {
     expect(await registeredWorktrees(m)).toBe(0);
   });
 
+  describe("the spare checkout for the next review", () => {
+    const spareMirror = async () =>
+      new GitMirror({ remote, stateDir: await mkdtemp(join(root, "state-")), spareWorktree: true });
+    const spares = async (m: GitMirror) => (await worktreeEntries(m)).filter((e) => e.startsWith("spare-"));
+
+    it("is made after a review, taken by the next one and checked out at its head", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.spareSettled();
+      const [spare] = await spares(m);
+      expect(spare).toMatch(new RegExp(`^spare-${process.pid}-[0-9a-f]+$`));
+      expect(await registeredWorktrees(m)).toBe(1);
+
+      // PR #8 lacks PR #7's feature.txt and has its own app.txt: the spare was checked out at #7.
+      const sha8 = await m.fetchPullHead(8);
+      const seen = await m.withWorktree(8, sha8, async (wt) => {
+        expect(wt.path).toMatch(/\/pr-8-\d+-[0-9a-f]+$/);
+        expect(await spares(m)).toEqual([]); // taken, not copied
+        return {
+          files: (await readdir(wt.path)).sort(),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+          head: await git(wt.path, "rev-parse", "HEAD"),
+          status: await git(wt.path, "status", "--porcelain", "--ignored"),
+        };
+      });
+      expect(seen).toEqual({
+        files: [".git", "README.md", "app.txt"],
+        app: "PR line 1\nline 2\nline 3\n",
+        head: pr8Sha,
+        status: "",
+      });
+      await m.spareSettled();
+      expect(await worktreeEntries(m)).toEqual([expect.stringMatching(/^spare-/)]);
+      expect(await registeredWorktrees(m)).toBe(1);
+    });
+
+    it("is never one a review used: what a review leaves behind does not reach the next", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.spareSettled();
+      await m.withWorktree(7, pr7Sha, async (wt) => {
+        await writeFile(join(wt.path, "app.txt"), "tampered\n");
+        await writeFile(join(wt.path, "build-output.log"), "left behind\n");
+      });
+      await m.spareSettled();
+      const seen = await m.withWorktree(7, pr7Sha, async (wt) => ({
+        app: await readFile(join(wt.path, "app.txt"), "utf8"),
+        leftover: existsSync(join(wt.path, "build-output.log")),
+      }));
+      expect(seen).toEqual({ app: "line 1\nline 2\nline 3 changed\n", leftover: false });
+    });
+
+    it("falls back to a fresh worktree when the spare is unusable", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.spareSettled();
+      const [spare] = await spares(m);
+      await rm(join(m.worktreesDir, spare!), { recursive: true, force: true });
+      const text = await m.withWorktree(7, pr7Sha, async (wt) =>
+        readFile(join(wt.path, "feature.txt"), "utf8"),
+      );
+      expect(text).toBe("a\nb\nc\n");
+      await m.spareSettled();
+      expect(await spares(m)).toHaveLength(1);
+      expect(await registeredWorktrees(m)).toBe(1); // the broken one's record was pruned
+    });
+
+    it("is removed by close(), and none is made after it", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.close();
+      expect(await worktreeEntries(m)).toEqual([]);
+      expect(await registeredWorktrees(m)).toBe(0);
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.spareSettled();
+      expect(await worktreeEntries(m)).toEqual([]);
+    });
+
+    it("is left out without the option", async () => {
+      const m = await newMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.spareSettled();
+      expect(await worktreeEntries(m)).toEqual([]);
+    });
+
+    it("of a dead process is an orphan for cleanOrphans; a live one's is left alone", async () => {
+      const m = await newMirror();
+      await m.fetchPullHead(7);
+      await mkdir(m.worktreesDir, { recursive: true });
+      const orphan = join(m.worktreesDir, `spare-${await deadPid()}-abcd1234`);
+      await git(m.mirrorPath, "worktree", "add", "--detach", orphan, pr7Sha);
+      const live = join(m.worktreesDir, `spare-${process.ppid}-ffff0000`);
+      await mkdir(live);
+      expect(await m.cleanOrphans()).toEqual([orphan]);
+      expect(existsSync(live)).toBe(true);
+      expect(await registeredWorktrees(m)).toBe(0);
+    });
+  });
+
   it("cleanOrphans is harmless before the mirror exists", async () => {
     const m = await newMirror();
     expect(await m.cleanOrphans()).toEqual([]);

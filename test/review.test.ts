@@ -190,7 +190,8 @@ function mergeCalls(n: Night) {
 }
 async function worktreeEntries(n: Night): Promise<string[]> {
   const dir = join(n.env.stateDir, "worktrees");
-  return existsSync(dir) ? readdir(dir) : [];
+  // The spare checkout made for the next review is not a review's worktree.
+  return existsSync(dir) ? (await readdir(dir)).filter((e) => !e.startsWith("spare-")) : [];
 }
 async function gitWorktrees(n: Night): Promise<string[]> {
   const mirror = join(n.env.stateDir, "mirror");
@@ -198,7 +199,8 @@ async function gitWorktrees(n: Night): Promise<string[]> {
   const { stdout } = await exec("git", ["-C", mirror, "worktree", "list", "--porcelain"]);
   return stdout
     .split("\n")
-    .filter((l) => l.startsWith("worktree ") && l.includes(`${join(n.env.stateDir, "worktrees")}`));
+    .filter((l) => l.startsWith("worktree ") && l.includes(`${join(n.env.stateDir, "worktrees")}`))
+    .filter((l) => !l.includes("/spare-"));
 }
 async function until(what: string, check: () => Promise<boolean> | boolean, tries = 200): Promise<void> {
   for (let i = 0; i < tries; i++) {

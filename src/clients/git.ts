@@ -18,6 +18,11 @@ import { silentLogger, type Logger } from "../log.js";
  *   the pruned namespace so a branch prune never drops a PR head.
  * - Worktree directories are named `pr-<N>-<pid>-<random>`: several server processes may share a
  *   state directory, and `cleanOrphans` only removes directories whose owning process is gone.
+ * - With `spareWorktree`, a full checkout is made ahead of the next review, after each review ends
+ *   (`spare-<pid>-<random>`, never used by a review yet). The next review takes it, moves it to
+ *   its own name and checks out its head there, which rewrites only the files that differ: most
+ *   of a checkout's cost (creating every file) is paid while the server is idle. A review's
+ *   worktree is still its own, fresh, and removed afterwards.
  * - Every name that comes from remote data is validated before it reaches argv, and git is always
  *   spawned without a shell; `--end-of-options` separates revisions from options.
  */
@@ -29,6 +34,8 @@ export interface GitMirrorOptions {
   logger?: Logger;
   /** Kills a git process that produced no output for this long. Default 120 s. */
   timeoutMs?: number;
+  /** Keep one checkout ready for the next review (see the notes above). Default false. */
+  spareWorktree?: boolean;
 }
 
 export interface Worktree {
@@ -59,7 +66,7 @@ const DEFAULT_DIFF_CAP = 2 * 1024 * 1024;
 /** After an abort, how long the review callback gets to settle before its worktree is removed anyway. */
 const ABORT_SETTLE_MS = 2_000;
 const BRANCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*";
-const WORKTREE_NAME = /^pr-(\d+)-(\d+)-[0-9a-f]+$/;
+const WORKTREE_NAME = /^(?:pr-\d+|spare)-(\d+)-[0-9a-f]+$/;
 
 export class GitMirror {
   /** PR heads this process fetched, by PR number. */
@@ -72,6 +79,10 @@ export class GitMirror {
   /** Fetches into the same refs would fail on ref locks: one at a time per process. */
   private fetchQueue: Promise<unknown> = Promise.resolve();
   private readonly active = new Set<string>();
+  private readonly spareWorktree: boolean;
+  /** The checkout made for the next review: its path once ready, undefined if making it failed. */
+  private spare: Promise<string | undefined> | undefined;
+  private closed = false;
 
   constructor(opts: GitMirrorOptions) {
     this.remote = assertRemote(opts.remote);
@@ -80,6 +91,7 @@ export class GitMirror {
     this.worktreesDir = join(stateDir, "worktrees");
     this.log = opts.logger ?? silentLogger;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.spareWorktree = opts.spareWorktree ?? false;
   }
 
   /** Creates the mirror on first use, otherwise fetches what changed on the remote's branches. */
@@ -147,11 +159,13 @@ export class GitMirror {
         { pr_number: prNumber, expected_sha: expected, actual_sha: sha },
       );
     }
-    const path = join(this.worktreesDir, `pr-${prNumber}-${process.pid}-${randomBytes(4).toString("hex")}`);
+    const path = this.worktreePath(`pr-${prNumber}`);
     this.active.add(path);
     try {
       await mkdir(this.worktreesDir, { recursive: true });
-      await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], signal);
+      if (!(await this.takeSpare(path, sha))) {
+        await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], signal);
+      }
       this.log.debug("worktree added", { pr_number: prNumber, sha, path });
       return await settleOrAbort(fn({ path, sha }), signal, prNumber);
     } catch (err) {
@@ -159,7 +173,68 @@ export class GitMirror {
     } finally {
       await this.removeWorktree(path);
       this.active.delete(path);
+      if (this.spareWorktree) this.prepareSpare(sha);
     }
+  }
+
+  /** Resolves once the checkout for the next review is made (or failed): for tests and benchmarks. */
+  async spareSettled(): Promise<void> {
+    await this.spare;
+  }
+
+  /** Removes the spare checkout; later reviews check out afresh. Call when the server stops. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const spare = await this.spare;
+    this.spare = undefined;
+    if (spare) {
+      await this.removeWorktree(spare);
+      this.active.delete(spare);
+    }
+  }
+
+  /** Starts a full checkout of `sha` for the next review, unless one exists or is on its way. */
+  private prepareSpare(sha: string): void {
+    if (this.spare || this.closed) return;
+    const path = this.worktreePath("spare");
+    this.active.add(path);
+    this.spare = this.run(["worktree", "add", "--detach", "--end-of-options", path, sha]).then(
+      () => path,
+      async (err: unknown) => {
+        this.log.debug("could not prepare a spare worktree", { error: errorMessage(err) });
+        await this.removeWorktree(path);
+        this.active.delete(path);
+        return undefined;
+      },
+    );
+  }
+
+  /**
+   * Turns the spare checkout into the review's worktree at `path`, checked out at `sha`. False
+   * when there is none or it cannot be used: the caller then adds a worktree afresh.
+   */
+  private async takeSpare(path: string, sha: string): Promise<boolean> {
+    const pending = this.spare;
+    this.spare = undefined;
+    const spare = await pending;
+    if (!spare) return false;
+    try {
+      await this.run(["worktree", "move", spare, path]);
+      this.active.delete(spare);
+      // Only the files that differ from the spare's commit are written. (`sha` is a checked full
+      // commit id, and git 2.39's checkout refuses `--end-of-options` after `--detach`.)
+      await this.run(["checkout", "--quiet", "--force", "--detach", sha], undefined, path);
+      return true;
+    } catch (err) {
+      this.log.debug("spare worktree unusable, adding one afresh", { error: errorMessage(err) });
+      for (const p of [spare, path]) await this.removeWorktree(p);
+      this.active.delete(spare);
+      return false;
+    }
+  }
+
+  private worktreePath(prefix: string): string {
+    return join(this.worktreesDir, `${prefix}-${process.pid}-${randomBytes(4).toString("hex")}`);
   }
 
   /**
@@ -339,15 +414,19 @@ export class GitMirror {
     if (!removed && existsSync(this.mirrorPath)) await this.run(["worktree", "prune"]).catch(() => undefined);
   }
 
-  private async run(args: string[], signal?: AbortSignal): Promise<string> {
-    return (await this.runWithExit(args, [0], signal)).stdout;
+  private async run(args: string[], signal?: AbortSignal, cwd?: string): Promise<string> {
+    return (await this.runWithExit(args, [0], signal, cwd)).stdout;
   }
 
-  /** Runs git in the mirror; exit codes outside `okExit` become an EoaError carrying git's output. */
+  /**
+   * Runs git in the mirror (or in one of its worktrees, `cwd`); exit codes outside `okExit` become
+   * an EoaError carrying git's output.
+   */
   private async runWithExit(
     args: string[],
     okExit: number[],
     signal?: AbortSignal,
+    cwd?: string,
   ): Promise<{ stdout: string; exitCode: number }> {
     if (!existsSync(this.mirrorPath)) {
       throw new EoaError(
@@ -360,7 +439,7 @@ export class GitMirror {
     // Loaded on the first git command: a server answers `initialize` without paying for it.
     const { simpleGit, GitPluginError } = await import("simple-git");
     const git: SimpleGit = simpleGit({
-      baseDir: this.mirrorPath,
+      baseDir: cwd ?? this.mirrorPath,
       trimmed: false,
       timeout: { block: this.timeoutMs },
       ...(signal ? { abort: signal } : {}),
@@ -371,7 +450,13 @@ export class GitMirror {
         if (okExit.includes(result.exitCode)) return undefined;
         return Buffer.concat([...result.stdErr, ...result.stdOut]);
       },
-    }).env(gitEnv());
+    })
+      .env(gitEnv())
+      // simple-git waits 50 ms more after a git process that wrote nothing (its completion
+      // plugin), and most commands here write nothing: fetch --quiet, worktree add/move/remove,
+      // checkout --quiet. An empty chunk, sent once simple-git listens (its listeners are attached
+      // in the same tick as this handler runs), says the process spoke. It adds nothing to stdout.
+      .outputHandler((_command, stdout) => queueMicrotask(() => stdout.emit("data", Buffer.alloc(0))));
     try {
       return { stdout: await git.raw(args), exitCode };
     } catch (err) {
@@ -521,7 +606,7 @@ export function stripCredentials(text: string): string {
 function ownedByLiveProcess(name: string): boolean {
   const m = WORKTREE_NAME.exec(name);
   if (!m) return false;
-  const pid = Number(m[2]);
+  const pid = Number(m[1]);
   if (pid === process.pid) return false; // ours, and not active: left by an earlier failure
   try {
     process.kill(pid, 0);

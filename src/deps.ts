@@ -55,7 +55,9 @@ export async function buildRuntime(config: Config, opts: BuildOptions = {}): Pro
   if (remote) {
     await mkdir(config.stateDir, { recursive: true });
     git = new GitMirror({
-      remote: withToken(remote, config.github.token),
+      remote,
+      // Only github.com is sent the GitHub token: a remote elsewhere has credentials of its own.
+      ...(/^https:\/\/github\.com\//.test(remote) ? { token: config.github.token } : {}),
       stateDir: config.stateDir,
       logger: logger.child("git"),
       spareWorktree: config.review.spare_worktree,
@@ -81,12 +83,6 @@ export async function recover(rt: Runtime): Promise<void> {
   await reconcileOutbox(rt).catch((err: Error) =>
     rt.logger.warn("outbox reconcile failed", { error: err.message }),
   );
-}
-
-/** GitHub HTTPS remotes need the token to fetch private repositories; it never reaches disk or logs. */
-function withToken(remote: string, token: string | undefined): string {
-  if (!token || !/^https:\/\/github\.com\//.test(remote)) return remote;
-  return remote.replace("https://", `https://x-access-token:${token}@`);
 }
 
 export async function closeRuntime(rt: Runtime): Promise<void> {

@@ -1,5 +1,7 @@
 import { execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -405,6 +407,44 @@ describe("GitMirror", () => {
     expect(shown).toContain("https://127.0.0.1:1/owner/repo.git");
     expect(shown).not.toContain("SECRETSECRET");
     expect(shown).not.toContain("x-access-token");
+  });
+
+  it("sends a token as an auth header through git's environment: never on a command line or on disk", async () => {
+    const token = "ghp_TOKENONTHEWIRE0123456789abcdefghij";
+    const seen: Array<{ authorization: string | undefined; cmdlines: string[] }> = [];
+    const server = createHttpServer((req, res) => {
+      // git (and git-remote-http) are waiting for this answer: look at every process's argv now.
+      const cmdlines = readdirSync("/proc")
+        .filter((d) => /^\d+$/.test(d))
+        .map((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+          } catch {
+            return "";
+          }
+        })
+        .filter((c) => c.includes(token));
+      seen.push({ authorization: req.headers.authorization, cmdlines });
+      res.writeHead(403).end("no");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const m = new GitMirror({
+        remote: `http://127.0.0.1:${port}/owner/repo.git`,
+        token,
+        stateDir: await mkdtemp(join(root, "state-")),
+      });
+      const err = await expectCode(m.ensureMirror(), "GIT_REMOTE_UNREACHABLE");
+      expect(seen.length).toBeGreaterThan(0);
+      const basic = Buffer.from(`x-access-token:${token}`).toString("base64");
+      expect(seen[0]!.authorization?.toLowerCase()).toBe(`basic ${basic}`.toLowerCase());
+      expect(seen.flatMap((s) => s.cmdlines)).toEqual([]);
+      expect(`${err.message} ${JSON.stringify(err.details)}`).not.toContain(token);
+      expect(await readFile(join(m.mirrorPath, "config"), "utf8")).not.toContain(basic);
+    } finally {
+      server.close();
+    }
   });
 
   it("stripCredentials removes user:password@ from URLs", () => {

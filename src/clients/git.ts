@@ -12,8 +12,9 @@ import { silentLogger, type Logger } from "../log.js";
  * `<stateDir>/worktrees`, removed afterwards whatever happens.
  *
  * Decisions:
- * - The mirror is `git init --bare` plus fetches from the remote URL given on each call, so a
- *   token embedded in the URL is never written to the mirror's config on disk.
+ * - The mirror is `git init --bare` plus fetches from the remote URL given on each call: no
+ *   remote, and so no credential in a URL, is written to the mirror's config. A token (option
+ *   `token`) goes to git as an auth header in its environment, never in argv.
  * - Branches land in `refs/remotes/origin/*` (pruned), PR heads in `refs/pull/N/head`, kept out of
  *   the pruned namespace so a branch prune never drops a PR head.
  * - Worktree directories are named `pr-<N>-<pid>-<random>`: several server processes may share a
@@ -30,12 +31,26 @@ import { silentLogger, type Logger } from "../log.js";
 export interface GitMirrorOptions {
   /** Clone URL or path; may carry credentials, which never appear in errors or logs. */
   remote: string;
+  /**
+   * A token for an http(s) remote, sent by git as an HTTP basic-auth header (`x-access-token`, as
+   * GitHub expects). It reaches git through its environment (GIT_CONFIG_*), which only this user
+   * can read: never the command line (world-readable in /proc while a fetch runs) nor a config file.
+   */
+  token?: string | undefined;
   stateDir: string;
   logger?: Logger;
   /** Kills a git process that produced no output for this long. Default 120 s. */
   timeoutMs?: number;
   /** Keep one checkout ready for the next review (see the notes above). Default false. */
   spareWorktree?: boolean;
+}
+
+interface RunOptions {
+  signal?: AbortSignal | undefined;
+  /** Run in this worktree rather than in the mirror. */
+  cwd?: string;
+  /** Added to git's minimal environment. */
+  env?: Record<string, string>;
 }
 
 export interface Worktree {
@@ -80,6 +95,8 @@ export class GitMirror {
   private fetchQueue: Promise<unknown> = Promise.resolve();
   private readonly active = new Set<string>();
   private readonly spareWorktree: boolean;
+  /** Environment for commands that talk to the remote. */
+  private readonly authEnv: Record<string, string>;
   /** The checkout made for the next review: its path once ready, undefined if making it failed. */
   private spare: Promise<string | undefined> | undefined;
   private closed = false;
@@ -92,6 +109,7 @@ export class GitMirror {
     this.log = opts.logger ?? silentLogger;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.spareWorktree = opts.spareWorktree ?? false;
+    this.authEnv = opts.token && /^https?:\/\//i.test(this.remote) ? tokenEnv(this.remote, opts.token) : {};
   }
 
   /** Creates the mirror on first use, otherwise fetches what changed on the remote's branches. */
@@ -164,7 +182,7 @@ export class GitMirror {
     try {
       await mkdir(this.worktreesDir, { recursive: true });
       if (!(await this.takeSpare(path, sha))) {
-        await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], signal);
+        await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], { signal });
       }
       this.log.debug("worktree added", { pr_number: prNumber, sha, path });
       return await settleOrAbort(fn({ path, sha }), signal, prNumber);
@@ -223,7 +241,7 @@ export class GitMirror {
       this.active.delete(spare);
       // Only the files that differ from the spare's commit are written. (`sha` is a checked full
       // commit id, and git 2.39's checkout refuses `--end-of-options` after `--detach`.)
-      await this.run(["checkout", "--quiet", "--force", "--detach", sha], undefined, path);
+      await this.run(["checkout", "--quiet", "--force", "--detach", sha], { cwd: path });
       return true;
     } catch (err) {
       this.log.debug("spare worktree unusable, adding one afresh", { error: errorMessage(err) });
@@ -335,12 +353,12 @@ export class GitMirror {
     const job = this.fetchQueue.then(async () => {
       const args = ["fetch", "--quiet", "--prune", "--no-tags", "--end-of-options", this.remote, ...refspecs];
       try {
-        await this.run(args, signal);
+        await this.run(args, { signal, env: this.authEnv });
       } catch (err) {
         // Another process sharing the state directory may hold a ref lock for a moment.
         if (!/cannot lock ref|unable to create .*\.lock/i.test(gitOutput(err))) throw err;
         await delay(250);
-        await this.run(args, signal);
+        await this.run(args, { signal, env: this.authEnv });
       }
     });
     this.fetchQueue = job.catch(() => undefined);
@@ -414,8 +432,8 @@ export class GitMirror {
     if (!removed && existsSync(this.mirrorPath)) await this.run(["worktree", "prune"]).catch(() => undefined);
   }
 
-  private async run(args: string[], signal?: AbortSignal, cwd?: string): Promise<string> {
-    return (await this.runWithExit(args, [0], signal, cwd)).stdout;
+  private async run(args: string[], opts: RunOptions = {}): Promise<string> {
+    return (await this.runWithExit(args, [0], opts)).stdout;
   }
 
   /**
@@ -425,8 +443,7 @@ export class GitMirror {
   private async runWithExit(
     args: string[],
     okExit: number[],
-    signal?: AbortSignal,
-    cwd?: string,
+    { signal, cwd, env = {} }: RunOptions = {},
   ): Promise<{ stdout: string; exitCode: number }> {
     if (!existsSync(this.mirrorPath)) {
       throw new EoaError(
@@ -443,7 +460,9 @@ export class GitMirror {
       trimmed: false,
       timeout: { block: this.timeoutMs },
       ...(signal ? { abort: signal } : {}),
-      allowEnvironment: ["GIT_TERMINAL_PROMPT", "GIT_LFS_SKIP_SMUDGE"],
+      allowEnvironment: ["GIT_TERMINAL_PROMPT", "GIT_LFS_SKIP_SMUDGE", ...Object.keys(env)],
+      // The only configuration passed through the environment is the token's header (authEnv).
+      unsafe: { allowUnsafeConfigEnvCount: "GIT_CONFIG_COUNT" in env },
       errors(error, result) {
         exitCode = result.exitCode;
         if (error) return error;
@@ -451,7 +470,7 @@ export class GitMirror {
         return Buffer.concat([...result.stdErr, ...result.stdOut]);
       },
     })
-      .env(gitEnv())
+      .env({ ...gitEnv(), ...env })
       // simple-git waits 50 ms more after a git process that wrote nothing (its completion
       // plugin), and most commands here write nothing: fetch --quiet, worktree add/move/remove,
       // checkout --quiet. An empty chunk, sent once simple-git listens (its listeners are attached
@@ -516,6 +535,16 @@ function keyLine(text: string): string {
 
 function withPr(err: unknown, prNumber: number): unknown {
   return err instanceof EoaError && err.code === "ABORTED" ? abortedError(prNumber) : err;
+}
+
+/** git configuration, through the environment, that makes it send the token to the remote's host. */
+function tokenEnv(remote: string, token: string): Record<string, string> {
+  const basic = Buffer.from(`x-access-token:${token}`).toString("base64");
+  return {
+    GIT_CONFIG_COUNT: "1",
+    GIT_CONFIG_KEY_0: `http.${new URL(remote).origin}/.extraheader`,
+    GIT_CONFIG_VALUE_0: `AUTHORIZATION: basic ${basic}`,
+  };
 }
 
 /** Minimal environment: simple-git refuses the ambient one, and no prompt may ever block a fetch. */

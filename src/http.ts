@@ -23,9 +23,24 @@ export interface HttpHandle {
   close(): Promise<void>;
 }
 
+/**
+ * A session with no request and no open event stream for this long is closed: a client that
+ * vanished without DELETE (killed, laptop closed) would otherwise keep its server forever. A client
+ * that comes back gets 404 and initializes again, as the MCP spec has it.
+ */
+export const SESSION_IDLE_MS = 60 * 60_000;
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  server: EoaServer;
+  lastSeen: number;
+  /** Open GET (event stream) requests: a client listening is not idle, however quiet. */
+  streams: number;
+}
+
 export async function serveHttp(
   rt: Runtime,
-  opts: { port: number; logSinks?: Set<LogSink> },
+  opts: { port: number; logSinks?: Set<LogSink>; sessionIdleMs?: number },
 ): Promise<HttpHandle> {
   const token = rt.config.http.token;
   if (!token) {
@@ -54,12 +69,30 @@ export async function serveHttp(
     },
   });
 
-  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: EoaServer }>();
+  const sessions = new Map<string, Session>();
+  const idleMs = opts.sessionIdleMs ?? SESSION_IDLE_MS;
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [id, s] of sessions) {
+        if (s.streams > 0 || now - s.lastSeen < idleMs) continue;
+        sessions.delete(id);
+        rt.logger.info("closed an idle HTTP session", {
+          idle_minutes: Math.round((now - s.lastSeen) / 60_000),
+        });
+        void s.transport.close().catch(() => undefined);
+        void s.server.close().catch(() => undefined);
+      }
+    },
+    Math.min(idleMs, 60_000),
+  );
+  sweep.unref();
 
   app.post("/mcp", auth, async (req, res) => {
     const sid = req.headers["mcp-session-id"];
     const existing = typeof sid === "string" ? sessions.get(sid) : undefined;
     if (existing) {
+      existing.lastSeen = Date.now();
       await existing.transport.handleRequest(req, res, req.body);
       return;
     }
@@ -79,7 +112,7 @@ export async function serveHttp(
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, server });
+        sessions.set(id, { transport, server, lastSeen: Date.now(), streams: 0 });
       },
     });
     transport.onclose = () => {
@@ -101,6 +134,14 @@ export async function serveHttp(
       unknownSession(res);
       return;
     }
+    s.lastSeen = Date.now();
+    if (req.method === "GET") {
+      s.streams++;
+      res.on("close", () => {
+        s.streams--;
+        s.lastSeen = Date.now();
+      });
+    }
     await s.transport.handleRequest(req, res);
   };
   app.get("/mcp", auth, sessionRequest);
@@ -116,6 +157,7 @@ export async function serveHttp(
     url: `http://127.0.0.1:${port}/mcp`,
     port,
     async close() {
+      clearInterval(sweep);
       for (const { transport, server } of sessions.values()) {
         await transport.close().catch(() => undefined);
         await server.close().catch(() => undefined);

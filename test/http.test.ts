@@ -179,6 +179,27 @@ describe("serveHttp", () => {
     await socketClosed;
   });
 
+  it("closes a session left idle (no request, no open event stream); a listening client keeps its own", async () => {
+    const env = await createEnvironment({ config: { http: { token: TOKEN } } });
+    cleanups.push(() => env.close());
+    const http = await serveHttp(env.rt, { port: 0, sessionIdleMs: 300 });
+    cleanups.push(() => http.close());
+    // A client that initialized and vanished without DELETE.
+    const init = await rawPost(http.url, { authorization: `Bearer ${TOKEN}` });
+    const sid = String(init.headers["mcp-session-id"]);
+    expect(sid).toMatch(/^[0-9a-f-]{36}$/);
+    // The SDK client holds an event stream (GET) open: quiet, but not gone.
+    const listening = await httpClient(http.url);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const stale = await rawPost(
+      http.url,
+      { authorization: `Bearer ${TOKEN}`, "mcp-session-id": sid },
+      LIST_TOOLS,
+    );
+    expect(stale.status).toBe(404);
+    expect((await listening.listTools()).tools.length).toBe(tools.length);
+  });
+
   it("answers 401 without the token and with a wrong one", async () => {
     const { http } = await served();
     const none = await rawPost(http.url, {});

@@ -277,6 +277,48 @@ describe("GitMirror", () => {
       expect(seen).toEqual({ app: "line 1\nline 2\nline 3 changed\n", leftover: false });
     });
 
+    it("is checked out as a fresh worktree would be, whatever was put into it while it waited", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.spareSettled();
+      const spare = join(m.worktreesDir, (await spares(m))[0]!);
+      // Anything sharing the directory could have touched it: a tracked file, new and ignored files.
+      await writeFile(join(spare, "README.md"), "tampered\n");
+      await writeFile(join(spare, ".gitignore"), "node_modules/\n");
+      await mkdir(join(spare, "node_modules", ".bin"), { recursive: true });
+      await writeFile(join(spare, "node_modules", ".bin", "vitest"), "#!/bin/sh\necho pass\n");
+      const seen = await m.withWorktree(7, pr7Sha, async (wt) => ({
+        files: (await readdir(wt.path)).sort(),
+        readme: await readFile(join(wt.path, "README.md"), "utf8"),
+      }));
+      expect(seen).toEqual({ files: [".git", "README.md", "app.txt", "feature.txt"], readme: "# demo\n" });
+    });
+
+    it("is not used when .gitattributes differ: they decide how unchanged files are written", async () => {
+      // A PR that only adds `eol=crlf`: a checkout from the spare would keep app.txt's LF endings.
+      await git(work, "checkout", "--quiet", "-B", "crlf", pr7Sha);
+      await writeFile(join(work, ".gitattributes"), "*.txt text eol=crlf\n");
+      await git(work, "add", ".gitattributes");
+      await git(work, "commit", "--quiet", "-m", "crlf");
+      await git(work, "push", "--quiet", "origin", "HEAD:refs/pull/9/head");
+      await git(work, "checkout", "--quiet", "main");
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.spareSettled();
+      const sha9 = await m.fetchPullHead(9);
+      const app = await m.withWorktree(9, sha9, async (wt) => readFile(join(wt.path, "app.txt"), "utf8"));
+      expect(app).toBe("line 1\r\nline 2\r\nline 3 changed\r\n");
+    });
+
+    it("close() while the spare is still being made stops it and leaves nothing", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.close(); // at once: the checkout has just started
+      await m.spareSettled();
+      expect(await worktreeEntries(m)).toEqual([]);
+      expect(await registeredWorktrees(m)).toBe(0);
+    });
+
     it("falls back to a fresh worktree when the spare is unusable", async () => {
       const m = await spareMirror();
       await m.withWorktree(7, pr7Sha, async () => undefined);

@@ -97,8 +97,8 @@ export class GitMirror {
   private readonly spareWorktree: boolean;
   /** Environment for commands that talk to the remote. */
   private readonly authEnv: Record<string, string>;
-  /** The checkout made for the next review: its path once ready, undefined if making it failed. */
-  private spare: Promise<string | undefined> | undefined;
+  /** The checkout made for the next review, at `sha`; `ready` says whether making it succeeded. */
+  private spare: { path: string; sha: string; ready: Promise<boolean>; abort: AbortController } | undefined;
   private closed = false;
 
   constructor(opts: GitMirrorOptions) {
@@ -181,7 +181,7 @@ export class GitMirror {
     this.active.add(path);
     try {
       await mkdir(this.worktreesDir, { recursive: true });
-      if (!(await this.takeSpare(path, sha))) {
+      if (!(await this.takeSpare(path, sha, signal))) {
         await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], { signal });
       }
       this.log.debug("worktree added", { pr_number: prNumber, sha, path });
@@ -191,62 +191,82 @@ export class GitMirror {
     } finally {
       await this.removeWorktree(path);
       this.active.delete(path);
-      if (this.spareWorktree) this.prepareSpare(sha);
+      if (this.spareWorktree && !signal?.aborted) this.prepareSpare(sha);
     }
   }
 
   /** Resolves once the checkout for the next review is made (or failed): for tests and benchmarks. */
   async spareSettled(): Promise<void> {
-    await this.spare;
+    await this.spare?.ready;
   }
 
-  /** Removes the spare checkout; later reviews check out afresh. Call when the server stops. */
+  /**
+   * Removes the spare checkout, stopping it if it is still being made; later reviews check out
+   * afresh. Call when the server stops.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    const spare = await this.spare;
+    const spare = this.spare;
     this.spare = undefined;
-    if (spare) {
-      await this.removeWorktree(spare);
-      this.active.delete(spare);
-    }
+    if (!spare) return;
+    spare.abort.abort();
+    if (await spare.ready) await this.removeWorktree(spare.path);
+    this.active.delete(spare.path);
   }
 
   /** Starts a full checkout of `sha` for the next review, unless one exists or is on its way. */
   private prepareSpare(sha: string): void {
     if (this.spare || this.closed) return;
     const path = this.worktreePath("spare");
+    const abort = new AbortController();
     this.active.add(path);
-    this.spare = this.run(["worktree", "add", "--detach", "--end-of-options", path, sha]).then(
-      () => path,
+    const ready = this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], {
+      signal: abort.signal,
+    }).then(
+      () => true,
       async (err: unknown) => {
         this.log.debug("could not prepare a spare worktree", { error: errorMessage(err) });
         await this.removeWorktree(path);
         this.active.delete(path);
-        return undefined;
+        if (this.spare?.path === path) this.spare = undefined;
+        return false;
       },
     );
+    this.spare = { path, sha, ready, abort };
   }
 
   /**
-   * Turns the spare checkout into the review's worktree at `path`, checked out at `sha`. False
-   * when there is none or it cannot be used: the caller then adds a worktree afresh.
+   * Turns the spare checkout into the review's worktree at `path`, exactly as a fresh checkout of
+   * `sha` would be. False when there is none or it cannot be used: the caller then adds a worktree
+   * afresh.
    */
-  private async takeSpare(path: string, sha: string): Promise<boolean> {
-    const pending = this.spare;
+  private async takeSpare(path: string, sha: string, signal?: AbortSignal): Promise<boolean> {
+    const spare = this.spare;
     this.spare = undefined;
-    const spare = await pending;
-    if (!spare) return false;
+    if (!spare || !(await spare.ready)) return false;
     try {
-      await this.run(["worktree", "move", spare, path]);
-      this.active.delete(spare);
-      // Only the files that differ from the spare's commit are written. (`sha` is a checked full
-      // commit id, and git 2.39's checkout refuses `--end-of-options` after `--detach`.)
-      await this.run(["checkout", "--quiet", "--force", "--detach", sha], { cwd: path });
+      // Attributes (eol, ident, filters, encodings) decide how files are written out, and a
+      // checkout rewrites only the files whose content changed: if they differ, start afresh.
+      const attributes = await this.runWithExit(
+        ["diff", "--quiet", spare.sha, sha, "--", ":(glob)**/.gitattributes"],
+        [0, 1],
+        { signal },
+      );
+      if (attributes.exitCode !== 0) throw new Error(".gitattributes differ from the spare's commit");
+      await this.run(["worktree", "move", spare.path, path], { signal });
+      this.active.delete(spare.path);
+      // `--force` rewrites tracked files changed since the checkout (by anything, the spare sat in
+      // a shared directory), `clean` removes untracked and ignored ones: what is left is `sha`'s
+      // tree and nothing else. (`sha` is a checked full commit id, and git 2.39's checkout refuses
+      // `--end-of-options` after `--detach`.)
+      await this.run(["checkout", "--quiet", "--force", "--detach", sha], { signal, cwd: path });
+      await this.run(["clean", "-ffdxq"], { signal, cwd: path });
       return true;
     } catch (err) {
       this.log.debug("spare worktree unusable, adding one afresh", { error: errorMessage(err) });
-      for (const p of [spare, path]) await this.removeWorktree(p);
-      this.active.delete(spare);
+      for (const p of [spare.path, path]) await this.removeWorktree(p);
+      this.active.delete(spare.path);
+      if (signal?.aborted) throw err;
       return false;
     }
   }

@@ -269,6 +269,25 @@ describe("tasksNow", () => {
     ]);
   });
 
+  it("copies a task this transaction put in as a plain object, drafts inside it included", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((d) => {
+      d.tasks["A"] = { ...task("A", "a"), depends_on: ["X"] };
+    });
+    await store.transact((d) => {
+      d.tasks["C"] = task("C", "c");
+      // A spread of a draft: B's depends_on is A's drafted array.
+      d.tasks["B"] = { ...d.tasks["A"]!, task_id: "B" };
+      const now = tasksNow(d);
+      d.tasks["C"]!.title = "c changed later";
+      d.tasks["B"]!.depends_on.push("Y");
+      expect(now.find((t) => t.task_id === "C")!.title).toBe("c");
+      const b = now.find((t) => t.task_id === "B")!;
+      expect(b.depends_on).toEqual(["X"]);
+      expect(() => structuredClone(b)).not.toThrow();
+    });
+  });
+
   it("reads a plain (not drafted) state as well", () => {
     const s = { tasks: { A: task("A", "a") } } as unknown as Draft<State>;
     expect(tasksNow(s).map((t) => t.task_id)).toEqual(["A"]);

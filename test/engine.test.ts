@@ -1196,6 +1196,30 @@ describe("actions due (what check_messages tells the orchestrator to do next)", 
     expect(actions).toEqual([expect.objectContaining({ tool: "review_pr", why: "review PR #9 for R-1" })]);
   });
 
+  it("folds undelivered escalations into one entry, so that reviews still show", () => {
+    const s = stateWith([{ task_id: "R-1", status: "ai-review", pr_number: 9, assignee: "a" }]);
+    for (let i = 1; i <= 25; i++) {
+      s.escalations.push({
+        id: `esc-${String(i).padStart(3, "0")}`,
+        status: "open",
+        delivery: { status: "failed", last_error: "hub down" },
+      } as never);
+    }
+    const { actions, more } = actionsDue(s);
+    expect(more).toBe(0);
+    expect(actions.map((a) => a.tool)).toEqual(["check_messages", "review_pr"]);
+    expect(actions[0]!.why).toBe(
+      "escalation esc-001, esc-002, esc-003, esc-004, esc-005, 20 more are not delivered yet (hub down); it is retried every cycle",
+    );
+  });
+
+  it("offers the report only when every task of the session is settled (a missing one is not)", () => {
+    const s = stateWith([{ task_id: "D-1", status: "done" }]);
+    expect(actionsDue(s).actions).toEqual([expect.objectContaining({ tool: "write_report" })]);
+    s.sessions[0]!.task_ids.push("GONE");
+    expect(actionsDue(s).actions).toEqual([]);
+  });
+
   it("check_messages says how many more there are", async () => {
     await setup();
     await startSession(inline(...Array.from({ length: ACTIONS_DUE_LIMIT + 5 }, (_, i) => `X-${i}`)));

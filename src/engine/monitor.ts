@@ -489,7 +489,6 @@ function describeOffline(o: OfflineOutcome): string {
   return parts.join("; ");
 }
 
-/** What the orchestrator should do next, derived from state (level-triggered, never stored). */
 /**
  * At most this many actions are listed per cycle: the orchestrator works through a handful at a
  * time, and a night with thousands of unassigned tasks must not put thousands of lines into every
@@ -518,25 +517,32 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
     };
     return { actions: [approve], more: 0 };
   }
-  const escalations: ActionDue[] = [];
-  for (const e of state.escalations) {
-    if (e.status === "open" && e.delivery.status !== "delivered") {
-      escalations.push({
-        tool: "check_messages",
-        task_id: e.task_id ?? null,
-        why: `escalation ${e.id} is not delivered yet (${e.delivery.last_error ?? "pending"}); it is retried every cycle`,
-        arguments: {},
-      });
-    }
-  }
+  // One entry for all of them: a hub that is down must not crowd the reviews out of the list.
+  const undelivered = state.escalations.filter(
+    (e) => e.status === "open" && e.delivery.status !== "delivered",
+  );
+  const ids = undelivered.slice(0, 5).map((e) => e.id);
+  if (undelivered.length > ids.length) ids.push(`${undelivered.length - ids.length} more`);
+  const escalations: ActionDue[] = undelivered.length
+    ? [
+        {
+          tool: "check_messages",
+          task_id: undelivered.length === 1 ? (undelivered[0]!.task_id ?? null) : null,
+          why:
+            `escalation ${ids.join(", ")} ${undelivered.length === 1 ? "is" : "are"} not delivered yet ` +
+            `(${undelivered[0]!.delivery.last_error ?? "pending"}); it is retried every cycle`,
+          arguments: {},
+        },
+      ]
+    : [];
   const reviews: ActionDue[] = [];
   const assigns: ActionDue[] = [];
   let settled = true;
   const latestReview = latestReviews(state);
   for (const id of session.task_ids) {
     const t = state.tasks[id];
+    if (!t || !["done", "human-review", "blocked"].includes(t.status)) settled = false;
     if (!t) continue;
-    if (!["done", "human-review", "blocked"].includes(t.status)) settled = false;
     if (t.status === "ai-review" && t.pr_number) {
       const awaiting = latestReview.get(`${id}#${t.pr_number}`)?.decision === "awaiting_assessment";
       reviews.push({

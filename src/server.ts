@@ -12,7 +12,6 @@ import type { ResourceDefinition } from "./resources/define-resource.js";
 import { resources } from "./resources/index.js";
 import type { StateChange } from "./state/store.js";
 import { registerTools } from "./tools/define-tool.js";
-import { tools } from "./tools/index.js";
 import { VERSION } from "./version.js";
 
 export interface ServerOptions {
@@ -36,7 +35,9 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
     { capabilities: { logging: {} }, instructions: SERVER_INSTRUCTIONS },
   );
 
-  registerTools(server, tools, rt);
+  const loadTools = registerTools(server, () => import("./tools/index.js").then((m) => m.tools), rt);
+  // Loaded while the client sends `initialized`, so that its first tools/list does not wait.
+  server.server.oninitialized = () => void loadTools().catch(() => undefined);
   for (const def of resources) registerResource(server, rt, def);
   for (const p of prompts) {
     server.registerPrompt(

@@ -106,19 +106,37 @@ export function listedTool(tool: AnyTool) {
  * Serves `tools/list` and `tools/call` on the low-level server instead of `McpServer.registerTool`,
  * so that bad input is answered like every other failure: an `isError` result with a stable code
  * (`INVALID_ARGUMENTS`) and a next step, not the SDK's bare text.
+ *
+ * The tools come from `load`, called once, on the first request that needs them (or earlier, via
+ * the returned function): they and the engine behind them are most of the code, and a client's
+ * `initialize` should not wait for them to load.
  */
-export function registerTools(server: McpServer, tools: readonly AnyTool[], rt: Runtime): void {
-  const byName = new Map(tools.map((t) => [t.name, t]));
-  // One schema object per tool: zod compiles a schema on its first parse, so a fresh one per call
-  // would pay that again on every call.
-  const strictOutputs = new Map<AnyTool, z.ZodObject>();
-  // Built on the first tools/list, not at start-up: converting the schemas is a start-up cost.
-  let listed: ReturnType<typeof listedTool>[] | undefined;
+export function registerTools(
+  server: McpServer,
+  load: () => Promise<readonly AnyTool[]>,
+  rt: Runtime,
+): () => Promise<unknown> {
+  interface Toolset {
+    byName: Map<string, AnyTool>;
+    // One schema object per tool: zod compiles a schema on its first parse, so a fresh one per call
+    // would pay that again on every call.
+    strictOutputs: Map<AnyTool, z.ZodObject>;
+    // Built on the first tools/list: converting the schemas is work no other request needs.
+    listed?: ReturnType<typeof listedTool>[];
+  }
+  let loaded: Promise<Toolset> | undefined;
+  const toolset = () =>
+    (loaded ??= load().then((tools): Toolset => ({
+      byName: new Map(tools.map((t) => [t.name, t])),
+      strictOutputs: new Map(tools.map((t) => [t, z.object(t.output)])),
+    })));
   server.server.registerCapabilities({ tools: { listChanged: false } });
-  server.server.setRequestHandler(ListToolsRequestSchema, () => ({
-    tools: (listed ??= tools.map(listedTool)),
-  }));
+  server.server.setRequestHandler(ListToolsRequestSchema, async () => {
+    const set = await toolset();
+    return { tools: (set.listed ??= [...set.byName.values()].map(listedTool)) };
+  });
   server.server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const { byName, strictOutputs } = await toolset();
     const tool = byName.get(request.params.name);
     if (!tool) {
       return toErrorResult(
@@ -160,8 +178,7 @@ export function registerTools(server: McpServer, tools: readonly AnyTool[], rt: 
       },
     };
     const { idempotency_key: key, ...args } = parsed.data as { idempotency_key?: string };
-    let strictOutput = strictOutputs.get(tool);
-    if (!strictOutput) strictOutputs.set(tool, (strictOutput = z.object(tool.output)));
+    const strictOutput = strictOutputs.get(tool)!;
     const run = async (): Promise<CallToolResult> => {
       const out = await tool.handle(args, ctx);
       const checked = strictOutput.safeParse(out.data);
@@ -179,6 +196,7 @@ export function registerTools(server: McpServer, tools: readonly AnyTool[], rt: 
       return toErrorResult(err, rt);
     }
   });
+  return toolset;
 }
 
 export function toErrorResult(err: unknown, rt: Pick<Runtime, "redact" | "logger">): CallToolResult {

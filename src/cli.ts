@@ -4,7 +4,6 @@ import { setFlagsFromString } from "node:v8";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CONFIG_FLAGS, ConfigError, loadConfig } from "./config.js";
 import { buildRuntime, closeRuntime, recover } from "./deps.js";
-import { preflight, renderPreflight } from "./engine/preflight.js";
 import { errorMessage, isEoaError } from "./errors.js";
 import type { LogSink } from "./log.js";
 import { createServer } from "./server.js";
@@ -85,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
   });
 
   if (command === "preflight") {
+    const { preflight, renderPreflight } = await import("./engine/preflight.js");
     const result = await preflight(rt);
     process.stdout.write(`${renderPreflight(result)}\n`); // stdout-ok: a terminal command
     await closeRuntime(rt);
@@ -132,6 +132,11 @@ async function main(argv: string[]): Promise<number> {
   // The stdio transport does not end the process on EOF while sockets or timers are open.
   process.stdin.on("end", () => void shutdown("stdin closed"));
   process.stdin.on("close", () => void shutdown("stdin closed"));
+  // A client that goes away mid-answer closes the pipe: that is the end of the session, not a crash.
+  process.stdout.on(
+    "error",
+    (err: NodeJS.ErrnoException) => void shutdown(`stdout: ${err.code ?? err.message}`),
+  );
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   await eoa.server.connect(transport);

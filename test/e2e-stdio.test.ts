@@ -31,6 +31,26 @@ afterEach(async () => {
 /** Runs the CLI to completion with stdin closed. */
 const run = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, env.root, extraEnv);
 
+/** The built CLI serving stdio on the environment's config, with its stderr collected. */
+function spawnServer() {
+  const child = spawn(process.execPath, [CLI, "--config", env.configFile], {
+    cwd: env.root,
+    env: { PATH: process.env.PATH ?? "", HOME: env.root },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stderr = "";
+  const serving = new Promise<void>((resolve) =>
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+      if (stderr.includes("serving MCP on stdio")) resolve();
+    }),
+  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, serving, exited, stderr: () => stderr };
+}
+
 describe("eoa-mcp over stdio", () => {
   it("serves tools and resources to an SDK client and exits cleanly when stdin closes", async () => {
     const transport = new StdioClientTransport({
@@ -95,32 +115,42 @@ describe("eoa-mcp over stdio", () => {
   });
 
   it("exits cleanly on SIGTERM while serving", async () => {
-    const child = spawn(process.execPath, [CLI, "--config", env.configFile], {
-      cwd: env.root,
-      env: { PATH: process.env.PATH ?? "", HOME: env.root },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stderr = "";
+    const server = spawnServer();
     let stdout = "";
-    const serving = new Promise<void>((resolve) =>
-      child.stderr.on("data", (c: Buffer) => {
-        stderr += c.toString();
-        if (stderr.includes("serving MCP on stdio")) resolve();
-      }),
-    );
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once("exit", (code, signal) => resolve({ code, signal })),
-    );
+    server.child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     try {
-      await serving;
-      child.kill("SIGTERM");
+      await server.serving;
+      server.child.kill("SIGTERM");
+      expect(await server.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      server.child.kill("SIGKILL");
+    }
+    expect(server.stderr()).toContain('shutting down {"why":"SIGTERM"}');
+    expect(stdout).toBe("");
+  });
+
+  it("a client that closes its end of stdout ends the session quietly, not with a crash", async () => {
+    const { child, exited, stderr } = spawnServer();
+    try {
+      child.stdout.destroy(); // the reading end is gone: the answer below cannot be delivered
+      child.stdin.write(
+        `${JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "initialize",
+          params: {
+            protocolVersion: "2025-06-18",
+            capabilities: {},
+            clientInfo: { name: "gone", version: "1" },
+          },
+        })}\n`,
+      );
       expect(await exited).toEqual({ code: 0, signal: null });
     } finally {
       child.kill("SIGKILL");
     }
-    expect(stderr).toContain('shutting down {"why":"SIGTERM"}');
-    expect(stdout).toBe("");
+    expect(stderr()).toContain('shutting down {"why":"stdout: EPIPE"}');
+    expect(stderr()).not.toMatch(/Unhandled 'error' event|at \S+ \(/);
   });
 
   it("--help prints the usage on stdout and exits 0", async () => {

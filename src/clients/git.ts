@@ -247,14 +247,17 @@ export class GitMirror {
     try {
       // Attributes (eol, ident, filters, encodings) decide how files are written out, and a
       // checkout rewrites only the files whose content changed: if they differ, start afresh.
-      const attributes = await this.runWithExit(
-        ["diff", "--quiet", spare.sha, sha, "--", ":(glob)**/.gitattributes"],
-        [0, 1],
-        { signal },
-      );
-      if (attributes.exitCode !== 0) throw new Error(".gitattributes differ from the spare's commit");
-      await this.run(["worktree", "move", spare.path, path], { signal });
+      // (The comparison only reads objects, so the move need not wait for it.)
+      const [attributes, moved] = await Promise.allSettled([
+        this.runWithExit(["diff", "--quiet", spare.sha, sha, "--", ":(glob)**/.gitattributes"], [0, 1], {
+          signal,
+        }),
+        this.run(["worktree", "move", spare.path, path], { signal }),
+      ]);
+      if (moved.status === "rejected") throw moved.reason;
       this.active.delete(spare.path);
+      if (attributes.status === "rejected") throw attributes.reason;
+      if (attributes.value.exitCode !== 0) throw new Error(".gitattributes differ from the spare's commit");
       // `--force` rewrites tracked files changed since the checkout (by anything, the spare sat in
       // a shared directory), `clean` removes untracked and ignored ones: what is left is `sha`'s
       // tree and nothing else. (`sha` is a checked full commit id, and git 2.39's checkout refuses

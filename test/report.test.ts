@@ -79,8 +79,10 @@ async function openPr(
     agent: string;
     branch: string;
     files: Record<string, string>;
-    stats: Record<string, { additions: number; deletions: number }>;
-    claim: string;
+    /** What GitHub says changed, per file; by default each file's own lines, all added. */
+    stats?: Record<string, { additions: number; deletions: number }>;
+    /** What the agent claims in its [DONE] message. */
+    claim?: string;
   },
 ): Promise<string> {
   const sha = await env.repo.pushPullRequest(spec.number, spec.branch, spec.files);
@@ -93,7 +95,10 @@ async function openPr(
     files: Object.keys(spec.files).map((filename) => ({
       filename,
       status: "added" as const,
-      ...spec.stats[filename]!,
+      ...(spec.stats?.[filename] ?? {
+        additions: spec.files[filename]!.split("\n").filter(Boolean).length,
+        deletions: 0,
+      }),
     })),
   });
   env.github.setCheckRuns(sha, GREEN);
@@ -101,10 +106,21 @@ async function openPr(
     from: spec.agent,
     to: "eoa-orchestrator",
     subject: `[DONE] ${spec.task} PR #${spec.number}`,
-    content: { type: "notification", message: `[DONE] ${spec.task} PR #${spec.number}. ${spec.claim}` },
+    content: { type: "notification", message: `[DONE] ${spec.task} PR #${spec.number}. ${spec.claim ?? ""}` },
   });
   await ok(call("check_messages"));
   return sha;
+}
+
+/** A small PR for `task`: one source file under `src/<area>/` and its test, both added. */
+function smallPr(number: number, task: string, agent: string, area: string, fn: string) {
+  return {
+    number,
+    task,
+    agent,
+    branch: `feature/${area}`,
+    files: { [`src/${area}/${fn}.py`]: `def ${fn}():\n    return True\n`, [`tests/${area}.test`]: "pass\n" },
+  };
 }
 
 /** `## Heading` → its body (up to the next `## `). */
@@ -182,10 +198,6 @@ describe("write_report after a night driven through the tools", () => {
       agent: "dev-agent-2",
       branch: "feature/reset",
       files: { "src/reset/token.py": "def token():\n    return 'a'\n", "tests/reset.test": "pass\n" },
-      stats: {
-        "src/reset/token.py": { additions: 2, deletions: 0 },
-        "tests/reset.test": { additions: 1, deletions: 0 },
-      },
       claim: "31 files modified, 5555 lines added",
     });
     await env.repo.commitToMain({ "src/reset/token.py": "def token():\n    return 'hotfix'\n" }, "hotfix");
@@ -399,18 +411,7 @@ describe("write_report after a night driven through the tools", () => {
     const sessionId = await startSession(call, ["GH-101", "GH-103"]);
     await ok(call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" }));
     await ok(call("assign_task", { task_id: "GH-103", agent: "dev-agent-2" }));
-    await openPr(env, call, {
-      number: 147,
-      task: "GH-101",
-      agent: "dev-agent-1",
-      branch: "feature/auth",
-      files: { "src/auth/login.py": "def login():\n    return True\n", "tests/auth.test": "pass\n" },
-      stats: {
-        "src/auth/login.py": { additions: 2, deletions: 0 },
-        "tests/auth.test": { additions: 1, deletions: 0 },
-      },
-      claim: "",
-    });
+    await openPr(env, call, smallPr(147, "GH-101", "dev-agent-1", "auth", "login"));
     expect((await ok(call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK }))).decision).toBe(
       "merge",
     );
@@ -419,18 +420,7 @@ describe("write_report after a night driven through the tools", () => {
     expect(early.session_complete).toBe(false);
     expect((await env.rt.store.read()).sessions.find((x) => x.id === sessionId)?.status).toBe("running");
 
-    await openPr(env, call, {
-      number: 148,
-      task: "GH-103",
-      agent: "dev-agent-2",
-      branch: "feature/session",
-      files: { "src/session/store.py": "def store():\n    return {}\n", "tests/session.test": "pass\n" },
-      stats: {
-        "src/session/store.py": { additions: 2, deletions: 0 },
-        "tests/session.test": { additions: 1, deletions: 0 },
-      },
-      claim: "",
-    });
+    await openPr(env, call, smallPr(148, "GH-103", "dev-agent-2", "session", "store"));
     expect((await ok(call("review_pr", { pr_number: 148, spec_assessment: ASSESS_OK }))).decision).toBe(
       "human_review",
     );
@@ -460,18 +450,7 @@ describe("write_report for an earlier session", () => {
     const { env, call, client } = await setup();
     const first = await startSession(call, ["GH-101"]);
     await ok(call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" }));
-    await openPr(env, call, {
-      number: 147,
-      task: "GH-101",
-      agent: "dev-agent-1",
-      branch: "feature/auth",
-      files: { "src/auth/login.py": "def login():\n    return True\n", "tests/auth.test": "pass\n" },
-      stats: {
-        "src/auth/login.py": { additions: 2, deletions: 0 },
-        "tests/auth.test": { additions: 1, deletions: 0 },
-      },
-      claim: "",
-    });
+    await openPr(env, call, smallPr(147, "GH-101", "dev-agent-1", "auth", "login"));
     await ok(call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK }));
     const before = await ok(call("write_report", {}));
     expect(before.session_complete).toBe(true);

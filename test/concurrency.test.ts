@@ -1,17 +1,17 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSurroundings, type Surroundings } from "../src/sim/environment.js";
+import type { Surroundings } from "../src/sim/environment.js";
 import { STATE_VERSION } from "../src/state/schema.js";
 import {
   AgentSim,
   limitProblems,
   missingSuccesses,
   outboxProblems,
-  type AgentSpec,
+  nightSurroundings,
+  ROSTER,
   type Success,
 } from "./fixtures/night-checks.js";
 import {
-  assertBuilt,
   readState,
   Rng,
   stateFileProblems,
@@ -39,12 +39,6 @@ const SEED = seedFrom("CONCURRENCY_SEED");
 const ROUNDS = Number(process.env.CONCURRENCY_ROUNDS ?? 6);
 const PROCESSES = 4;
 
-const AGENTS: AgentSpec[] = [
-  { id: "dev-a", capabilities: ["ts", "api"], max_concurrent_tasks: 2, backup: ["dev-b"] },
-  { id: "dev-b", capabilities: ["ts", "api"], max_concurrent_tasks: 2, backup: ["dev-c"] },
-  { id: "dev-c", capabilities: ["ts"], max_concurrent_tasks: 1, backup: ["dev-a"] },
-];
-
 const TASKS = Array.from({ length: 18 }, (_, k) => {
   const i = k + 1;
   return {
@@ -58,8 +52,7 @@ const TASKS = Array.from({ length: 18 }, (_, k) => {
 let sur: Surroundings;
 let procs: ServerProcess[] = [];
 beforeAll(async () => {
-  assertBuilt();
-  sur = await createSurroundings({ agents: AGENTS });
+  sur = await nightSurroundings();
 });
 afterAll(async () => {
   await Promise.all(procs.map((p) => p.kill()));
@@ -80,7 +73,7 @@ describe("four server processes on one state directory", () => {
     async () => {
       console.log(`concurrency test: CONCURRENCY_SEED=${SEED} CONCURRENCY_ROUNDS=${ROUNDS}`);
       const rng = new Rng(SEED);
-      const sim = new AgentSim(sur.aimaestro, AGENTS, rng);
+      const sim = new AgentSim(sur.aimaestro, ROSTER, rng);
       const ledger: Success[] = [];
       const fired: Fired[] = [];
       const problems: string[] = [];
@@ -138,7 +131,7 @@ describe("four server processes on one state directory", () => {
           batch.push(
             fire(rng.int(0, PROCESSES - 1), "assign_task", {
               task_id: task,
-              ...(rng.chance(0.3) ? { agent: rng.pick(AGENTS).id } : {}),
+              ...(rng.chance(0.3) ? { agent: rng.pick(ROSTER).id } : {}),
             }),
           );
         }
@@ -220,7 +213,7 @@ describe("four server processes on one state directory", () => {
             problems.push(`round ${round}: p${f.proc} ${f.name} refused with ${code}`);
         }
         const after = await readState(sur.stateDir);
-        problems.push(...limitProblems(after, AGENTS).map((p) => `after round ${round}: ${p}`));
+        problems.push(...limitProblems(after, ROSTER).map((p) => `after round ${round}: ${p}`));
       }
 
       // One last cycle picks up what the rounds left (messages that arrived after the last cycles).
@@ -284,7 +277,7 @@ describe("four server processes on one state directory", () => {
       expect([...new Set(problems)], context).toEqual([]);
       expect(dispatches.size, context).toBeGreaterThan(0);
       expect(missingSuccesses(st, sur.aimaestro, ledger), context).toEqual([]);
-      expect(outboxProblems(st, sur.aimaestro, AGENTS, sim.injected, sur.github), context).toEqual([]);
+      expect(outboxProblems(st, sur.aimaestro, ROSTER, sim.injected, sur.github), context).toEqual([]);
     },
   );
 });

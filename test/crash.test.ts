@@ -3,17 +3,17 @@ import { rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSurroundings, type Surroundings } from "../src/sim/environment.js";
+import type { Surroundings } from "../src/sim/environment.js";
 import { STATE_VERSION, type State } from "../src/state/schema.js";
 import {
   AgentSim,
   missingSuccesses,
   outboxProblems,
-  type AgentSpec,
+  nightSurroundings,
+  ROSTER,
   type Success,
 } from "./fixtures/night-checks.js";
 import {
-  assertBuilt,
   readState,
   Rng,
   stateFileProblems,
@@ -45,12 +45,6 @@ import {
 
 const SEED = seedFrom("CRASH_SEED");
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 12);
-
-const AGENTS: AgentSpec[] = [
-  { id: "dev-a", capabilities: ["ts", "api"], max_concurrent_tasks: 2, backup: ["dev-b"] },
-  { id: "dev-b", capabilities: ["ts", "api"], max_concurrent_tasks: 2, backup: ["dev-c"] },
-  { id: "dev-c", capabilities: ["ts"], max_concurrent_tasks: 1, backup: ["dev-a"] },
-];
 
 /** Inline tasks; three are backed by the stand-in's issues (so label effects reach GitHub). */
 const TASKS = Array.from({ length: 14 }, (_, k) => {
@@ -115,8 +109,7 @@ async function settled(stateDir: string): Promise<void> {
 
 let sur: Surroundings;
 beforeAll(async () => {
-  assertBuilt();
-  sur = await createSurroundings({ agents: AGENTS });
+  sur = await nightSurroundings();
   watch("aimaestro", sur.aimaestro.calls);
   watch("github", sur.github.calls);
 });
@@ -131,7 +124,7 @@ describe("a server process killed at random points", () => {
     async () => {
       console.log(`crash test: CRASH_SEED=${SEED} CRASH_ROUNDS=${ROUNDS}`);
       const rng = new Rng(SEED);
-      const sim = new AgentSim(sur.aimaestro, AGENTS, rng);
+      const sim = new AgentSim(sur.aimaestro, ROSTER, rng);
       const ledger: Success[] = [];
       const refusals = new Map<string, number>();
       const log: string[] = [];
@@ -177,7 +170,7 @@ describe("a server process killed at random points", () => {
             name: "assign_task",
             args: {
               task_id: task.task_id,
-              ...(rng.chance(0.25) ? { agent: rng.pick(AGENTS).id } : {}),
+              ...(rng.chance(0.25) ? { agent: rng.pick(ROSTER).id } : {}),
               idempotency_key: key,
             },
           };
@@ -202,7 +195,7 @@ describe("a server process killed at random points", () => {
           };
         }
         if (op === "offline")
-          return { name: "mark_agent_offline", args: { agent: rng.pick(AGENTS).id, idempotency_key: key } };
+          return { name: "mark_agent_offline", args: { agent: rng.pick(ROSTER).id, idempotency_key: key } };
         // A poll cycle, with a few agent messages waiting in the inbox.
         const says = rng.int(0, 3);
         for (let i = 0; i < says; i++) sim.say();
@@ -334,7 +327,7 @@ describe("a server process killed at random points", () => {
       ).toBe(true);
       expect(ledger.filter((s) => s.tool === "check_messages").length, context).toBeGreaterThan(0);
       expect(missingSuccesses(st, sur.aimaestro, ledger), context).toEqual([]);
-      expect(outboxProblems(st, sur.aimaestro, AGENTS, sim.injected, sur.github), context).toEqual([]);
+      expect(outboxProblems(st, sur.aimaestro, ROSTER, sim.injected, sur.github), context).toEqual([]);
       // A replay after a crash must not be refused as "still running" by a process that is gone.
       expect(refusals.get("IDEMPOTENCY_IN_PROGRESS") ?? 0, context).toBe(0);
     },

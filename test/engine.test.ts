@@ -2,10 +2,11 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createEnvironment, type EnvironmentOptions, type NightEnvironment } from "../src/sim/environment.js";
+import type { EnvironmentOptions, NightEnvironment } from "../src/sim/environment.js";
 import type { InjectedMessage, StoredMessage } from "../src/sim/aimaestro-server.js";
 import type { EscalationRecord, State, TaskRecord } from "../src/state/schema.js";
 import { stateBytes } from "./fixtures/state-files.js";
+import { callTool, connectedNight, failure, okResult } from "./fixtures/tool-calls.js";
 import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/monitor.js";
 import { emptyState } from "../src/state/schema.js";
 
@@ -28,27 +29,13 @@ afterEach(async () => {
 });
 
 async function setup(opts: EnvironmentOptions = {}): Promise<NightEnvironment> {
-  env = await createEnvironment(opts);
-  ({ client } = await env.connect());
+  ({ env, client } = await connectedNight(opts));
   return env;
 }
 
 function e(): NightEnvironment {
   if (!env) throw new Error("call setup() first");
   return env;
-}
-
-interface ToolResult {
-  isError?: boolean;
-  content: Array<{ type: string; text?: string }>;
-  structuredContent?: Record<string, unknown>;
-}
-
-interface ToolError {
-  code: string;
-  message: string;
-  next_step: string;
-  details?: Record<string, unknown>;
 }
 
 interface AssignOut {
@@ -102,21 +89,10 @@ interface OfflineOut {
   snapshot: string | null;
 }
 
-async function call(name: string, args: Record<string, unknown> = {}): Promise<ToolResult> {
-  return (await client.callTool({ name, arguments: args })) as ToolResult;
-}
-
-async function ok<T>(name: string, args: Record<string, unknown> = {}): Promise<T> {
-  const r = await call(name, args);
-  expect(r.isError, `${name} failed: ${r.content[0]?.text}`).toBeFalsy();
-  return r.structuredContent as T;
-}
-
-async function fails(name: string, args: Record<string, unknown> = {}): Promise<ToolError> {
-  const r = await call(name, args);
-  expect(r.isError, `${name} should have failed: ${r.content[0]?.text}`).toBe(true);
-  return (r.structuredContent as { error: ToolError }).error;
-}
+const call = (name: string, args: Record<string, unknown> = {}) => callTool(client, name, args);
+const ok = <T>(name: string, args: Record<string, unknown> = {}) => okResult<T>(client, name, args);
+const fails = async (name: string, args: Record<string, unknown> = {}) =>
+  (await failure(client, name, args)).error;
 
 const cycle = (args: Record<string, unknown> = {}) => ok<CycleOut>("check_messages", args);
 const assign = (args: Record<string, unknown>) => ok<AssignOut>("assign_task", args);

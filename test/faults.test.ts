@@ -15,10 +15,11 @@ import type { Runtime } from "../src/engine/runtime.js";
 import { createLogger } from "../src/log.js";
 import { createServer, type EoaServer } from "../src/server.js";
 import type { RecordedCall } from "../src/sim/aimaestro-server.js";
-import { createEnvironment, type EnvironmentOptions, type NightEnvironment } from "../src/sim/environment.js";
-import type { CheckRunSpec } from "../src/sim/github-server.js";
+import type { EnvironmentOptions, NightEnvironment } from "../src/sim/environment.js";
 import type { State, TaskRecord } from "../src/state/schema.js";
+import { ASSESS_OK, GREEN, LOGIN, pullFiles } from "./fixtures/pull-requests.js";
 import { stateBytes } from "./fixtures/state-files.js";
+import { callTool, connectedNight, failure, okResult, type ToolError } from "./fixtures/tool-calls.js";
 
 /**
  * Issue 6, part 3: faults of the real parts. Each scenario drives the real tools over an in-memory
@@ -40,26 +41,6 @@ const GH_ATTEMPTS = 2;
 /** The stand-in's primary rate limit resets an hour after its (fake) clock's now, 2025-12-30T22:00Z. */
 const RESET_AT = "2025-12-30T23:00:00.000Z";
 const REPO_PATH = "/repos/acme/webapp";
-
-const ASSESS_OK = { implements_request: true, no_scope_creep: true, interface_contract_met: true };
-const GREEN: CheckRunSpec[] = [{ name: "build", status: "completed", conclusion: "success" }];
-const LOGIN = {
-  "src/auth/login.py": "def login(email, password):\n    return True\n",
-  "tests/auth.test": "pass\n",
-};
-
-interface ToolResult {
-  isError?: boolean;
-  content: Array<{ type: string; text?: string }>;
-  structuredContent?: Record<string, unknown>;
-}
-
-interface ToolError {
-  code: string;
-  message: string;
-  next_step: string;
-  details?: Record<string, unknown>;
-}
 
 interface AssignOut {
   status: "dispatched" | "queued";
@@ -97,8 +78,7 @@ afterEach(async () => {
 });
 
 async function setup(opts: EnvironmentOptions = {}): Promise<NightEnvironment> {
-  env = await createEnvironment(opts);
-  ({ client } = await env.connect());
+  ({ env, client } = await connectedNight(opts));
   cleanups.push(() => client.close());
   return env;
 }
@@ -139,37 +119,26 @@ async function rewire(
   return { rt, client: c };
 }
 
-async function callOn(c: Client, name: string, args: Record<string, unknown> = {}): Promise<ToolResult> {
-  return (await c.callTool({ name, arguments: args })) as ToolResult;
-}
-
-async function okOn<T>(c: Client, name: string, args: Record<string, unknown> = {}): Promise<T> {
-  const r = await callOn(c, name, args);
-  expect(r.isError, `${name} failed: ${r.content[0]?.text}`).toBeFalsy();
-  return r.structuredContent as T;
-}
-
 /** A refusal in the shape every tool uses: a stable code, a message, and a next step in both forms. */
 async function failsOn(c: Client, name: string, args: Record<string, unknown> = {}): Promise<ToolError> {
-  const r = await callOn(c, name, args);
-  expect(r.isError, `${name} should have failed: ${r.content[0]?.text}`).toBe(true);
-  const err = (r.structuredContent as { error: ToolError }).error;
+  const { error: err, text } = await failure(c, name, args);
   expect(err.code).toMatch(/^[A-Z][A-Z0-9_]+$/);
   expect(err.next_step.length).toBeGreaterThan(10);
-  expect(r.content[0]?.text).toContain(`${err.code}: `);
-  expect(r.content[0]?.text).toContain(`Next step: ${err.next_step}`);
+  expect(text).toContain(`${err.code}: `);
+  expect(text).toContain(`Next step: ${err.next_step}`);
   return err;
 }
 
-const ok = <T>(name: string, args: Record<string, unknown> = {}) => okOn<T>(client, name, args);
+const ok = <T>(name: string, args: Record<string, unknown> = {}) => okResult<T>(client, name, args);
 const fails = (name: string, args: Record<string, unknown> = {}) => failsOn(client, name, args);
-const cycle = (c: Client = client) => okOn<CycleOut>(c, "check_messages", {});
-const assign = (args: Record<string, unknown>, c: Client = client) => okOn<AssignOut>(c, "assign_task", args);
+const cycle = (c: Client = client) => okResult<CycleOut>(c, "check_messages", {});
+const assign = (args: Record<string, unknown>, c: Client = client) =>
+  okResult<AssignOut>(c, "assign_task", args);
 
 async function startSession(tasks: unknown[], c: Client = client): Promise<string> {
-  const confirm = await okOn<{ session_id: string; status: string }>(c, "start_session", { tasks });
+  const confirm = await okResult<{ session_id: string; status: string }>(c, "start_session", { tasks });
   expect(confirm.status).toBe("awaiting_approval");
-  const started = await okOn<{ status: string }>(c, "start_session", {
+  const started = await okResult<{ status: string }>(c, "start_session", {
     session_id: confirm.session_id,
     approve: true,
   });
@@ -241,12 +210,7 @@ async function openPr(opts: { number?: number; task?: string; files?: Record<str
     body: `Implements ${taskId}.`,
     headSha: sha,
     headRef: "feature/auth",
-    files: Object.entries(files).map(([filename, content]) => ({
-      filename,
-      additions: content.split("\n").filter(Boolean).length,
-      deletions: 0,
-      status: "added" as const,
-    })),
+    files: pullFiles(files),
   });
   n.github.setCheckRuns(sha, GREEN);
   n.aimaestro.inject({
@@ -270,7 +234,7 @@ async function reviewNight(opts: EnvironmentOptions = {}): Promise<string> {
 }
 
 const review = (args: Record<string, unknown>, c: Client = client) =>
-  okOn<ReviewOutcome>(c, "review_pr", args);
+  okResult<ReviewOutcome>(c, "review_pr", args);
 const mergeCalls = () =>
   e().github.calls.filter((c) => c.method === "PUT" && /\/pulls\/\d+\/merge$/.test(c.path));
 async function worktreeEntries(): Promise<string[]> {
@@ -942,7 +906,7 @@ describe("git remote unreachable during review_pr", () => {
     e().logSinks.add(
       (_level, _name, data) => void lines.push(typeof data === "string" ? data : JSON.stringify(data)),
     );
-    const r = await callOn(client, "review_pr", { pr_number: 147, spec_assessment: ASSESS_OK });
+    const r = await callTool(client, "review_pr", { pr_number: 147, spec_assessment: ASSESS_OK });
     expect(r.isError).toBe(true);
     const err = (r.structuredContent as { error: ToolError }).error;
     expect(err.code).toBe("GIT_REMOTE_UNREACHABLE");

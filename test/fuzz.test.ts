@@ -9,6 +9,7 @@ import { createEnvironment, type NightEnvironment } from "../src/sim/environment
 import type { State } from "../src/state/schema.js";
 import { tools } from "../src/tools/index.js";
 import { stateBytes } from "./fixtures/state-files.js";
+import { callTool, type ToolResult } from "./fixtures/tool-calls.js";
 import { readStateDir } from "../src/state/store.js";
 
 /**
@@ -22,12 +23,6 @@ import { readStateDir } from "../src/state/store.js";
 
 const SEED = 20_251_230;
 const ORCH = "eoa-orchestrator";
-
-interface ToolResult {
-  isError?: boolean;
-  content: Array<{ type: string; text?: string }>;
-  structuredContent?: Record<string, unknown>;
-}
 
 interface World {
   parent: string;
@@ -67,8 +62,7 @@ async function world(): Promise<World> {
   const { client } = await env.connect();
   // Caches the output schemas, so that the client checks every structuredContent against them.
   await client.listTools();
-  const call = async (name: string, args: unknown) =>
-    (await client.callTool({ name, arguments: args as Record<string, unknown> })) as ToolResult;
+  const call = (name: string, args: unknown) => callTool(client, name, args as Record<string, unknown>);
   const w: World = { parent, env, client, stateFile: join(env.stateDir, "state.json"), call };
   worlds.push(w);
 

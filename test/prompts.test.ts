@@ -1,20 +1,10 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import { describe, expect, it } from "vitest";
 import { tools } from "../src/tools/index.js";
+import { useNight } from "./fixtures/tool-calls.js";
 
 /** Issue 5, part 2: the prompts and the server instructions an orchestrator agent learns the loop from. */
 
-let env: NightEnvironment;
-let client: Client;
-beforeAll(async () => {
-  env = await createEnvironment();
-  ({ client } = await env.connect());
-});
-afterAll(async () => {
-  await client.close();
-  await env.close();
-});
+const night = useNight("all");
 
 function textOf(r: { messages: Array<{ role: string; content: { type: string } }> }): string {
   expect(r.messages.length).toBeGreaterThan(0);
@@ -28,7 +18,7 @@ function textOf(r: { messages: Array<{ role: string; content: { type: string } }
 
 describe("prompts", () => {
   it("lists autonomous-operation and handoff with titles, descriptions and arguments", async () => {
-    const { prompts } = await client.listPrompts();
+    const { prompts } = await night.client.listPrompts();
     expect(prompts.map((p) => p.name).sort()).toEqual(["autonomous-operation", "handoff"]);
     for (const p of prompts) {
       expect(p.title, p.name).toBeTruthy();
@@ -46,7 +36,7 @@ describe("prompts", () => {
   });
 
   it("renders the monitoring loop in terms of the server's own tools", async () => {
-    const text = textOf(await client.getPrompt({ name: "autonomous-operation", arguments: {} }));
+    const text = textOf(await night.client.getPrompt({ name: "autonomous-operation", arguments: {} }));
     for (const tool of [
       "check_messages",
       "review_pr",
@@ -67,7 +57,7 @@ describe("prompts", () => {
     for (const w of toolLike) expect(known.has(w), w).toBe(true);
 
     const withSession = textOf(
-      await client.getPrompt({
+      await night.client.getPrompt({
         name: "autonomous-operation",
         arguments: { session_id: "2025-12-30-session-01" },
       }),
@@ -77,7 +67,7 @@ describe("prompts", () => {
 
   it("renders the handoff for the user's tasks: preflight, start_session, approve", async () => {
     const text = textOf(
-      await client.getPrompt({
+      await night.client.getPrompt({
         name: "handoff",
         arguments: { tasks: "GH-101, GH-102", directive: "Escalate only for security issues" },
       }),
@@ -93,13 +83,13 @@ describe("prompts", () => {
   });
 
   it("refuses a handoff without tasks", async () => {
-    await expect(client.getPrompt({ name: "handoff", arguments: {} })).rejects.toThrow(/tasks/);
+    await expect(night.client.getPrompt({ name: "handoff", arguments: {} })).rejects.toThrow(/tasks/);
   });
 });
 
 describe("server instructions", () => {
   it("tell the client the loop in brief", () => {
-    const instructions = client.getInstructions();
+    const instructions = night.client.getInstructions();
     expect(instructions).toBeTruthy();
     for (const word of ["check_messages", "start_session", "review_pr", "write_report", "preflight"])
       expect(instructions, word).toContain(word);

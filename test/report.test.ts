@@ -4,7 +4,6 @@ import { join } from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CheckRunSpec } from "../src/sim/github-server.js";
 import {
   createEnvironment,
   SEED_ISSUES,
@@ -13,6 +12,7 @@ import {
 } from "../src/sim/environment.js";
 import { stateBytes } from "./fixtures/state-files.js";
 import { runCli } from "./fixtures/cli.js";
+import { ASSESS_OK, GREEN } from "./fixtures/pull-requests.js";
 
 /**
  * Issue 5, part 1: `write_report` after a night driven through the tools. The report is parsed back
@@ -25,9 +25,6 @@ interface ToolResult {
   content: Array<{ type: string; text: string }>;
   structuredContent: Record<string, unknown>;
 }
-
-const GREEN: CheckRunSpec[] = [{ name: "build", status: "completed", conclusion: "success" }];
-const ASSESS_OK = { implements_request: true, no_scope_creep: true, interface_contract_met: true };
 
 const envs: NightEnvironment[] = [];
 const clients: Client[] = [];

@@ -20,6 +20,8 @@ import {
   type NightEnvironment,
 } from "../src/sim/environment.js";
 import type { TaskRecord } from "../src/state/schema.js";
+import { ASSESS_OK, GREEN, LOGIN, pullFiles } from "./fixtures/pull-requests.js";
+import { callTool, type ToolResult } from "./fixtures/tool-calls.js";
 
 /**
  * Issue 4's scenarios, end to end: a real MCP client calls `review_pr` on a server wired to the
@@ -28,19 +30,6 @@ import type { TaskRecord } from "../src/state/schema.js";
  */
 
 const exec = promisify(execFile);
-
-const ASSESS_OK = { implements_request: true, no_scope_creep: true, interface_contract_met: true };
-const GREEN: CheckRunSpec[] = [{ name: "build", status: "completed", conclusion: "success" }];
-const LOGIN = {
-  "src/auth/login.py": "def login(email, password):\n    return True\n",
-  "tests/auth.test": "pass\n",
-};
-
-interface ToolResult {
-  isError?: boolean;
-  content: Array<{ type: string; text: string }>;
-  structuredContent: Record<string, unknown>;
-}
 
 interface Night {
   env: NightEnvironment;
@@ -58,8 +47,8 @@ afterEach(async () => {
 });
 
 function wrap(env: NightEnvironment, client: Client): Night {
-  const call = async (name: string, args: Record<string, unknown>, options?: RequestOptions) =>
-    (await client.callTool({ name, arguments: args }, undefined, options)) as unknown as ToolResult;
+  const call = (name: string, args: Record<string, unknown>, options?: RequestOptions) =>
+    callTool(client, name, args, options);
   return {
     env,
     client,
@@ -92,10 +81,10 @@ async function night(
   const first = await n.call("start_session", { tasks: opts.tasks ?? ["GH-101", "GH-102", "GH-103"] });
   expect(first.isError, first.content[0]?.text).toBeFalsy();
   const started = await n.call("start_session", {
-    session_id: first.structuredContent.session_id,
+    session_id: first.structuredContent?.session_id,
     approve: true,
   });
-  expect(started.structuredContent.status).toBe("running");
+  expect(started.structuredContent?.status).toBe("running");
   const assign = opts.assign ?? [
     ["GH-101", "dev-agent-1"],
     ["GH-102", "dev-agent-1"],
@@ -136,7 +125,7 @@ async function openPr(n: Night, spec: PrSpec = {}): Promise<string> {
     body: spec.body ?? `Implements ${task}.`,
     headSha: sha,
     headRef: spec.headRef ?? branch,
-    files: fileSpecs(files),
+    files: pullFiles(files),
   });
   const checks = spec.checks ?? GREEN;
   if (Array.isArray(checks[0])) n.env.github.scriptChecks(sha, checks as CheckRunSpec[][]);
@@ -165,15 +154,6 @@ async function pushFix(
   n.env.github.pushHead(number, sha);
   n.env.github.setCheckRuns(sha, opts.checks ?? GREEN);
   return sha;
-}
-
-function fileSpecs(files: Record<string, string>) {
-  return Object.entries(files).map(([filename, content]) => ({
-    filename,
-    additions: content.split("\n").filter(Boolean).length,
-    deletions: 0,
-    status: "added" as const,
-  }));
 }
 
 function inbox(n: Night, agent: string) {
@@ -447,7 +427,7 @@ describe("review_pr: CI", () => {
 
     // Other work goes on: GH-104 goes out to dev-agent-2 and merges.
     const assigned = await n.call("assign_task", { task_id: "GH-104", agent: "dev-agent-2" });
-    expect(assigned.structuredContent.status).toBe("dispatched");
+    expect(assigned.structuredContent?.status).toBe("dispatched");
     await openPr(n, {
       number: 148,
       branch: "feature/audit",
@@ -682,7 +662,7 @@ describe("review_pr: bad input", () => {
   async function expectRefused(n: Night, args: Record<string, unknown>, code: string): Promise<ToolResult> {
     const r = await n.call("review_pr", args);
     expect(r.isError, r.content[0]?.text).toBe(true);
-    expect((r.structuredContent.error as { code: string }).code).toBe(code);
+    expect((r.structuredContent?.error as { code: string }).code).toBe(code);
     expect(r.content[0]!.text).toMatch(/Next step: \S/);
     expect(mergeCalls(n)).toHaveLength(0);
     expect(await worktreeEntries(n)).toEqual([]);

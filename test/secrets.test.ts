@@ -14,6 +14,8 @@ import { EoaError } from "../src/errors.js";
 import { createLogger, type LogSink } from "../src/log.js";
 import { ScriptedAgent, type Faults } from "../src/sim/agents.js";
 import { createSurroundings, SEED_AGENTS, type Surroundings } from "../src/sim/environment.js";
+import { FIXED_RESOURCES } from "./fixtures/resources.js";
+import { callTool, type ToolResult } from "./fixtures/tool-calls.js";
 
 /**
  * Issue 6, part 5: tokens never leave the server (SPEC §5). Recognisable tokens for GitHub, AI
@@ -71,12 +73,6 @@ function leaks(sinks: Sinks): Array<{ sink: string; token: TokenName; where: str
 }
 
 const json = (v: unknown) => JSON.stringify(v) ?? "";
-
-interface ToolResult {
-  isError?: boolean;
-  content?: Array<{ type: string; text?: string }>;
-  structuredContent?: Record<string, unknown>;
-}
 
 let root: string;
 let sur: Surroundings;
@@ -176,24 +172,13 @@ async function runNight(): Promise<void> {
   );
 
   const call = async (name: string, args: Record<string, unknown> = {}): Promise<ToolResult> => {
-    const r = (await client.callTool({ name, arguments: args }, undefined, {
-      timeout: 120_000,
-    })) as ToolResult;
+    const r = await callTool(client, name, args, { timeout: 120_000 });
     add("tool results", json(r));
     if (r.isError) notes.errors.push(`${name}: ${r.content?.[0]?.text ?? ""}`);
     return r;
   };
   const readAll = async () => {
-    const uris = new Set([
-      "eoa://roster",
-      "eoa://roster.md",
-      "eoa://session",
-      "eoa://tasks",
-      "eoa://escalations",
-      "eoa://decisions",
-      "eoa://config",
-      "eoa://reports/latest",
-    ]);
+    const uris = new Set([...FIXED_RESOURCES, "eoa://reports/latest"]);
     for (const r of (await client.listResources()).resources) uris.add(r.uri);
     for (const uri of uris) add("resources", json(await client.readResource({ uri })));
     return uris;

@@ -1,59 +1,34 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import { describe, expect, it } from "vitest";
 import { StateStore } from "../src/state/store.js";
 import { isMutating, type ToolKind } from "../src/tools/define-tool.js";
 import { tools } from "../src/tools/index.js";
+import { FIXED_RESOURCES } from "./fixtures/resources.js";
 import { stateBytes as stateBytesOf } from "./fixtures/state-files.js";
+import { callTool, failure, okResult, useNight } from "./fixtures/tool-calls.js";
 
-let env: NightEnvironment;
-let client: Client;
+const night = useNight("each");
 
-beforeEach(async () => {
-  env = await createEnvironment();
-  ({ client } = await env.connect());
-});
-afterEach(async () => {
-  await env.close();
-});
+const call = (name: string, args: Record<string, unknown> = {}) => callTool(night.client, name, args);
+const ok = <T = Record<string, unknown>>(name: string, args: Record<string, unknown> = {}) =>
+  okResult<T>(night.client, name, args);
 
-interface ToolResult {
-  isError?: boolean;
-  content: Array<{ type: string; text: string }>;
-  structuredContent?: Record<string, unknown>;
-}
-
-async function call(name: string, args: Record<string, unknown> = {}): Promise<ToolResult> {
-  return (await client.callTool({ name, arguments: args })) as ToolResult;
-}
-
-/** A successful call's structured result. */
-async function ok<T = Record<string, unknown>>(name: string, args: Record<string, unknown> = {}): Promise<T> {
-  const r = await call(name, args);
-  expect(r.isError, r.content[0]?.text).toBeFalsy();
-  return r.structuredContent as T;
-}
-
-/** A refused call's error. */
+/** A refused call's error, shown to the client as its code, message and next step. */
 async function refused(name: string, args: Record<string, unknown>) {
-  const r = await call(name, args);
-  expect(r.isError).toBe(true);
-  const error = (r.structuredContent as { error: { code: string; message: string; next_step: string } })
-    .error;
+  const { error, text } = await failure(night.client, name, args);
   expect(error.next_step.length).toBeGreaterThan(10);
-  expect(r.content[0]!.text).toBe(`${error.code}: ${error.message}\nNext step: ${error.next_step}`);
-  return error as { code: string; message: string; next_step: string; details?: Record<string, unknown> };
+  expect(text).toBe(`${error.code}: ${error.message}\nNext step: ${error.next_step}`);
+  return error;
 }
 
 async function resource(uri: string): Promise<string> {
-  const r = await client.readResource({ uri });
+  const r = await night.client.readResource({ uri });
   return (r.contents[0] as { text: string }).text;
 }
 
 const json = async <T = Record<string, unknown>>(uri: string) => JSON.parse(await resource(uri)) as T;
-const stateBytes = async () => (await stateBytesOf(env.stateDir)).toString("utf8");
+const stateBytes = async () => (await stateBytesOf(night.env.stateDir)).toString("utf8");
 
 interface Confirmation {
   session_id: string;
@@ -85,7 +60,7 @@ describe("tools/list", () => {
   };
 
   it("lists every tool with a title and the annotations its kind implies", async () => {
-    const listed = (await client.listTools()).tools;
+    const listed = (await night.client.listTools()).tools;
     expect(listed.map((t) => t.name)).toEqual(tools.map((t) => t.name));
     for (const tool of tools) {
       const t = listed.find((l) => l.name === tool.name)!;
@@ -181,7 +156,7 @@ describe("start_session (User Handoff Protocol)", () => {
       task_ids: ["GH-102", "GH-103", "GH-101"],
     });
     // Nothing was sent to any agent yet.
-    expect(env.aimaestro.sent).toEqual([]);
+    expect(night.env.aimaestro.sent).toEqual([]);
   });
 
   it("approve: true with the directive starts the session with that escalation policy", async () => {
@@ -245,7 +220,7 @@ describe("start_session (User Handoff Protocol)", () => {
   });
 
   it("accepts inline task specs without asking GitHub", async () => {
-    const before = env.github.calls.length;
+    const before = night.env.github.calls.length;
     const c = await ok<Confirmation>("start_session", {
       tasks: [
         {
@@ -258,7 +233,7 @@ describe("start_session (User Handoff Protocol)", () => {
         { task_id: "DOCS-2", title: "Publish the guide", depends_on: ["DOCS-1"], effort: "s" },
       ],
     });
-    expect(env.github.calls.length).toBe(before);
+    expect(night.env.github.calls.length).toBe(before);
     expect(c.tasks).toEqual([
       {
         task_id: "DOCS-2",
@@ -287,8 +262,8 @@ describe("start_session (User Handoff Protocol)", () => {
   it("refuses a dependency cycle, naming it, and changes nothing", async () => {
     // A confirmation already waiting: the refused call must not replace it.
     await ok("start_session", { tasks: SEED });
-    env.github.addIssue({ number: 201, title: "Cache layer", body: "Depends on #202" });
-    env.github.addIssue({ number: 202, title: "Cache invalidation", body: "Blocked by #201" });
+    night.env.github.addIssue({ number: 201, title: "Cache layer", body: "Depends on #202" });
+    night.env.github.addIssue({ number: 202, title: "Cache invalidation", body: "Blocked by #201" });
     const sessionBefore = await resource("eoa://session");
     const tasksBefore = await resource("eoa://tasks");
     const bytes = await stateBytes();
@@ -359,13 +334,13 @@ describe("start_session (User Handoff Protocol)", () => {
   it("replays a call with the same idempotency_key: the first result, no second session", async () => {
     const args = { tasks: SEED, idempotency_key: "handoff-1" };
     const first = await call("start_session", args);
-    const githubCalls = env.github.calls.length;
-    env.clock.advance(30);
+    const githubCalls = night.env.github.calls.length;
+    night.env.clock.advance(30);
     const second = await call("start_session", args);
     expect(second).toEqual(first);
     // The replay read no issue and wrote no new confirmation.
-    expect(env.github.calls.length).toBe(githubCalls);
-    const state = await env.rt.store.read();
+    expect(night.env.github.calls.length).toBe(githubCalls);
+    const state = await night.env.rt.store.read();
     expect(state.sessions).toHaveLength(1);
     expect(state.sessions[0]!.created_at).toBe("2025-12-30T22:00:00.000Z");
 
@@ -384,7 +359,7 @@ describe("start_session (User Handoff Protocol)", () => {
   it("does not record a refused call under its idempotency_key, so it can be retried", async () => {
     const error = await refused("start_session", { tasks: ["GH-999"], idempotency_key: "retry-me" });
     expect(error.code).toBe("UNKNOWN_TASK");
-    env.github.addIssue({ number: 999, title: "Late issue" });
+    night.env.github.addIssue({ number: 999, title: "Late issue" });
     const c = await ok<Confirmation>("start_session", { tasks: ["GH-999"], idempotency_key: "retry-me" });
     expect(c.tasks.map((t) => t.task_id)).toEqual(["GH-999"]);
   });
@@ -452,13 +427,13 @@ describe("preflight", () => {
   });
 
   it("fails the AI Maestro items with evidence naming the URL when the hub is down, and still answers", async () => {
-    await env.aimaestro.setFault({ down: true });
+    await night.env.aimaestro.setFault({ down: true });
     const r = await call("preflight");
     expect(r.isError).toBeFalsy();
     const p = r.structuredContent as unknown as Preflight;
     expect(p.ready).toBe(false);
     expect(item(p, "aimaestro_running").status).toBe("fail");
-    expect(item(p, "aimaestro_running").evidence).toContain(env.aimaestro.url);
+    expect(item(p, "aimaestro_running").evidence).toContain(night.env.aimaestro.url);
     expect(item(p, "agents_online").status).toBe("fail");
     // The GitHub side is checked regardless.
     expect(item(p, "ci_workflows").status).toBe("pass");
@@ -467,7 +442,7 @@ describe("preflight", () => {
   });
 
   it("fails the roster items when an agent is offline", async () => {
-    env.aimaestro.setOnline("dev-agent-2", false);
+    night.env.aimaestro.setOnline("dev-agent-2", false);
     const p = await ok<Preflight>("preflight");
     expect(item(p, "agents_online")).toMatchObject({
       status: "fail",
@@ -479,22 +454,14 @@ describe("preflight", () => {
 
 describe("resources", () => {
   it("lists the resources and the task template", async () => {
-    const listed = (await client.listResources()).resources.map((r) => r.uri);
-    expect(listed).toEqual(
-      expect.arrayContaining([
-        "eoa://roster",
-        "eoa://roster.md",
-        "eoa://session",
-        "eoa://tasks",
-        "eoa://escalations",
-        "eoa://decisions",
-        "eoa://config",
-      ]),
+    const listed = (await night.client.listResources()).resources.map((r) => r.uri);
+    expect(listed).toEqual(expect.arrayContaining(FIXED_RESOURCES));
+    const templates = (await night.client.listResourceTemplates()).resourceTemplates.map(
+      (t) => t.uriTemplate,
     );
-    const templates = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
     expect(templates).toContain("eoa://tasks/{task_id}");
     await ok("start_session", { tasks: SEED });
-    const after = (await client.listResources()).resources.map((r) => r.uri);
+    const after = (await night.client.listResources()).resources.map((r) => r.uri);
     expect(after).toEqual(
       expect.arrayContaining(["eoa://tasks/GH-101", "eoa://tasks/GH-102", "eoa://tasks/GH-103"]),
     );
@@ -516,7 +483,7 @@ describe("resources", () => {
       expect.objectContaining({ id: "dev-agent-2", backup: ["dev-agent-1"] }),
     ]);
 
-    const md = await client.readResource({ uri: "eoa://roster.md" });
+    const md = await night.client.readResource({ uri: "eoa://roster.md" });
     expect(md.contents[0]!.mimeType).toBe("text/markdown");
     expect((md.contents[0] as { text: string }).text).toContain(
       "| dev-agent-1 | dev-agent-1 | python, auth, api | 3 |",
@@ -543,7 +510,9 @@ describe("resources", () => {
     expect(task.completion.criteria).toEqual([
       { criterion: "Reset link expires after one hour", verified: false },
     ]);
-    await expect(client.readResource({ uri: "eoa://tasks/GH-404" })).rejects.toThrow(/resource not found/);
+    await expect(night.client.readResource({ uri: "eoa://tasks/GH-404" })).rejects.toThrow(
+      /resource not found/,
+    );
 
     expect(await json("eoa://escalations")).toEqual({ open: [], resolved: [] });
     expect(await json("eoa://decisions")).toMatchObject({
@@ -555,7 +524,7 @@ describe("resources", () => {
 
   it("sends notifications/resources/updated for subscribed URIs after a change, and only for them", async () => {
     const updated: string[] = [];
-    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+    night.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
       updated.push(n.params.uri);
     });
     for (const uri of [
@@ -565,7 +534,7 @@ describe("resources", () => {
       "eoa://escalations",
       "eoa://decisions",
     ])
-      await client.subscribeResource({ uri });
+      await night.client.subscribeResource({ uri });
 
     const c = await ok<Confirmation>("start_session", { tasks: SEED });
     await until(() => updated.includes("eoa://session") && updated.includes("eoa://tasks/GH-101"));
@@ -578,7 +547,7 @@ describe("resources", () => {
     expect(updated.every((u) => u !== "eoa://roster" && u !== "eoa://config")).toBe(true);
 
     // After unsubscribing, no more updates for that URI.
-    await client.unsubscribeResource({ uri: "eoa://session" });
+    await night.client.unsubscribeResource({ uri: "eoa://session" });
     updated.length = 0;
     await ok("escalate", {
       category: "architecture",
@@ -591,16 +560,16 @@ describe("resources", () => {
 
   it("announces a change written by another process sharing the state directory", async () => {
     const updated: string[] = [];
-    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+    night.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
       updated.push(n.params.uri);
     });
-    await client.subscribeResource({ uri: "eoa://session" });
-    const other = await StateStore.open(env.stateDir);
+    await night.client.subscribeResource({ uri: "eoa://session" });
+    const other = await StateStore.open(night.env.stateDir);
     await other.transact((draft) => {
       draft.cycle.count += 1;
     });
     await until(() => updated.includes("eoa://session"));
-    expect((await env.rt.store.read()).cycle.count).toBe(1);
+    expect((await night.env.rt.store.read()).cycle.count).toBe(1);
   });
 });
 

@@ -71,23 +71,6 @@ export interface EnvironmentOptions {
   root?: string;
 }
 
-export interface NightEnvironment {
-  root: string;
-  stateDir: string;
-  clock: FakeClock;
-  aimaestro: AiMaestroStandIn;
-  github: GitHubStandIn;
-  repo: LocalRepo;
-  config: Config;
-  rt: Runtime;
-  logSinks: Set<LogSink>;
-  /** An MCP client connected in memory to a fresh server on `rt`. */
-  connect(): Promise<{ client: Client; server: EoaServer }>;
-  /** The config file path, for spawning real server processes on the same surroundings. */
-  configFile: string;
-  close(): Promise<void>;
-}
-
 export interface Surroundings {
   root: string;
   stateDir: string;
@@ -95,8 +78,17 @@ export interface Surroundings {
   aimaestro: AiMaestroStandIn;
   github: GitHubStandIn;
   repo: LocalRepo;
+  /** The config file path, for spawning real server processes on the same surroundings. */
   configFile: string;
   close(): Promise<void>;
+}
+
+export interface NightEnvironment extends Surroundings {
+  config: Config;
+  rt: Runtime;
+  logSinks: Set<LogSink>;
+  /** An MCP client connected in memory to a fresh server on `rt`. */
+  connect(): Promise<{ client: Client; server: EoaServer }>;
 }
 
 /** The stand-ins, the git remote and a config file pointing at them; no eoa-mcp runtime. */

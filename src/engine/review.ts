@@ -14,7 +14,7 @@ import {
   type SpecAssessment,
 } from "../protocol/gates.js";
 import { blockTransition } from "../protocol/kanban.js";
-import { fixRequestMessage } from "../protocol/messages.js";
+import { findingLine, fixRequestMessage } from "../protocol/messages.js";
 import { scanDiffForSecrets } from "../protocol/secrets.js";
 import { cap, oneLine } from "../protocol/text.js";
 import { COVERAGE_FILES, parseTestCounts, readCoverage } from "../review/coverage.js";
@@ -443,6 +443,53 @@ async function apply(
   });
 }
 
+/** Blocks the task (its column kept for when it is unblocked) and returns the label sync. */
+function blockTask(draft: S, now: Date, t: Draft<TaskRecord>, reason: string): string {
+  if (t.status !== "blocked") Object.assign(t, blockTransition(t.status));
+  t.blocked_reason = reason;
+  history(t, now, "blocked", reason);
+  return enqueueEffect(draft, now, "labels", { task_id: t.task_id });
+}
+
+/**
+ * A merge conflict is never resolved here: an incident, and a blocker escalation, which parks the
+ * task itself (labels included); one merged into an open escalation leaves the blocking to us.
+ */
+function escalateConflict(
+  draft: S,
+  now: Date,
+  rt: Runtime,
+  t: Draft<TaskRecord>,
+  c: {
+    occurrence: string;
+    description: string;
+    issue: string;
+    context?: string;
+    raisedBy: string;
+    reason: string;
+  },
+): { effects: string[]; escalationId: string } {
+  recordIncident(draft, now, {
+    task_id: t.task_id,
+    kind: "merge-conflict",
+    occurrence: c.occurrence,
+    description: c.description,
+    action: "not resolved automatically; queued for the user",
+  });
+  const esc = escalateInDraft(draft, now, rt.config, {
+    category: "blocker",
+    task_id: t.task_id,
+    issue: c.issue,
+    ...(c.context ? { context: c.context } : {}),
+    current_action: "PR left open; task blocked",
+    reversible: true,
+    raised_by: c.raisedBy,
+  });
+  const effects = [...esc.effects];
+  if (t.status !== "blocked") effects.push(blockTask(draft, now, t, `${c.reason}; ${esc.escalation.id}`));
+  return { effects, escalationId: esc.escalation.id };
+}
+
 interface Applied {
   effects: string[];
   mergeEffect?: string | undefined;
@@ -460,12 +507,7 @@ function applyDecision(
 ): Applied {
   const effects: string[] = [];
   const labels = () => effects.push(enqueueEffect(draft, now, "labels", { task_id: t.task_id }));
-  const block = (reason: string) => {
-    if (t.status !== "blocked") Object.assign(t, blockTransition(t.status));
-    t.blocked_reason = reason;
-    history(t, now, "blocked", reason);
-    labels();
-  };
+  const block = (reason: string) => effects.push(blockTask(draft, now, t, reason));
   switch (result.decision) {
     case "fix_request": {
       t.fix_rounds += 1;
@@ -490,7 +532,7 @@ function applyDecision(
           pr_number: pr.number,
           sha: pr.headSha,
           event: "COMMENT",
-          body: `eoa-mcp review (fix round ${t.fix_rounds}/${rt.config.limits.max_fix_rounds}):\n${result.findings.map((f) => `- [${f.check}]${f.file ? ` ${f.file}${f.line ? `:${f.line}` : ""}` : ""} ${f.message}`).join("\n")}`,
+          body: `eoa-mcp review (fix round ${t.fix_rounds}/${rt.config.limits.max_fix_rounds}):\n${result.findings.map(findingLine).join("\n")}`,
         }),
       );
       labels();
@@ -515,9 +557,9 @@ function applyDecision(
         raised_by: "server: max_fix_rounds",
       });
       effects.push(...esc.effects);
-      // A blocker escalation blocks the task itself; its labels must follow now, not next cycle.
+      // A blocker escalation parks (blocks) the task itself, labels included; one merged into an
+      // open escalation does not.
       if (t.status !== "blocked") block(`fix rounds exhausted (${t.fix_rounds}); ${esc.escalation.id}`);
-      else labels();
       return { effects, escalationId: esc.escalation.id };
     }
     case "ci_pending":
@@ -540,52 +582,42 @@ function applyDecision(
       block("CI blocked: checks still pending after the poll limit");
       return { effects };
     case "ci_rerun":
-      t.ci_failures += 1;
-      t.ci_polls = 0;
-      recordIncident(draft, now, {
-        task_id: t.task_id,
-        kind: "ci-failure",
-        occurrence: `PR #${pr.number} at ${pr.headSha.slice(0, 12)}`,
-        description: result.findings.map((f) => f.message).join("; "),
-        resolution: "failed jobs re-run",
-        action: `rerun ${t.ci_failures} of ${rt.config.limits.max_retry_attempts}`,
-      });
-      effects.push(enqueueEffect(draft, now, "rerun", { sha: pr.headSha, pr_number: pr.number }));
-      return { effects };
-    case "ci_failed_blocked":
+    case "ci_failed_blocked": {
+      const rerun = result.decision === "ci_rerun";
       t.ci_failures += 1;
       recordIncident(draft, now, {
         task_id: t.task_id,
         kind: "ci-failure",
         occurrence: `PR #${pr.number} at ${pr.headSha.slice(0, 12)}`,
         description: result.findings.map((f) => f.message).join("; "),
-        action: "task blocked after the retry limit; other work goes on",
+        ...(rerun
+          ? {
+              resolution: "failed jobs re-run",
+              action: `rerun ${t.ci_failures} of ${rt.config.limits.max_retry_attempts}`,
+            }
+          : { action: "task blocked after the retry limit; other work goes on" }),
       });
-      block(`CI failed ${t.ci_failures} times: ${result.findings.map((f) => f.check).join(", ")}`);
+      if (rerun) {
+        t.ci_polls = 0;
+        effects.push(enqueueEffect(draft, now, "rerun", { sha: pr.headSha, pr_number: pr.number }));
+      } else {
+        block(`CI failed ${t.ci_failures} times: ${result.findings.map((f) => f.check).join(", ")}`);
+      }
       return { effects };
+    }
     case "merge_conflict": {
       const files = draft.reviews[`${pr.number}@${pr.headSha}`]?.mechanical?.conflicts ?? [];
-      recordIncident(draft, now, {
-        task_id: t.task_id,
-        kind: "merge-conflict",
+      const where = files.length ? ` in ${files.join(", ")}` : "";
+      const c = escalateConflict(draft, now, rt, t, {
         occurrence: `PR #${pr.number}`,
-        description: `conflicts with ${pr.baseRef}${files.length ? ` in ${files.join(", ")}` : ""}`,
-        action: "not resolved automatically; queued for the user",
-      });
-      const esc = escalateInDraft(draft, now, rt.config, {
-        category: "blocker",
-        task_id: t.task_id,
+        description: `conflicts with ${pr.baseRef}${where}`,
         issue: `PR #${pr.number} for ${t.task_id} conflicts with ${pr.baseRef}${files.length ? ` (${files.join(", ")})` : ""}`,
         context: "merge conflicts are never resolved automatically",
-        current_action: "PR left open; task blocked",
-        reversible: true,
-        raised_by: "server: merge conflict",
+        raisedBy: "server: merge conflict",
+        reason: `merge conflict${where}`,
       });
-      effects.push(...esc.effects);
-      if (t.status !== "blocked")
-        block(`merge conflict${files.length ? ` in ${files.join(", ")}` : ""}; ${esc.escalation.id}`);
-      else labels(); // blocked by the escalation itself: its labels must follow now, not next cycle
-      return { effects, escalationId: esc.escalation.id };
+      effects.push(...c.effects);
+      return { effects, escalationId: c.escalationId };
     }
     case "awaiting_assessment":
       if (t.status !== "ai-review") {
@@ -694,29 +726,18 @@ async function mergeFailed(
   const out = await rt.store.transact((draft) => {
     const t = draft.tasks[taskId]!;
     if (conflict) {
-      recordIncident(draft, now, {
-        task_id: taskId,
-        kind: "merge-conflict",
+      const c = escalateConflict(draft, now, rt, t, {
         occurrence: `merging PR #${pr.number}`,
         description: error,
-        action: "not resolved automatically; queued for the user",
-      });
-      const esc = escalateInDraft(draft, now, rt.config, {
-        category: "blocker",
-        task_id: taskId,
         issue: `PR #${pr.number} for ${taskId} could not be merged: ${error}`,
-        current_action: "PR left open; task blocked",
-        reversible: true,
-        raised_by: "server: merge refused",
+        raisedBy: "server: merge refused",
+        reason: `merge refused: ${error}`,
       });
-      if (t.status !== "blocked") Object.assign(t, blockTransition(t.status));
-      t.blocked_reason = `merge refused: ${error}; ${esc.escalation.id}`;
-      history(t, now, "blocked", t.blocked_reason);
       return {
-        effects: [...esc.effects, enqueueEffect(draft, now, "labels", { task_id: taskId })],
+        effects: c.effects,
         decision: "merge_conflict" as const,
-        reason: t.blocked_reason,
-        escalationId: esc.escalation.id,
+        reason: `merge refused: ${error}; ${c.escalationId}`,
+        escalationId: c.escalationId,
       };
     }
     // Head moved or GitHub failed: the review stands for a head that may no longer be the PR's.
@@ -746,33 +767,23 @@ async function mergeFailed(
 async function recordAlreadyMerged(rt: Runtime, task: TaskRecord, pr: GitHubPull): Promise<ReviewOutcome> {
   const dispatched = await completeMerge(rt, task.task_id, pr, null);
   const state = await rt.store.read();
-  const t = state.tasks[task.task_id]!;
-  return {
-    pr_number: pr.number,
-    task_id: t.task_id,
-    head_sha: pr.headSha,
-    decision: "already_merged",
-    gate1: "pass",
-    gate2: "pass",
-    reason: "the PR was already merged (by a person or an earlier call): task marked done",
-    findings: [],
-    task_status: t.status,
-    tests: null,
-    coverage: null,
-    merged_sha: null,
-    fix_round: null,
-    escalation_id: null,
-    dispatched,
-    cached: false,
-    packet: null,
-    warnings: [],
-  };
+  return outcome(
+    state.tasks[task.task_id]!,
+    pr,
+    { gate1: "pass", gate2: "pass", findings: [] },
+    {
+      decision: "already_merged",
+      reason: "the PR was already merged (by a person or an earlier call): task marked done",
+      cached: false,
+      dispatched,
+    },
+  );
 }
 
 function outcome(
   task: TaskRecord,
   pr: GitHubPull,
-  record: ReviewRecord,
+  record: Pick<ReviewRecord, "gate1" | "gate2" | "findings" | "tests" | "coverage">,
   extra: {
     decision: ReviewOutcome["decision"];
     reason: string;

@@ -139,6 +139,12 @@ export function stopNoticeMessage(task: TaskRecord, to: string, reason: string):
   };
 }
 
+/** One finding as a list line: which gate and check, where, what is wrong. */
+export function findingLine(f: Finding): string {
+  const where = f.file ? ` ${f.file}${f.line ? `:${f.line}` : ""}` : "";
+  return `- [gate ${f.gate}: ${f.check}]${where} ${f.message}`;
+}
+
 export function fixRequestMessage(
   task: TaskRecord,
   to: string,
@@ -148,10 +154,9 @@ export function fixRequestMessage(
   maxRounds: number,
 ): OutboundMessage {
   const lines = findings.map((f) => {
-    const where = f.file ? ` ${f.file}${f.line ? `:${f.line}` : ""}` : "";
     const url = f.url ? ` (${f.url})` : "";
     const tail = f.log_tail ? `\n    log tail:\n${indent(f.log_tail, "    | ")}` : "";
-    return `- [gate ${f.gate}: ${f.check}]${where} ${f.message}${url}${tail}`;
+    return `${findingLine(f)}${url}${tail}`;
   });
   return {
     to,

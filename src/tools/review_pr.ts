@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { reviewPr } from "../engine/review.js";
+import { findingLine } from "../protocol/messages.js";
 import { untrusted } from "../protocol/text.js";
 import { defineTool } from "./define-tool.js";
 import { TaskId } from "./shapes.js";
@@ -82,10 +83,7 @@ export const reviewPrTool = defineTool({
     const r = await reviewPr(rt, args, { progress: (m) => progress(m), signal });
     const lines = [
       `PR #${r.pr_number} (${r.task_id}) at ${r.head_sha.slice(0, 12)}: ${r.decision}. Gate 1 ${r.gate1}, Gate 2 ${r.gate2}. ${r.reason}`,
-      ...r.findings.map(
-        (f) =>
-          `- [gate ${f.gate} ${f.check}]${f.file ? ` ${f.file}${f.line ? `:${f.line}` : ""}` : ""} ${f.message}`,
-      ),
+      ...r.findings.map(findingLine),
       ...(r.tests ? [`Tests: ${r.tests.passed} passed, ${r.tests.failed} failed.`] : []),
       ...(r.coverage !== null ? [`Coverage: ${r.coverage}%.`] : []),
       ...(r.merged_sha ? [`Merged as ${r.merged_sha.slice(0, 12)}.`] : []),

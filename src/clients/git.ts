@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import type { SimpleGit } from "simple-git";
 import { EoaError, errorMessage } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
+import { pidGone } from "../owner.js";
 
 /**
  * The review's view of the repository (rule 6): one cached bare mirror under `<stateDir>/mirror`,
@@ -660,12 +661,7 @@ function ownedByLiveProcess(name: string): boolean {
   if (!m) return false;
   const pid = Number(m[1]);
   if (pid === process.pid) return false; // ours, and not active: left by an earlier failure
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return !pidGone(pid);
 }
 
 function abortedError(prNumber: number): EoaError {

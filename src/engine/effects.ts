@@ -2,8 +2,8 @@ import type { Draft } from "immer";
 import { EoaError, errorMessage, isEoaError } from "../errors.js";
 import { kanbanLabels, matchStatusOption } from "../protocol/kanban.js";
 import type { OutboundMessage } from "../protocol/messages.js";
-import { hostname } from "node:os";
-import { history, plain, PROCESS_ID, recordDecision } from "../state/records.js";
+import { PROCESS_ID, processGone } from "../owner.js";
+import { history, plain, recordDecision } from "../state/records.js";
 import type { EffectRecord, QueueEntry, State, TaskRecord } from "../state/schema.js";
 import type { Runtime } from "./runtime.js";
 
@@ -212,17 +212,7 @@ function claimable(e: EffectRecord, now: Date): boolean {
   if (!e.claimed_by) return true;
   if (e.claimed_by === PROCESS_ID) return !inFlight.has(e.id);
   if (now.getTime() - new Date(e.claimed_at ?? 0).getTime() > CLAIM_STALE_MS) return true;
-  const [host, pid] = e.claimed_by.split(":");
-  return host === hostname() && !processAlive(Number(pid));
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return processGone(e.claimed_by);
 }
 
 /** Keeps the hot document small: the newest done effects stay, without their message bodies. */

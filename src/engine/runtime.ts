@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Clock } from "../clock.js";
 import { type Config, secretsOf } from "../config.js";
@@ -11,7 +10,8 @@ import type { AiMaestroClient } from "../clients/aimaestro.js";
 import type { GitHubClient } from "../clients/github.js";
 import type { GitMirror } from "../clients/git.js";
 import { redactSecrets } from "../protocol/secrets.js";
-import { plain, PROCESS_ID } from "../state/records.js";
+import { PROCESS_ID, processGone } from "../owner.js";
+import { plain } from "../state/records.js";
 
 export interface RuntimeDeps {
   config: Config;
@@ -123,7 +123,7 @@ export class Runtime {
       if (
         rec?.status === "pending" &&
         now.getTime() - new Date(rec.at).getTime() < IDEMPOTENCY_PENDING_MS &&
-        !ownerGone((rec.result as { owner?: unknown } | undefined)?.owner)
+        !processGone((rec.result as { owner?: unknown } | undefined)?.owner)
       ) {
         return plain(rec);
       }
@@ -185,23 +185,6 @@ export class Runtime {
     const file = join(dir, `${this.now().toISOString().replace(/[:.]/g, "-")}.json`);
     await writeFile(file, JSON.stringify({ reason, taken_at: this.now().toISOString(), state }, null, 2));
     return file;
-  }
-}
-
-/**
- * True when a pending record's owner (`host:pid:nonce`, see PROCESS_ID) was a process on this host
- * that no longer runs: the call it was making died with it (a crash), so a replay may run again.
- */
-function ownerGone(owner: unknown): boolean {
-  if (typeof owner !== "string" || owner === PROCESS_ID) return false;
-  const parts = owner.split(":");
-  const pid = Number(parts[parts.length - 2]);
-  if (parts.length < 3 || parts.slice(0, -2).join(":") !== hostname() || !Number.isInteger(pid)) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
   }
 }
 

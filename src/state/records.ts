@@ -1,6 +1,5 @@
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
 import { current, isDraft, type Draft } from "immer";
+import { PROCESS_ID } from "../owner.js";
 import type {
   DecisionRecord,
   EffectKind,
@@ -31,9 +30,6 @@ export function recordIncident(draft: S, at: Date, i: Omit<IncidentRecord, "id" 
 export function nextEscalationId(draft: S): string {
   return `esc-${pad(++draft.counters.escalation, 3)}`;
 }
-
-/** This process, as it claims outbox effects: host, pid and a nonce (a recycled pid is not this process). */
-export const PROCESS_ID = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
 
 /**
  * Records a side effect before it is made, claimed by this process, which performs it after the

@@ -4,7 +4,7 @@ import { chooseAgent, dispatchBlocker, dispatchOrder } from "../protocol/assignm
 import { assignmentMessage, handoffMessage } from "../protocol/messages.js";
 import { enqueueEffect, history, recordDecision, tasksNow } from "../state/records.js";
 import type { State, TaskRecord } from "../state/schema.js";
-import { flushEffects, type MessagePayload } from "./effects.js";
+import type { MessagePayload } from "./effects.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -133,19 +133,6 @@ export function autoDispatchInDraft(draft: S, now: Date): DispatchOutcome[] {
   const running = new Set(draft.sessions.filter((s) => s.status === "running").map((s) => s.id));
   const queued = dispatchOrder(tasksNow(draft).filter((t) => t.queue && running.has(t.session_id)));
   return queued.map((t) => dispatchInDraft(draft, now, t.task_id));
-}
-
-/** Runs auto-dispatch and sends what it decided. */
-export async function autoDispatch(rt: Runtime): Promise<DispatchOutcome[]> {
-  const now = rt.now();
-  const outcomes = await rt.store.transact((draft) => autoDispatchInDraft(draft, now));
-  const dispatched = outcomes.filter((o) => o.status === "dispatched");
-  if (dispatched.length)
-    await flushEffects(
-      rt,
-      dispatched.flatMap((o) => o.effects),
-    );
-  return confirmDelivery(rt, outcomes);
 }
 
 /** After flushing: an assignment whose message failed was reverted, so report it as queued. */

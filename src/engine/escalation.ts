@@ -4,7 +4,7 @@ import { escalationLevel, findDuplicate, parksTask } from "../protocol/escalatio
 import { blockTransition, unblockTransition } from "../protocol/kanban.js";
 import { escalationMessage } from "../protocol/messages.js";
 import { policyFromDirective } from "../protocol/escalation.js";
-import { agentLoad } from "../protocol/assignment.js";
+import { agentLoad, eligibility } from "../protocol/assignment.js";
 import {
   enqueueEffect,
   history,
@@ -183,10 +183,10 @@ export async function resolveEscalation(
         delete task.blocked_reason;
         const holder = task.assignee ? draft.agents[task.assignee] : undefined;
         // Parked, the task stopped counting against its agent, who may have taken other work since:
-        // it resumes there only while that agent has room (rule 1), else it waits in the queue for it.
-        const room =
-          holder !== undefined && agentLoad(holder.id, tasksNow(draft)) < holder.max_concurrent_tasks;
-        if (back === "todo" || !holder || holder.availability !== "active" || !room) {
+        // it resumes there only while that agent may take it (rule 1), else it waits in the queue for it.
+        const fits =
+          holder !== undefined && eligibility(holder, task, agentLoad(holder.id, tasksNow(draft))).ok;
+        if (back === "todo" || !fits) {
           // Not held by a working agent with room: it goes back through dispatch.
           task.status = "todo";
           task.queue = {

@@ -4,7 +4,7 @@ import type { FullMessage, InboxEntry } from "../clients/aimaestro.js";
 import { normalizeMessageId } from "../clients/aimaestro.js";
 import { chooseReplacement } from "../protocol/assignment.js";
 import { classifyMessage, type Classified } from "../protocol/classify.js";
-import { blockTransition } from "../protocol/kanban.js";
+import { blockTransition, settled as settledStatus } from "../protocol/kanban.js";
 import { ackVerdict, heartbeatVerdict } from "../protocol/liveness.js";
 import { ackReminderMessage } from "../protocol/messages.js";
 import { cap, oneLine } from "../protocol/text.js";
@@ -541,7 +541,7 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
   const latestReview = latestReviews(state);
   for (const id of session.task_ids) {
     const t = state.tasks[id];
-    if (!t || !["done", "human-review", "blocked"].includes(t.status)) settled = false;
+    if (!settledStatus(t?.status)) settled = false;
     if (!t) continue;
     if (t.status === "ai-review" && t.pr_number) {
       const awaiting = latestReview.get(`${id}#${t.pr_number}`)?.decision === "awaiting_assessment";

@@ -8,13 +8,12 @@ import {
   type ReportModel,
   type TaskRow,
 } from "../protocol/report.js";
+import { settled } from "../protocol/kanban.js";
 import { recordDecision } from "../state/records.js";
 import type { TaskRecord } from "../state/schema.js";
 import type { Runtime } from "./runtime.js";
 
 /** Phase 5: gathers the report's figures from state and GitHub, renders it, writes it under the state directory. */
-
-const TERMINAL: readonly TaskRecord["status"][] = ["done", "human-review", "blocked"];
 
 export interface ReportResult {
   session_id: string;
@@ -114,7 +113,7 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
       "fix the permissions or free space in the state directory's reports/ folder and call write_report again (nothing in state was changed)",
     );
   }
-  const complete = tasks.every((t) => TERMINAL.includes(t.status));
+  const complete = tasks.every((t) => settled(t.status));
   const now = rt.now();
   await rt.store.transact((draft) => {
     const s = draft.sessions.find((x) => x.id === session.id)!;

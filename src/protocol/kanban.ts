@@ -21,6 +21,14 @@ export function kanbanLabels(
   return out;
 }
 
+/**
+ * Where a task rests for the night: merged, waiting for a person, or blocked. A session whose tasks
+ * all rest is finished (the report's "complete"); a task that is missing does not rest.
+ */
+export function settled(status: KanbanColumn | undefined): boolean {
+  return status === "done" || status === "human-review" || status === "blocked";
+}
+
 /** The Projects v2 Status option for a column ("in-progress" → "In Progress"). */
 export function projectStatusName(column: KanbanColumn): string {
   return column

@@ -4,6 +4,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { settled } from "../protocol/kanban.js";
+import type { KanbanColumn } from "../state/schema.js";
 import { ScriptedAgent, type Faults } from "./agents.js";
 import { createSurroundings, SEED_AGENTS } from "./environment.js";
 
@@ -210,7 +212,7 @@ export async function simulate(
       }
       const tasks = await readTasks();
       say(progressBar(time(), tasks));
-      if (tasks.every((t) => ["done", "human-review", "blocked"].includes(t.status))) break;
+      if (tasks.every((t) => settled(t.status))) break;
     }
 
     if (cycles >= MAX_CYCLES)
@@ -259,10 +261,10 @@ export async function simulate(
     for (const d of (s.dispatched ?? []) as string[]) event(`  dispatched ${d}`);
   }
 
-  async function readTasks(): Promise<Array<{ task_id: string; status: string }>> {
+  async function readTasks(): Promise<Array<{ task_id: string; status: KanbanColumn }>> {
     const r = await client.readResource({ uri: "eoa://tasks" });
     const text = (r.contents[0] as { text: string }).text;
-    return (JSON.parse(text) as { tasks: Array<{ task_id: string; status: string }> }).tasks;
+    return (JSON.parse(text) as { tasks: Array<{ task_id: string; status: KanbanColumn }> }).tasks;
   }
 }
 

@@ -121,6 +121,8 @@ export async function serveHttp(
     };
     await server.server.connect(transport);
     await transport.handleRequest(req, res, req.body);
+    // Refused before a session began (bad Accept, content type or JSON): nothing will close it later.
+    if (!transport.sessionId || !sessions.has(transport.sessionId)) await server.close();
   });
 
   const sessionRequest = async (req: Request, res: Response) => {

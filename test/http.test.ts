@@ -200,6 +200,18 @@ describe("serveHttp", () => {
     expect((await listening.listTools()).tools.length).toBe(tools.length);
   });
 
+  it("an initialize refused before its session began leaves no server behind", async () => {
+    const { env, http } = await served();
+    const before = env.rt.extraUpdates.size;
+    const refused = await rawPost(http.url, { authorization: `Bearer ${TOKEN}`, accept: "text/plain" });
+    expect(refused.status).toBe(406);
+    expect(env.rt.extraUpdates.size).toBe(before);
+    // A good one still gets its session (and its server) after that.
+    const client = await httpClient(http.url);
+    expect(env.rt.extraUpdates.size).toBe(before + 1);
+    expect((await client.listTools()).tools.length).toBe(tools.length);
+  });
+
   it("answers 401 without the token and with a wrong one", async () => {
     const { http } = await served();
     const none = await rawPost(http.url, {});

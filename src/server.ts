@@ -75,15 +75,10 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
   const onExtra = (uri: string) => notify(uri);
   rt.extraUpdates.add(onExtra);
 
-  // Other server processes may write the same state directory: tell subscribers when they do.
+  // Other server processes may write the same state directory: a read notices, and the store tells
+  // every listener (every session of this process) through onChange.
   const poll = setInterval(() => {
-    if (subscribed.size === 0) return;
-    rt.store
-      .changedElsewhere()
-      .then((changed) => {
-        if (changed) for (const uri of subscribed) notify(uri);
-      })
-      .catch(() => undefined);
+    if (subscribed.size > 0) rt.store.read().catch(() => undefined);
   }, opts.externalPollMs ?? 1000);
   poll.unref();
 
@@ -146,6 +141,7 @@ function registerResource(server: McpServer, rt: Runtime, def: ResourceDefinitio
 
 /** Whether a change to the state touches what a subscribed URI shows. */
 function affects(uri: string, change: StateChange): boolean {
+  if (change.external) return true;
   const task = /^eoa:\/\/tasks\/(.+)$/.exec(uri);
   if (task) return change.taskIds.has(decodeURIComponent(task[1]!)) || change.keys.has("reviews");
   const def = resources.find((r) => r.uri === uri);

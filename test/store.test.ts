@@ -186,18 +186,27 @@ describe("StateStore", () => {
   it("serves reads from memory until another writer changes the file, then re-reads it", async () => {
     const a = await StateStore.open(dir);
     const b = await StateStore.open(dir);
+    // Every listener hears of another's write, whoever's read noticed it (one per MCP session).
+    const heard: StateChange[][] = [[], []];
+    for (const h of heard) a.onChange((change) => h.push(change));
     const first = await a.read();
     expect(await a.read()).toBe(first);
-    expect(await a.changedElsewhere()).toBe(false);
+    expect(heard).toEqual([[], []]);
 
     await b.transact((draft) => {
       draft.current_session_id = "written-by-b";
     });
-    expect(await a.changedElsewhere()).toBe(true);
     const second = await a.read();
     expect(second).not.toBe(first);
     expect(second.current_session_id).toBe("written-by-b");
     expect(await a.read()).toBe(second);
+    for (const h of heard) expect(h).toEqual([expect.objectContaining({ external: true })]);
+    // Its own writes are announced as what they touched, not as another's.
+    await a.transact((draft) => {
+      draft.current_session_id = "written-by-a";
+    });
+    await a.read();
+    for (const h of heard) expect(h.map((c) => c.external ?? false)).toEqual([true, false]);
   });
 
   it("re-reads inside the lock when another writer changed the revision token, even with the file's identity unchanged", async () => {

@@ -13,10 +13,14 @@ enablePatches();
 
 export type ReadonlyState = Readonly<State>;
 
-/** What a committed transaction touched: top-level keys and, for tasks, the task ids. */
+/**
+ * What a committed transaction touched: top-level keys and, for tasks, the task ids. `external`:
+ * another process wrote the files, and any part may have changed.
+ */
 export interface StateChange {
   keys: Set<string>;
   taskIds: Set<string>;
+  external?: boolean;
 }
 
 export type ChangeListener = (change: StateChange, state: ReadonlyState) => void;
@@ -54,7 +58,7 @@ export class StateStore {
   /** `journalBytes`: how much of the journal the cached state accounts for (whole lines only). */
   private cache: { key: string; state: ReadonlyState; journalBytes: number } | undefined;
   private readonly listeners = new Set<ChangeListener>();
-  /** Transactions of this process under way. */
+  /** Transactions of this process under way (see `read`). */
   private writing = 0;
 
   private constructor(
@@ -104,14 +108,20 @@ export class StateStore {
   async read(): Promise<ReadonlyState> {
     const key = await this.fileKey();
     if (this.cache && this.cache.key === key) return this.cache.state;
-    return (await this.load(key)).state;
+    // While this process writes, the files are ahead of its cache for a moment: not another's write.
+    return (await this.load(key, this.writing === 0)).state;
   }
 
   /**
    * Reads the document and its journal. A write by another process in between may mix old and new
-   * files, so the read is repeated until the files' key held still across it.
+   * files, so the read is repeated until the files' key held still across it. With `announce`, a
+   * load that replaces what this process had is another process's write: listeners hear of it.
    */
-  private async load(key: string): Promise<{ state: ReadonlyState; journalBytes: number }> {
+  private async load(
+    key: string,
+    announce: boolean,
+  ): Promise<{ state: ReadonlyState; journalBytes: number }> {
+    const replacing = this.cache !== undefined;
     for (let attempt = 0; ; attempt++) {
       // Straight from the adapter: `db.data` is shared, and two loads in one process may interleave.
       const snapshot = migrate(await this.db.adapter.read());
@@ -136,6 +146,10 @@ export class StateStore {
       const after = await this.fileKey();
       if (after === key) {
         this.cache = { key, state, journalBytes };
+        if (announce && replacing) {
+          const change: StateChange = { keys: new Set(), taskIds: new Set(), external: true };
+          for (const l of this.listeners) l(change, state);
+        }
         return { state, journalBytes };
       }
       if (attempt >= 4) return { state, journalBytes };
@@ -164,7 +178,7 @@ export class StateStore {
     try {
       // Inside the lock the revision token decides: every writer replaces it before writing.
       const key = await this.fileKey();
-      const loaded = this.cache && this.cache.key === key ? this.cache : await this.load(key);
+      const loaded = this.cache && this.cache.key === key ? this.cache : await this.load(key, true);
       const current = loaded.state;
       const [produced, patches] = produceWithPatches(current, (draft) => {
         result = fn(draft);
@@ -207,7 +221,8 @@ export class StateStore {
     const release = await this.lock();
     try {
       const key = await this.fileKey();
-      const current = this.cache && this.cache.key === key ? this.cache.state : (await this.load(key)).state;
+      const current =
+        this.cache && this.cache.key === key ? this.cache.state : (await this.load(key, true)).state;
       const compacted = freeze({ ...current, generation: current.generation + 1 });
       await this.persist({ compact: compacted as State });
       this.cache = { key: await this.fileKey(), state: compacted, journalBytes: 0 };
@@ -239,16 +254,6 @@ export class StateStore {
       }
     }
     appendFileSync(this.journalFile, op.append);
-  }
-
-  /** True when another process wrote the file since this one last read it (the cache is then refreshed). */
-  async changedElsewhere(): Promise<boolean> {
-    // While this process writes, the files are ahead of the cache for a moment: that is not news.
-    if (this.writing > 0) return false;
-    const key = await this.fileKey();
-    if (this.writing > 0 || (this.cache && this.cache.key === key)) return false;
-    await this.read();
-    return true;
   }
 
   /** The files' identity, from three tiny synchronous reads (see `persist`). */

@@ -411,14 +411,20 @@ describe("AI Maestro down", () => {
     });
     expect(await task("T-1")).toMatchObject({ status: "blocked", parked_by: r.escalation.id });
 
-    for (let i = 0; i < 3; i++) {
+    // A long outage: more cycles than any fixed retry budget.
+    for (let i = 0; i < 10; i++) {
+      e().clock.advance(1);
       const c = await cycle();
       expect(c.warnings.join("\n")).toMatch(/side effect .* \(message\) failed, will retry/);
       expect(c.actions_due).toContainEqual(
-        expect.objectContaining({ why: expect.stringContaining(`${r.escalation.id} is not delivered yet`) }),
+        expect.objectContaining({
+          tool: "check_messages",
+          why: expect.stringContaining(`${r.escalation.id} is not delivered yet`),
+        }),
       );
     }
-    expect((await state()).escalations[0]!.delivery.attempts).toBe(4);
+    expect((await state()).escalations[0]!.delivery.attempts).toBe(11);
+    expect(inbox(USER)).toHaveLength(0);
 
     await e().aimaestro.clearFault();
     const up = await cycle();
@@ -429,7 +435,10 @@ describe("AI Maestro down", () => {
     });
     await cycle();
     expect(inbox(USER)).toHaveLength(1);
-    expect(inbox(USER)[0]!.content.context).toMatchObject({ issue: "credentials in the build log" });
+    expect(inbox(USER)[0]!.content.context).toMatchObject({
+      issue: "credentials in the build log",
+      blocking: true,
+    });
   });
 });
 
@@ -503,11 +512,21 @@ describe("AI Maestro slow (answers after the client's timeout)", () => {
     await e().aimaestro.clearFault();
     // The hub stores it once its delay is over; the server waits twice its timeout before looking.
     await vi.waitFor(() => expect(assignments("dev-agent-1")).toHaveLength(1), { timeout: 10_000 });
-    await new Promise((r) => setTimeout(r, TIMEOUT_MS * 2));
-    await cycle();
+    // Cycles until the settling delay has passed and one of them looked (and found it delivered).
+    await vi.waitFor(
+      async () => {
+        await cycle();
+        const effect = (await state()).outbox.find(
+          (x) => x.kind === "message" && x.payload.task_id === "T-1",
+        );
+        expect(effect).toMatchObject({
+          status: "done",
+          result: expect.objectContaining({ reconciled: true }),
+        });
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     expect(assignments("dev-agent-1")).toHaveLength(1);
-    const effect = (await state()).outbox.find((x) => x.kind === "message" && x.payload.task_id === "T-1");
-    expect(effect).toMatchObject({ status: "done", result: expect.objectContaining({ reconciled: true }) });
   });
 });
 

@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertRefName, GitMirror, stripCredentials } from "../src/clients/git.js";
 import { EoaError } from "../src/errors.js";
+import type { Logger } from "../src/log.js";
 
 const exec = promisify(execFile);
 
@@ -311,10 +312,27 @@ describe("GitMirror", () => {
     });
 
     it("close() while the spare is still being made stops it and leaves nothing", async () => {
-      const m = await spareMirror();
+      const debug: string[] = [];
+      const logger: Logger = {
+        debug: (msg, data) => debug.push(`${msg} ${JSON.stringify(data)}`),
+        info: () => undefined,
+        warn: () => undefined,
+        error: () => undefined,
+        child: () => logger,
+      };
+      const m = new GitMirror({
+        remote,
+        stateDir: await mkdtemp(join(root, "state-")),
+        spareWorktree: true,
+        logger,
+      });
       await m.withWorktree(7, pr7Sha, async () => undefined);
       await m.close(); // at once: the checkout has just started
       await m.spareSettled();
+      // It was stopped in flight, not removed after it finished.
+      expect(debug.filter((d) => d.startsWith("could not prepare a spare worktree"))).toEqual([
+        expect.stringContaining("cancelled"),
+      ]);
       expect(await worktreeEntries(m)).toEqual([]);
       expect(await registeredWorktrees(m)).toBe(0);
     });
@@ -453,20 +471,24 @@ describe("GitMirror", () => {
 
   it("sends a token as an auth header through git's environment: never on a command line or on disk", async () => {
     const token = "ghp_TOKENONTHEWIRE0123456789abcdefghij";
-    const seen: Array<{ authorization: string | undefined; cmdlines: string[] }> = [];
+    const seen: Array<{ authorization: string | undefined; cmdlines: string[]; fetch: boolean }> = [];
     const server = createHttpServer((req, res) => {
       // git (and git-remote-http) are waiting for this answer: look at every process's argv now.
-      const cmdlines = readdirSync("/proc")
+      const all = readdirSync("/proc")
         .filter((d) => /^\d+$/.test(d))
         .map((pid) => {
           try {
             return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
           } catch {
-            return "";
+            return ""; // gone meanwhile
           }
-        })
-        .filter((c) => c.includes(token));
-      seen.push({ authorization: req.headers.authorization, cmdlines });
+        });
+      seen.push({
+        authorization: req.headers.authorization,
+        cmdlines: all.filter((c) => c.includes(token)),
+        // The control: the scan does see the waiting fetch's own argv.
+        fetch: all.some((c) => c.includes("fetch") && c.includes(`127.0.0.1:${port}`)),
+      });
       res.writeHead(403).end("no");
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -481,6 +503,7 @@ describe("GitMirror", () => {
       expect(seen.length).toBeGreaterThan(0);
       const basic = Buffer.from(`x-access-token:${token}`).toString("base64");
       expect(seen[0]!.authorization?.toLowerCase()).toBe(`basic ${basic}`.toLowerCase());
+      expect(seen[0]!.fetch).toBe(true);
       expect(seen.flatMap((s) => s.cmdlines)).toEqual([]);
       expect(`${err.message} ${JSON.stringify(err.details)}`).not.toContain(token);
       expect(await readFile(join(m.mirrorPath, "config"), "utf8")).not.toContain(basic);

@@ -424,19 +424,26 @@ describe("decideReview", () => {
 
   it("never merges or approves unless both gates passed (property)", () => {
     const finding = fc.constantFrom(scope, lint);
+    // Weighted towards passing inputs, so that merges and approvals (the cases the property guards)
+    // come up often; the decisions seen are checked at the end.
+    const often = <T>(value: T, others: fc.Arbitrary<T>) =>
+      fc.oneof({ weight: 3, arbitrary: fc.constant(value) }, { weight: 1, arbitrary: others });
+    const seen = new Set<string>();
     fc.assert(
       fc.property(
         fc.record({
-          g1: fc.constantFrom<Gate1Result>(
+          g1: often(
             PASS1,
-            PENDING1,
-            { status: "fail", findings: [scope], protectedTouched: [] },
-            { ...PASS1, protectedTouched: ["p"] },
+            fc.constantFrom<Gate1Result>(
+              PENDING1,
+              { status: "fail", findings: [scope], protectedTouched: [] },
+              { ...PASS1, protectedTouched: ["p"] },
+            ),
           ),
-          g2: fc.array(finding, { maxLength: 2 }),
-          ci: fc.constantFrom<"pass" | "pending" | "fail">("pass", "pending", "fail"),
-          conflict: fc.boolean(),
-          unknown: fc.boolean(),
+          g2: often([], fc.array(finding, { minLength: 1, maxLength: 2 })),
+          ci: often("pass", fc.constantFrom<"pass" | "pending" | "fail">("pending", "fail")),
+          conflict: often(false, fc.constant(true)),
+          unknown: often(false, fc.constant(true)),
           effort: fc.constantFrom("xs", "s", "m", "l", "xl", undefined),
           merge: fc.boolean(),
           fix: fc.nat(8),
@@ -465,8 +472,11 @@ describe("decideReview", () => {
               x.merge && x.g1.protectedTouched.length === 0 && x.effort !== "l" && x.effort !== "xl",
             ).toBe(true);
           if (x.conflict) expect(r.decision).toBe("merge_conflict");
+          seen.add(r.decision);
         },
       ),
+      { numRuns: 300 },
     );
+    expect([...seen]).toEqual(expect.arrayContaining(["merge", "approve", "human_review", "merge_conflict"]));
   });
 });

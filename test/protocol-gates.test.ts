@@ -10,6 +10,7 @@ import {
   type Gate1Input,
   type Gate1Result,
   type Gate2Input,
+  countersForHead,
 } from "../src/protocol/gates.js";
 import type { Finding } from "../src/state/schema.js";
 
@@ -478,5 +479,20 @@ describe("decideReview", () => {
       { numRuns: 300 },
     );
     expect([...seen]).toEqual(expect.arrayContaining(["merge", "approve", "human_review", "merge_conflict"]));
+  });
+});
+
+describe("countersForHead", () => {
+  const task = { fix_rounds: 2, ci_polls: 3, ci_failures: 1, review_head: "a".repeat(40) };
+  it("keeps the CI counters for the head they were counted on", () => {
+    expect(countersForHead(task, "a".repeat(40))).toEqual({ fix_rounds: 2, ci_polls: 3, ci_failures: 1 });
+  });
+  it("starts CI polls and failures afresh on a new head; fix rounds run on", () => {
+    expect(countersForHead(task, "b".repeat(40))).toEqual({ fix_rounds: 2, ci_polls: 0, ci_failures: 0 });
+    expect(countersForHead({ ...task, review_head: undefined }, "a".repeat(40))).toEqual({
+      fix_rounds: 2,
+      ci_polls: 0,
+      ci_failures: 0,
+    });
   });
 });

@@ -7,6 +7,7 @@ import type { GitHubPull } from "../clients/github.js";
 import { EoaError } from "../errors.js";
 import {
   ciState,
+  countersForHead,
   decideReview,
   gate1,
   gate2Local,
@@ -134,11 +135,7 @@ export async function reviewPr(rt: Runtime, args: ReviewArgs, ctx: ReviewContext
     mergeableUnknown: pr.mergeable === null && !conflict,
     effort: task.effort,
     merge: args.merge ?? rt.config.review.auto_merge,
-    // CI polls and failures count against one head: a new push starts them afresh.
-    counters:
-      task.review_head === pr.headSha
-        ? { fix_rounds: task.fix_rounds, ci_polls: task.ci_polls, ci_failures: task.ci_failures }
-        : { fix_rounds: task.fix_rounds, ci_polls: 0, ci_failures: 0 },
+    counters: countersForHead(task, pr.headSha),
     limits: rt.config.limits,
   });
   await ctx.progress(`decision: ${result.decision}`);
@@ -356,13 +353,9 @@ async function apply(
       );
     }
     t.pr_number = pr.number;
-    if (t.review_head !== pr.headSha) {
-      t.review_head = pr.headSha;
-      t.ci_polls = 0;
-      t.ci_failures = 0;
-    }
-    const additions = mech.files.reduce((n, f) => n + f.additions, 0);
-    const deletions = mech.files.reduce((n, f) => n + f.deletions, 0);
+    Object.assign(t, countersForHead(t, pr.headSha));
+    t.review_head = pr.headSha;
+    const { additions, deletions } = diffTotals(mech.files);
     const record: ReviewRecord = {
       key,
       pr_number: pr.number,
@@ -441,6 +434,13 @@ async function apply(
     warnings,
     packet: decision === "awaiting_assessment" || decision === "human_review" ? packet(task, pr, mech) : null,
   });
+}
+
+function diffTotals(files: ReadonlyArray<{ additions: number; deletions: number }>) {
+  return {
+    additions: files.reduce((n, f) => n + f.additions, 0),
+    deletions: files.reduce((n, f) => n + f.deletions, 0),
+  };
 }
 
 /** Blocks the task (its column kept for when it is unblocked) and returns the label sync. */
@@ -830,8 +830,7 @@ function packet(task: TaskRecord, pr: GitHubPull, mech: MechanicalResults): Revi
     },
     diff_stat: {
       files: mech.files.length,
-      additions: mech.files.reduce((n, f) => n + f.additions, 0),
-      deletions: mech.files.reduce((n, f) => n + f.deletions, 0),
+      ...diffTotals(mech.files),
     },
     files: mech.files.slice(0, 300),
     completion_criteria: task.completion_criteria,

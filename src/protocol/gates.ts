@@ -206,6 +206,24 @@ export interface DecisionInput {
   limits: { max_fix_rounds: number; ci_poll_attempts: number; max_retry_attempts: number };
 }
 
+export type ReviewCounters = DecisionInput["counters"];
+
+/**
+ * The counters a review of `headSha` starts from: fix rounds run for the task, CI polls and
+ * failures count against one head (a new push starts them afresh).
+ */
+export function countersForHead(
+  task: ReviewCounters & { review_head?: string | undefined },
+  headSha: string,
+): ReviewCounters {
+  const sameHead = task.review_head === headSha;
+  return {
+    fix_rounds: task.fix_rounds,
+    ci_polls: sameHead ? task.ci_polls : 0,
+    ci_failures: sameHead ? task.ci_failures : 0,
+  };
+}
+
 export interface DecisionResult {
   decision: ReviewDecision;
   gate1: GateStatus;

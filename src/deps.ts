@@ -5,7 +5,7 @@ import { GitMirror } from "./clients/git.js";
 import { systemClock, type Clock } from "./clock.js";
 import { gitRemoteOf, secretsOf, type Config } from "./config.js";
 import { Runtime } from "./engine/runtime.js";
-import { createLogger, type Logger, type LogSink } from "./log.js";
+import { createLogger, type LogSink } from "./log.js";
 import { redactSecrets } from "./protocol/secrets.js";
 import { syncRoster } from "./engine/roster.js";
 import { StateStore } from "./state/store.js";
@@ -14,7 +14,8 @@ import { reconcileOutbox } from "./engine/effects.js";
 export interface BuildOptions {
   clock?: Clock;
   logSinks?: Set<LogSink>;
-  logger?: Logger;
+  /** Log lines also go to stderr (default true; tests and rehearsals keep them in the sinks). */
+  logStderr?: boolean;
   /** Faster retries for tests and the simulation's loopback stand-ins. */
   fast?: boolean;
 }
@@ -26,12 +27,12 @@ export interface BuildOptions {
  */
 export async function buildRuntime(config: Config, opts: BuildOptions = {}): Promise<Runtime> {
   const secrets = secretsOf(config);
-  const logger =
-    opts.logger ??
-    createLogger("eoa", {
-      redact: (t) => redactSecrets(t, secrets),
-      ...(opts.logSinks ? { sinks: opts.logSinks } : {}),
-    });
+  // No configured token reaches a log line or an MCP log notification.
+  const logger = createLogger("eoa", {
+    redact: (t) => redactSecrets(t, secrets),
+    ...(opts.logSinks ? { sinks: opts.logSinks } : {}),
+    ...(opts.logStderr === false ? { stderr: false } : {}),
+  });
   const store = await StateStore.open(config.stateDir);
   const aimaestro = new AiMaestroClient({
     url: config.aimaestro.url,

@@ -12,7 +12,6 @@ import type { Config } from "../src/config.js";
 import { buildRuntime, closeRuntime } from "../src/deps.js";
 import type { ReviewOutcome } from "../src/engine/review.js";
 import type { Runtime } from "../src/engine/runtime.js";
-import { createLogger } from "../src/log.js";
 import { createServer, type EoaServer } from "../src/server.js";
 import type { RecordedCall } from "../src/sim/aimaestro-server.js";
 import type { EnvironmentOptions, NightEnvironment } from "../src/sim/environment.js";
@@ -99,11 +98,10 @@ async function rewire(
   opts: { fast?: boolean } = {},
 ): Promise<{ rt: Runtime; client: Client }> {
   const n = e();
-  const logger = createLogger("eoa", { stderr: false, sinks: n.logSinks });
   const rt = await buildRuntime(change(structuredClone(n.config)), {
     clock: n.clock,
     logSinks: n.logSinks,
-    logger,
+    logStderr: false,
     fast: opts.fast ?? true,
   });
   const server: EoaServer = createServer(rt, { logSinks: n.logSinks, externalPollMs: 50 });

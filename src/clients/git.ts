@@ -163,10 +163,9 @@ export class GitMirror {
     throwIfAborted(signal, prNumber);
     // The caller usually fetched this head a moment ago (its objects are in the mirror, whatever the
     // ref says now): fetch again only otherwise.
-    const local = expected && this.fetchedHeads.get(prNumber) === expected ? expected : undefined;
     const sha =
-      local === expected && local
-        ? local
+      expected && this.fetchedHeads.get(prNumber) === expected
+        ? expected
         : await this.fetchPullHead(prNumber, signal).catch((err: unknown) => {
             throw withPr(err, prNumber);
           });

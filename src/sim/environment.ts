@@ -4,11 +4,10 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { FakeClock } from "../clock.js";
-import { deepMerge, loadConfig, secretsOf, type Config } from "../config.js";
+import { deepMerge, loadConfig, type Config } from "../config.js";
 import { buildRuntime, closeRuntime } from "../deps.js";
 import type { Runtime } from "../engine/runtime.js";
-import { createLogger, type LogSink } from "../log.js";
-import { redactSecrets } from "../protocol/secrets.js";
+import type { LogSink } from "../log.js";
 import { createServer, type EoaServer } from "../server.js";
 import { startAiMaestroServer, type AiMaestroStandIn } from "./aimaestro-server.js";
 import { startGitHubServer, type GitHubStandIn } from "./github-server.js";
@@ -156,14 +155,12 @@ export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<
   const sur = await createSurroundings(opts);
   const config = loadConfig({ argv: ["--config", sur.configFile], env: {}, cwd: sur.root });
   const logSinks = new Set<LogSink>();
-  const secrets = secretsOf(config);
-  const logger = createLogger("eoa", {
-    stderr: opts.verbose ?? false,
-    sinks: logSinks,
-    // As buildRuntime's own logger does: no configured token reaches a log line or an MCP log notification.
-    redact: (text) => redactSecrets(text, secrets),
+  const rt = await buildRuntime(config, {
+    clock: sur.clock,
+    logSinks,
+    logStderr: opts.verbose ?? false,
+    fast: true,
   });
-  const rt = await buildRuntime(config, { clock: sur.clock, logSinks, logger, fast: true });
   const servers: EoaServer[] = [];
 
   return {

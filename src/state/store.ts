@@ -106,10 +106,14 @@ export class StateStore {
 
   /** The current state, frozen. Re-read from disk only when another writer changed the file. */
   async read(): Promise<ReadonlyState> {
-    const key = await this.fileKey();
-    if (this.cache && this.cache.key === key) return this.cache.state;
     // While this process writes, the files are ahead of its cache for a moment: not another's write.
-    return (await this.load(key, this.writing === 0)).state;
+    return (await this.current(this.writing === 0)).state;
+  }
+
+  /** The cached state while the files are as it saw them, else a fresh load (see `load`). */
+  private async current(announce: boolean): Promise<{ state: ReadonlyState; journalBytes: number }> {
+    const key = await this.fileKey();
+    return this.cache && this.cache.key === key ? this.cache : this.load(key, announce);
   }
 
   /**
@@ -177,10 +181,8 @@ export class StateStore {
     let result!: T;
     try {
       // Inside the lock the revision token decides: every writer replaces it before writing.
-      const key = await this.fileKey();
-      const loaded = this.cache && this.cache.key === key ? this.cache : await this.load(key, true);
-      const current = loaded.state;
-      const [produced, patches] = produceWithPatches(current, (draft) => {
+      const loaded = await this.current(true);
+      const [produced, patches] = produceWithPatches(loaded.state, (draft) => {
         result = fn(draft);
       });
       if (patches.length > 0) {
@@ -189,13 +191,13 @@ export class StateStore {
         try {
           const line = `${JSON.stringify({ g: produced.generation, p: patches })}\n`;
           const base = loaded.journalBytes;
-          if (base + line.length > this.journalLimit) {
-            saved = freeze({ ...produced, generation: produced.generation + 1 });
-            await this.persist({ compact: saved as State });
+          const bytes = Buffer.byteLength(line);
+          if (base + bytes > this.journalLimit) {
+            saved = await this.writeNextGeneration(produced);
             journalBytes = 0;
           } else {
             await this.persist({ append: line, after: base });
-            journalBytes = base + Buffer.byteLength(line);
+            journalBytes = base + bytes;
           }
         } catch (err) {
           this.cache = undefined;
@@ -220,15 +222,18 @@ export class StateStore {
   async compact(): Promise<void> {
     const release = await this.lock();
     try {
-      const key = await this.fileKey();
-      const current =
-        this.cache && this.cache.key === key ? this.cache.state : (await this.load(key, true)).state;
-      const compacted = freeze({ ...current, generation: current.generation + 1 });
-      await this.persist({ compact: compacted as State });
+      const compacted = await this.writeNextGeneration((await this.current(true)).state);
       this.cache = { key: await this.fileKey(), state: compacted, journalBytes: 0 };
     } finally {
       await release().catch(() => undefined);
     }
+  }
+
+  /** Writes `state` as the document of the next generation, with an empty journal. */
+  private async writeNextGeneration(state: ReadonlyState): Promise<ReadonlyState> {
+    const next = freeze({ ...state, generation: state.generation + 1 });
+    await this.persist({ compact: next as State });
+    return next;
   }
 
   /**
@@ -293,11 +298,12 @@ export class StateStore {
 }
 
 /**
- * The state as the files on disk give it (document plus journal), read afresh without a lock: for
- * tests, tools and people inspecting a state directory.
+ * The state as the files on disk give it (document plus journal), read afresh without a lock and
+ * without folding a long journal in (which would rewrite the files): for tests, tools and people
+ * inspecting a state directory.
  */
 export async function readStateDir(dir: string): Promise<State> {
-  return (await StateStore.open(dir)).read() as Promise<State>;
+  return (await StateStore.open(dir, { journalLimitBytes: Infinity })).read() as Promise<State>;
 }
 
 /** Past this, the next change rewrites the document and empties the journal. */

@@ -47,6 +47,7 @@ export function markOfflineInDraft(
   const effects: string[] = [];
   const reassigned: OfflineOutcome["reassigned"] = [];
   const queued: OfflineOutcome["queued"] = [];
+  const held = tasksNow(draft).filter((t) => t.assignee === agentId && HELD.includes(t.status));
   if (!already) {
     recordDecision(draft, now, {
       action: "mark-offline",
@@ -57,13 +58,12 @@ export function markOfflineInDraft(
     });
     recordIncident(draft, now, {
       kind: "agent-offline",
-      occurrence: `while holding ${tasksNow(draft).filter((t) => t.assignee === agentId && HELD.includes(t.status)).length} task(s)`,
+      occurrence: `while holding ${held.length} task(s)`,
       description: `${agentId} went offline: ${reason}`,
       action: "its tasks were reassigned to backup agents",
     });
   }
 
-  const held = tasksNow(draft).filter((t) => t.assignee === agentId && HELD.includes(t.status));
   for (const { task_id } of held) {
     const task = draft.tasks[task_id]!;
     effects.push(enqueueStopNotice(draft, now, task, agent.session, `you were marked offline (${reason})`));

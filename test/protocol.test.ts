@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   agentLoad,
+  agentLoads,
   chooseAgent,
   chooseReplacement,
   dispatchBlocker,
@@ -85,6 +86,14 @@ describe("chooseAgent (rule 1)", () => {
       agent: "a",
     });
     expect(agentLoad("a", [...held("a", 1, "ai-review"), ...held("a", 1, "merge-release")])).toBe(2);
+    // All loads in one pass agree with each agent's own count.
+    const mixed = [...full, ...finished, ...held("c", 3, "ai-review"), task("free")];
+    expect(Object.fromEntries(agentLoads(mixed))).toEqual({
+      a: agentLoad("a", mixed),
+      b: agentLoad("b", mixed),
+      c: agentLoad("c", mixed),
+    });
+    expect(Object.fromEntries(agentLoads(mixed))).toEqual({ a: 2, b: 1, c: 3 });
   });
 
   it("prefers the least loaded agent, then roster order", () => {

@@ -26,6 +26,15 @@ export function agentLoad(agentId: string, tasks: Iterable<TaskView>): number {
   return n;
 }
 
+/** Every agent's load in one pass over the tasks (an agent with none is absent: load 0). */
+export function agentLoads(tasks: Iterable<TaskView>): Map<string, number> {
+  const loads = new Map<string, number>();
+  for (const t of tasks) {
+    if (t.assignee && OCCUPYING.includes(t.status)) loads.set(t.assignee, (loads.get(t.assignee) ?? 0) + 1);
+  }
+  return loads;
+}
+
 export function missingCapabilities(
   agent: Pick<AgentView, "capabilities">,
   task: Pick<TaskView, "required_capabilities">,
@@ -79,9 +88,10 @@ export function chooseAgent(
       : { agent: null, kind: e.kind, reason: e.reason };
   }
   const reasons: string[] = [];
+  const loads = agentLoads(tasks);
   let best: { id: string; load: number; index: number } | undefined;
   agents.forEach((agent, index) => {
-    const load = agentLoad(agent.id, tasks);
+    const load = loads.get(agent.id) ?? 0;
     const e = eligibility(agent, task, load);
     if (!e.ok) {
       reasons.push(e.reason);

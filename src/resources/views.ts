@@ -1,4 +1,4 @@
-import { agentLoad } from "../protocol/assignment.js";
+import { agentLoads } from "../protocol/assignment.js";
 import { escalationOrder } from "../protocol/escalation.js";
 import type { ReadonlyState } from "../state/store.js";
 import type { TaskRecord } from "../state/schema.js";
@@ -7,8 +7,17 @@ import type { TaskRecord } from "../state/schema.js";
 
 export function rosterView(state: ReadonlyState) {
   const tasks = Object.values(state.tasks);
+  const loads = agentLoads(tasks);
+  const held = new Map<string, string[]>();
+  for (const t of tasks) {
+    if (!t.assignee || t.status === "done") continue;
+    const line = `${t.task_id} (${t.status})`;
+    const list = held.get(t.assignee);
+    if (list) list.push(line);
+    else held.set(t.assignee, [line]);
+  }
   return Object.values(state.agents).map((a) => {
-    const load = agentLoad(a.id, tasks);
+    const load = loads.get(a.id) ?? 0;
     return {
       id: a.id,
       session: a.session,
@@ -20,9 +29,7 @@ export function rosterView(state: ReadonlyState) {
       missed_heartbeats: a.missed_heartbeats,
       ...(a.last_seen ? { last_seen: a.last_seen } : {}),
       ...(a.offline_since ? { offline_since: a.offline_since, offline_reason: a.offline_reason } : {}),
-      tasks: tasks
-        .filter((t) => t.assignee === a.id && t.status !== "done")
-        .map((t) => `${t.task_id} (${t.status})`),
+      tasks: held.get(a.id) ?? [],
     };
   });
 }

@@ -16,7 +16,13 @@ import {
   parksTask,
   policyFromDirective,
 } from "../src/protocol/escalation.js";
-import { blockTransition, kanbanLabels, unblockTransition } from "../src/protocol/kanban.js";
+import {
+  assignedStatus,
+  blockTransition,
+  kanbanLabels,
+  settled,
+  unblockTransition,
+} from "../src/protocol/kanban.js";
 import { ackVerdict, heartbeatVerdict } from "../src/protocol/liveness.js";
 import { MAX_NOTE } from "../src/protocol/text.js";
 import type {
@@ -422,6 +428,20 @@ describe("kanban labels (rule 7)", () => {
     expect(blockTransition("blocked")).toEqual({ status: "blocked", previous_status: "todo" });
     expect(unblockTransition("ai-review")).toBe("ai-review");
     expect(unblockTransition(undefined)).toBe("todo");
+  });
+
+  it("an assignment starts work; a handoff of reported work keeps its column; settled columns rest", () => {
+    expect(assignedStatus("todo", false)).toBe("in-progress");
+    expect(assignedStatus("ai-review", false)).toBe("in-progress");
+    expect(assignedStatus("in-progress", true)).toBe("in-progress");
+    expect(assignedStatus("ai-review", true)).toBe("ai-review");
+    expect(assignedStatus("merge-release", true)).toBe("merge-release");
+    expect(["done", "human-review", "blocked"].every((c) => settled(c as KanbanColumn))).toBe(true);
+    expect(
+      ["todo", "in-progress", "ai-review", "merge-release", undefined].some((c) =>
+        settled(c as KanbanColumn),
+      ),
+    ).toBe(false);
   });
 });
 

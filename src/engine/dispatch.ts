@@ -1,6 +1,7 @@
 import { current, type Draft } from "immer";
 import { EoaError } from "../errors.js";
 import { chooseAgent, dispatchBlocker, dispatchOrder } from "../protocol/assignment.js";
+import { assignedStatus } from "../protocol/kanban.js";
 import { assignmentMessage, handoffMessage } from "../protocol/messages.js";
 import { enqueueEffect, history, recordDecision, tasksNow } from "../state/records.js";
 import type { State, TaskRecord } from "../state/schema.js";
@@ -74,11 +75,7 @@ export function dispatchInDraft(
   task.assignment_epoch += 1;
   task.assignee = agent.id;
   task.assigned_at = now.toISOString();
-  // A handoff of work already reported keeps its column: the PR still awaits review or merge.
-  task.status =
-    opts.handoffFrom && (before.status === "ai-review" || before.status === "merge-release")
-      ? before.status
-      : "in-progress";
+  task.status = assignedStatus(before.status, !!opts.handoffFrom);
   delete task.previous_status;
   delete task.blocked_reason;
   delete task.acked_at;

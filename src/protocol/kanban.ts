@@ -22,6 +22,14 @@ export function kanbanLabels(
 }
 
 /**
+ * The column of a task just assigned: in progress, except that a handoff of work already reported
+ * keeps its column (the PR still awaits review or merge).
+ */
+export function assignedStatus(before: KanbanColumn, handoff: boolean): KanbanColumn {
+  return handoff && (before === "ai-review" || before === "merge-release") ? before : "in-progress";
+}
+
+/**
  * Where a task rests for the night: merged, waiting for a person, or blocked. A session whose tasks
  * all rest is finished (the report's "complete"); a task that is missing does not rest.
  */

@@ -1,4 +1,6 @@
+import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -9,6 +11,8 @@ import { stateBytes } from "./fixtures/state-files.js";
 import { callTool, connectedNight, failure, okResult } from "./fixtures/tool-calls.js";
 import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/monitor.js";
 import { emptyState } from "../src/state/schema.js";
+import { reconcileOutbox } from "../src/engine/effects.js";
+import { enqueueEffect } from "../src/state/records.js";
 
 /**
  * Issue 3's scenarios, end to end: the real tools over an in-memory MCP client, a loopback AI
@@ -841,6 +845,42 @@ describe('escalation under "Escalate only for security issues" (rule 8)', () => 
     expect(inbox(USER)).toHaveLength(1);
   });
 });
+
+describe("the outbox after a crash", () => {
+  it("a merge left pending by a dead process is looked up, not made again, when GitHub shows it merged", async () => {
+    await setup();
+    const sha = "5".repeat(40);
+    e().github.addPull({ number: 5, title: "GH-5: work", headSha: sha, headRef: "feature/x" });
+    // The dead process got as far as merging: GitHub has it, the outbox does not know.
+    await e().rt.github.merge(5, { method: "squash", sha, title: "GH-5" });
+    const dead = await deadOwner();
+    const now = e().clock.now();
+    await e().rt.store.transact((d) => {
+      const id = enqueueEffect(d, now, "merge", { pr_number: 5, method: "squash", sha, title: "GH-5" });
+      Object.assign(
+        d.outbox.find((x) => x.id === id)!,
+        { claimed_by: dead },
+      );
+    });
+    const merges = () =>
+      e().github.calls.filter((c) => c.method === "PUT" && c.path.endsWith("/pulls/5/merge"));
+    expect(merges()).toHaveLength(1);
+
+    await reconcileOutbox(e().rt);
+    expect(merges()).toHaveLength(1);
+    expect((await state()).outbox.find((x) => x.kind === "merge")).toMatchObject({
+      status: "done",
+      result: { merged: true, reconciled: true },
+    });
+  });
+});
+
+/** A PROCESS_ID-shaped owner of this host whose process has ended. */
+async function deadOwner(): Promise<string> {
+  const child = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+  await new Promise((r) => child.once("exit", r));
+  return `${hostname()}:${child.pid}:deadbeef`;
+}
 
 describe("idempotency", () => {
   it("the same idempotency_key twice sends one message and returns the same result", async () => {

@@ -285,9 +285,11 @@ async function perform(
       return { review_id: r.id };
     }
     case "merge": {
-      // A merge that happened before a crash is not repeated.
-      const pr = await rt.github.getPull(p.pr_number as number);
-      if (pr.merged) return { merged: true, reconciled: true };
+      // A merge that may have happened (before a crash, or an attempt whose outcome was lost) is
+      // not repeated; a fresh one goes straight to GitHub, which the review read a moment ago.
+      if (mayHaveHappened && (await rt.github.getPull(p.pr_number as number)).merged) {
+        return { merged: true, reconciled: true };
+      }
       const m = await rt.github.merge(p.pr_number as number, {
         method: p.method as "merge" | "squash" | "rebase",
         sha: p.sha as string,

@@ -7,18 +7,14 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import { tools } from "../src/tools/index.js";
-import { runCli } from "./fixtures/cli.js";
+import { assertBuilt, CLI, runCli } from "./fixtures/cli.js";
 
 /**
  * The built CLI (`dist/cli.js`, what `eoa-mcp` runs) over real stdio, against the loopback
  * stand-ins. `npm test` builds first (pretest); run `npm run build` before running this file alone.
  */
 
-const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
-
-beforeAll(() => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
-});
+beforeAll(assertBuilt);
 
 let env: NightEnvironment;
 beforeEach(async () => {

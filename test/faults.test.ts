@@ -1,10 +1,8 @@
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -17,6 +15,7 @@ import type { RecordedCall } from "../src/sim/aimaestro-server.js";
 import type { EnvironmentOptions, NightEnvironment } from "../src/sim/environment.js";
 import type { State, TaskRecord } from "../src/state/schema.js";
 import { ASSESS_OK, GREEN, LOGIN, pullFiles } from "./fixtures/pull-requests.js";
+import { gitWorktrees, mergeCalls, statusLabels, worktreeEntries } from "./fixtures/review-traces.js";
 import { stateBytes } from "./fixtures/state-files.js";
 import { callTool, connectedNight, failure, okResult, type ToolError } from "./fixtures/tool-calls.js";
 
@@ -30,8 +29,6 @@ import { callTool, connectedNight, failure, okResult, type ToolError } from "./f
  * Retry budgets are those of `buildRuntime(..., { fast: true })`, which the environment uses:
  * AI Maestro 2 retries (3 attempts), GitHub 1 retry (2 attempts).
  */
-
-const exec = promisify(execFile);
 
 const ORCH = "eoa-orchestrator";
 const USER = "user-notification-channel";
@@ -188,12 +185,6 @@ function ghStatuses(method: string, path: string | RegExp): () => number[] {
       .map((c) => c.status);
 }
 
-function statusLabels(issue: number): string[] {
-  return (e().github.issue(issue)?.labels ?? []).filter(
-    (l) => l.startsWith("status:") || l.startsWith("assign:"),
-  );
-}
-
 // ---- PRs on the real git remote and the GitHub stand-in (as in review.test.ts) ----
 
 async function openPr(opts: { number?: number; task?: string; files?: Record<string, string> } = {}) {
@@ -233,21 +224,6 @@ async function reviewNight(opts: EnvironmentOptions = {}): Promise<string> {
 
 const review = (args: Record<string, unknown>, c: Client = client) =>
   okResult<ReviewOutcome>(c, "review_pr", args);
-const mergeCalls = () =>
-  e().github.calls.filter((c) => c.method === "PUT" && /\/pulls\/\d+\/merge$/.test(c.path));
-async function worktreeEntries(): Promise<string[]> {
-  const dir = join(e().stateDir, "worktrees");
-  // The spare checkout made for the next review is not a review's worktree.
-  return existsSync(dir) ? (await readdir(dir)).filter((e) => !e.startsWith("spare-")) : [];
-}
-async function gitWorktrees(): Promise<string[]> {
-  const mirror = join(e().stateDir, "mirror");
-  if (!existsSync(mirror)) return [];
-  const { stdout } = await exec("git", ["-C", mirror, "worktree", "list", "--porcelain"]);
-  return stdout
-    .split("\n")
-    .filter((l) => l.startsWith("worktree ") && l.includes("worktrees") && !l.includes("/spare-"));
-}
 
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -725,7 +701,7 @@ describe("GitHub faults during the kanban label sync", () => {
     const a = await assign({ task_id: "GH-101", agent: "dev-agent-1" });
     expect(a).toMatchObject({ status: "dispatched", warnings: [] });
     expect(put()).toEqual([502, 200]);
-    expect(statusLabels(101).sort()).toEqual(["assign:dev-agent-1", "status:in-progress"]);
+    expect(statusLabels(e(), 101).sort()).toEqual(["assign:dev-agent-1", "status:in-progress"]);
   });
 
   it.each([
@@ -753,14 +729,14 @@ describe("GitHub faults during the kanban label sync", () => {
       expect(a.warnings[0]).toMatch(f.text);
       expect(put()).toEqual(Array(f.status === 502 ? GH_ATTEMPTS : 1).fill(f.status));
       // Still the column approval set: the move to in-progress waits for the next cycle.
-      expect(statusLabels(101)).toEqual(["status:todo"]);
+      expect(statusLabels(e(), 101)).toEqual(["status:todo"]);
       expect(await task("GH-101")).toMatchObject({ status: "in-progress", assignee: "dev-agent-1" });
       const pending = (await state()).outbox.filter((x) => x.kind === "labels" && x.status !== "done");
       expect(pending).toHaveLength(1);
 
       const next = await cycle();
       expect(next.warnings).toEqual([]);
-      expect(statusLabels(101).sort()).toEqual(["assign:dev-agent-1", "status:in-progress"]);
+      expect(statusLabels(e(), 101).sort()).toEqual(["assign:dev-agent-1", "status:in-progress"]);
       expect(e().github.issue(101)!.labels).toEqual(expect.arrayContaining(["priority:high", "effort:m"]));
       expect((await state()).outbox.filter((x) => x.kind === "labels" && x.status !== "done")).toEqual([]);
       // Caught up: no further writes.
@@ -794,7 +770,7 @@ describe("GitHub faults during review_pr", () => {
     expect(err.next_step).toMatch(/retry on the next poll cycle/);
     expect(await task("GH-101")).toEqual(before);
     expect((await state()).reviews).toEqual({});
-    expect(mergeCalls()).toHaveLength(0);
+    expect(mergeCalls(e())).toHaveLength(0);
 
     const r = await review({ pr_number: 147, spec_assessment: ASSESS_OK });
     expect(r.decision).toBe("merge");
@@ -810,12 +786,12 @@ describe("GitHub faults during review_pr", () => {
     expect(err.message).toContain(RESET_AT);
     expect(err.next_step).toContain(RESET_AT);
     expect(got()).toEqual([403]);
-    expect(await worktreeEntries()).toEqual([]);
-    expect(await gitWorktrees()).toEqual([]);
+    expect(await worktreeEntries(e())).toEqual([]);
+    expect(await gitWorktrees(e())).toEqual([]);
     expect((await state()).reviews).toEqual({});
     expect(await task("GH-101")).toMatchObject({ status: "ai-review", fix_rounds: 0, ci_polls: 0 });
     expect(inbox("dev-agent-1").filter((m) => m.content.type === "fix-request")).toEqual([]);
-    expect(mergeCalls()).toHaveLength(0);
+    expect(mergeCalls(e())).toHaveLength(0);
 
     const r = await review({ pr_number: 147, spec_assessment: ASSESS_OK });
     expect(r.decision).toBe("merge");
@@ -837,7 +813,7 @@ describe("GitHub faults during review_pr", () => {
     expect(r.decision).toBe("mergeability_pending");
     expect(r.merged_sha).toBeNull();
     expect(r.reason).toMatch(/merge failed .*Validation Failed.*call review_pr again/);
-    expect(mergeCalls()).toHaveLength(1);
+    expect(mergeCalls(e())).toHaveLength(1);
     expect(e().github.pull(147)!.merged).toBe(false);
     const t = await task("GH-101");
     expect(t.status).toBe("ai-review");
@@ -847,11 +823,11 @@ describe("GitHub faults during review_pr", () => {
 
     // Never merged behind the reviewer's back by a later cycle.
     await cycle();
-    expect(mergeCalls()).toHaveLength(1);
+    expect(mergeCalls(e())).toHaveLength(1);
 
     const again = await review({ pr_number: 147, spec_assessment: ASSESS_OK });
     expect(again.decision).toBe("merge");
-    expect(mergeCalls()).toHaveLength(2);
+    expect(mergeCalls(e())).toHaveLength(2);
     expect(e().github.pull(147)!.merged).toBe(true);
     expect((await task("GH-101")).status).toBe("done");
   });
@@ -866,7 +842,7 @@ describe("GitHub faults during review_pr", () => {
     const { client: c } = await rewire((cfg) => ({ ...cfg, github: { ...cfg.github, apiUrl: proxy } }));
     const r = await review({ pr_number: 147, spec_assessment: ASSESS_OK }, c);
     // The 5xx was retried; GitHub refused the retry (already merged); the engine looked and saw it merged.
-    expect(mergeCalls().map((x) => x.status)).toEqual([200, 405]);
+    expect(mergeCalls(e()).map((x) => x.status)).toEqual([200, 405]);
     expect(e().github.pull(147)!.merged).toBe(true);
     expect(r.decision).toBe("merge");
     expect(r.task_status).toBe("done");
@@ -896,10 +872,10 @@ describe("git remote unreachable during review_pr", () => {
     expect(err.code).toBe("GIT_REMOTE_UNREACHABLE");
     expect(err.message).toContain(`cannot fetch from ${bare}`);
     expect(err.next_step).toMatch(/git\.remote/);
-    expect(mergeCalls()).toHaveLength(0);
+    expect(mergeCalls(e())).toHaveLength(0);
     expect(e().github.pull(147)!.merged).toBe(false);
-    expect(await worktreeEntries()).toEqual([]);
-    expect(await gitWorktrees()).toEqual([]);
+    expect(await worktreeEntries(e())).toEqual([]);
+    expect(await gitWorktrees(e())).toEqual([]);
     // Not the agent's fault: no fix round, no fix request, no review recorded, the task as it was.
     expect(await task("GH-101")).toEqual(before);
     expect((await state()).reviews).toEqual({});
@@ -909,7 +885,7 @@ describe("git remote unreachable during review_pr", () => {
     const r = await review({ pr_number: 147, spec_assessment: ASSESS_OK });
     expect(r.decision).toBe("merge");
     expect(e().github.pull(147)!.merged).toBe(true);
-    expect(await worktreeEntries()).toEqual([]);
+    expect(await worktreeEntries(e())).toEqual([]);
   });
 
   it("a remote URL with credentials is named without them, in the result and in the logs", async () => {
@@ -934,8 +910,8 @@ describe("git remote unreachable during review_pr", () => {
     expect(lines.join("\n")).not.toContain(secret);
     const config = await client.readResource({ uri: "eoa://config" });
     expect(JSON.stringify(config)).not.toContain(secret);
-    expect(mergeCalls()).toHaveLength(0);
-    expect(await worktreeEntries()).toEqual([]);
+    expect(mergeCalls(e())).toHaveLength(0);
+    expect(await worktreeEntries(e())).toEqual([]);
     expect((await task("GH-101")).status).toBe("ai-review");
   });
 });
@@ -1033,17 +1009,17 @@ describe("disk full for the state directory (simulated)", () => {
     expect(err.code).toBe("STATE_WRITE_FAILED");
     expect(err.next_step).toMatch(/free disk space/);
     // The gates ran, but the merge is an effect of the recorded decision: never made without it.
-    expect(mergeCalls()).toHaveLength(0);
+    expect(mergeCalls(e())).toHaveLength(0);
     expect(e().github.pull(147)!.reviews).toEqual([]);
-    expect(await worktreeEntries()).toEqual([]);
-    expect(await gitWorktrees()).toEqual([]);
+    expect(await worktreeEntries(e())).toEqual([]);
+    expect(await gitWorktrees(e())).toEqual([]);
     expect(await stateFile()).toBe(onDisk);
     expect((await state()).reviews).toEqual({});
 
     freeSpace();
     const r = await review({ pr_number: 147, spec_assessment: ASSESS_OK });
     expect(r.decision).toBe("merge");
-    expect(mergeCalls()).toHaveLength(1);
+    expect(mergeCalls(e())).toHaveLength(1);
     expect((await task("GH-101")).status).toBe("done");
   });
 

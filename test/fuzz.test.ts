@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import type { State } from "../src/state/schema.js";
 import { tools } from "../src/tools/index.js";
+import { walk } from "./fixtures/file-tree.js";
 import { stateBytes } from "./fixtures/state-files.js";
 import { callTool, type ToolResult } from "./fixtures/tool-calls.js";
 import { readStateDir } from "../src/state/store.js";
@@ -324,20 +325,6 @@ function show(v: unknown): string {
     s = "(too deep to show)";
   }
   return s.length > 300 ? `${s.slice(0, 300)}… (${s.length} chars)` : s;
-}
-
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop()!;
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      out.push(p);
-      if (e.isDirectory()) stack.push(p);
-    }
-  }
-  return out;
 }
 
 /** Nothing outside the state directory, nothing named after a hostile value anywhere, no shell ran. */

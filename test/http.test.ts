@@ -1,8 +1,6 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
-import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -12,7 +10,7 @@ import { isEoaError } from "../src/errors.js";
 import { serveHttp, type HttpHandle } from "../src/http.js";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import { tools } from "../src/tools/index.js";
-import { runCli } from "./fixtures/cli.js";
+import { assertBuilt, CLI, runCli } from "./fixtures/cli.js";
 
 /**
  * Issue 5, part 4: the Streamable HTTP transport. The server runs in-process on a runtime from
@@ -20,12 +18,9 @@ import { runCli } from "./fixtures/cli.js";
  * what an SDK client would never send. The last tests spawn the built CLI: `npm test` builds first.
  */
 
-const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
 const TOKEN = "0123456789abcdef0123456789abcdef";
 
-beforeAll(() => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
-});
+beforeAll(assertBuilt);
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

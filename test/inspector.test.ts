@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import { tools } from "../src/tools/index.js";
+import { assertBuilt, CLI, runProcess, type Finished } from "./fixtures/cli.js";
 
 /**
  * Issue 5, part 5: a real third-party client, the MCP Inspector CLI (a devDependency, run offline
@@ -16,13 +15,12 @@ import { tools } from "../src/tools/index.js";
  */
 
 const ROOT = join(import.meta.dirname, "..");
-const CLI = join(ROOT, "dist", "cli.js");
 const SLOW = 60_000;
 
 let env: NightEnvironment;
 let home: string;
 beforeAll(async () => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  assertBuilt();
   env = await createEnvironment();
   home = await mkdtemp(join(tmpdir(), "eoa-inspector-home-"));
 });
@@ -32,44 +30,35 @@ afterAll(async () => {
 });
 
 /** `npx --no-install @modelcontextprotocol/inspector --cli <args> -- node dist/cli.js --config <file>`. */
-function inspect(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "npx",
-      [
-        "--no-install",
-        "@modelcontextprotocol/inspector",
-        "--cli",
-        "--cwd",
-        env.root,
-        // The ad-hoc default (15 s) is too short for a loaded CI machine; the test timeout bounds it.
-        "--connect-timeout",
-        "50000",
-        ...args,
-        "--",
-        process.execPath,
-        CLI,
-        "--config",
-        env.configFile,
-      ],
-      {
-        cwd: ROOT,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: home,
-          NO_UPDATE_NOTIFIER: "1",
-          npm_config_update_notifier: "false",
-        },
-        stdio: ["ignore", "pipe", "pipe"],
+function inspect(args: string[]): Promise<Finished> {
+  return runProcess(
+    "npx",
+    [
+      "--no-install",
+      "@modelcontextprotocol/inspector",
+      "--cli",
+      "--cwd",
+      env.root,
+      // The ad-hoc default (15 s) is too short for a loaded CI machine; the test timeout bounds it.
+      "--connect-timeout",
+      "50000",
+      ...args,
+      "--",
+      process.execPath,
+      CLI,
+      "--config",
+      env.configFile,
+    ],
+    {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: home,
+        NO_UPDATE_NOTIFIER: "1",
+        npm_config_update_notifier: "false",
       },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+    },
+  );
 }
 
 function json<T>(r: { stdout: string; stderr: string }): T {

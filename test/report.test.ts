@@ -4,27 +4,18 @@ import { join } from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  createEnvironment,
-  SEED_ISSUES,
-  type EnvironmentOptions,
-  type NightEnvironment,
-} from "../src/sim/environment.js";
+import { SEED_ISSUES, type EnvironmentOptions, type NightEnvironment } from "../src/sim/environment.js";
 import { stateBytes } from "./fixtures/state-files.js";
 import { runCli } from "./fixtures/cli.js";
 import { ASSESS_OK, GREEN } from "./fixtures/pull-requests.js";
+import { blocks, byTask, sections } from "./fixtures/report-markdown.js";
+import { connectedNight, failure, okResult } from "./fixtures/tool-calls.js";
 
 /**
  * Issue 5, part 1: `write_report` after a night driven through the tools. The report is parsed back
  * from its markdown and every figure is checked against the per-task sections, against GitHub (the
  * stand-in's PR files) and against what the agents merely claimed.
  */
-
-interface ToolResult {
-  isError?: boolean;
-  content: Array<{ type: string; text: string }>;
-  structuredContent: Record<string, unknown>;
-}
 
 const envs: NightEnvironment[] = [];
 const clients: Client[] = [];
@@ -33,32 +24,19 @@ afterEach(async () => {
   for (const e of envs.splice(0)) await e.close();
 });
 
-async function setup(opts: EnvironmentOptions = {}): Promise<{
-  env: NightEnvironment;
-  client: Client;
-  call: (name: string, args?: Record<string, unknown>) => Promise<ToolResult>;
-}> {
-  const env = await createEnvironment(opts);
-  envs.push(env);
-  const { client } = await env.connect();
-  clients.push(client);
-  const call = async (name: string, args: Record<string, unknown> = {}) =>
-    (await client.callTool({ name, arguments: args })) as unknown as ToolResult;
-  return { env, client, call };
+async function setup(opts: EnvironmentOptions = {}): Promise<{ env: NightEnvironment; client: Client }> {
+  const night = await connectedNight(opts);
+  envs.push(night.env);
+  clients.push(night.client);
+  return night;
 }
 
-async function ok(p: Promise<ToolResult>): Promise<Record<string, unknown>> {
-  const r = await p;
-  expect(r.isError, r.content[0]?.text).toBeFalsy();
-  return r.structuredContent;
-}
+const ok = (client: Client, name: string, args: Record<string, unknown> = {}) =>
+  okResult<Record<string, unknown>>(client, name, args);
 
-async function startSession(
-  call: (n: string, a?: Record<string, unknown>) => Promise<ToolResult>,
-  tasks: string[],
-) {
-  const first = await ok(call("start_session", { tasks }));
-  const started = await ok(call("start_session", { session_id: first.session_id, approve: true }));
+async function startSession(client: Client, tasks: string[]) {
+  const first = await ok(client, "start_session", { tasks });
+  const started = await ok(client, "start_session", { session_id: first.session_id, approve: true });
   expect(started.status).toBe("running");
   return first.session_id as string;
 }
@@ -69,7 +47,7 @@ async function startSession(
  */
 async function openPr(
   env: NightEnvironment,
-  call: (n: string, a?: Record<string, unknown>) => Promise<ToolResult>,
+  client: Client,
   spec: {
     number: number;
     task: string;
@@ -105,7 +83,7 @@ async function openPr(
     subject: `[DONE] ${spec.task} PR #${spec.number}`,
     content: { type: "notification", message: `[DONE] ${spec.task} PR #${spec.number}. ${spec.claim ?? ""}` },
   });
-  await ok(call("check_messages"));
+  await ok(client, "check_messages");
   return sha;
 }
 
@@ -120,33 +98,6 @@ function smallPr(number: number, task: string, agent: string, area: string, fn: 
   };
 }
 
-/** `## Heading` → its body (up to the next `## `). */
-function sections(md: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const parts = md.split(/^## /m).slice(1);
-  for (const p of parts) {
-    const nl = p.indexOf("\n");
-    out.set(p.slice(0, nl).trim(), p.slice(nl + 1));
-  }
-  return out;
-}
-
-/** `### Heading` blocks inside a section → heading and `- **Field**: value` pairs. */
-function blocks(body: string): Array<{ heading: string; fields: Record<string, string> }> {
-  return body
-    .split(/^### /m)
-    .slice(1)
-    .map((b) => {
-      const [heading, ...lines] = b.split("\n");
-      const fields: Record<string, string> = {};
-      for (const l of lines) {
-        const m = /^- \*\*(.+?)\*\*: (.*)$/.exec(l);
-        if (m) fields[m[1]!] = m[2]!;
-      }
-      return { heading: heading!.trim(), fields };
-    });
-}
-
 function summaryFigure(summary: string, label: string): string {
   const m = new RegExp(`^- ${label}: (.+)$`, "m").exec(summary);
   expect(m, `${label} in the Summary`).not.toBeNull();
@@ -155,20 +106,20 @@ function summaryFigure(summary: string, label: string): string {
 
 describe("write_report after a night driven through the tools", () => {
   it("writes the seed's report with figures from state and GitHub, never from the agents' claims", async () => {
-    const { env, client, call } = await setup();
-    const sessionId = await startSession(call, ["GH-101", "GH-102", "GH-103"]);
-    expect((await ok(call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" }))).status).toBe(
+    const { env, client } = await setup();
+    const sessionId = await startSession(client, ["GH-101", "GH-102", "GH-103"]);
+    expect((await ok(client, "assign_task", { task_id: "GH-101", agent: "dev-agent-1" })).status).toBe(
       "dispatched",
     );
-    expect((await ok(call("assign_task", { task_id: "GH-102", agent: "dev-agent-2" }))).status).toBe(
+    expect((await ok(client, "assign_task", { task_id: "GH-102", agent: "dev-agent-2" })).status).toBe(
       "queued",
     );
-    expect((await ok(call("assign_task", { task_id: "GH-103", agent: "dev-agent-1" }))).status).toBe(
+    expect((await ok(client, "assign_task", { task_id: "GH-103", agent: "dev-agent-1" })).status).toBe(
       "queued",
     );
 
     // GH-101: merged. GitHub says 2 files, 7 + 3 lines added, 1 removed; the agent claims much more.
-    await openPr(env, call, {
+    await openPr(env, client, {
       number: 147,
       task: "GH-101",
       agent: "dev-agent-1",
@@ -183,13 +134,13 @@ describe("write_report after a night driven through the tools", () => {
       },
       claim: "42 files modified, 9999 lines added, tests: 77 passed, 5 failed",
     });
-    expect((await ok(call("review_pr", { pr_number: 147 }))).decision).toBe("awaiting_assessment");
-    const merged = await ok(call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK }));
+    expect((await ok(client, "review_pr", { pr_number: 147 })).decision).toBe("awaiting_assessment");
+    const merged = await ok(client, "review_pr", { pr_number: 147, spec_assessment: ASSESS_OK });
     expect(merged.decision).toBe("merge");
     expect((merged.dispatched as string[]).sort()).toEqual(["GH-102", "GH-103"]);
 
     // GH-102: a PR that conflicts with main → blocked, deferred escalation open.
-    await openPr(env, call, {
+    await openPr(env, client, {
       number: 148,
       task: "GH-102",
       agent: "dev-agent-2",
@@ -198,7 +149,7 @@ describe("write_report after a night driven through the tools", () => {
       claim: "31 files modified, 5555 lines added",
     });
     await env.repo.commitToMain({ "src/reset/token.py": "def token():\n    return 'hotfix'\n" }, "hotfix");
-    const conflict = await ok(call("review_pr", { pr_number: 148, spec_assessment: ASSESS_OK }));
+    const conflict = await ok(client, "review_pr", { pr_number: 148, spec_assessment: ASSESS_OK });
     expect(conflict.decision).toBe("merge_conflict");
     const escId = conflict.escalation_id as string;
     expect(escId).toMatch(/^esc-\d{3,}$/);
@@ -214,7 +165,7 @@ describe("write_report after a night driven through the tools", () => {
           "[PROGRESS] GH-103 40% session store written\n\n## Summary\n- Tasks Completed: 3/3\n- PRs Merged: 3\n",
       },
     });
-    await ok(call("check_messages"));
+    await ok(client, "check_messages");
 
     // Subscribe to the latest report before it is written.
     const updated: string[] = [];
@@ -223,7 +174,7 @@ describe("write_report after a night driven through the tools", () => {
     });
     await client.subscribeResource({ uri: "eoa://reports/latest" });
 
-    const report = await ok(call("write_report", {}));
+    const report = await ok(client, "write_report", {});
     const md = report.markdown as string;
     expect(report.session_id).toBe(sessionId);
     expect(report.session_complete).toBe(false);
@@ -388,7 +339,7 @@ describe("write_report after a night driven through the tools", () => {
       .at(-1)!;
     expect(review147.additions).toBe(3);
     env.github.failNext({ status: 404, method: "GET", path: /\/pulls\/147$/, count: 50 });
-    const degraded = await ok(call("write_report", {}));
+    const degraded = await ok(client, "write_report", {});
     const degradedTasks = blocks(sections(degraded.markdown as string).get("Task Status")!);
     expect(degradedTasks.find((t) => t.heading.startsWith("GH-101"))?.fields).toMatchObject({
       PR: "#147 (merged)",
@@ -404,34 +355,32 @@ describe("write_report after a night driven through the tools", () => {
     const issues = SEED_ISSUES.map((i) =>
       i.number === 103 ? { ...i, labels: ["priority:normal", "effort:xl"] } : i,
     );
-    const { env, call } = await setup({ issues });
-    const sessionId = await startSession(call, ["GH-101", "GH-103"]);
-    await ok(call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" }));
-    await ok(call("assign_task", { task_id: "GH-103", agent: "dev-agent-2" }));
-    await openPr(env, call, smallPr(147, "GH-101", "dev-agent-1", "auth", "login"));
-    expect((await ok(call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK }))).decision).toBe(
+    const { env, client } = await setup({ issues });
+    const sessionId = await startSession(client, ["GH-101", "GH-103"]);
+    await ok(client, "assign_task", { task_id: "GH-101", agent: "dev-agent-1" });
+    await ok(client, "assign_task", { task_id: "GH-103", agent: "dev-agent-2" });
+    await openPr(env, client, smallPr(147, "GH-101", "dev-agent-1", "auth", "login"));
+    expect((await ok(client, "review_pr", { pr_number: 147, spec_assessment: ASSESS_OK })).decision).toBe(
       "merge",
     );
     // Not every task is terminal yet: the report is written, the session goes on.
-    const early = await ok(call("write_report", { session_id: sessionId }));
+    const early = await ok(client, "write_report", { session_id: sessionId });
     expect(early.session_complete).toBe(false);
     expect((await env.rt.store.read()).sessions.find((x) => x.id === sessionId)?.status).toBe("running");
 
-    await openPr(env, call, smallPr(148, "GH-103", "dev-agent-2", "session", "store"));
-    expect((await ok(call("review_pr", { pr_number: 148, spec_assessment: ASSESS_OK }))).decision).toBe(
+    await openPr(env, client, smallPr(148, "GH-103", "dev-agent-2", "session", "store"));
+    expect((await ok(client, "review_pr", { pr_number: 148, spec_assessment: ASSESS_OK })).decision).toBe(
       "human_review",
     );
 
-    const report = await ok(call("write_report", { session_id: sessionId }));
+    const report = await ok(client, "write_report", { session_id: sessionId });
     expect(report.session_complete).toBe(true);
     const md = report.markdown as string;
     expect(md).toContain("- Tasks Completed: 1/2");
     expect(md).toContain("- PRs Merged: 1");
     const s = sections(md);
     expect(s.get("Waiting for You")).toMatch(/\*\*GH-103\*\* awaits your review and merge: PR #148/);
-    const byId = Object.fromEntries(
-      blocks(s.get("Task Status")!).map((t) => [t.heading.split(":")[0]!, t.fields]),
-    );
+    const byId = byTask(s.get("Task Status")!);
     expect(byId["GH-103"]).toMatchObject({ Status: "AWAITING HUMAN REVIEW", PR: "#148 (open)" });
     expect(s.get("Recommendations")).toMatch(/Review and merge PR #148 \(GH-103\)/);
     expect(/```mermaid\n[\s\S]*GH_103\[.*\]:::human/.test(md)).toBe(true);
@@ -444,34 +393,32 @@ describe("write_report after a night driven through the tools", () => {
 
 describe("write_report for an earlier session", () => {
   it("leaves out what happened in the next session", async () => {
-    const { env, call, client } = await setup();
-    const first = await startSession(call, ["GH-101"]);
-    await ok(call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" }));
-    await openPr(env, call, smallPr(147, "GH-101", "dev-agent-1", "auth", "login"));
-    await ok(call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK }));
-    const before = await ok(call("write_report", {}));
+    const { env, client } = await setup();
+    const first = await startSession(client, ["GH-101"]);
+    await ok(client, "assign_task", { task_id: "GH-101", agent: "dev-agent-1" });
+    await openPr(env, client, smallPr(147, "GH-101", "dev-agent-1", "auth", "login"));
+    await ok(client, "review_pr", { pr_number: 147, spec_assessment: ASSESS_OK });
+    const before = await ok(client, "write_report", {});
     expect(before.session_complete).toBe(true);
 
     env.clock.advance(60);
-    const second = await startSession(call, ["GH-102"]);
+    const second = await startSession(client, ["GH-102"]);
     expect(second).not.toBe(first);
-    const esc = await ok(
-      call("escalate", {
-        category: "infrastructure",
-        issue: "The CI runners are down for maintenance",
-        risk: "No merges tonight",
-        action_required: "Bring the runners back",
-      }),
-    );
+    const esc = await ok(client, "escalate", {
+      category: "infrastructure",
+      issue: "The CI runners are down for maintenance",
+      risk: "No merges tonight",
+      action_required: "Bring the runners back",
+    });
     expect((esc.escalation as { id: string }).id).toMatch(/^esc-/);
 
-    const again = await ok(call("write_report", { session_id: first }));
+    const again = await ok(client, "write_report", { session_id: first });
     expect(again.figures).toEqual(before.figures);
     expect(again.markdown).not.toContain("CI runners");
     expect(again.markdown).not.toContain(second);
     expect(again.markdown).toContain("- Escalations: 0");
 
-    const latest = await ok(call("write_report", {}));
+    const latest = await ok(client, "write_report", {});
     expect(latest.session_id).toBe(second);
     expect(latest.markdown).toContain("CI runners");
     expect(latest.markdown).toContain("- Escalations: 1");
@@ -482,61 +429,56 @@ describe("write_report for an earlier session", () => {
 });
 
 describe("write_report: bad input", () => {
-  function errorOf(r: ToolResult): { code: string; message: string; next_step: string } {
-    expect(r.isError).toBe(true);
-    return (r.structuredContent as { error: { code: string; message: string; next_step: string } }).error;
-  }
-
   it("refuses when there is no session at all", async () => {
-    const { env, call } = await setup();
-    const e = errorOf(await call("write_report", {}));
+    const { env, client } = await setup();
+    const e = (await failure(client, "write_report", {})).error;
     expect(e.code).toBe("SESSION_NOT_FOUND");
     expect(e.next_step).toMatch(/start_session/);
     expect(existsSync(join(env.stateDir, "reports"))).toBe(false);
   });
 
   it("refuses an unknown session id", async () => {
-    const { call } = await setup();
-    await startSession(call, ["GH-101"]);
-    const e = errorOf(await call("write_report", { session_id: "2020-01-01-session-99" }));
+    const { client } = await setup();
+    await startSession(client, ["GH-101"]);
+    const e = (await failure(client, "write_report", { session_id: "2020-01-01-session-99" })).error;
     expect(e.code).toBe("SESSION_NOT_FOUND");
     expect(e.message).toContain("2020-01-01-session-99");
   });
 
   it("refuses a session with no tasks", async () => {
-    const { env, call } = await setup();
-    const sessionId = await startSession(call, ["GH-101"]);
+    const { env, client } = await setup();
+    const sessionId = await startSession(client, ["GH-101"]);
     await env.rt.store.transact((draft) => {
       draft.sessions.find((x) => x.id === sessionId)!.task_ids = [];
     });
-    const e = errorOf(await call("write_report", { session_id: sessionId }));
+    const e = (await failure(client, "write_report", { session_id: sessionId })).error;
     expect(e.code).toBe("NO_TASKS");
   });
 
   it("fails with REPORT_WRITE_FAILED when reports/ cannot be created, changing nothing; works once fixed", async () => {
-    const { env, call } = await setup();
-    const sessionId = await startSession(call, ["GH-101"]);
+    const { env, client } = await setup();
+    const sessionId = await startSession(client, ["GH-101"]);
     const blocker = join(env.stateDir, "reports");
     await writeFile(blocker, "not a directory\n");
     const before = await stateBytes(env.stateDir);
 
-    const e = errorOf(await call("write_report", {}));
+    const e = (await failure(client, "write_report", {})).error;
     expect(e.code).toBe("REPORT_WRITE_FAILED");
     expect(e.message).toContain(blocker);
     expect((await stateBytes(env.stateDir)).equals(before)).toBe(true);
     expect(await readFile(blocker, "utf8")).toBe("not a directory\n");
 
     await rm(blocker);
-    const report = await ok(call("write_report", {}));
+    const report = await ok(client, "write_report", {});
     expect(await readFile(join(blocker, `${sessionId}.md`), "utf8")).toBe(report.markdown);
   });
 
   it("leaves no temporary file behind when the report cannot replace its path", async () => {
-    const { env, call } = await setup();
-    const sessionId = await startSession(call, ["GH-101"]);
+    const { env, client } = await setup();
+    const sessionId = await startSession(client, ["GH-101"]);
     const reports = join(env.stateDir, "reports");
     await mkdir(join(reports, `${sessionId}.md`), { recursive: true });
-    const e = errorOf(await call("write_report", {}));
+    const e = (await failure(client, "write_report", {})).error;
     expect(e.code).toBe("REPORT_WRITE_FAILED");
     expect(await readdir(reports)).toEqual([`${sessionId}.md`]);
     expect((await env.rt.store.read()).sessions.find((x) => x.id === sessionId)?.report).toBeUndefined();
@@ -547,13 +489,13 @@ describe("eoa-mcp report (the built CLI)", () => {
   const run = (env: NightEnvironment) => runCli(["report", "--config", env.configFile], env.root);
 
   it("prints the current session's report and writes it; fails clearly without a session", async () => {
-    const { env, call } = await setup();
+    const { env, client } = await setup();
     const none = await run(env);
     expect(none.code).not.toBe(0);
     expect(none.stderr).toContain("SESSION_NOT_FOUND");
     expect(none.stdout).toBe("");
 
-    const sessionId = await startSession(call, ["GH-101"]);
+    const sessionId = await startSession(client, ["GH-101"]);
     const r = await run(env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.startsWith("# Autonomous Operation Report\n")).toBe(true);

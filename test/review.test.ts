@@ -1,6 +1,5 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -21,6 +20,7 @@ import {
 } from "../src/sim/environment.js";
 import type { TaskRecord } from "../src/state/schema.js";
 import { ASSESS_OK, GREEN, LOGIN, pullFiles } from "./fixtures/pull-requests.js";
+import { gitWorktrees, mergeCalls, statusLabels, worktreeEntries } from "./fixtures/review-traces.js";
 import { callTool, type ToolResult } from "./fixtures/tool-calls.js";
 
 /**
@@ -165,34 +165,12 @@ function fixRequests(n: Night, agent = "dev-agent-1") {
 function assignments(n: Night, agent: string, taskId: string) {
   return inbox(n, agent).filter((m) => m.content.type === "task" && m.subject.endsWith(` ${taskId}`));
 }
-function mergeCalls(n: Night) {
-  return n.env.github.calls.filter((c) => c.method === "PUT" && /\/pulls\/\d+\/merge$/.test(c.path));
-}
-async function worktreeEntries(n: Night): Promise<string[]> {
-  const dir = join(n.env.stateDir, "worktrees");
-  // The spare checkout made for the next review is not a review's worktree.
-  return existsSync(dir) ? (await readdir(dir)).filter((e) => !e.startsWith("spare-")) : [];
-}
-async function gitWorktrees(n: Night): Promise<string[]> {
-  const mirror = join(n.env.stateDir, "mirror");
-  if (!existsSync(mirror)) return [];
-  const { stdout } = await exec("git", ["-C", mirror, "worktree", "list", "--porcelain"]);
-  return stdout
-    .split("\n")
-    .filter((l) => l.startsWith("worktree ") && l.includes(`${join(n.env.stateDir, "worktrees")}`))
-    .filter((l) => !l.includes("/spare-"));
-}
 async function until(what: string, check: () => Promise<boolean> | boolean, tries = 200): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`gave up waiting for: ${what}`);
-}
-function statusLabels(n: Night, issue: number): string[] {
-  return (n.env.github.issue(issue)?.labels ?? []).filter(
-    (l) => l.startsWith("status:") || l.startsWith("assign:"),
-  );
 }
 
 describe("review_pr: a clean PR", () => {
@@ -215,7 +193,7 @@ describe("review_pr: a clean PR", () => {
     expect(first.packet?.files.map((f) => f.path).sort()).toEqual(["src/auth/login.py", "tests/auth.test"]);
     expect(first.packet?.completion_criteria).toContain("Passwords are hashed");
     expect(n.env.github.pull(147)).toMatchObject({ merged: false, reviews: [] });
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(mergeCalls(n.env)).toHaveLength(0);
     expect((await n.task("GH-101")).status).toBe("ai-review");
 
     const second = await n.review({ pr_number: 147, spec_assessment: ASSESS_OK });
@@ -230,7 +208,7 @@ describe("review_pr: a clean PR", () => {
     ]);
     const issue = n.env.github.issue(101)!;
     expect(issue.state).toBe("closed");
-    expect(statusLabels(n, 101)).toEqual(["status:done"]);
+    expect(statusLabels(n.env, 101)).toEqual(["status:done"]);
 
     const t = await n.task("GH-101");
     expect(t).toMatchObject({ status: "done", merge_sha: second.merged_sha });
@@ -238,11 +216,11 @@ describe("review_pr: a clean PR", () => {
     expect(assignments(n, "dev-agent-1", "GH-102")).toHaveLength(1);
     expect(assignments(n, "dev-agent-1", "GH-103")).toHaveLength(1);
     expect((await n.task("GH-102")).status).toBe("in-progress");
-    expect(statusLabels(n, 102)).toEqual(
+    expect(statusLabels(n.env, 102)).toEqual(
       expect.arrayContaining(["status:in-progress", "assign:dev-agent-1"]),
     );
-    expect(await worktreeEntries(n)).toEqual([]);
-    expect(await gitWorktrees(n)).toEqual([]);
+    expect(await worktreeEntries(n.env)).toEqual([]);
+    expect(await gitWorktrees(n.env)).toEqual([]);
   });
 
   it("reports progress notifications while it reviews", async () => {
@@ -296,7 +274,7 @@ describe("review_pr: Gate 1 and Gate 2 failures", () => {
       pr_number: 147,
     });
     expect(await n.task("GH-101")).toMatchObject({ status: "in-progress", fix_rounds: 1 });
-    expect(statusLabels(n, 101)).toEqual(
+    expect(statusLabels(n.env, 101)).toEqual(
       expect.arrayContaining(["status:in-progress", "assign:dev-agent-1"]),
     );
     expect(n.env.github.pull(147)!.merged).toBe(false);
@@ -308,7 +286,7 @@ describe("review_pr: Gate 1 and Gate 2 failures", () => {
     expect(assessed.decision).toBe("fix_request_pending");
     expect(fixRequests(n)).toHaveLength(1);
     expect((await n.task("GH-101")).fix_rounds).toBe(1);
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(mergeCalls(n.env)).toHaveLength(0);
   });
 
   it("escalates a blocker on the sixth failing round instead of a sixth fix request", async () => {
@@ -340,8 +318,8 @@ describe("review_pr: Gate 1 and Gate 2 failures", () => {
       }),
     ]);
     expect(inbox(n, "orchestrator-queue")).toHaveLength(1);
-    expect(statusLabels(n, 101)).toContain("status:blocked");
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(statusLabels(n.env, 101)).toContain("status:blocked");
+    expect(mergeCalls(n.env)).toHaveLength(0);
   });
 
   it("turns a failing test command into a Gate 2 finding with the log tail", async () => {
@@ -421,7 +399,7 @@ describe("review_pr: CI", () => {
     expect(t).toMatchObject({ status: "blocked", ci_failures: 4 });
     expect(t.blocked_reason).toMatch(/CI failed 4 times/);
     expect(fixRequests(n)).toHaveLength(0);
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(mergeCalls(n.env)).toHaveLength(0);
     const blocked = await n.call("review_pr", { pr_number: 147 });
     expect(blocked.isError).toBe(true);
 
@@ -468,9 +446,9 @@ describe("review_pr: CI", () => {
     const t = await n.task("GH-101");
     expect(t).toMatchObject({ status: "blocked", ci_polls: 6, previous_status: "ai-review" });
     expect(t.blocked_reason).toMatch(/CI blocked/);
-    expect(statusLabels(n, 101)).toContain("status:blocked");
+    expect(statusLabels(n.env, 101)).toContain("status:blocked");
     expect(n.env.github.reruns()).toHaveLength(0);
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(mergeCalls(n.env)).toHaveLength(0);
   });
 });
 
@@ -483,7 +461,7 @@ describe("review_pr: merge conflicts, large tasks, protected paths", () => {
     expect(r).toMatchObject({ decision: "merge_conflict", gate2: "fail", task_status: "blocked" });
     expect(r.escalation_id).toMatch(/^esc-/);
     expect(n.env.github.pull(147)!.merged).toBe(false);
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(mergeCalls(n.env)).toHaveLength(0);
     const state = await n.env.rt.store.read();
     const t = state.tasks["GH-101"]!;
     expect(t.status).toBe("blocked");
@@ -503,7 +481,9 @@ describe("review_pr: merge conflicts, large tasks, protected paths", () => {
     expect(JSON.stringify(queued[0]!.content)).toContain("src/auth/login.py");
     expect(inbox(n, "user-notification-channel")).toHaveLength(0);
     expect(fixRequests(n)).toHaveLength(0);
-    expect(statusLabels(n, 101)).toEqual(expect.arrayContaining(["status:blocked", "assign:dev-agent-1"]));
+    expect(statusLabels(n.env, 101)).toEqual(
+      expect.arrayContaining(["status:blocked", "assign:dev-agent-1"]),
+    );
   });
 
   it("blocks and queues for the user when GitHub refuses the merge", async () => {
@@ -524,7 +504,7 @@ describe("review_pr: merge conflicts, large tasks, protected paths", () => {
     });
     expect(n.env.github.pull(147)!.merged).toBe(false);
     expect(inbox(n, "orchestrator-queue")).toHaveLength(1);
-    expect(statusLabels(n, 101)).toContain("status:blocked");
+    expect(statusLabels(n.env, 101)).toContain("status:blocked");
     expect(assignments(n, "dev-agent-1", "GH-102")).toHaveLength(0);
   });
 
@@ -542,7 +522,7 @@ describe("review_pr: merge conflicts, large tasks, protected paths", () => {
     expect(n.env.github.pull(147)!.merged).toBe(false);
     const again = await n.review({ pr_number: 147, spec_assessment: ASSESS_OK });
     expect(again.decision).toBe("merge");
-    expect(mergeCalls(n)).toHaveLength(2);
+    expect(mergeCalls(n.env)).toHaveLength(2);
   });
 
   it("stops an xl task (issue label effort:xl) at human review", async () => {
@@ -561,15 +541,15 @@ describe("review_pr: merge conflicts, large tasks, protected paths", () => {
     expect(r.reason).toMatch(/xl/);
     expect(r.packet).not.toBeNull();
     expect(n.env.github.pull(147)!.merged).toBe(false);
-    expect(mergeCalls(n)).toHaveLength(0);
-    expect(statusLabels(n, 101)).toContain("status:human-review");
+    expect(mergeCalls(n.env)).toHaveLength(0);
+    expect(statusLabels(n.env, 101)).toContain("status:human-review");
     expect(n.env.github.issue(147)!.comments.map((c) => c.body)).toEqual([expect.stringMatching(/human/)]);
     expect(n.env.github.issue(101)!.state).toBe("open");
     // Asking again changes nothing: still not merged, no second comment.
     const again = await n.review({ pr_number: 147, spec_assessment: ASSESS_OK });
     expect(again.decision).toBe("human_review");
     expect(n.env.github.issue(147)!.comments).toHaveLength(1);
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(mergeCalls(n.env)).toHaveLength(0);
   });
 
   it("stops an inline task of effort xl at human review", async () => {
@@ -589,7 +569,7 @@ describe("review_pr: merge conflicts, large tasks, protected paths", () => {
     const r = await n.review({ pr_number: 147, spec_assessment: ASSESS_OK });
     expect(r).toMatchObject({ decision: "human_review", task_id: "T-1", task_status: "human-review" });
     expect(n.env.github.pull(147)!.merged).toBe(false);
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(mergeCalls(n.env)).toHaveLength(0);
   });
 
   it("stops a PR touching a protected path at human review", async () => {
@@ -607,7 +587,7 @@ describe("review_pr: merge conflicts, large tasks, protected paths", () => {
     expect(r).toMatchObject({ decision: "human_review", task_status: "human-review" });
     expect(r.reason).toContain("src/auth/crypto/hash.py");
     expect(n.env.github.pull(147)!.merged).toBe(false);
-    expect(mergeCalls(n)).toHaveLength(0);
+    expect(mergeCalls(n.env)).toHaveLength(0);
   });
 });
 
@@ -633,7 +613,7 @@ describe("review_pr: cancellation", () => {
           if (!started && p.message?.startsWith("running test")) {
             started = until("the test command to start", async () => (await running()).length > 0).then(
               async () => {
-                const seen = { processes: (await running()).length, worktrees: await worktreeEntries(n) };
+                const seen = { processes: (await running()).length, worktrees: await worktreeEntries(n.env) };
                 controller.abort("the test is over");
                 return seen;
               },
@@ -647,9 +627,9 @@ describe("review_pr: cancellation", () => {
     const seen = await started!;
     expect(seen.processes).toBeGreaterThan(0);
     expect(seen.worktrees).toEqual([expect.stringMatching(/^pr-147-/)]);
-    await until("the worktree to be removed", async () => (await worktreeEntries(n)).length === 0);
+    await until("the worktree to be removed", async () => (await worktreeEntries(n.env)).length === 0);
     await until("the hanging command to be killed", async () => (await running()).length === 0);
-    await until("git to forget the worktree", async () => (await gitWorktrees(n)).length === 0);
+    await until("git to forget the worktree", async () => (await gitWorktrees(n.env)).length === 0);
     expect(n.env.github.pull(147)!.merged).toBe(false);
     // A cancelled review decides nothing.
     const state = await n.env.rt.store.read();
@@ -664,8 +644,8 @@ describe("review_pr: bad input", () => {
     expect(r.isError, r.content[0]?.text).toBe(true);
     expect((r.structuredContent?.error as { code: string }).code).toBe(code);
     expect(r.content[0]!.text).toMatch(/Next step: \S/);
-    expect(mergeCalls(n)).toHaveLength(0);
-    expect(await worktreeEntries(n)).toEqual([]);
+    expect(mergeCalls(n.env)).toHaveLength(0);
+    expect(await worktreeEntries(n.env)).toEqual([]);
     return r;
   }
 
@@ -774,7 +754,9 @@ describe("review_pr: kanban and Projects v2", () => {
     expect(r.decision).toBe("merge_conflict");
     expect(await n.task("GH-101")).toMatchObject({ status: "blocked", previous_status: "ai-review" });
     expect(card(n, 101)).toBe("Blocked");
-    expect(statusLabels(n, 101)).toEqual(expect.arrayContaining(["status:blocked", "assign:dev-agent-1"]));
+    expect(statusLabels(n.env, 101)).toEqual(
+      expect.arrayContaining(["status:blocked", "assign:dev-agent-1"]),
+    );
 
     const resolved = await n.call("resolve_escalation", {
       escalation_id: r.escalation_id,
@@ -785,7 +767,9 @@ describe("review_pr: kanban and Projects v2", () => {
     expect(t.status).toBe("ai-review");
     expect(t.previous_status).toBeUndefined();
     expect(card(n, 101)).toBe("AI Review");
-    expect(statusLabels(n, 101)).toEqual(expect.arrayContaining(["status:ai-review", "assign:dev-agent-1"]));
-    expect(statusLabels(n, 101)).not.toContain("status:blocked");
+    expect(statusLabels(n.env, 101)).toEqual(
+      expect.arrayContaining(["status:ai-review", "assign:dev-agent-1"]),
+    );
+    expect(statusLabels(n.env, 101)).not.toContain("status:blocked");
   });
 });

@@ -14,6 +14,8 @@ import { EoaError } from "../src/errors.js";
 import { createLogger, type LogSink } from "../src/log.js";
 import { ScriptedAgent, type Faults } from "../src/sim/agents.js";
 import { createSurroundings, SEED_AGENTS, type Surroundings } from "../src/sim/environment.js";
+import { assertBuilt, CLI } from "./fixtures/cli.js";
+import { walk } from "./fixtures/file-tree.js";
 import { FIXED_RESOURCES } from "./fixtures/resources.js";
 import { callTool, type ToolResult } from "./fixtures/tool-calls.js";
 
@@ -27,7 +29,6 @@ import { callTool, type ToolResult } from "./fixtures/tool-calls.js";
  * place text goes is then scanned for the tokens, and every scan is shown able to fail.
  */
 
-const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
 const ORCH = "eoa-orchestrator";
 const CYCLE_MINUTES = 10;
 const MAX_CYCLES = 40;
@@ -91,7 +92,7 @@ const notes: { errors: string[]; reviews: string[]; serverEnv: string; httpRefus
   };
 
 beforeAll(async () => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  assertBuilt();
   root = await mkdtemp(join(tmpdir(), "eoa-secrets-"));
   envDump = join(root, "review-env.txt");
   sur = await createSurroundings({
@@ -334,16 +335,6 @@ async function runHttp(): Promise<void> {
   }
 }
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
-}
-
 /** What the night left behind: the stand-ins' records, the state directory, the review environment. */
 async function collectAfterwards(): Promise<void> {
   for (const name of [
@@ -360,7 +351,7 @@ async function collectAfterwards(): Promise<void> {
   for (const c of sur.github.calls) add("GitHub requests", json(c));
   // Everything under the state directory except git's compressed objects (a token there would be in
   // a commit, which Gate 2's secret scan is for).
-  for (const file of await walk(sur.stateDir)) {
+  for (const file of await walk(sur.stateDir, (e) => e.isFile())) {
     if (/\/mirror\/objects\//.test(file)) continue;
     add("state directory", `${relative(sur.stateDir, file)}\n${await readFile(file, "utf8")}`);
   }
@@ -493,7 +484,7 @@ describe("secrets: a git remote with credentials in its URL", () => {
       expect(err).toBeInstanceOf(EoaError);
       const e = err as EoaError;
       expect(e.code).toBe("GIT_REMOTE_UNREACHABLE");
-      const files = await walk(dir);
+      const files = await walk(dir, (e) => e.isFile());
       const found = leaks({
         "git error": [
           json({ code: e.code, message: e.message, next: e.nextStep, details: e.details }),

@@ -1,9 +1,9 @@
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assertBuilt, CLI, runProcess } from "./fixtures/cli.js";
+import { byTask, sections } from "./fixtures/report-markdown.js";
 
 /**
  * Issue 5, part 3: `eoa-mcp simulate`, the built CLI end to end (a real stdio server process, the
@@ -12,12 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
  * see that the night's temporary directory is removed afterwards.
  */
 
-const CLI = join(import.meta.dirname, "..", "dist", "cli.js");
 const SLOW = 60_000;
 
 let scratch: string;
 beforeAll(async () => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  assertBuilt();
   scratch = await mkdtemp(join(tmpdir(), "eoa-simulate-test-"));
 });
 afterAll(async () => {
@@ -26,46 +25,11 @@ afterAll(async () => {
 
 async function simulate(args: string[]) {
   const tmp = await mkdtemp(join(scratch, "run-"));
-  return new Promise<{ code: number | null; stdout: string; stderr: string; tmp: string }>(
-    (resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, "simulate", ...args], {
-        cwd: tmp,
-        env: { PATH: process.env.PATH ?? "", HOME: tmp, TMPDIR: tmp },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code, stdout, stderr, tmp }));
-    },
-  );
-}
-
-/** `## Heading` → body. */
-function sections(md: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const p of md.split(/^## /m).slice(1)) {
-    const nl = p.indexOf("\n");
-    out.set(p.slice(0, nl).trim(), p.slice(nl + 1));
-  }
-  return out;
-}
-
-/** `### GH-101: Title` blocks → task id → fields. */
-function taskFields(body: string): Record<string, Record<string, string>> {
-  const out: Record<string, Record<string, string>> = {};
-  for (const b of body.split(/^### /m).slice(1)) {
-    const [heading, ...lines] = b.split("\n");
-    const fields: Record<string, string> = {};
-    for (const l of lines) {
-      const m = /^- \*\*(.+?)\*\*: (.*)$/.exec(l);
-      if (m) fields[m[1]!] = m[2]!;
-    }
-    out[heading!.split(":")[0]!.trim()] = fields;
-  }
-  return out;
+  const finished = await runProcess(process.execPath, [CLI, "simulate", ...args], {
+    cwd: tmp,
+    env: { PATH: process.env.PATH ?? "", HOME: tmp, TMPDIR: tmp },
+  });
+  return { ...finished, tmp };
 }
 
 describe("eoa-mcp simulate", () => {
@@ -81,7 +45,7 @@ describe("eoa-mcp simulate", () => {
       expect(md).toContain("- Tasks Completed: 3/3");
       expect(md).toContain("- PRs Merged: 3");
       expect(md).toContain("- Escalations: 0");
-      const tasks = taskFields(sections(md).get("Task Status")!);
+      const tasks = byTask(sections(md).get("Task Status")!);
       expect(Object.keys(tasks)).toEqual(["GH-101", "GH-102", "GH-103"]);
       for (const [id, t] of Object.entries(tasks)) {
         expect(t.Status, id).toBe("COMPLETE");
@@ -102,7 +66,7 @@ describe("eoa-mcp simulate", () => {
       expect(r.code, r.stderr).toBe(0);
       const md = r.stdout;
       const s = sections(md);
-      const tasks = taskFields(s.get("Task Status")!);
+      const tasks = byTask(s.get("Task Status")!);
       const issues = s.get("Issues Encountered")!;
       const waiting = s.get("Waiting for You")!;
       const timeline = s.get("Timeline")!;

@@ -6,6 +6,7 @@ import {
   normalizeMessageId,
   type AiMaestroClientOptions,
 } from "../src/clients/aimaestro.js";
+import { CUT_MARK } from "../src/clients/bounded-json.js";
 import { FakeClock } from "../src/clock.js";
 import { EoaError } from "../src/errors.js";
 import {
@@ -303,6 +304,63 @@ describe("AiMaestroClient against a misbehaving server", () => {
     const err = await caught(client.listAgents());
     expect(err.code).toBe("AIMAESTRO_BAD_RESPONSE");
     expect(err.message).toContain("over 5242880 bytes");
+  });
+
+  it("reads an inbox listing of any size field by field, cutting a huge subject instead of failing", async () => {
+    const entry = (id: string, subject: string) =>
+      JSON.stringify({
+        id,
+        from: "dev-agent-1",
+        to: "eoa",
+        timestamp: "2026-11-24T01:00:00.000Z",
+        subject,
+        priority: "normal",
+        status: "unread",
+        type: "notification",
+        preview: "",
+      });
+    const url = await rawServer((_req, res) => {
+      res.setHeader("content-type", "application/json");
+      // 12 MB in all, over the 5 MB any other answer may have, sent in pieces.
+      res.write(`{"messages":[${entry("msg-2-bbbbbbb", "[ACK] T-1 - RECEIVED")},`);
+      const head = entry("msg-1-aaaaaaa", "HUGE");
+      const [before, after] = head.split('"HUGE"');
+      res.write(`${before}"`);
+      for (let i = 0; i < 12; i++) res.write("s".repeat(1024 * 1024));
+      res.end(`"${after}],"limit":0}`);
+    });
+    const client = new AiMaestroClient({ url });
+    cleanups.push(() => client.close());
+    const listed = await client.listUnread("eoa");
+    expect(listed.map((m) => m.id)).toEqual(["msg-2-bbbbbbb", "msg-1-aaaaaaa"]);
+    expect(listed[0]!.subject).toBe("[ACK] T-1 - RECEIVED");
+    expect(listed[1]!.subject).toBe(`${"s".repeat(4096)}${CUT_MARK}`);
+  });
+
+  it("a listing that is not JSON, or nested without end, is a bad response; one with too much to keep is refused", async () => {
+    let body = "";
+    const url = await rawServer((_req, res) => res.end(body));
+    const client = new AiMaestroClient({ url });
+    cleanups.push(() => client.close());
+    for (const bad of ['{"messages":[{"id":', "<html>hello</html>", `${"[".repeat(100)}${"]".repeat(100)}`]) {
+      body = bad;
+      const err = await caught(client.listUnread("eoa"));
+      expect(err.code, bad.slice(0, 20)).toBe("AIMAESTRO_BAD_RESPONSE");
+      expect(err.message).toContain("not JSON");
+    }
+    // 40 million characters kept: past what any inbox page may hold in memory.
+    const one = JSON.stringify({
+      id: "m",
+      from: "a",
+      timestamp: "t",
+      subject: "s".repeat(4000),
+      status: "unread",
+    });
+    body = `{"messages":[${Array.from({ length: 10_000 }, () => one).join(",")}]}`;
+    const err = await caught(client.listUnread("eoa"));
+    expect(err.code).toBe("AIMAESTRO_BAD_RESPONSE");
+    expect(err.details).toMatchObject({ too_large: true });
+    expect(err.nextStep).toMatch(/archive or delete old messages/);
   });
 
   it("accepts the fork's bare-id send reply and its error shape", async () => {

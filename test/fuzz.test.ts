@@ -605,6 +605,28 @@ describe("check_messages: hostile inbox content", () => {
     expect(s.tasks["T-1"]!.progress_percent).toBe(60);
   });
 
+  it("a subject larger than any whole answer may be neither stops the inbox nor is kept", async () => {
+    const early = inject("dev-agent-1", "[PROGRESS] T-1 30%", "[PROGRESS] T-1 30%");
+    // 6 MB: the listing it is in is over the 5 MB any other answer may have, and so is the message.
+    const poison = inject(
+      "dev-agent-1",
+      `[PROGRESS] T-1 ${"p".repeat(6 * 1024 * 1024)}`,
+      "[PROGRESS] T-1 40%",
+    );
+    const later = inject("dev-agent-1", "[PROGRESS] T-1 60%", "[PROGRESS] T-1 60% still going");
+    const { text, data } = await cycle();
+    expect((data.read as Array<{ id: string }>).map((m) => m.id)).toEqual([early.id, poison.id, later.id]);
+    expect(data.warnings).toEqual([]);
+    expect(text.length).toBeLessThan(20_000);
+    const s = await state(w);
+    // Too large to read: recorded from its list entry, never acted on, marked read all the same.
+    expect(s.messages[poison.id]).toMatchObject({ kind: "unknown" });
+    expect(s.messages[poison.id]!.subject.length).toBeLessThanOrEqual(200);
+    expect(s.tasks["T-1"]!.progress_percent).toBe(60);
+    expect(w.env.aimaestro.messagesFor(ORCH).filter((m) => m.status === "unread")).toEqual([]);
+    expect((await cycle()).data.read).toEqual([]);
+  });
+
   it("10,000-level JSON in content.context is stored by the hub and handled without recursion", async () => {
     const m1 = inject("dev-agent-1", "[PROGRESS] T-1 deep", "[PROGRESS] T-1 20%", {
       type: "progress",

@@ -6,6 +6,7 @@
  */
 import type { Agent } from "undici";
 import { z } from "zod";
+import { BoundedJsonError, readBoundedJson, type BoundedJsonLimits } from "./bounded-json.js";
 import { EoaError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 
@@ -77,6 +78,12 @@ export function normalizeMessageId(id: string): string {
 }
 
 const MAX_BODY_BYTES = 5 * 1024 * 1024;
+
+/**
+ * An inbox listing is read field by field instead (see bounded-json): its size is set by what
+ * agents send, and one message with a huge subject must not make the whole inbox unreadable.
+ */
+const LISTING_LIMITS: BoundedJsonLimits = { maxString: 4096, maxKept: 32 * 1024 * 1024, maxDepth: 16 };
 
 /** Transport failures worth another attempt: the hub may be restarting or a keep-alive socket went stale. */
 const TRANSIENT_CODES = new Set([
@@ -196,6 +203,8 @@ interface CallOptions {
    * only failures that prove the request never arrived are retried here. The outbox reconciles the rest.
    */
   notIdempotent?: boolean;
+  /** Read a 2xx body with these limits on what is kept, however large it is (an inbox listing). */
+  bounded?: BoundedJsonLimits;
 }
 
 /** Transport failures that happen before a request reaches the hub. */
@@ -360,7 +369,7 @@ export class AiMaestroClient {
   ): Promise<InboxEntry[]> {
     const path = "/api/messages";
     const query = { agent, box: "inbox", status: opts.status, limit: opts.limit ?? 0 };
-    const res = await this.call("GET", path, { query });
+    const res = await this.call("GET", path, { query, bounded: LISTING_LIMITS });
     return this.parse(inboxSchema, this.ok(res, "GET", path), path).messages;
   }
 
@@ -400,7 +409,7 @@ export class AiMaestroClient {
     for (let attempt = 0; ; attempt++) {
       let reason: string;
       try {
-        const res = await this.attempt(method, target, opts.body);
+        const res = await this.attempt(method, target, opts.body, opts.bounded);
         if (
           res.status < 500 ||
           !retryServerErrors ||
@@ -432,7 +441,12 @@ export class AiMaestroClient {
     }
   }
 
-  private async attempt(method: Method, target: URL, body: unknown): Promise<HttpResult> {
+  private async attempt(
+    method: Method,
+    target: URL,
+    body: unknown,
+    bounded?: BoundedJsonLimits,
+  ): Promise<HttpResult> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -445,6 +459,15 @@ export class AiMaestroClient {
       // headers/body timeouts are per phase; this bounds the whole attempt.
       signal: AbortSignal.timeout(this.timeoutMs),
     });
+    if (bounded && res.statusCode >= 200 && res.statusCode < 300) {
+      try {
+        return { status: res.statusCode, json: await readBoundedJson(res.body, bounded), text: "" };
+      } catch (err) {
+        if (!(err instanceof BoundedJsonError)) throw err;
+        if (err.reason === "too-large") throw this.tooLarge(method, target.pathname, true);
+        return { status: res.statusCode, json: undefined, text: "" };
+      }
+    }
     const declared = Number(res.headers["content-length"] ?? 0);
     if (declared > MAX_BODY_BYTES) {
       res.body.destroy();
@@ -536,11 +559,15 @@ export class AiMaestroClient {
     });
   }
 
-  private tooLarge(method: Method, path: string): EoaError {
+  private tooLarge(method: Method, path: string, listing = false): EoaError {
     return new EoaError(
       "AIMAESTRO_BAD_RESPONSE",
-      `AI Maestro at ${this.url} answered ${method} ${path} with a body over ${MAX_BODY_BYTES} bytes`,
-      "check that AIMAESTRO_API points at AI Maestro; use a smaller inbox page (limit)",
+      listing
+        ? `AI Maestro at ${this.url} answered ${method} ${path} with a listing of over ${LISTING_LIMITS.maxKept} characters`
+        : `AI Maestro at ${this.url} answered ${method} ${path} with a body over ${MAX_BODY_BYTES} bytes`,
+      listing
+        ? "archive or delete old messages of that inbox in AI Maestro"
+        : "check that AIMAESTRO_API points at AI Maestro and that its version is supported",
       { url: this.url, method, path, too_large: true },
     );
   }

@@ -285,6 +285,58 @@ describe("capacity (rule 1)", () => {
     expect(assignments("dev-agent-1").map((m) => ctx(m).task_id)).toEqual(["T-1", "T-2", "T-3", "T-4"]);
   });
 
+  it("one pass sends queued work up to each agent's room and no further, and leaves the rest as it was", async () => {
+    await setup({
+      agents: [
+        { id: "dev-agent-1", capabilities: ["python"], max_concurrent_tasks: 2 },
+        { id: "dev-agent-2", capabilities: ["python"], max_concurrent_tasks: 1 },
+      ],
+    });
+    await startSession(inline("T-1", "T-2", "T-3", "T-4", "T-5", "T-6"));
+    e().aimaestro.setOnline("dev-agent-1", false);
+    e().aimaestro.setOnline("dev-agent-2", false);
+    await ok<OfflineOut>("mark_agent_offline", { agent: "dev-agent-1" });
+    await ok<OfflineOut>("mark_agent_offline", { agent: "dev-agent-2" });
+    for (const id of ["T-1", "T-2", "T-3", "T-4", "T-5", "T-6"]) {
+      expect(await assign({ task_id: id })).toMatchObject({ status: "queued" });
+    }
+    await cycle();
+    const queuedBefore = await state();
+
+    // Both come back in one cycle: three slots in all, filled in one pass, least loaded first.
+    e().aimaestro.setOnline("dev-agent-1", true);
+    e().aimaestro.setOnline("dev-agent-2", true);
+    const back = await cycle();
+    expect(back.changes).toEqual(
+      expect.arrayContaining(["dev-agent-1 is back online", "dev-agent-2 is back online"]),
+    );
+    const s = await state();
+    const held = (id: string) =>
+      Object.values(s.tasks)
+        .filter((t) => t.assignee === id)
+        .map((t) => t.task_id);
+    expect(held("dev-agent-1")).toEqual(["T-1", "T-3"]);
+    expect(held("dev-agent-2")).toEqual(["T-2"]);
+    for (const id of ["T-4", "T-5", "T-6"]) {
+      expect(s.tasks[id]!.status).toBe("todo");
+      expect(s.tasks[id]!.queue?.reason).toMatch(
+        /no eligible agent: dev-agent-1 is at its limit \(2\/2 tasks\); dev-agent-2 is at its limit \(1\/1 tasks\)/,
+      );
+      expect(s.tasks[id]!.queue?.since).toBe(queuedBefore.tasks[id]!.queue?.since);
+    }
+
+    // Nothing changed for the tasks still waiting: another pass writes nothing about them.
+    const journal = () => readFile(join(e().stateDir, "state.journal"), "utf8");
+    const before = await journal();
+    await cycle();
+    const written = (await journal()).slice(before.length);
+    expect(written).toContain('"cycle"');
+    for (const id of ["T-4", "T-5", "T-6"]) {
+      expect(written).not.toContain(`"${id}"`);
+      expect((await state()).tasks[id]).toEqual(s.tasks[id]);
+    }
+  });
+
   it("keeps a task for the agent that was named, at its own lower limit, instead of substituting another", async () => {
     await setup({
       agents: [

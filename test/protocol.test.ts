@@ -72,10 +72,10 @@ describe("chooseAgent (rule 1)", () => {
       agent("a", { capabilities: ["python"] }),
       agent("b", { capabilities: ["Python", "AUTH"] }),
     ];
-    expect(chooseAgent(task("T", { required_capabilities: ["auth"] }), agents, [])).toMatchObject({
+    expect(chooseAgent(task("T", { required_capabilities: ["auth"] }), agents, new Map())).toMatchObject({
       agent: "b",
     });
-    const none = chooseAgent(task("T", { required_capabilities: ["rust"] }), agents, []);
+    const none = chooseAgent(task("T", { required_capabilities: ["rust"] }), agents, new Map());
     expect(none).toMatchObject({ agent: null, kind: "capability" });
     expect(none.agent === null && none.reason).toMatch(/a lacks rust.*b lacks rust/);
   });
@@ -83,12 +83,14 @@ describe("chooseAgent (rule 1)", () => {
   it("respects each agent's limit of dispatched, unfinished tasks", () => {
     const agents = [agent("a", { max_concurrent_tasks: 2 }), agent("b", { max_concurrent_tasks: 1 })];
     const full = [...held("a", 2), ...held("b", 1)];
-    const choice = chooseAgent(task("T"), agents, full);
+    const choice = chooseAgent(task("T"), agents, agentLoads(full));
     expect(choice).toMatchObject({ agent: null, kind: "capacity" });
     expect(choice.agent === null && choice.reason).toMatch(/a is at its limit \(2\/2/);
     // Finished, blocked and human-review work does not occupy the agent.
     const finished = [...held("a", 1, "done"), ...held("a", 1, "blocked"), ...held("a", 1, "human-review")];
-    expect(chooseAgent(task("T"), [agent("a", { max_concurrent_tasks: 1 })], finished)).toMatchObject({
+    expect(
+      chooseAgent(task("T"), [agent("a", { max_concurrent_tasks: 1 })], agentLoads(finished)),
+    ).toMatchObject({
       agent: "a",
     });
     expect(agentLoad("a", [...held("a", 1, "ai-review"), ...held("a", 1, "merge-release")])).toBe(2);
@@ -104,11 +106,11 @@ describe("chooseAgent (rule 1)", () => {
 
   it("prefers the least loaded agent, then roster order", () => {
     const agents = [agent("a"), agent("b"), agent("c")];
-    expect(chooseAgent(task("T"), agents, [...held("a", 2), ...held("b", 1), ...held("c", 1)])).toMatchObject(
-      { agent: "b" },
-    );
-    expect(chooseAgent(task("T"), agents, [])).toMatchObject({ agent: "a" });
-    expect(chooseAgent(task("T"), [agent("c"), agent("a")], [])).toMatchObject({ agent: "c" });
+    expect(
+      chooseAgent(task("T"), agents, agentLoads([...held("a", 2), ...held("b", 1), ...held("c", 1)])),
+    ).toMatchObject({ agent: "b" });
+    expect(chooseAgent(task("T"), agents, new Map())).toMatchObject({ agent: "a" });
+    expect(chooseAgent(task("T"), [agent("c"), agent("a")], new Map())).toMatchObject({ agent: "c" });
   });
 
   it("skips agents that are not active", () => {
@@ -117,40 +119,48 @@ describe("chooseAgent (rule 1)", () => {
       agent("b", { availability: "onboarding" }),
       agent("c"),
     ];
-    expect(chooseAgent(task("T"), agents, [])).toMatchObject({ agent: "c" });
-    expect(chooseAgent(task("T"), agents.slice(0, 2), [])).toMatchObject({
+    expect(chooseAgent(task("T"), agents, new Map())).toMatchObject({ agent: "c" });
+    expect(chooseAgent(task("T"), agents.slice(0, 2), new Map())).toMatchObject({
       agent: null,
       kind: "availability",
     });
-    expect(chooseAgent(task("T", { required_capabilities: ["rust"] }), agents.slice(0, 2), [])).toMatchObject(
-      { agent: null, kind: "capability" },
-    );
+    expect(
+      chooseAgent(task("T", { required_capabilities: ["rust"] }), agents.slice(0, 2), new Map()),
+    ).toMatchObject({ agent: null, kind: "capability" });
   });
 
   it("halts when every agent is offline", () => {
     const agents = [agent("a", { availability: "offline" }), agent("b", { availability: "offline" })];
-    expect(chooseAgent(task("T"), agents, [])).toMatchObject({ agent: null, kind: "halted" });
-    expect(chooseAgent(task("T"), [], [])).toMatchObject({ agent: null, reason: "the roster is empty" });
+    expect(chooseAgent(task("T"), agents, new Map())).toMatchObject({ agent: null, kind: "halted" });
+    expect(chooseAgent(task("T"), [], new Map())).toMatchObject({
+      agent: null,
+      reason: "the roster is empty",
+    });
   });
 
   it("gives a named agent the task only when it is eligible: no silent substitution", () => {
     const agents = [agent("a", { max_concurrent_tasks: 1 }), agent("b")];
-    expect(chooseAgent(task("T"), agents, [], "b")).toMatchObject({ agent: "b" });
-    expect(chooseAgent(task("T"), agents, held("a", 1), "a")).toMatchObject({
+    expect(chooseAgent(task("T"), agents, new Map(), "b")).toMatchObject({ agent: "b" });
+    expect(chooseAgent(task("T"), agents, agentLoads(held("a", 1)), "a")).toMatchObject({
       agent: null,
       kind: "capacity",
     });
-    expect(chooseAgent(task("T", { required_capabilities: ["auth"] }), agents, [], "b")).toMatchObject({
-      agent: null,
-      kind: "capability",
-    });
+    expect(chooseAgent(task("T", { required_capabilities: ["auth"] }), agents, new Map(), "b")).toMatchObject(
+      {
+        agent: null,
+        kind: "capability",
+      },
+    );
     expect(
-      chooseAgent(task("T"), [agent("a", { availability: "offline" }), agent("b")], [], "a"),
+      chooseAgent(task("T"), [agent("a", { availability: "offline" }), agent("b")], new Map(), "a"),
     ).toMatchObject({
       agent: null,
       kind: "availability",
     });
-    expect(chooseAgent(task("T"), agents, [], "zed")).toMatchObject({ agent: null, kind: "unknown-agent" });
+    expect(chooseAgent(task("T"), agents, new Map(), "zed")).toMatchObject({
+      agent: null,
+      kind: "unknown-agent",
+    });
   });
 });
 
@@ -158,9 +168,11 @@ describe("chooseReplacement (rule 5)", () => {
   it("takes the first eligible backup, else the best other agent, else nobody", () => {
     const from = agent("a", { backup: ["c", "b"] });
     const agents = [from, agent("b"), agent("c", { max_concurrent_tasks: 1 }), agent("d")];
-    expect(chooseReplacement(task("T"), from, agents, [])).toMatchObject({ agent: "c" });
+    expect(chooseReplacement(task("T"), from, agents, new Map())).toMatchObject({ agent: "c" });
     // c is full: b is the next backup.
-    expect(chooseReplacement(task("T"), from, agents, held("c", 1))).toMatchObject({ agent: "b" });
+    expect(chooseReplacement(task("T"), from, agents, agentLoads(held("c", 1)))).toMatchObject({
+      agent: "b",
+    });
     // No backup is eligible: the least loaded other agent.
     const noBackups = [
       from,
@@ -168,11 +180,11 @@ describe("chooseReplacement (rule 5)", () => {
       agent("c", { availability: "offline" }),
       agent("d"),
     ];
-    expect(chooseReplacement(task("T"), from, noBackups, [])).toMatchObject({
+    expect(chooseReplacement(task("T"), from, noBackups, new Map())).toMatchObject({
       agent: "d",
       rule: "no eligible backup: best other agent",
     });
-    expect(chooseReplacement(task("T"), from, [from], [])).toMatchObject({ agent: null });
+    expect(chooseReplacement(task("T"), from, [from], new Map())).toMatchObject({ agent: null });
   });
 });
 

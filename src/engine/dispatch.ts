@@ -1,6 +1,12 @@
 import { current, type Draft } from "immer";
 import { EoaError } from "../errors.js";
-import { chooseAgent, dispatchBlocker, dispatchOrder } from "../protocol/assignment.js";
+import {
+  agentLoads,
+  chooseAgent,
+  dispatchBlocker,
+  dispatchOrder,
+  OCCUPYING,
+} from "../protocol/assignment.js";
 import { assignedStatus } from "../protocol/kanban.js";
 import { assignmentMessage, handoffMessage } from "../protocol/messages.js";
 import { enqueueEffect, history, recordDecision, tasksNow } from "../state/records.js";
@@ -30,6 +36,11 @@ export function dispatchInDraft(
     handoffFrom?: string | undefined;
     /** The rule that chose `preferred` (e.g. "first eligible backup agent of X"), for the decision log. */
     rule?: string | undefined;
+    /**
+     * Every agent's load, when a pass dispatches many tasks: computed once and kept up to date
+     * here, instead of one walk over all tasks per queued task.
+     */
+    loads?: Map<string, number> | undefined;
   } = {},
 ): DispatchOutcome {
   const task = draft.tasks[taskId]!;
@@ -37,11 +48,15 @@ export function dispatchInDraft(
   const session = draft.sessions.find((s) => s.id === task.session_id);
   const queue = (reason: string): DispatchOutcome => {
     const changed = task.queue?.reason !== reason;
-    task.queue = {
-      since: task.queue?.since ?? now.toISOString(),
-      reason,
-      ...(preferred ? { preferred_agent: preferred } : {}),
-    };
+    // Written only when it differs: every queued task is tried on every pass, and a rewrite, even
+    // of equal values, would copy the task and journal it each time.
+    if (changed || !task.queue || task.queue.preferred_agent !== preferred) {
+      task.queue = {
+        since: task.queue?.since ?? now.toISOString(),
+        reason,
+        ...(preferred ? { preferred_agent: preferred } : {}),
+      };
+    }
     if (task.status !== "todo") task.status = "todo";
     if (changed) {
       history(task, now, "queued", reason);
@@ -65,8 +80,8 @@ export function dispatchInDraft(
   if (blocker) return queue(blocker);
 
   const agents = Object.values(draft.agents);
-  const tasks = tasksNow(draft);
-  const choice = chooseAgent(task, agents, tasks, preferred);
+  const loads = opts.loads ?? agentLoads(tasksNow(draft));
+  const choice = chooseAgent(task, agents, loads, preferred);
   if (choice.agent === null) return queue(choice.reason);
 
   const agent = draft.agents[choice.agent]!;
@@ -88,6 +103,12 @@ export function dispatchInDraft(
     !task.previous_assignees.includes(previousAssignee)
   ) {
     task.previous_assignees.push(previousAssignee);
+  }
+  if (opts.loads) {
+    if (previousAssignee && OCCUPYING.includes(before.status)) {
+      loads.set(previousAssignee, (loads.get(previousAssignee) ?? 1) - 1);
+    }
+    if (OCCUPYING.includes(task.status)) loads.set(agent.id, (loads.get(agent.id) ?? 0) + 1);
   }
   const epoch = task.assignment_epoch;
   const snapshot = current(task) as TaskRecord;
@@ -128,8 +149,10 @@ export function dispatchInDraft(
 /** Inside a transaction: every queued task that can go now, in priority order. */
 export function autoDispatchInDraft(draft: S, now: Date): DispatchOutcome[] {
   const running = new Set(draft.sessions.filter((s) => s.status === "running").map((s) => s.id));
-  const queued = dispatchOrder(tasksNow(draft).filter((t) => t.queue && running.has(t.session_id)));
-  return queued.map((t) => dispatchInDraft(draft, now, t.task_id));
+  const tasks = tasksNow(draft);
+  const queued = dispatchOrder(tasks.filter((t) => t.queue && running.has(t.session_id)));
+  const loads = agentLoads(tasks);
+  return queued.map((t) => dispatchInDraft(draft, now, t.task_id, { loads }));
 }
 
 /** After flushing: an assignment whose message failed was reverted, so report it as queued. */

@@ -2,7 +2,7 @@ import type { Draft } from "immer";
 import { errorMessage, isEoaError } from "../errors.js";
 import type { FullMessage, InboxEntry } from "../clients/aimaestro.js";
 import { normalizeMessageId } from "../clients/aimaestro.js";
-import { chooseReplacement } from "../protocol/assignment.js";
+import { agentLoads, chooseReplacement } from "../protocol/assignment.js";
 import { classifyMessage, type Classified } from "../protocol/classify.js";
 import { blockTransition, settled as settledStatus } from "../protocol/kanban.js";
 import { ackVerdict, heartbeatVerdict } from "../protocol/liveness.js";
@@ -452,7 +452,7 @@ function reassignUnresponsive(
     action: "reassigned",
   });
   const others = Object.values(draft.agents).filter((a) => a.id !== agent.id);
-  const choice = chooseReplacement(task, agent, others, tasksNow(draft));
+  const choice = chooseReplacement(task, agent, others, agentLoads(tasksNow(draft)));
   recordDecision(draft, now, {
     action: "reassign",
     rule: "rule 3: no acknowledgement after the reminder window: the agent is unresponsive for this task",

@@ -1,6 +1,6 @@
 import type { Draft } from "immer";
 import type { Config } from "../config.js";
-import { chooseReplacement } from "../protocol/assignment.js";
+import { agentLoads, chooseReplacement } from "../protocol/assignment.js";
 import { stopNoticeMessage } from "../protocol/messages.js";
 import { enqueueEffect, history, plain, recordDecision, recordIncident, tasksNow } from "../state/records.js";
 import type { State, TaskRecord } from "../state/schema.js";
@@ -70,7 +70,7 @@ export function markOfflineInDraft(
     const candidates = Object.values(draft.agents).map((a) =>
       leaving.has(a.id) && a.id !== agentId ? { ...a, availability: "offline" as const } : a,
     );
-    const replacement = chooseReplacement(task, agent, candidates, tasksNow(draft));
+    const replacement = chooseReplacement(task, agent, candidates, agentLoads(tasksNow(draft)));
     if (replacement.agent !== null) {
       const out = dispatchInDraft(draft, now, task.task_id, {
         preferred: replacement.agent,

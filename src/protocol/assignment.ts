@@ -67,13 +67,14 @@ export function eligibility(agent: AgentView, task: TaskView, load: number): Eli
 export type AgentChoice = { agent: string; rule: string } | { agent: null; reason: string; kind: string };
 
 /**
- * Picks the agent for a task. A named agent gets it only if eligible (no silent substitution).
- * Otherwise: among eligible agents, the least loaded, then roster order.
+ * Picks the agent for a task, given every agent's load (`agentLoads`). A named agent gets it only
+ * if eligible (no silent substitution). Otherwise: among eligible agents, the least loaded, then
+ * roster order.
  */
 export function chooseAgent(
   task: TaskView,
   agents: readonly AgentView[],
-  tasks: readonly TaskView[],
+  loads: ReadonlyMap<string, number>,
   preferred?: string,
 ): AgentChoice {
   if (agents.length > 0 && agents.every((a) => a.availability === "offline")) {
@@ -82,13 +83,12 @@ export function chooseAgent(
   if (preferred) {
     const agent = agents.find((a) => a.id === preferred);
     if (!agent) return { agent: null, kind: "unknown-agent", reason: `${preferred} is not on the roster` };
-    const e = eligibility(agent, task, agentLoad(agent.id, tasks));
+    const e = eligibility(agent, task, loads.get(agent.id) ?? 0);
     return e.ok
       ? { agent: agent.id, rule: "requested agent is eligible" }
       : { agent: null, kind: e.kind, reason: e.reason };
   }
   const reasons: string[] = [];
-  const loads = agentLoads(tasks);
   let best: { id: string; load: number; index: number } | undefined;
   agents.forEach((agent, index) => {
     const load = loads.get(agent.id) ?? 0;
@@ -139,16 +139,16 @@ export function chooseReplacement(
   task: TaskView,
   from: AgentView,
   agents: readonly AgentView[],
-  tasks: readonly TaskView[],
+  loads: ReadonlyMap<string, number>,
 ): { agent: string; rule: string } | { agent: null; reason: string } {
   for (const id of from.backup) {
     const b = agents.find((a) => a.id === id);
-    if (b && eligibility(b, task, agentLoad(b.id, tasks)).ok) {
+    if (b && eligibility(b, task, loads.get(b.id) ?? 0).ok) {
       return { agent: b.id, rule: `first eligible backup agent of ${from.id}` };
     }
   }
   const others = agents.filter((a) => a.id !== from.id);
-  const choice = chooseAgent(task, others, tasks);
+  const choice = chooseAgent(task, others, loads);
   if (choice.agent !== null) return { agent: choice.agent, rule: "no eligible backup: best other agent" };
   return { agent: null, reason: choice.reason };
 }

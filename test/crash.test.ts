@@ -270,7 +270,7 @@ describe("a server process killed at random points", () => {
         await sp.kill();
         clearTimeout(killTimer);
         // Killed inside a transaction, the process leaves proper-lockfile's lock directory behind,
-        // and the next process waits out its 15 s stale timeout before it can write. Only one process
+        // and the next process waits out its 5 s stale timeout before it can write. Only one process
         // runs here, so the lock is the dead one's: clear it as that timeout would (see the report),
         // unless CRASH_WAIT_STALE_LOCK=1 asks to sit through the real thing.
         if (existsSync(lockDir)) {

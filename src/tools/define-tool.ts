@@ -72,7 +72,9 @@ export const IdempotencyKey = z
   .string()
   .min(1)
   .max(200)
-  .describe("Replaying a call with the same key returns the first result and repeats no side effect");
+  .describe(
+    "Replaying a call with the same key returns its first success and repeats no side effect; a refused call records nothing, so it can be retried with the same key",
+  );
 
 /** The input schema as advertised: strict (unknown keys refused), with idempotency_key on mutating tools. */
 export function inputSchemaOf(tool: AnyTool) {

@@ -4,7 +4,7 @@ import { appendFile, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { EoaError } from "../src/errors.js";
 import type { Draft } from "immer";
 import { tasksNow } from "../src/state/records.js";
@@ -12,6 +12,22 @@ import { STATE_VERSION, type State, type TaskRecord } from "../src/state/schema.
 import { readStateDir, StateStore, type StateChange } from "../src/state/store.js";
 
 const ROOT = join(import.meta.dirname, "..");
+
+/** Armed, the next exclusive create makes its file and dies before writing a byte, as a kill would. */
+const crashOnCreate = vi.hoisted(() => ({ armed: false }));
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const writeFile = async (...args: Parameters<typeof real.writeFile>) => {
+    const opts = args[2];
+    if (crashOnCreate.armed && typeof opts === "object" && opts?.flag === "wx") {
+      crashOnCreate.armed = false;
+      await real.writeFile(args[0], "", { flag: "wx" });
+      throw Object.assign(new Error("killed while writing"), { code: "EIO" });
+    }
+    return real.writeFile(...args);
+  };
+  return { ...real, writeFile, default: { ...real, writeFile } };
+});
 
 let dir: string;
 beforeEach(async () => {
@@ -33,6 +49,15 @@ describe("StateStore", () => {
     expect(doc.version).toBe(STATE_VERSION);
     expect(doc.tasks).toEqual({});
     expect((await store.read()).current_session_id).toBeNull();
+  });
+
+  it("a crash while creating the file leaves none that cannot be read: the next start creates it", async () => {
+    crashOnCreate.armed = true;
+    await expect(StateStore.open(dir)).rejects.toMatchObject({ code: "STATE_DIR_UNWRITABLE" });
+    expect(crashOnCreate.armed).toBe(false);
+    const store = await StateStore.open(dir);
+    expect((await store.read()).version).toBe(STATE_VERSION);
+    expect((await onDisk()).version).toBe(STATE_VERSION);
   });
 
   it("refuses a state directory it cannot create with STATE_DIR_UNWRITABLE", async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Low } from "lowdb";
 import { DataFile } from "lowdb/node";
@@ -79,12 +79,7 @@ export class StateStore {
   static async open(dir: string, opts: { journalLimitBytes?: number } = {}): Promise<StateStore> {
     try {
       await mkdir(dir, { recursive: true });
-      // `wx` creates the file only if absent, so two processes starting at once cannot clobber it.
-      await writeFile(join(dir, "state.json"), JSON.stringify(emptyState(), null, 2), { flag: "wx" }).catch(
-        (err: NodeJS.ErrnoException) => {
-          if (err.code !== "EEXIST") throw err;
-        },
-      );
+      await createOnce(join(dir, "state.json"), JSON.stringify(emptyState(), null, 2));
     } catch (err) {
       throw new EoaError(
         "STATE_DIR_UNWRITABLE",
@@ -326,4 +321,28 @@ function summarize(patches: Patch[]): StateChange {
     if (top === "tasks" && typeof second === "string") taskIds.add(second);
   }
   return { keys, taskIds };
+}
+
+/**
+ * Creates `file` with `text` unless it exists, all at once: written under a name of its own, then
+ * linked into place, which fails if another process got there first. Written in place with `wx`
+ * instead, the file would be empty for a moment (and for good after a crash), and every process
+ * reading it then would fail.
+ */
+async function createOnce(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${randomUUID()}.new`;
+  await writeFile(tmp, text, { flag: "wx" });
+  try {
+    await link(tmp, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    // A file system without hard links: create in place, as the next best thing.
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw err;
+    await writeFile(file, text, { flag: "wx" }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e;
+    });
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
 }

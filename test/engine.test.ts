@@ -889,6 +889,43 @@ describe('escalation under "Escalate only for security issues" (rule 8)', () => 
     expect(await task("T-1")).toMatchObject({ status: "in-progress", assignee: "dev-agent-1" });
   });
 
+  it("a task parked by two escalations waits for both answers, in either order", async () => {
+    type Resolved = { unparked: string[]; still_parked: Array<{ task_id: string; escalation_id: string }> };
+    for (const order of [
+      ["esc-002", "esc-001"],
+      ["esc-001", "esc-002"],
+    ]) {
+      await setup();
+      await startSession(inline("T-1"), "Escalate only for security issues");
+      await assign({ task_id: "T-1" });
+      // A blocker question parks the task; a security hole found later parks it too.
+      await ok<EscalateOut>("escalate", { category: "dependency", task_id: "T-1", issue: "Which ORM?" });
+      await ok<EscalateOut>("escalate", { category: "security", task_id: "T-1", issue: "SQL injection" });
+      expect(await task("T-1")).toMatchObject({ status: "blocked", parked_by: "esc-002" });
+
+      const [first, second] = order as [string, string];
+      const a = await ok<Resolved>("resolve_escalation", { escalation_id: first, decision: "answer one" });
+      expect(a.unparked, order.join(" then ")).toEqual([]);
+      expect(await task("T-1")).toMatchObject({ status: "blocked", parked_by: second });
+      expect((await task("T-1")).blocked_reason).toContain(second);
+      expect((await fails("assign_task", { task_id: "T-1" })).code).toBe("TASK_PARKED");
+      // Only the escalation that held the hold passes it on; the other was not holding it.
+      expect(a.still_parked).toEqual(
+        first === "esc-002" ? [{ task_id: "T-1", escalation_id: "esc-001" }] : [],
+      );
+      expect(inbox("dev-agent-1").filter((m) => m.content.type === "escalation-resolved")).toHaveLength(0);
+
+      const b = await ok<Resolved>("resolve_escalation", { escalation_id: second, decision: "answer two" });
+      expect(b).toMatchObject({ unparked: ["T-1"], still_parked: [] });
+      const t1 = await task("T-1");
+      expect(t1).toMatchObject({ status: "in-progress", assignee: "dev-agent-1" });
+      expect(t1.parked_by).toBeUndefined();
+      expect(t1.blocked_reason).toBeUndefined();
+      await env?.close();
+      env = undefined;
+    }
+  });
+
   it("without a directive, infrastructure pages the user", async () => {
     await setup();
     await startSession(inline("T-1"));

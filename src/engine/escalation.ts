@@ -96,7 +96,8 @@ export function escalateInDraft(draft: S, now: Date, config: Config, input: Esca
     const task = draft.tasks[input.task_id]!;
     if (task.status !== "done") {
       if (task.status !== "blocked") Object.assign(task, blockTransition(task.status));
-      task.blocked_reason = `escalation ${esc.id} (${input.category}): ${input.issue}`;
+      // A task already parked by another escalation is held by both; this one, the newest, speaks.
+      task.blocked_reason = parkedReason(esc);
       task.parked_by = esc.id;
       delete task.queue;
       esc.parked_tasks.push(task.task_id);
@@ -124,6 +125,10 @@ export function escalateInDraft(draft: S, now: Date, config: Config, input: Esca
   return { escalation: plain(esc), merged: false, effects: [effect, ...labelEffects] };
 }
 
+function parkedReason(esc: Pick<EscalationRecord, "id" | "category" | "issue">): string {
+  return `escalation ${esc.id} (${esc.category}): ${esc.issue}`;
+}
+
 export async function escalate(
   rt: Runtime,
   input: EscalateInput,
@@ -144,6 +149,8 @@ export async function escalate(
 export interface ResolveOutcome {
   escalation: EscalationRecord;
   unparked: string[];
+  /** Tasks it held that another open escalation holds too: they wait for that answer. */
+  still_parked: Array<{ task_id: string; escalation_id: string }>;
   dispatched: string[];
 }
 
@@ -173,9 +180,21 @@ export async function resolveEscalation(
     esc.resolution = { decision, at: now.toISOString() };
     esc.updated_at = now.toISOString();
     const unparked: string[] = [];
+    const stillParked: ResolveOutcome["still_parked"] = [];
     for (const id of esc.parked_tasks) {
       const task = draft.tasks[id];
       if (!task || task.parked_by !== esc.id) continue;
+      // Another open escalation parked it too: the task waits for that answer as well.
+      const other = draft.escalations.find(
+        (e) => e.id !== esc.id && e.status === "open" && e.parked_tasks.includes(id),
+      );
+      if (other) {
+        task.parked_by = other.id;
+        task.blocked_reason = parkedReason(other);
+        history(task, now, "still-parked", `${esc.id} resolved; ${other.id} still holds it`);
+        stillParked.push({ task_id: id, escalation_id: other.id });
+        continue;
+      }
       delete task.parked_by;
       if (task.status === "blocked") {
         const back = unblockTransition(task.previous_status);
@@ -224,12 +243,20 @@ export async function resolveEscalation(
       rule: "the user's answer un-parks the tasks the escalation held",
       ...(esc.task_id ? { task_id: esc.task_id } : {}),
       inputs: { escalation_id: esc.id, decision },
-      outcome: unparked.length ? `un-parked ${unparked.join(", ")}` : "no task was parked",
+      outcome:
+        [
+          unparked.length ? `un-parked ${unparked.join(", ")}` : "",
+          stillParked.length
+            ? `still parked: ${stillParked.map((p) => `${p.task_id} by ${p.escalation_id}`).join(", ")}`
+            : "",
+        ]
+          .filter(Boolean)
+          .join("; ") || "no task was parked",
     });
     const dispatched = autoDispatchInDraft(draft, now)
       .filter((o) => o.status === "dispatched")
       .map((o) => o.task_id);
-    return { escalation: plain(esc) as EscalationRecord, unparked, dispatched };
+    return { escalation: plain(esc) as EscalationRecord, unparked, still_parked: stillParked, dispatched };
   });
   await flushEffects(rt);
   return out;

@@ -83,7 +83,12 @@ const MAX_BODY_BYTES = 5 * 1024 * 1024;
  * An inbox listing is read field by field instead (see bounded-json): its size is set by what
  * agents send, and one message with a huge subject must not make the whole inbox unreadable.
  */
-const LISTING_LIMITS: BoundedJsonLimits = { maxString: 4096, maxKept: 32 * 1024 * 1024, maxDepth: 16 };
+const LISTING_LIMITS: BoundedJsonLimits = {
+  wholeBytes: MAX_BODY_BYTES,
+  maxString: 4096,
+  maxKept: 32 * 1024 * 1024,
+  maxDepth: 16,
+};
 
 /** Transport failures worth another attempt: the hub may be restarting or a keep-alive socket went stale. */
 const TRANSIENT_CODES = new Set([

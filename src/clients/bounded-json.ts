@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import parser from "stream-json/parser.js";
+import type { Token } from "stream-json/parser.js";
 
 /**
  * A JSON body of any size, keeping at most `maxString` characters of each string. One huge field
@@ -134,6 +134,8 @@ async function streamBounded(body: Readable, limits: BoundedJsonLimits): Promise
     stack.push(c);
   };
 
+  // Loaded only for the rare body that needs it, not at every start-up.
+  const { default: parser } = await import("stream-json/parser.js");
   await pipeline(
     body,
     parser.asStream({
@@ -144,7 +146,7 @@ async function streamBounded(body: Readable, limits: BoundedJsonLimits): Promise
       packNumbers: true,
       streamNumbers: false,
     }),
-    async (tokens: AsyncIterable<parser.Token>) => {
+    async (tokens: AsyncIterable<Token>) => {
       for await (const t of tokens) {
         switch (t.name) {
           case "startObject":

@@ -909,11 +909,12 @@ describe('escalation under "Escalate only for security issues" (rule 8)', () => 
       expect(await task("T-1")).toMatchObject({ status: "blocked", parked_by: second });
       expect((await task("T-1")).blocked_reason).toContain(second);
       expect((await fails("assign_task", { task_id: "T-1" })).code).toBe("TASK_PARKED");
-      // Only the escalation that held the hold passes it on; the other was not holding it.
-      expect(a.still_parked).toEqual(
-        first === "esc-002" ? [{ task_id: "T-1", escalation_id: "esc-001" }] : [],
-      );
-      expect(inbox("dev-agent-1").filter((m) => m.content.type === "escalation-resolved")).toHaveLength(0);
+      expect(a.still_parked).toEqual([{ task_id: "T-1", escalation_id: second }]);
+      // The agent hears the first answer now, and that it must wait for the second.
+      const told = () => inbox("dev-agent-1").filter((m) => m.content.type === "escalation-resolved");
+      expect(told()).toHaveLength(1);
+      expect(told()[0]!.content.message).toContain("answer one");
+      expect(told()[0]!.content.message).toContain(`stays parked until escalation ${second}`);
 
       const b = await ok<Resolved>("resolve_escalation", { escalation_id: second, decision: "answer two" });
       expect(b).toMatchObject({ unparked: ["T-1"], still_parked: [] });
@@ -921,6 +922,8 @@ describe('escalation under "Escalate only for security issues" (rule 8)', () => 
       expect(t1).toMatchObject({ status: "in-progress", assignee: "dev-agent-1" });
       expect(t1.parked_by).toBeUndefined();
       expect(t1.blocked_reason).toBeUndefined();
+      expect(told()).toHaveLength(2);
+      expect(told()[1]!.content.message).toMatch(/answer two\nContinue T-1 accordingly/);
       await env?.close();
       env = undefined;
     }

@@ -2,7 +2,7 @@ import type { Draft } from "immer";
 import { EoaError } from "../errors.js";
 import { escalationLevel, findDuplicate, parksTask } from "../protocol/escalation.js";
 import { blockTransition, unblockTransition } from "../protocol/kanban.js";
-import { escalationMessage } from "../protocol/messages.js";
+import { decisionMessage, escalationMessage } from "../protocol/messages.js";
 import { policyFromDirective } from "../protocol/escalation.js";
 import { agentLoad, eligibility } from "../protocol/assignment.js";
 import {
@@ -181,18 +181,36 @@ export async function resolveEscalation(
     esc.updated_at = now.toISOString();
     const unparked: string[] = [];
     const stillParked: ResolveOutcome["still_parked"] = [];
+    const tell = (agentId: string | undefined, taskId: string, stillParkedBy?: string) => {
+      const agent = agentId ? draft.agents[agentId] : undefined;
+      if (!agent) return;
+      const notice: MessagePayload = {
+        purpose: "notice",
+        task_id: taskId,
+        message: decisionMessage(esc, taskId, agent.session, decision, stillParkedBy),
+      };
+      enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>);
+    };
     for (const id of esc.parked_tasks) {
       const task = draft.tasks[id];
-      if (!task || task.parked_by !== esc.id) continue;
-      // Another open escalation parked it too: the task waits for that answer as well.
-      const other = draft.escalations.find(
-        (e) => e.id !== esc.id && e.status === "open" && e.parked_tasks.includes(id),
-      );
+      if (!task?.parked_by) continue;
+      // Another open escalation parked it too (and holds it, or takes the hold over now): the task
+      // waits for that answer as well, and its agent hears this one meanwhile.
+      const other =
+        task.parked_by !== esc.id
+          ? draft.escalations.find((e) => e.id === task.parked_by && e.status === "open")
+          : draft.escalations.find(
+              (e) => e.id !== esc.id && e.status === "open" && e.parked_tasks.includes(id),
+            );
+      if (task.parked_by !== esc.id && !other) continue;
       if (other) {
-        task.parked_by = other.id;
-        task.blocked_reason = parkedReason(other);
-        history(task, now, "still-parked", `${esc.id} resolved; ${other.id} still holds it`);
+        if (task.parked_by === esc.id) {
+          task.parked_by = other.id;
+          task.blocked_reason = parkedReason(other);
+        }
+        history(task, now, "still-parked", `${esc.id} resolved: ${decision}; ${other.id} still holds it`);
         stillParked.push({ task_id: id, escalation_id: other.id });
+        tell(task.assignee, id, other.id);
         continue;
       }
       delete task.parked_by;
@@ -216,22 +234,7 @@ export async function resolveEscalation(
           delete task.assignee;
         } else {
           task.status = back;
-          const agent = holder;
-          const notice: MessagePayload = {
-            purpose: "notice",
-            task_id: id,
-            message: {
-              to: agent.session,
-              subject: `DECISION: ${esc.id} resolved for ${id}`,
-              priority: "high",
-              content: {
-                type: "escalation-resolved",
-                message: `The user decided on ${esc.id} (${esc.issue}): ${decision}\nContinue ${id} accordingly.`,
-                context: { type: "escalation-resolved", escalation_id: esc.id, task_id: id, decision },
-              },
-            },
-          };
-          enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>);
+          tell(holder.id, id);
         }
       }
       history(task, now, "unparked", `${esc.id} resolved: ${decision}`);

@@ -139,6 +139,38 @@ export function stopNoticeMessage(task: TaskRecord, to: string, reason: string):
   };
 }
 
+/**
+ * The user's answer to an escalation, for the agent holding a task it parked: go on accordingly,
+ * or, while another open escalation still parks the task, wait for that answer too.
+ */
+export function decisionMessage(
+  esc: Pick<EscalationRecord, "id" | "issue">,
+  taskId: string,
+  to: string,
+  decision: string,
+  stillParkedBy?: string,
+): OutboundMessage {
+  const next = stillParkedBy
+    ? `Do not resume ${taskId} yet: it stays parked until escalation ${stillParkedBy} is answered too.`
+    : `Continue ${taskId} accordingly.`;
+  return {
+    to,
+    subject: `DECISION: ${esc.id} resolved for ${taskId}`,
+    priority: "high",
+    content: {
+      type: "escalation-resolved",
+      message: `The user decided on ${esc.id} (${oneLine(esc.issue)}): ${decision}\n${next}`,
+      context: {
+        type: "escalation-resolved",
+        escalation_id: esc.id,
+        task_id: taskId,
+        decision,
+        ...(stillParkedBy ? { still_parked_by: stillParkedBy } : {}),
+      },
+    },
+  };
+}
+
 /** One finding as a list line: which gate and check, where, what is wrong. */
 export function findingLine(f: Finding): string {
   const where = f.file ? ` ${f.file}${f.line ? `:${f.line}` : ""}` : "";

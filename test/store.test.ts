@@ -13,20 +13,31 @@ import { readStateDir, StateStore, type StateChange } from "../src/state/store.j
 
 const ROOT = join(import.meta.dirname, "..");
 
-/** Armed, the next exclusive create makes its file and dies before writing a byte, as a kill would. */
-const crashOnCreate = vi.hoisted(() => ({ armed: false }));
+/**
+ * File system faults for the state file's creation: "crash" makes the next exclusive create make
+ * its file and die before writing a byte, as a kill would; "read-only" refuses every write; "no-links"
+ * is a file system without hard links.
+ */
+const fsFault = vi.hoisted(() => ({ mode: null as null | "crash" | "read-only" | "no-links" }));
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
+  const fail = (code: string) => Object.assign(new Error(`${code}: simulated`), { code });
   const writeFile = async (...args: Parameters<typeof real.writeFile>) => {
     const opts = args[2];
-    if (crashOnCreate.armed && typeof opts === "object" && opts?.flag === "wx") {
-      crashOnCreate.armed = false;
+    if (fsFault.mode === "read-only") throw fail("EACCES");
+    if (fsFault.mode === "crash" && typeof opts === "object" && opts?.flag === "wx") {
+      fsFault.mode = null;
       await real.writeFile(args[0], "", { flag: "wx" });
-      throw Object.assign(new Error("killed while writing"), { code: "EIO" });
+      throw fail("EIO");
     }
     return real.writeFile(...args);
   };
-  return { ...real, writeFile, default: { ...real, writeFile } };
+  const link = async (...args: Parameters<typeof real.link>) => {
+    if (fsFault.mode === "read-only") throw fail("EACCES");
+    if (fsFault.mode === "no-links") throw fail("ENOSYS");
+    return real.link(...args);
+  };
+  return { ...real, writeFile, link, default: { ...real, writeFile, link } };
 });
 
 let dir: string;
@@ -52,11 +63,39 @@ describe("StateStore", () => {
   });
 
   it("a crash while creating the file leaves none that cannot be read: the next start creates it", async () => {
-    crashOnCreate.armed = true;
+    fsFault.mode = "crash";
     await expect(StateStore.open(dir)).rejects.toMatchObject({ code: "STATE_DIR_UNWRITABLE" });
-    expect(crashOnCreate.armed).toBe(false);
+    expect(fsFault.mode).toBeNull();
+    expect(await readdir(dir)).toEqual([]);
     const store = await StateStore.open(dir);
     expect((await store.read()).version).toBe(STATE_VERSION);
+    expect((await onDisk()).version).toBe(STATE_VERSION);
+    expect(await readdir(dir)).toEqual(["state.json"]);
+  });
+
+  it("opens an existing state directory it cannot write to, for reading", async () => {
+    await (
+      await StateStore.open(dir)
+    ).transact((d) => {
+      d.cycle.count = 7;
+    });
+    fsFault.mode = "read-only";
+    try {
+      expect((await (await StateStore.open(dir)).read()).cycle.count).toBe(7);
+      expect((await readStateDir(dir)).cycle.count).toBe(7);
+    } finally {
+      fsFault.mode = null;
+    }
+  });
+
+  it("creates the file in place on a file system without hard links", async () => {
+    fsFault.mode = "no-links";
+    try {
+      expect((await (await StateStore.open(dir)).read()).version).toBe(STATE_VERSION);
+    } finally {
+      fsFault.mode = null;
+    }
+    expect(await readdir(dir)).toEqual(["state.json"]);
     expect((await onDisk()).version).toBe(STATE_VERSION);
   });
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { access, link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Low } from "lowdb";
 import { DataFile } from "lowdb/node";
@@ -83,7 +83,7 @@ export class StateStore {
     } catch (err) {
       throw new EoaError(
         "STATE_DIR_UNWRITABLE",
-        `cannot create the state directory ${dir}: ${(err as Error).message}`,
+        `cannot create the state directory ${dir} or its state file: ${(err as Error).message}`,
         "set EOA_STATE_DIR (or stateDir in the config file) to a writable directory",
       );
     }
@@ -330,19 +330,29 @@ function summarize(patches: Patch[]): StateChange {
  * reading it then would fail.
  */
 async function createOnce(file: string, text: string): Promise<void> {
+  // Already there: nothing to write, so a read-only directory (a copy being inspected) will do.
+  if (await exists(file)) return;
   const tmp = `${file}.${randomUUID()}.new`;
-  await writeFile(tmp, text, { flag: "wx" });
+  let written = false;
   try {
+    await writeFile(tmp, text, { flag: "wx" });
+    written = true;
     await link(tmp, file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EEXIST") return;
-    // A file system without hard links: create in place, as the next best thing.
-    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw err;
+    if ((err as NodeJS.ErrnoException).code === "EEXIST" || (await exists(file))) return;
+    if (!written) throw err;
+    // Written but not linked: a file system without hard links. Create in place, the next best thing.
     await writeFile(file, text, { flag: "wx" }).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== "EEXIST") throw e;
     });
   } finally {
     await unlink(tmp).catch(() => undefined);
   }
+}
+
+function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }

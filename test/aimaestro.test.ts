@@ -342,11 +342,15 @@ describe("AiMaestroClient against a misbehaving server", () => {
     const url = await rawServer((_req, res) => res.end(body));
     const client = new AiMaestroClient({ url });
     cleanups.push(() => client.close());
-    for (const bad of ['{"messages":[{"id":', "<html>hello</html>", `${"[".repeat(100)}${"]".repeat(100)}`]) {
-      body = bad;
+    for (const [bad, why] of [
+      ['{"messages":[{"id":', "a body that is not JSON"],
+      ["<html>hello</html>", "a body that is not JSON"],
+      [`${"[".repeat(100)}${"]".repeat(100)}`, "a body it cannot read (JSON nested deeper than 16)"],
+    ]) {
+      body = bad!;
       const err = await caught(client.listUnread("eoa"));
-      expect(err.code, bad.slice(0, 20)).toBe("AIMAESTRO_BAD_RESPONSE");
-      expect(err.message).toContain("not JSON");
+      expect(err.code, bad!.slice(0, 20)).toBe("AIMAESTRO_BAD_RESPONSE");
+      expect(err.message).toContain(why);
     }
     // 40 million characters kept: past what any inbox page may hold in memory.
     const one = JSON.stringify({
@@ -360,7 +364,8 @@ describe("AiMaestroClient against a misbehaving server", () => {
     const err = await caught(client.listUnread("eoa"));
     expect(err.code).toBe("AIMAESTRO_BAD_RESPONSE");
     expect(err.details).toMatchObject({ too_large: true });
-    expect(err.nextStep).toMatch(/archive or delete old messages/);
+    expect(err.message).toMatch(/a listing too large to read \(more than \d+ characters of JSON to keep\)/);
+    expect(err.nextStep).toMatch(/delete old messages of that inbox/);
   });
 
   it("accepts the fork's bare-id send reply and its error shape", async () => {

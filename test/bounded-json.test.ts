@@ -16,7 +16,13 @@ function body(text: string, chunk: number): Readable {
   return Readable.from(parts, { objectMode: false });
 }
 
-const LIMITS: BoundedJsonLimits = { wholeBytes: 0, maxString: 8, maxKept: 1 << 20, maxDepth: 8 };
+const LIMITS: BoundedJsonLimits = {
+  wholeBytes: 0,
+  maxBytes: 1 << 30,
+  maxString: 8,
+  maxKept: 1 << 20,
+  maxDepth: 8,
+};
 const whole = { ...LIMITS, wholeBytes: Infinity };
 
 /** What the bounded reader should give: JSON.parse, with every string and key cut to 8. */
@@ -77,19 +83,39 @@ describe("readBoundedJson", () => {
     }
   });
 
-  it("stops reading a body once it has too much to keep", async () => {
-    let sent = 0;
-    const endless = new Readable({
+  /** `["yyyy…` without end, in 64 KB chunks, counting what was sent. */
+  function endless() {
+    const stream = new Readable({
       read() {
-        sent += 1;
-        this.push(sent === 1 ? '["' : "y".repeat(64 * 1024));
+        stream.sent += 1;
+        this.push(stream.sent === 1 ? '["' : "y".repeat(64 * 1024));
       },
+    }) as Readable & { sent: number };
+    stream.sent = 0;
+    return stream;
+  }
+
+  it("stops reading a body once it has too much to keep, or too many bytes however little is kept", async () => {
+    for (const limits of [
+      { ...LIMITS, maxString: 1 << 30, maxKept: 1 << 20 },
+      { ...LIMITS, maxString: 4096, maxBytes: 1 << 20 },
+    ]) {
+      const source = endless();
+      const err = await readBoundedJson(source, limits).catch((e: unknown) => e);
+      expect((err as BoundedJsonError).reason).toBe("too-large");
+      expect(source.destroyed).toBe(true);
+      expect(source.sent).toBeLessThan(64);
+    }
+  });
+
+  it("streamed, cuts a long key like a string, and refuses a number too long to be one", async () => {
+    const key = "k".repeat(1 << 20);
+    expect(await readBoundedJson(body(JSON.stringify({ [key]: 1 }), 4096), LIMITS)).toEqual({
+      [`kkkkkkkk${CUT_MARK}`]: 1,
     });
-    const err = await readBoundedJson(endless, { ...LIMITS, maxString: 1 << 30, maxKept: 1 << 20 }).catch(
+    const err = await readBoundedJson(body(`[${"9".repeat(1 << 20)}]`, 4096), LIMITS).catch(
       (e: unknown) => e,
     );
-    expect((err as BoundedJsonError).reason).toBe("too-large");
-    expect(endless.destroyed).toBe(true);
-    expect(sent).toBeLessThan(64);
+    expect((err as BoundedJsonError).reason).toBe("invalid");
   });
 });

@@ -80,11 +80,13 @@ export function normalizeMessageId(id: string): string {
 const MAX_BODY_BYTES = 5 * 1024 * 1024;
 
 /**
- * An inbox listing is read field by field instead (see bounded-json): its size is set by what
- * agents send, and one message with a huge subject must not make the whole inbox unreadable.
+ * An inbox listing may be larger (see bounded-json): its size is set by what agents send, and one
+ * message with a huge subject must not make the whole inbox unreadable. Past MAX_BODY_BYTES it is
+ * read field by field, keeping 4,096 characters of each.
  */
 const LISTING_LIMITS: BoundedJsonLimits = {
   wholeBytes: MAX_BODY_BYTES,
+  maxBytes: 256 * 1024 * 1024,
   maxString: 4096,
   maxKept: 32 * 1024 * 1024,
   maxDepth: 16,
@@ -196,6 +198,8 @@ interface HttpResult {
   /** Parsed JSON body, or undefined when the body was empty or not JSON. */
   json: unknown;
   text: string;
+  /** Why a body read with limits gave no JSON, when it was not for want of JSON. */
+  unreadable?: string;
 }
 
 interface CallOptions {
@@ -469,8 +473,13 @@ export class AiMaestroClient {
         return { status: res.statusCode, json: await readBoundedJson(res.body, bounded), text: "" };
       } catch (err) {
         if (!(err instanceof BoundedJsonError)) throw err;
-        if (err.reason === "too-large") throw this.tooLarge(method, target.pathname, true);
-        return { status: res.statusCode, json: undefined, text: "" };
+        if (err.reason === "too-large") throw this.tooLarge(method, target.pathname, err.message);
+        return {
+          status: res.statusCode,
+          json: undefined,
+          text: "",
+          ...(err.reason === "too-deep" ? { unreadable: err.message } : {}),
+        };
       }
     }
     const declared = Number(res.headers["content-length"] ?? 0);
@@ -535,7 +544,9 @@ export class AiMaestroClient {
     if (result.success) return result.data;
     const why =
       res.json === undefined
-        ? "a body that is not JSON"
+        ? res.unreadable
+          ? `a body it cannot read (${res.unreadable})`
+          : "a body that is not JSON"
         : `an unexpected body (${result.error.issues[0]?.message})`;
     throw new EoaError(
       "AIMAESTRO_BAD_RESPONSE",
@@ -564,14 +575,14 @@ export class AiMaestroClient {
     });
   }
 
-  private tooLarge(method: Method, path: string, listing = false): EoaError {
+  private tooLarge(method: Method, path: string, listing?: string): EoaError {
     return new EoaError(
       "AIMAESTRO_BAD_RESPONSE",
       listing
-        ? `AI Maestro at ${this.url} answered ${method} ${path} with a listing of over ${LISTING_LIMITS.maxKept} characters`
+        ? `AI Maestro at ${this.url} answered ${method} ${path} with a listing too large to read (${listing})`
         : `AI Maestro at ${this.url} answered ${method} ${path} with a body over ${MAX_BODY_BYTES} bytes`,
       listing
-        ? "archive or delete old messages of that inbox in AI Maestro"
+        ? "delete old messages of that inbox in AI Maestro (archived ones are listed too)"
         : "check that AIMAESTRO_API points at AI Maestro and that its version is supported",
       { url: this.url, method, path, too_large: true },
     );

@@ -13,6 +13,8 @@ import type { Token } from "stream-json/parser.js";
 export interface BoundedJsonLimits {
   /** Bodies up to this size are read whole and parsed at once. */
   wholeBytes: number;
+  /** Bytes read in all: one endless string, however little of it is kept, ends here. */
+  maxBytes: number;
   /** Characters kept of each string or key; the rest is dropped and the string marked cut. */
   maxString: number;
   /** Characters kept in all: a bound on memory whatever the body's size. */
@@ -29,6 +31,9 @@ export class BoundedJsonError extends Error {
     super(message);
   }
 }
+
+/** Longer than any number a double can tell apart (a few dozen characters), with room to spare. */
+const MAX_NUMBER_CHARS = 1024;
 
 /** What a cut string ends with, so that no reader takes it for the whole text. */
 export const CUT_MARK = "…[cut]";
@@ -58,7 +63,13 @@ export async function readBoundedJson(body: Readable, limits: BoundedJsonLimits)
     (async function* () {
       yield* head;
       head.length = 0;
-      for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
+      for (let next = await source.next(); !next.done; next = await source.next()) {
+        size += next.value.length;
+        if (size > limits.maxBytes) {
+          throw new BoundedJsonError(`a body of more than ${limits.maxBytes} bytes`, "too-large");
+        }
+        yield next.value;
+      }
     })(),
     { objectMode: false },
   );
@@ -138,14 +149,8 @@ async function streamBounded(body: Readable, limits: BoundedJsonLimits): Promise
   const { default: parser } = await import("stream-json/parser.js");
   await pipeline(
     body,
-    parser.asStream({
-      packKeys: true,
-      streamKeys: false,
-      packStrings: false,
-      streamStrings: true,
-      packNumbers: true,
-      streamNumbers: false,
-    }),
+    // Nothing packed: every key, string and number arrives in pieces, and only what is kept is held.
+    parser.asStream({ packValues: false, streamValues: true }),
     async (tokens: AsyncIterable<Token>) => {
       for await (const t of tokens) {
         switch (t.name) {
@@ -159,18 +164,21 @@ async function streamBounded(body: Readable, limits: BoundedJsonLimits): Promise
           case "endArray":
             stack.pop();
             break;
-          case "keyValue": {
-            const top = stack[stack.length - 1] as Extract<Container, { kind: "object" }>;
-            const key =
-              t.value.length > limits.maxString ? cutText(t.value.slice(0, limits.maxString)) : t.value;
-            keep(key.length);
-            top.key = key;
-            break;
-          }
+          case "startKey":
+          case "startNumber":
           case "startString":
             text = [];
             textLength = 0;
             cut = false;
+            break;
+          case "numberChunk":
+            // Numbers come from the hub, not from agents: one too long to keep is no number.
+            if (textLength + t.value.length > MAX_NUMBER_CHARS) {
+              fail(new BoundedJsonError(`a number of more than ${MAX_NUMBER_CHARS} characters`, "invalid"));
+            }
+            keep(t.value.length);
+            text.push(t.value);
+            textLength += t.value.length;
             break;
           case "stringChunk": {
             const room = limits.maxString - textLength;
@@ -185,15 +193,16 @@ async function streamBounded(body: Readable, limits: BoundedJsonLimits): Promise
             textLength += part.length;
             break;
           }
-          case "endString": {
-            const value = cut ? cutText(text.join("")) : text.join("");
-            place(value);
-            text = [];
+          case "endKey":
+            (stack[stack.length - 1] as Extract<Container, { kind: "object" }>).key = cut
+              ? cutText(text.join(""))
+              : text.join("");
             break;
-          }
-          case "numberValue":
-            keep(t.value.length);
-            place(Number(t.value));
+          case "endString":
+            place(cut ? cutText(text.join("")) : text.join(""));
+            break;
+          case "endNumber":
+            place(Number(text.join("")));
             break;
           case "nullValue":
           case "trueValue":
@@ -209,6 +218,7 @@ async function streamBounded(body: Readable, limits: BoundedJsonLimits): Promise
   ).catch((err: unknown) => {
     // Thrown from the reader, the limit's error reaches pipeline() as an abort of the body.
     if (failure) throw failure;
+    if (err instanceof BoundedJsonError) throw err;
     // The body itself failing (a reset, the time limit) is the caller's to report as such.
     if (!(err instanceof Error) || !/^Parser /.test(err.message)) throw err;
     throw new BoundedJsonError(err.message, "invalid");

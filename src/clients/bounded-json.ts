@@ -44,6 +44,11 @@ function cutText(kept: string): string {
   return (last >= 0xd800 && last <= 0xdbff ? kept.slice(0, -1) : kept) + CUT_MARK;
 }
 
+/** A whole string or key, cut to `max` characters if longer. */
+function cutString(s: string, max: number): string {
+  return s.length > max ? cutText(s.slice(0, max)) : s;
+}
+
 type Container =
   | { kind: "object"; value: Record<string, unknown>; key: string | null }
   | { kind: "array"; value: unknown[] };
@@ -90,14 +95,14 @@ function cutWhole(text: string, limits: BoundedJsonLimits): unknown {
   }
   if (value === undefined) throw new BoundedJsonError("the body is empty", "invalid");
   const cut = (v: unknown, depth: number): unknown => {
-    if (typeof v === "string") return v.length > limits.maxString ? cutText(v.slice(0, limits.maxString)) : v;
+    if (typeof v === "string") return cutString(v, limits.maxString);
     if (v === null || typeof v !== "object") return v;
     if (depth >= limits.maxDepth) {
       throw new BoundedJsonError(`JSON nested deeper than ${limits.maxDepth}`, "too-deep");
     }
     if (Array.isArray(v)) return v.map((x) => cut(x, depth + 1));
     const out = Object.create(null) as Record<string, unknown>;
-    for (const [k, x] of Object.entries(v)) out[cut(k, limits.maxDepth) as string] = cut(x, depth + 1);
+    for (const [k, x] of Object.entries(v)) out[cutString(k, limits.maxString)] = cut(x, depth + 1);
     return out;
   };
   return cut(value, 0);

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import lockfile from "proper-lockfile";
 import { EoaError } from "../src/errors.js";
 import type { Draft } from "immer";
 import { tasksNow } from "../src/state/records.js";
@@ -271,6 +272,27 @@ describe("StateStore", () => {
     });
     await a.read();
     for (const h of heard) expect(h.map((c) => c.external ?? false)).toEqual([true, false]);
+  });
+
+  it("announces another's write that a read notices while this process waits for the lock", async () => {
+    const a = await StateStore.open(dir);
+    const b = await StateStore.open(dir);
+    const heard: StateChange[] = [];
+    a.onChange((change) => heard.push(change));
+    await a.read();
+    await b.transact((draft) => {
+      draft.current_session_id = "written-by-b";
+    });
+    // Someone holds the lock, so a's transaction waits; a poll reads meanwhile and sees b's write.
+    const release = await lockfile.lock(join(dir, "state.json"), { realpath: false });
+    const waiting = a.transact((draft) => {
+      draft.cycle.count += 1;
+    });
+    await sleep(50);
+    expect((await a.read()).current_session_id).toBe("written-by-b");
+    await release();
+    await waiting;
+    expect(heard.map((c) => c.external ?? false)).toEqual([true, false]);
   });
 
   it("re-reads inside the lock when another writer changed the revision token, even with the file's identity unchanged", async () => {

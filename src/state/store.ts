@@ -58,8 +58,8 @@ export class StateStore {
   /** `journalBytes`: how much of the journal the cached state accounts for (whole lines only). */
   private cache: { key: string; state: ReadonlyState; journalBytes: number } | undefined;
   private readonly listeners = new Set<ChangeListener>();
-  /** Transactions of this process under way (see `read`). */
-  private writing = 0;
+  /** The revision token this process wrote last: files carrying it are this process's own write. */
+  private ownRev: string | undefined;
 
   private constructor(
     readonly dir: string,
@@ -101,25 +101,22 @@ export class StateStore {
 
   /** The current state, frozen. Re-read from disk only when another writer changed the file. */
   async read(): Promise<ReadonlyState> {
-    // While this process writes, the files are ahead of its cache for a moment: not another's write.
-    return (await this.current(this.writing === 0)).state;
+    return (await this.current()).state;
   }
 
   /** The cached state while the files are as it saw them, else a fresh load (see `load`). */
-  private async current(announce: boolean): Promise<{ state: ReadonlyState; journalBytes: number }> {
+  private async current(): Promise<{ state: ReadonlyState; journalBytes: number }> {
     const key = await this.fileKey();
-    return this.cache && this.cache.key === key ? this.cache : this.load(key, announce);
+    return this.cache && this.cache.key === key ? this.cache : this.load(key);
   }
 
   /**
    * Reads the document and its journal. A write by another process in between may mix old and new
-   * files, so the read is repeated until the files' key held still across it. With `announce`, a
-   * load that replaces what this process had is another process's write: listeners hear of it.
+   * files, so the read is repeated until the files' key held still across it. A load that replaces
+   * what this process had, from files another process wrote last, is announced to listeners (files
+   * this process is writing are ahead of its cache for a moment, and are not).
    */
-  private async load(
-    key: string,
-    announce: boolean,
-  ): Promise<{ state: ReadonlyState; journalBytes: number }> {
+  private async load(key: string): Promise<{ state: ReadonlyState; journalBytes: number }> {
     const replacing = this.cache !== undefined;
     for (let attempt = 0; ; attempt++) {
       // Straight from the adapter: `db.data` is shared, and two loads in one process may interleave.
@@ -145,7 +142,7 @@ export class StateStore {
       const after = await this.fileKey();
       if (after === key) {
         this.cache = { key, state, journalBytes };
-        if (announce && replacing) {
+        if (replacing && !(this.ownRev && key.startsWith(`${this.ownRev}:`))) {
           const change: StateChange = { keys: new Set(), taskIds: new Set(), external: true };
           for (const l of this.listeners) l(change, state);
         }
@@ -161,22 +158,13 @@ export class StateStore {
    * If `fn` throws, nothing is written and the error propagates: a refused call changes nothing.
    */
   async transact<T>(fn: (draft: Draft<State>) => T): Promise<T> {
-    this.writing++;
-    try {
-      return await this.transactLocked(fn);
-    } finally {
-      this.writing--;
-    }
-  }
-
-  private async transactLocked<T>(fn: (draft: Draft<State>) => T): Promise<T> {
     const release = await this.lock();
     let change: StateChange | undefined;
     let next: ReadonlyState | undefined;
     let result!: T;
     try {
       // Inside the lock the revision token decides: every writer replaces it before writing.
-      const loaded = await this.current(true);
+      const loaded = await this.current();
       const [produced, patches] = produceWithPatches(loaded.state, (draft) => {
         result = fn(draft);
       });
@@ -217,7 +205,7 @@ export class StateStore {
   async compact(): Promise<void> {
     const release = await this.lock();
     try {
-      const compacted = await this.writeNextGeneration((await this.current(true)).state);
+      const compacted = await this.writeNextGeneration((await this.current()).state);
       this.cache = { key: await this.fileKey(), state: compacted, journalBytes: 0 };
     } finally {
       await release().catch(() => undefined);
@@ -238,7 +226,8 @@ export class StateStore {
   private async persist(op: { append: string; after: number } | { compact: State }): Promise<void> {
     // The small writes are synchronous: a few microseconds each, where a thread-pool round trip
     // costs a fraction of a millisecond and a transaction makes several.
-    writeFileSync(this.revFile, randomUUID());
+    this.ownRev = randomUUID();
+    writeFileSync(this.revFile, this.ownRev);
     if ("compact" in op) {
       this.db.data = op.compact;
       await this.db.write();

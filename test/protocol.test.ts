@@ -13,6 +13,7 @@ import {
   escalationLevel,
   escalationOrder,
   findDuplicate,
+  holdAfterAnswer,
   parksTask,
   policyFromDirective,
 } from "../src/protocol/escalation.js";
@@ -406,6 +407,29 @@ describe("escalation order and duplicates", () => {
     expect(findDuplicate(all, "T-2", "security", "x")).toBeUndefined();
     expect(findDuplicate(all, undefined, "infrastructure", "every agent is offline")?.id).toBe(taskless.id);
     expect(findDuplicate(all, undefined, "infrastructure", "CI is down")).toBeUndefined();
+  });
+
+  it("a task parked by two open escalations waits for both answers", () => {
+    const hold = (id: string, status: "open" | "resolved", parked: string[]) => ({
+      id,
+      status,
+      parked_tasks: parked,
+    });
+    // esc-1 parked T, esc-2 parked it too and holds it; esc-3 is about something else.
+    const both = [hold("esc-1", "open", ["T"]), hold("esc-2", "open", ["T"]), hold("esc-3", "open", ["U"])];
+    // Answering the holder passes the hold to the other; answering the other leaves it with the holder.
+    const afterHolder = [both[0]!, { ...both[1]!, status: "resolved" as const }, both[2]!];
+    expect(holdAfterAnswer(afterHolder, "esc-2", "T", "esc-2")).toEqual({ heldBy: both[0] });
+    const afterOther = [{ ...both[0]!, status: "resolved" as const }, both[1]!, both[2]!];
+    expect(holdAfterAnswer(afterOther, "esc-1", "T", "esc-2")).toEqual({ heldBy: both[1] });
+    // The last answer frees it.
+    const last = [
+      { ...both[0]!, status: "resolved" as const },
+      { ...both[1]!, status: "resolved" as const },
+    ];
+    expect(holdAfterAnswer(last, "esc-2", "T", "esc-2")).toBe("resume");
+    // Held by an escalation no longer open: not this answer's to decide.
+    expect(holdAfterAnswer(last, "esc-1", "T", "esc-2")).toBe("untouched");
   });
 });
 

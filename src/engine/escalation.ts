@@ -1,6 +1,6 @@
 import type { Draft } from "immer";
 import { EoaError } from "../errors.js";
-import { escalationLevel, findDuplicate, parksTask } from "../protocol/escalation.js";
+import { escalationLevel, findDuplicate, holdAfterAnswer, parksTask } from "../protocol/escalation.js";
 import { blockTransition, unblockTransition } from "../protocol/kanban.js";
 import { decisionMessage, escalationMessage } from "../protocol/messages.js";
 import { policyFromDirective } from "../protocol/escalation.js";
@@ -194,17 +194,12 @@ export async function resolveEscalation(
     for (const id of esc.parked_tasks) {
       const task = draft.tasks[id];
       if (!task?.parked_by) continue;
-      // Another open escalation parked it too (and holds it, or takes the hold over now): the task
-      // waits for that answer as well, and its agent hears this one meanwhile.
-      const other =
-        task.parked_by !== esc.id
-          ? draft.escalations.find((e) => e.id === task.parked_by && e.status === "open")
-          : draft.escalations.find(
-              (e) => e.id !== esc.id && e.status === "open" && e.parked_tasks.includes(id),
-            );
-      if (task.parked_by !== esc.id && !other) continue;
-      if (other) {
-        if (task.parked_by === esc.id) {
+      const hold = holdAfterAnswer(draft.escalations, esc.id, id, task.parked_by);
+      if (hold === "untouched") continue;
+      if (hold !== "resume") {
+        // The task waits for that answer as well; its agent hears this one meanwhile.
+        const other = hold.heldBy;
+        if (task.parked_by !== other.id) {
           task.parked_by = other.id;
           task.blocked_reason = parkedReason(other);
         }

@@ -64,6 +64,28 @@ export function findDuplicate(
   );
 }
 
+/**
+ * A task parked by several open escalations waits for every answer. When `resolvedId` is answered,
+ * a task it parked that `parkedBy` holds now is: still held by another open escalation (the one
+ * holding it, or one that parked it too, which takes the hold over); free to resume; or left as it
+ * is when its holder is not open (nothing this answer decides).
+ */
+export function holdAfterAnswer<E extends Pick<EscalationRecord, "id" | "status" | "parked_tasks">>(
+  escalations: readonly E[],
+  resolvedId: string,
+  taskId: string,
+  parkedBy: string,
+): { heldBy: E } | "resume" | "untouched" {
+  if (parkedBy !== resolvedId) {
+    const holder = escalations.find((e) => e.id === parkedBy && e.status === "open");
+    return holder ? { heldBy: holder } : "untouched";
+  }
+  const other = escalations.find(
+    (e) => e.id !== resolvedId && e.status === "open" && e.parked_tasks.includes(taskId),
+  );
+  return other ? { heldBy: other } : "resume";
+}
+
 /** Order for the user: security first, then blockers by retry count, then task priority, then age. */
 export function escalationOrder(
   priorityOf: (taskId: string | undefined) => Priority | undefined,

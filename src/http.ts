@@ -28,7 +28,7 @@ export interface HttpHandle {
  * vanished without DELETE (killed, laptop closed) would otherwise keep its server forever. A client
  * that comes back gets 404 and initializes again, as the MCP spec has it.
  */
-export const SESSION_IDLE_MS = 60 * 60_000;
+const SESSION_IDLE_MS = 60 * 60_000;
 
 interface Session {
   transport: StreamableHTTPServerTransport;

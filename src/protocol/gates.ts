@@ -206,7 +206,7 @@ export interface DecisionInput {
   limits: { max_fix_rounds: number; ci_poll_attempts: number; max_retry_attempts: number };
 }
 
-export type ReviewCounters = DecisionInput["counters"];
+type ReviewCounters = DecisionInput["counters"];
 
 /**
  * The counters a review of `headSha` starts from: fix rounds run for the task, CI polls and

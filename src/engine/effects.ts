@@ -3,7 +3,7 @@ import { EoaError, errorMessage, isEoaError } from "../errors.js";
 import { kanbanLabels, matchStatusOption } from "../protocol/kanban.js";
 import type { OutboundMessage } from "../protocol/messages.js";
 import { PROCESS_ID, processGone } from "../owner.js";
-import { history, plain, recordDecision } from "../state/records.js";
+import { enqueueEffect, history, plain, recordDecision } from "../state/records.js";
 import type { EffectRecord, QueueEntry, State, TaskRecord } from "../state/schema.js";
 import type { Runtime } from "./runtime.js";
 
@@ -28,6 +28,17 @@ export type MessagePurpose =
   | { purpose: "notice"; task_id?: string };
 
 export type MessagePayload = { message: OutboundMessage } & MessagePurpose;
+
+/** Records a message to an agent about a task (reminder, fix request, stop, decision), sent after commit. */
+export function enqueueNotice(
+  draft: Draft<State>,
+  now: Date,
+  taskId: string,
+  message: OutboundMessage,
+): string {
+  const payload: MessagePayload = { purpose: "notice", task_id: taskId, message };
+  return enqueueEffect(draft, now, "message", payload as unknown as Record<string, unknown>);
+}
 
 export interface EffectOutcome {
   id: string;

@@ -16,7 +16,7 @@ import {
 import type { EscalationCategory, EscalationRecord, State } from "../state/schema.js";
 import type { Config } from "../config.js";
 import { autoDispatchInDraft, requireTask } from "./dispatch.js";
-import { flushEffects, type MessagePayload } from "./effects.js";
+import { enqueueNotice, flushEffects, type MessagePayload } from "./effects.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -183,13 +183,13 @@ export async function resolveEscalation(
     const stillParked: ResolveOutcome["still_parked"] = [];
     const tell = (agentId: string | undefined, taskId: string, stillParkedBy?: string) => {
       const agent = agentId ? draft.agents[agentId] : undefined;
-      if (!agent) return;
-      const notice: MessagePayload = {
-        purpose: "notice",
-        task_id: taskId,
-        message: decisionMessage(esc, taskId, agent.session, decision, stillParkedBy),
-      };
-      enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>);
+      if (agent)
+        enqueueNotice(
+          draft,
+          now,
+          taskId,
+          decisionMessage(esc, taskId, agent.session, decision, stillParkedBy),
+        );
     };
     for (const id of esc.parked_tasks) {
       const task = draft.tasks[id];

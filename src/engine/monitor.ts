@@ -6,20 +6,14 @@ import { agentLoads, chooseReplacement } from "../protocol/assignment.js";
 import { classifyMessage, type Classified } from "../protocol/classify.js";
 import { blockTransition, settled as settledStatus } from "../protocol/kanban.js";
 import { ackVerdict, heartbeatVerdict } from "../protocol/liveness.js";
-import { ackReminderMessage } from "../protocol/messages.js";
+import { ackReminderMessage, stopNoticeMessage } from "../protocol/messages.js";
 import { cap, oneLine } from "../protocol/text.js";
 import { enqueueEffect, history, plain, recordDecision, recordIncident, tasksNow } from "../state/records.js";
 import type { AgentRecord, MessageOutcome, State, TaskRecord, ReviewRecord } from "../state/schema.js";
 import { autoDispatchInDraft, dispatchInDraft } from "./dispatch.js";
-import { flushEffects, type MessagePayload } from "./effects.js";
+import { enqueueNotice, flushEffects } from "./effects.js";
 import { escalateInDraft } from "./escalation.js";
-import {
-  agentBackInDraft,
-  enqueueStopNotice,
-  finishOffline,
-  markOfflineInDraft,
-  type OfflineOutcome,
-} from "./offline.js";
+import { agentBackInDraft, finishOffline, markOfflineInDraft, type OfflineOutcome } from "./offline.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -423,12 +417,12 @@ function ackChecks(draft: S, now: Date, rt: Runtime, changes: string[]): void {
     const agent = draft.agents[seen.assignee]!;
     if (verdict === "remind") {
       task.ack_reminder_at = now.toISOString();
-      const reminder: MessagePayload = {
-        purpose: "notice",
-        task_id: task.task_id,
-        message: ackReminderMessage(plain(task) as TaskRecord, agent.session, task.assignment_epoch),
-      };
-      enqueueEffect(draft, now, "message", reminder as unknown as Record<string, unknown>);
+      enqueueNotice(
+        draft,
+        now,
+        task.task_id,
+        ackReminderMessage(plain(task) as TaskRecord, agent.session, task.assignment_epoch),
+      );
       history(task, now, "ack-reminder", `to ${agent.id}`);
       changes.push(`reminded ${agent.id} to acknowledge ${task.task_id}`);
       continue;
@@ -463,7 +457,12 @@ function reassignUnresponsive(
   });
   if (!task.previous_assignees.includes(agent.id)) task.previous_assignees.push(agent.id);
   // Should the silent agent wake up, it must know the task is no longer its own.
-  enqueueStopNotice(draft, now, task, agent.session, "no acknowledgement after the reminder");
+  enqueueNotice(
+    draft,
+    now,
+    task.task_id,
+    stopNoticeMessage(plain(task) as TaskRecord, agent.session, "no acknowledgement after the reminder"),
+  );
   if (choice.agent !== null) {
     const out = dispatchInDraft(draft, now, task.task_id, { preferred: choice.agent });
     changes.push(

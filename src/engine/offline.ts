@@ -5,7 +5,7 @@ import { stopNoticeMessage } from "../protocol/messages.js";
 import { enqueueEffect, history, plain, recordDecision, recordIncident, tasksNow } from "../state/records.js";
 import type { State, TaskRecord } from "../state/schema.js";
 import { dispatchInDraft, requireAgent } from "./dispatch.js";
-import { flushEffects, type MessagePayload } from "./effects.js";
+import { enqueueNotice, flushEffects } from "./effects.js";
 import { escalateInDraft } from "./escalation.js";
 import type { Runtime } from "./runtime.js";
 
@@ -66,7 +66,14 @@ export function markOfflineInDraft(
 
   for (const { task_id } of held) {
     const task = draft.tasks[task_id]!;
-    effects.push(enqueueStopNotice(draft, now, task, agent.session, `you were marked offline (${reason})`));
+    effects.push(
+      enqueueNotice(
+        draft,
+        now,
+        task.task_id,
+        stopNoticeMessage(plain(task) as TaskRecord, agent.session, `you were marked offline (${reason})`),
+      ),
+    );
     const candidates = Object.values(draft.agents).map((a) =>
       leaving.has(a.id) && a.id !== agentId ? { ...a, availability: "offline" as const } : a,
     );
@@ -156,22 +163,6 @@ export async function finishOffline(
   const snapshot = out.halted ? await rt.snapshot(`every agent offline after ${out.agent}`) : undefined;
   if (out.effects.length) await flushEffects(rt, out.effects);
   return { ...out, ...(snapshot ? { snapshot } : {}) };
-}
-
-/** Tells an agent that a task is no longer its own (it went offline, or never acknowledged). */
-export function enqueueStopNotice(
-  draft: S,
-  now: Date,
-  task: Draft<TaskRecord>,
-  session: string,
-  reason: string,
-): string {
-  const notice: MessagePayload = {
-    purpose: "notice",
-    task_id: task.task_id,
-    message: stopNoticeMessage(plain(task) as TaskRecord, session, reason),
-  };
-  return enqueueEffect(draft, now, "message", notice as unknown as Record<string, unknown>);
 }
 
 /** An agent that shows life again comes back; a halted session resumes. */

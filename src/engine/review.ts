@@ -23,7 +23,7 @@ import { runCommand, scrubbedEnv } from "../review/run-command.js";
 import { enqueueEffect, history, plain, recordDecision, recordIncident } from "../state/records.js";
 import type { Finding, MechanicalResults, ReviewRecord, State, TaskRecord } from "../state/schema.js";
 import { autoDispatchInDraft } from "./dispatch.js";
-import { flushEffects, type MessagePayload } from "./effects.js";
+import { enqueueNotice, flushEffects } from "./effects.js";
 import { escalateInDraft } from "./escalation.js";
 import type { Runtime } from "./runtime.js";
 
@@ -514,19 +514,21 @@ function applyDecision(
       t.ci_polls = 0;
       t.status = "in-progress";
       const agent = draft.agents[t.assignee!]!;
-      const payload: MessagePayload = {
-        purpose: "notice",
-        task_id: t.task_id,
-        message: fixRequestMessage(
-          plain(t) as TaskRecord,
-          agent.session,
-          t.assignment_epoch,
-          result.findings,
-          t.fix_rounds,
-          rt.config.limits.max_fix_rounds,
+      effects.push(
+        enqueueNotice(
+          draft,
+          now,
+          t.task_id,
+          fixRequestMessage(
+            plain(t) as TaskRecord,
+            agent.session,
+            t.assignment_epoch,
+            result.findings,
+            t.fix_rounds,
+            rt.config.limits.max_fix_rounds,
+          ),
         ),
-      };
-      effects.push(enqueueEffect(draft, now, "message", payload as unknown as Record<string, unknown>));
+      );
       effects.push(
         enqueueEffect(draft, now, "review", {
           pr_number: pr.number,

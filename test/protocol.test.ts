@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   agentLoad,
   agentLoads,
+  moveLoad,
   chooseAgent,
   chooseReplacement,
   dispatchBlocker,
@@ -103,6 +104,12 @@ describe("chooseAgent (rule 1)", () => {
       c: agentLoad("c", mixed),
     });
     expect(Object.fromEntries(agentLoads(mixed))).toEqual({ a: 2, b: 1, c: 3 });
+    // Kept current as tasks move: a handoff in review, a fresh dispatch, a task leaving for todo.
+    const loads = agentLoads(mixed);
+    moveLoad(loads, { agent: "c", status: "ai-review" }, { agent: "b", status: "ai-review" });
+    moveLoad(loads, { agent: undefined, status: "todo" }, { agent: "a", status: "in-progress" });
+    moveLoad(loads, { agent: "b", status: "todo" }, { agent: "c", status: "todo" });
+    expect(Object.fromEntries(loads)).toEqual({ a: 3, b: 2, c: 2 });
   });
 
   it("prefers the least loaded agent, then roster order", () => {

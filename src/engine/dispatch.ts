@@ -1,12 +1,6 @@
 import { current, type Draft } from "immer";
 import { EoaError } from "../errors.js";
-import {
-  agentLoads,
-  chooseAgent,
-  dispatchBlocker,
-  dispatchOrder,
-  OCCUPYING,
-} from "../protocol/assignment.js";
+import { agentLoads, chooseAgent, dispatchBlocker, dispatchOrder, moveLoad } from "../protocol/assignment.js";
 import { assignedStatus } from "../protocol/kanban.js";
 import { assignmentMessage, handoffMessage } from "../protocol/messages.js";
 import { enqueueEffect, history, recordDecision, tasksNow } from "../state/records.js";
@@ -37,8 +31,8 @@ export function dispatchInDraft(
     /** The rule that chose `preferred` (e.g. "first eligible backup agent of X"), for the decision log. */
     rule?: string | undefined;
     /**
-     * Every agent's load, when a pass dispatches many tasks: computed once and kept up to date
-     * here, instead of one walk over all tasks per queued task.
+     * Every agent's load, when a pass dispatches or hands over many tasks: computed once and kept
+     * up to date here, instead of one walk over all tasks per task.
      */
     loads?: Map<string, number> | undefined;
   } = {},
@@ -105,10 +99,11 @@ export function dispatchInDraft(
     task.previous_assignees.push(previousAssignee);
   }
   if (opts.loads) {
-    if (previousAssignee && OCCUPYING.includes(before.status)) {
-      loads.set(previousAssignee, (loads.get(previousAssignee) ?? 1) - 1);
-    }
-    if (OCCUPYING.includes(task.status)) loads.set(agent.id, (loads.get(agent.id) ?? 0) + 1);
+    moveLoad(
+      loads,
+      { agent: previousAssignee, status: before.status },
+      { agent: agent.id, status: task.status },
+    );
   }
   const epoch = task.assignment_epoch;
   const snapshot = current(task) as TaskRecord;

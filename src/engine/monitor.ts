@@ -409,7 +409,10 @@ function applyMessage(
 
 /** Rule 3: one reminder after `ack_timeout_minutes`, then the task moves on. */
 function ackChecks(draft: S, now: Date, rt: Runtime, changes: string[]): void {
-  for (const seen of tasksNow(draft)) {
+  const tasks = tasksNow(draft);
+  // Counted only when a task moves on, then kept current by dispatch.
+  let loads: Map<string, number> | undefined;
+  for (const seen of tasks) {
     if (seen.status !== "in-progress" || !seen.assignee) continue;
     const verdict = ackVerdict(seen, now, rt.config.limits.ack_timeout_minutes);
     if (verdict === "ok") continue;
@@ -427,7 +430,7 @@ function ackChecks(draft: S, now: Date, rt: Runtime, changes: string[]): void {
       changes.push(`reminded ${agent.id} to acknowledge ${task.task_id}`);
       continue;
     }
-    reassignUnresponsive(draft, now, task, agent, changes);
+    reassignUnresponsive(draft, now, task, agent, (loads ??= agentLoads(tasks)), changes);
   }
 }
 
@@ -436,6 +439,7 @@ function reassignUnresponsive(
   now: Date,
   task: Draft<TaskRecord>,
   agent: Draft<AgentRecord>,
+  loads: Map<string, number>,
   changes: string[],
 ): void {
   recordIncident(draft, now, {
@@ -446,7 +450,7 @@ function reassignUnresponsive(
     action: "reassigned",
   });
   const others = Object.values(draft.agents).filter((a) => a.id !== agent.id);
-  const choice = chooseReplacement(task, agent, others, agentLoads(tasksNow(draft)));
+  const choice = chooseReplacement(task, agent, others, loads);
   recordDecision(draft, now, {
     action: "reassign",
     rule: "rule 3: no acknowledgement after the reminder window: the agent is unresponsive for this task",
@@ -464,7 +468,7 @@ function reassignUnresponsive(
     stopNoticeMessage(plain(task) as TaskRecord, agent.session, "no acknowledgement after the reminder"),
   );
   if (choice.agent !== null) {
-    const out = dispatchInDraft(draft, now, task.task_id, { preferred: choice.agent });
+    const out = dispatchInDraft(draft, now, task.task_id, { preferred: choice.agent, loads });
     changes.push(
       out.status === "dispatched"
         ? `reassigned ${task.task_id} from unresponsive ${agent.id} to ${out.agent}`

@@ -64,6 +64,7 @@ export function markOfflineInDraft(
     });
   }
 
+  const loads = agentLoads(tasksNow(draft));
   for (const { task_id } of held) {
     const task = draft.tasks[task_id]!;
     effects.push(
@@ -77,12 +78,13 @@ export function markOfflineInDraft(
     const candidates = Object.values(draft.agents).map((a) =>
       leaving.has(a.id) && a.id !== agentId ? { ...a, availability: "offline" as const } : a,
     );
-    const replacement = chooseReplacement(task, agent, candidates, agentLoads(tasksNow(draft)));
+    const replacement = chooseReplacement(task, agent, candidates, loads);
     if (replacement.agent !== null) {
       const out = dispatchInDraft(draft, now, task.task_id, {
         preferred: replacement.agent,
         handoffFrom: agentId,
         rule: replacement.rule,
+        loads,
       });
       if (out.status === "dispatched") {
         effects.push(...out.effects);

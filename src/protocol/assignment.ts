@@ -35,6 +35,16 @@ export function agentLoads(tasks: Iterable<TaskView>): Map<string, number> {
   return loads;
 }
 
+/** Keeps `loads` (from `agentLoads`) current as a task moves from one holder and column to another. */
+export function moveLoad(
+  loads: Map<string, number>,
+  from: { agent: string | undefined; status: KanbanColumn },
+  to: { agent: string; status: KanbanColumn },
+): void {
+  if (from.agent && OCCUPYING.includes(from.status)) loads.set(from.agent, (loads.get(from.agent) ?? 1) - 1);
+  if (OCCUPYING.includes(to.status)) loads.set(to.agent, (loads.get(to.agent) ?? 0) + 1);
+}
+
 export function missingCapabilities(
   agent: Pick<AgentView, "capabilities">,
   task: Pick<TaskView, "required_capabilities">,

@@ -56,14 +56,23 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
   }
 
   // Subscriptions: McpServer does not track them, so the low-level server does.
+  // Other server processes may write the same state directory: while this session has
+  // subscriptions, the store looks for their writes (one timer however many sessions watch) and
+  // tells every listener through onChange.
   const subscribed = new Set<string>();
+  let unwatch: (() => void) | undefined;
   server.server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
   server.server.setRequestHandler(SubscribeRequestSchema, (req) => {
     subscribed.add(req.params.uri);
+    unwatch ??= rt.store.watch(opts.externalPollMs ?? 1000);
     return {};
   });
   server.server.setRequestHandler(UnsubscribeRequestSchema, (req) => {
     subscribed.delete(req.params.uri);
+    if (subscribed.size === 0) {
+      unwatch?.();
+      unwatch = undefined;
+    }
     return {};
   });
   const notify = (uri: string) => {
@@ -74,13 +83,6 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
   });
   const onExtra = (uri: string) => notify(uri);
   rt.extraUpdates.add(onExtra);
-
-  // Other server processes may write the same state directory: a read notices, and the store tells
-  // every listener (every session of this process) through onChange.
-  const poll = setInterval(() => {
-    if (subscribed.size > 0) rt.store.read().catch(() => undefined);
-  }, opts.externalPollMs ?? 1000);
-  poll.unref();
 
   const sink: LogSink = (level: LogLevel, logger: string, data: unknown) => {
     // Nothing may precede the initialize answer; getClientVersion is set by initialize.
@@ -93,7 +95,7 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
     server,
     rt,
     async close() {
-      clearInterval(poll);
+      unwatch?.();
       offChange();
       rt.extraUpdates.delete(onExtra);
       opts.logSinks?.delete(sink);

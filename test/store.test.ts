@@ -274,6 +274,30 @@ describe("StateStore", () => {
     for (const h of heard) expect(h.map((c) => c.external ?? false)).toEqual([true, false]);
   });
 
+  it("watch: one poll for every watcher notices another's write; none once the last watcher stops", async () => {
+    const a = await StateStore.open(dir);
+    const b = await StateStore.open(dir);
+    const heard: StateChange[] = [];
+    a.onChange((change) => heard.push(change));
+    await a.read();
+    const stops = [a.watch(10), a.watch(10)];
+    const write = (id: string) =>
+      b.transact((draft) => {
+        draft.current_session_id = id;
+      });
+    await write("one");
+    await vi.waitFor(() => expect(heard).toHaveLength(1));
+    stops[0]!();
+    stops[0]!(); // a second stop of the same watcher counts once
+    await write("two");
+    await vi.waitFor(() => expect(heard).toHaveLength(2));
+    stops[1]!();
+    await write("three");
+    await sleep(100);
+    expect(heard).toHaveLength(2);
+    expect(heard.every((c) => c.external)).toBe(true);
+  });
+
   it("announces another's write that a read notices while this process waits for the lock", async () => {
     const a = await StateStore.open(dir);
     const b = await StateStore.open(dir);

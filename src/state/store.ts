@@ -58,6 +58,8 @@ export class StateStore {
   /** `journalBytes`: how much of the journal the cached state accounts for (whole lines only). */
   private cache: { key: string; state: ReadonlyState; journalBytes: number } | undefined;
   private readonly listeners = new Set<ChangeListener>();
+  private watchers = 0;
+  private watchTimer: NodeJS.Timeout | undefined;
   /** The revision token this process wrote last: files carrying it are this process's own write. */
   private ownRev: string | undefined;
 
@@ -92,6 +94,24 @@ export class StateStore {
     // A journal left long (a crash, or a large change) is folded in now rather than replayed on every load.
     if (store.cache && store.cache.journalBytes > store.journalLimit) await store.compact();
     return store;
+  }
+
+  /**
+   * Looks for another process's writes every `everyMs` while anyone watches (one timer for all
+   * watchers); listeners hear of them through `onChange`. Returns the watcher's stop.
+   */
+  watch(everyMs: number): () => void {
+    this.watchers++;
+    this.watchTimer ??= setInterval(() => void this.read().catch(() => undefined), everyMs).unref();
+    let stopped = false;
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      if (--this.watchers === 0) {
+        clearInterval(this.watchTimer);
+        this.watchTimer = undefined;
+      }
+    };
   }
 
   onChange(listener: ChangeListener): () => void {

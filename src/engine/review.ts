@@ -452,43 +452,53 @@ function blockTask(draft: S, now: Date, t: Draft<TaskRecord>, reason: string): s
 }
 
 /**
- * A merge conflict is never resolved here: an incident, and a blocker escalation, which parks the
- * task itself (labels included); one merged into an open escalation leaves the blocking to us.
+ * What review cannot settle itself (a merge conflict, fix rounds exhausted): an incident, and a
+ * blocker escalation, which parks the task itself (labels included); one merged into an open
+ * escalation leaves the blocking to us.
  */
-function escalateConflict(
+function escalateBlocker(
   draft: S,
   now: Date,
   rt: Runtime,
   t: Draft<TaskRecord>,
   c: {
+    kind: string;
     occurrence: string;
     description: string;
+    action: string;
     issue: string;
     context?: string;
+    current_action?: string;
     raisedBy: string;
     reason: string;
   },
 ): { effects: string[]; escalationId: string } {
   recordIncident(draft, now, {
     task_id: t.task_id,
-    kind: "merge-conflict",
+    kind: c.kind,
     occurrence: c.occurrence,
     description: c.description,
-    action: "not resolved automatically; queued for the user",
+    action: c.action,
   });
   const esc = escalateInDraft(draft, now, rt.config, {
     category: "blocker",
     task_id: t.task_id,
     issue: c.issue,
     ...(c.context ? { context: c.context } : {}),
-    current_action: "PR left open; task blocked",
-    reversible: true,
+    ...(c.current_action ? { current_action: c.current_action, reversible: true } : {}),
     raised_by: c.raisedBy,
   });
   const effects = [...esc.effects];
   if (t.status !== "blocked") effects.push(blockTask(draft, now, t, `${c.reason}; ${esc.escalation.id}`));
   return { effects, escalationId: esc.escalation.id };
 }
+
+/** A merge conflict is never resolved here: the PR is left open and the task blocked. */
+const CONFLICT = {
+  kind: "merge-conflict",
+  action: "not resolved automatically; queued for the user",
+  current_action: "PR left open; task blocked",
+};
 
 interface Applied {
   effects: string[];
@@ -541,28 +551,21 @@ function applyDecision(
       return { effects, fixRound: t.fix_rounds };
     }
     case "escalate_fix_rounds": {
-      recordIncident(draft, now, {
-        task_id: t.task_id,
+      const c = escalateBlocker(draft, now, rt, t, {
         kind: "fix-rounds-exhausted",
         occurrence: `review of PR #${pr.number}`,
         description: `${t.fix_rounds} fix rounds did not clear: ${result.findings.map((f) => f.check).join(", ")}`,
         action: "escalated to the user; task blocked",
-      });
-      const esc = escalateInDraft(draft, now, rt.config, {
-        category: "blocker",
-        task_id: t.task_id,
         issue: `PR #${pr.number} for ${t.task_id} still fails review after ${t.fix_rounds} fix rounds`,
         context: result.findings
           .map((f) => `${f.check}: ${f.message}`)
           .join("\n")
           .slice(0, 3000),
-        raised_by: "server: max_fix_rounds",
+        raisedBy: "server: max_fix_rounds",
+        reason: `fix rounds exhausted (${t.fix_rounds})`,
       });
-      effects.push(...esc.effects);
-      // A blocker escalation parks (blocks) the task itself, labels included; one merged into an
-      // open escalation does not.
-      if (t.status !== "blocked") block(`fix rounds exhausted (${t.fix_rounds}); ${esc.escalation.id}`);
-      return { effects, escalationId: esc.escalation.id };
+      effects.push(...c.effects);
+      return { effects, escalationId: c.escalationId };
     }
     case "ci_pending":
     case "mergeability_pending":
@@ -610,7 +613,8 @@ function applyDecision(
     case "merge_conflict": {
       const files = draft.reviews[`${pr.number}@${pr.headSha}`]?.mechanical?.conflicts ?? [];
       const where = files.length ? ` in ${files.join(", ")}` : "";
-      const c = escalateConflict(draft, now, rt, t, {
+      const c = escalateBlocker(draft, now, rt, t, {
+        ...CONFLICT,
         occurrence: `PR #${pr.number}`,
         description: `conflicts with ${pr.baseRef}${where}`,
         issue: `PR #${pr.number} for ${t.task_id} conflicts with ${pr.baseRef}${files.length ? ` (${files.join(", ")})` : ""}`,
@@ -728,7 +732,8 @@ async function mergeFailed(
   const out = await rt.store.transact((draft) => {
     const t = draft.tasks[taskId]!;
     if (conflict) {
-      const c = escalateConflict(draft, now, rt, t, {
+      const c = escalateBlocker(draft, now, rt, t, {
+        ...CONFLICT,
         occurrence: `merging PR #${pr.number}`,
         description: error,
         issue: `PR #${pr.number} for ${taskId} could not be merged: ${error}`,

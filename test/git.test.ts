@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -379,6 +379,78 @@ describe("GitMirror", () => {
       expect(await m.cleanOrphans()).toEqual([orphan]);
       expect(existsSync(live)).toBe(true);
       expect(await registeredWorktrees(m)).toBe(0);
+    });
+  });
+
+  describe("a worktree record caught half-written by a concurrent `worktree add`", () => {
+    /** What `worktree add` has written after creating `commondir` and before filling it in. */
+    async function halfMadeRecord(m: GitMirror, name: string): Promise<string> {
+      const record = join(m.mirrorPath, "worktrees", name);
+      await mkdir(record, { recursive: true });
+      await writeFile(join(record, "locked"), "initializing");
+      await writeFile(join(record, "gitdir"), `${join(m.worktreesDir, name, ".git")}\n`);
+      await writeFile(join(record, "HEAD"), `${pr7Sha}\n`);
+      await writeFile(join(record, "commondir"), "");
+      return record;
+    }
+
+    it("makes git fail at once; the command is retried and succeeds once the record is complete", async () => {
+      const retries: string[] = [];
+      let record = "";
+      const logger: Logger = {
+        debug: (msg, data) => {
+          if (!msg.startsWith("git met a worktree being added")) return;
+          retries.push(JSON.stringify(data));
+          writeFileSync(join(record, "commondir"), "../..\n"); // the other `worktree add` goes on
+        },
+        info: () => undefined,
+        warn: () => undefined,
+        error: () => undefined,
+        child: () => logger,
+      };
+      const m = new GitMirror({ remote, stateDir: await mkdtemp(join(root, "state-")), logger });
+      await m.fetchPullHead(7);
+      record = await halfMadeRecord(m, `pr-7-${process.ppid}-0000beef`);
+      const bare = await exec(
+        "git",
+        ["-C", m.mirrorPath, "worktree", "add", "--detach", join(root, "x"), pr7Sha],
+        {
+          env: GIT_ENV,
+        },
+      ).then(
+        () => "",
+        (e: { stderr: string }) => e.stderr,
+      );
+      expect(bare).toMatch(/failed to read .*commondir/);
+      writeFileSync(join(record, "commondir"), "");
+
+      const files = await m.withWorktree(7, pr7Sha, async (wt) => (await readdir(wt.path)).sort());
+      expect(files).toEqual([".git", "README.md", "app.txt", "feature.txt"]);
+      expect(retries).toEqual([JSON.stringify({ command: "worktree", attempt: 1 })]);
+    });
+
+    it("gives up after a few tries with git's own message", async () => {
+      const m = await newMirror();
+      await m.fetchPullHead(7);
+      await halfMadeRecord(m, `pr-7-${process.ppid}-0000beef`);
+      const err = await expectCode(
+        m.withWorktree(7, pr7Sha, async () => undefined),
+        "GIT_FAILED",
+      );
+      expect(err.message).toMatch(/failed to read .*commondir/);
+    });
+
+    it("left by a dead process (a `worktree add` killed half-way) is dropped by cleanOrphans", async () => {
+      const m = await newMirror();
+      await m.fetchPullHead(7);
+      const dead = await halfMadeRecord(m, `spare-${await deadPid()}-0000dead`);
+      const live = await halfMadeRecord(m, `spare-${process.ppid}-0000a11e`);
+      await m.cleanOrphans();
+      expect(existsSync(dead)).toBe(false);
+      expect(existsSync(live)).toBe(true); // still being made by a live process
+      writeFileSync(join(live, "commondir"), "../..\n");
+      const sha8 = await m.fetchPullHead(8);
+      expect(await m.withWorktree(8, sha8, async (wt) => wt.sha)).toBe(pr8Sha);
     });
   });
 

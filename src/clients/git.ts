@@ -83,6 +83,10 @@ const DEFAULT_DIFF_CAP = 2 * 1024 * 1024;
 const ABORT_SETTLE_MS = 2_000;
 const BRANCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*";
 const WORKTREE_NAME = /^(?:pr-\d+|spare)-(\d+)-[0-9a-f]+$/;
+/** git's complaint about a worktree record caught half-written by a concurrent `worktree add`. */
+const HALF_MADE_WORKTREE = /failed to read \S*worktrees\/[^/\s]+\/commondir/;
+const HALF_MADE_RETRIES = 3;
+const HALF_MADE_DELAY_MS = 100;
 
 export class GitMirror {
   /** PR heads this process fetched, by PR number. */
@@ -296,9 +300,30 @@ export class GitMirror {
       await this.removeWorktree(path);
       removed.push(path);
     }
-    if (existsSync(this.mirrorPath)) await this.run(["worktree", "prune"]).catch(() => undefined);
+    if (existsSync(this.mirrorPath)) {
+      await this.dropOrphanRecords();
+      await this.run(["worktree", "prune"]).catch(() => undefined);
+    }
     if (removed.length) this.log.info("removed orphaned worktrees", { count: removed.length });
     return removed;
+  }
+
+  /**
+   * `worktree prune` keeps a locked record, and a `worktree add` killed half-way leaves its record
+   * locked ("initializing"), possibly without `commondir`, which every later fetch then dies on.
+   * A record of a dead process's worktree whose directory is gone is dropped here instead.
+   */
+  private async dropOrphanRecords(): Promise<void> {
+    const records = join(this.mirrorPath, "worktrees");
+    const names = await readdir(records).catch(() => [] as string[]);
+    for (const name of names) {
+      const path = join(this.worktreesDir, name);
+      if (!WORKTREE_NAME.test(name) || this.active.has(path) || ownedByLiveProcess(name)) continue;
+      if (existsSync(path)) continue;
+      await rm(join(records, name), { recursive: true, force: true }).catch((err: unknown) => {
+        this.log.warn("could not remove a worktree record", { name, error: errorMessage(err) });
+      });
+    }
   }
 
   /** Files and lines changed by `sha` since it forked from `baseRef` (merge-base diff, as a PR shows). */
@@ -475,6 +500,26 @@ export class GitMirror {
         "fetch first (ensureMirror or fetchPullHead)",
       );
     }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runOnce(args, okExit, { signal, cwd, env });
+      } catch (err) {
+        // Every command that lists worktrees (fetch, worktree add/move/remove) dies while another
+        // `worktree add`, in this process or another, has created its record but not yet written
+        // `commondir`: a moment's wait is enough.
+        if (attempt > HALF_MADE_RETRIES || signal?.aborted || !HALF_MADE_WORKTREE.test(gitOutput(err)))
+          throw err;
+        this.log.debug("git met a worktree being added; retrying", { command: args[0], attempt });
+        await delay(HALF_MADE_DELAY_MS * attempt);
+      }
+    }
+  }
+
+  private async runOnce(
+    args: string[],
+    okExit: number[],
+    { signal, cwd, env = {} }: RunOptions,
+  ): Promise<{ stdout: string; exitCode: number }> {
     let exitCode = -1;
     // Loaded on the first git command: a server answers `initialize` without paying for it.
     const { simpleGit, GitPluginError } = await import("simple-git");

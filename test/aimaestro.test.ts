@@ -193,12 +193,14 @@ describe("AiMaestroClient against the stand-in", () => {
   });
 
   it("times out a slow hub", async () => {
-    const { hub, client } = await setup({}, { timeoutMs: 100, retries: 1 });
-    await hub.setFault({ delayMs: 400 });
+    const { hub, client } = await setup({}, { timeoutMs: 500, retries: 1 });
+    await hub.setFault({ delayMs: 2_000 });
     const err = await caught(client.listInbox("dev-agent-1"));
     expect(err.code).toBe("AIMAESTRO_UNREACHABLE");
-    expect(err.message).toContain(`AI Maestro at ${hub.url} did not answer within 100 ms`);
-    expect(hub.calls).toHaveLength(2);
+    expect(err.message).toContain(`AI Maestro at ${hub.url} did not answer within 500 ms`);
+    // Counted by the client: a stalled test worker can time a request out before the hub logs it.
+    expect(err.details).toMatchObject({ attempts: 2 });
+    expect(hub.calls.length).toBeLessThanOrEqual(2);
   });
 
   it("sends the bearer token and never leaks it", async () => {

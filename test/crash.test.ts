@@ -91,13 +91,18 @@ interface Call {
   args: Record<string, unknown>;
 }
 
-/** Waits (a few seconds at most) until no effect in the outbox is pending or claimed. */
+/** Waits (30 s at most, for a busy machine) until no effect in the outbox is pending or claimed. */
 async function settled(stateDir: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
+  let unsettled: string[] = [];
+  for (let i = 0; i < 300; i++) {
     const st = await readState(stateDir);
-    if (!st.outbox.some((e) => e.status === "pending" || (e.status !== "done" && e.claimed_by))) return;
+    unsettled = st.outbox
+      .filter((e) => e.status === "pending" || (e.status !== "done" && e.claimed_by))
+      .map((e) => `${e.id} ${e.status}${e.claimed_by ? ` claimed by ${e.claimed_by}` : ""}`);
+    if (unsettled.length === 0) return;
     await sleep(100);
   }
+  throw new Error(`the outbox did not settle after a restart: ${unsettled.join(", ")}`);
 }
 
 let sur: Surroundings;

@@ -177,7 +177,8 @@ describe("serveHttp", () => {
   it("closes a session left idle (no request, no open event stream); a listening client keeps its own", async () => {
     const env = await createEnvironment({ config: { http: { token: TOKEN } } });
     cleanups.push(() => env.close());
-    const http = await serveHttp(env.rt, { port: 0, sessionIdleMs: 300 });
+    // Long enough for the SDK client's event stream, opened in the background, to reach the server.
+    const http = await serveHttp(env.rt, { port: 0, sessionIdleMs: 1_000 });
     cleanups.push(() => http.close());
     // A client that initialized and vanished without DELETE.
     const init = await rawPost(http.url, { authorization: `Bearer ${TOKEN}` });
@@ -185,7 +186,7 @@ describe("serveHttp", () => {
     expect(sid).toMatch(/^[0-9a-f-]{36}$/);
     // The SDK client holds an event stream (GET) open: quiet, but not gone.
     const listening = await httpClient(http.url);
-    await new Promise((r) => setTimeout(r, 1_500));
+    await new Promise((r) => setTimeout(r, 3_000)); // past the idle time and the sweep after it
     const stale = await rawPost(
       http.url,
       { authorization: `Bearer ${TOKEN}`, "mcp-session-id": sid },

@@ -28,6 +28,9 @@ async function liveGroupMembers(pgid: number): Promise<string[]> {
     .map((f) => f.join(" "));
 }
 
+/** A timeout long enough for a busy machine to have started the shell (and run its `trap`). */
+const SHELL_STARTED_MS = 1_500;
+
 describe("runCommand", () => {
   it("reports success and failure exit codes with the output tail", async () => {
     const ok = await runCommand("echo hello; echo oops >&2", { cwd: dir, timeoutMs: 10_000 });
@@ -61,7 +64,7 @@ describe("runCommand", () => {
     let pid = 0;
     const r = await runCommand("echo $$; sleep 60", {
       cwd: dir,
-      timeoutMs: 300,
+      timeoutMs: SHELL_STARTED_MS,
       killGraceMs: 1000,
       onOutput: (c) => (pid ||= Number(c.trim())),
     });
@@ -75,11 +78,12 @@ describe("runCommand", () => {
     let pid = 0;
     const r = await runCommand('echo $$; sh -c "sleep 60 & sleep 60"', {
       cwd: dir,
-      timeoutMs: 500,
+      timeoutMs: SHELL_STARTED_MS,
       killGraceMs: 1000,
       onOutput: (c) => (pid ||= Number(c.trim())),
     });
     expect(r.timedOut).toBe(true);
+    expect(pid).toBeGreaterThan(0);
     expect(await liveGroupMembers(pid)).toEqual([]);
   });
 
@@ -87,12 +91,13 @@ describe("runCommand", () => {
     let pid = 0;
     const r = await runCommand("trap '' TERM; echo $$; sleep 60 & wait; sleep 60", {
       cwd: dir,
-      timeoutMs: 300,
+      timeoutMs: SHELL_STARTED_MS,
       killGraceMs: 500,
       onOutput: (c) => (pid ||= Number(c.trim())),
     });
     expect(r.timedOut).toBe(true);
     expect(r.signal).toBe("SIGKILL");
+    expect(pid).toBeGreaterThan(0);
     expect(await liveGroupMembers(pid)).toEqual([]);
   });
 
@@ -110,16 +115,19 @@ describe("runCommand", () => {
 
   it("stops on abort", async () => {
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 200);
     let pid = 0;
     const r = await runCommand('echo $$; sh -c "sleep 60 & sleep 60"', {
       cwd: dir,
       timeoutMs: 30_000,
       signal: ac.signal,
       killGraceMs: 1000,
-      onOutput: (c) => (pid ||= Number(c.trim())),
+      onOutput: (c) => {
+        pid ||= Number(c.trim());
+        setTimeout(() => ac.abort(), 100); // once the shell runs: its children are starting
+      },
     });
     expect(r).toMatchObject({ aborted: true, timedOut: false, exitCode: null });
+    expect(pid).toBeGreaterThan(0);
     expect(await liveGroupMembers(pid)).toEqual([]);
     const early = await runCommand("echo never", { cwd: dir, timeoutMs: 1000, signal: AbortSignal.abort() });
     expect(early).toMatchObject({ aborted: true, exitCode: null, outputTail: "" });

@@ -286,11 +286,11 @@ describe("StateStore", () => {
         draft.current_session_id = id;
       });
     await write("one");
-    await vi.waitFor(() => expect(heard).toHaveLength(1));
+    await vi.waitFor(() => expect(heard).toHaveLength(1), { timeout: 10_000 });
     stops[0]!();
     stops[0]!(); // a second stop of the same watcher counts once
     await write("two");
-    await vi.waitFor(() => expect(heard).toHaveLength(2));
+    await vi.waitFor(() => expect(heard).toHaveLength(2), { timeout: 10_000 });
     stops[1]!();
     await write("three");
     await sleep(100);

@@ -298,6 +298,30 @@ describe("StateStore", () => {
     expect(heard.every((c) => c.external)).toBe(true);
   });
 
+  it("announces another's write once: not when a read catches it between its token and its append", async () => {
+    const a = await StateStore.open(dir);
+    const b = await StateStore.open(dir);
+    const heard: StateChange[] = [];
+    a.onChange((change) => heard.push(change));
+    const before = await a.read();
+    // What a writer does first (persist): a new revision token, the journal not yet appended.
+    await writeFile(join(dir, "state.rev"), "another-process-mid-write");
+    expect(await a.read()).toEqual(before);
+    expect(heard).toEqual([]);
+    await b.transact((draft) => {
+      draft.current_session_id = "written-by-b";
+    });
+    expect((await a.read()).current_session_id).toBe("written-by-b");
+    expect(heard).toEqual([expect.objectContaining({ external: true })]);
+    // A compaction starts a generation: announced even with the journal as long as before (empty).
+    await b.compact();
+    await a.read();
+    expect(heard).toHaveLength(2);
+    await b.compact();
+    await a.read();
+    expect(heard).toHaveLength(3);
+  });
+
   it("announces another's write that a read notices while this process waits for the lock", async () => {
     const a = await StateStore.open(dir);
     const b = await StateStore.open(dir);

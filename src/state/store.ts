@@ -132,12 +132,13 @@ export class StateStore {
 
   /**
    * Reads the document and its journal. A write by another process in between may mix old and new
-   * files, so the read is repeated until the files' key held still across it. A load that replaces
+   * files, so the read is repeated until the files' key held still across it. A load that changes
    * what this process had, from files another process wrote last, is announced to listeners (files
-   * this process is writing are ahead of its cache for a moment, and are not).
+   * this process is writing are ahead of its cache for a moment, and are not). Every write appends
+   * to the journal or starts a generation, so the two tell a change: a writer caught between its
+   * token and its append changed nothing yet, and is announced once, when it has.
    */
   private async load(key: string): Promise<{ state: ReadonlyState; journalBytes: number }> {
-    const replacing = this.cache !== undefined;
     for (let attempt = 0; ; attempt++) {
       // Straight from the adapter: `db.data` is shared, and two loads in one process may interleave.
       const snapshot = migrate(await this.db.adapter.read());
@@ -161,8 +162,12 @@ export class StateStore {
       const journalBytes = Buffer.byteLength(journal.slice(0, end));
       const after = await this.fileKey();
       if (after === key) {
+        const had = this.cache;
         this.cache = { key, state, journalBytes };
-        if (replacing && !(this.ownRev && key.startsWith(`${this.ownRev}:`))) {
+        const changed =
+          had !== undefined &&
+          (had.journalBytes !== journalBytes || had.state.generation !== state.generation);
+        if (changed && !(this.ownRev && key.startsWith(`${this.ownRev}:`))) {
           const change: StateChange = { keys: new Set(), taskIds: new Set(), external: true };
           for (const l of this.listeners) l(change, state);
         }

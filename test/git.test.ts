@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertRefName, GitMirror, stripCredentials } from "../src/clients/git.js";
@@ -335,6 +335,19 @@ describe("GitMirror", () => {
       expect(await registeredWorktrees(m)).toBe(0);
     });
 
+    it("taken by a review keeps git's record (still named after the spare) through cleanOrphans", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.spareSettled();
+      const [spare] = await spares(m);
+      const status = await m.withWorktree(7, pr7Sha, async (wt) => {
+        expect(readdirSync(join(m.mirrorPath, "worktrees"))).toEqual([spare]);
+        await m.cleanOrphans(); // start-up recovery runs beside the first reviews
+        return git(wt.path, "status", "--porcelain");
+      });
+      expect(status).toBe("");
+    });
+
     it("falls back to a fresh worktree when the spare is unusable", async () => {
       const m = await spareMirror();
       await m.withWorktree(7, pr7Sha, async () => undefined);
@@ -438,6 +451,20 @@ describe("GitMirror", () => {
         "GIT_FAILED",
       );
       expect(err.message).toMatch(/failed to read .*commondir/);
+    });
+
+    it("of this process's own review, left by its `worktree add` killed half-way, is dropped with the review", async () => {
+      const m = await newMirror();
+      await m.fetchPullHead(7);
+      await m.withWorktree(7, pr7Sha, async (wt) => {
+        const record = join(m.mirrorPath, "worktrees", basename(wt.path));
+        await writeFile(join(record, "locked"), "initializing");
+        await writeFile(join(record, "commondir"), "");
+      });
+      expect(await worktreeEntries(m)).toEqual([]);
+      expect(await registeredWorktrees(m)).toBe(0);
+      const sha8 = await m.fetchPullHead(8);
+      expect(await m.withWorktree(8, sha8, async (wt) => wt.sha)).toBe(pr8Sha);
     });
 
     it("left by a dead process (a `worktree add` killed half-way) is dropped by cleanOrphans", async () => {

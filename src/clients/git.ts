@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rm } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import type { SimpleGit } from "simple-git";
 import { EoaError, errorMessage } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -84,7 +84,7 @@ const ABORT_SETTLE_MS = 2_000;
 const BRANCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*";
 const WORKTREE_NAME = /^(?:pr-\d+|spare)-(\d+)-[0-9a-f]+$/;
 /** git's complaint about a worktree record caught half-written by a concurrent `worktree add`. */
-const HALF_MADE_WORKTREE = /failed to read \S*worktrees\/[^/\s]+\/commondir/;
+const HALF_MADE_WORKTREE = /^fatal: failed to read \S*worktrees\/[^/\s]+\/commondir/m;
 const HALF_MADE_RETRIES = 3;
 const HALF_MADE_DELAY_MS = 100;
 
@@ -314,16 +314,35 @@ export class GitMirror {
    * A record of a dead process's worktree whose directory is gone is dropped here instead.
    */
   private async dropOrphanRecords(): Promise<void> {
-    const records = join(this.mirrorPath, "worktrees");
-    const names = await readdir(records).catch(() => [] as string[]);
-    for (const name of names) {
-      const path = join(this.worktreesDir, name);
-      if (!WORKTREE_NAME.test(name) || this.active.has(path) || ownedByLiveProcess(name)) continue;
-      if (existsSync(path)) continue;
-      await rm(join(records, name), { recursive: true, force: true }).catch((err: unknown) => {
-        this.log.warn("could not remove a worktree record", { name, error: errorMessage(err) });
-      });
+    const activeNames = new Set([...this.active].map((p) => basename(p)));
+    for (const { record, checkout } of await this.worktreeRecords()) {
+      const name = basename(checkout);
+      if (!WORKTREE_NAME.test(name) || activeNames.has(name) || ownedByLiveProcess(name)) continue;
+      if (!existsSync(checkout)) await this.dropRecord(record);
     }
+  }
+
+  /**
+   * git's records of worktrees (`mirror/worktrees/<id>`) with the checkout each belongs to, read
+   * from its `gitdir` file: a record keeps its id when `worktree move` gives the checkout a new
+   * name, and the id differs from the checkout's name when the name was taken. A record without a
+   * readable `gitdir` is left out (git skips it too).
+   */
+  private async worktreeRecords(): Promise<Array<{ record: string; checkout: string }>> {
+    const dir = join(this.mirrorPath, "worktrees");
+    const ids = await readdir(dir).catch(() => [] as string[]);
+    const records: Array<{ record: string; checkout: string }> = [];
+    for (const id of ids) {
+      const gitdir = await readFile(join(dir, id, "gitdir"), "utf8").catch(() => "");
+      if (gitdir.trim()) records.push({ record: join(dir, id), checkout: dirname(gitdir.trim()) });
+    }
+    return records;
+  }
+
+  private async dropRecord(record: string): Promise<void> {
+    await rm(record, { recursive: true, force: true }).catch((err: unknown) => {
+      this.log.warn("could not remove a worktree record", { record, error: errorMessage(err) });
+    });
   }
 
   /** Files and lines changed by `sha` since it forked from `baseRef` (merge-base diff, as a PR shows). */
@@ -476,8 +495,13 @@ export class GitMirror {
         this.log.warn("could not remove worktree directory", { path, error: errorMessage(err) });
       });
     }
-    // `worktree remove` already dropped git's record; prune only after the fallback.
-    if (!removed && existsSync(this.mirrorPath)) await this.run(["worktree", "prune"]).catch(() => undefined);
+    // `worktree remove` already dropped git's record; prune only after the fallback. Prune keeps a
+    // locked record, which is what a `worktree add` killed half-way leaves: that one goes by hand.
+    if (!removed && existsSync(this.mirrorPath)) {
+      for (const { record, checkout } of await this.worktreeRecords())
+        if (basename(checkout) === basename(path)) await this.dropRecord(record);
+      await this.run(["worktree", "prune"]).catch(() => undefined);
+    }
   }
 
   private async run(args: string[], opts: RunOptions = {}): Promise<string> {

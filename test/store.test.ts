@@ -322,6 +322,43 @@ describe("StateStore", () => {
     expect(heard).toHaveLength(3);
   });
 
+  it("announces another's compaction once, and a change after it, when a read catches it half-way", async () => {
+    const a = await StateStore.open(dir);
+    const b = await StateStore.open(dir);
+    const heard: StateChange[] = [];
+    a.onChange((change) => heard.push(change));
+    await a.read();
+    const journal = join(dir, "state.journal");
+    const setSession = (id: string) =>
+      b.transact((draft) => {
+        draft.current_session_id = id;
+      });
+    /** b compacts, and a reads between its new document and its emptied journal. */
+    const compactCaughtHalfWay = async () => {
+      const lines = await readFile(journal, "utf8");
+      await b.compact();
+      await writeFile(journal, lines);
+      await a.read();
+      await writeFile(journal, "");
+    };
+
+    await setSession("s-1");
+    await a.read();
+    await compactCaughtHalfWay();
+    expect(heard).toHaveLength(2); // the write, and the new generation
+    expect((await a.read()).current_session_id).toBe("s-1");
+    expect(heard).toHaveLength(2); // the journal emptied: nothing new
+
+    // The next write's line is as long as the one the half-way read saw: a change all the same.
+    await setSession("s-2");
+    await compactCaughtHalfWay();
+    expect(heard).toHaveLength(3);
+    await setSession("s-3");
+    expect((await a.read()).current_session_id).toBe("s-3");
+    expect(heard).toHaveLength(4);
+    expect(heard.every((c) => c.external)).toBe(true);
+  });
+
   it("announces another's write that a read notices while this process waits for the lock", async () => {
     const a = await StateStore.open(dir);
     const b = await StateStore.open(dir);

@@ -45,6 +45,15 @@ export type ChangeListener = (change: StateChange, state: ReadonlyState) => void
  * Transactions are synchronous functions on purpose: the lock must never be held across a network
  * call.
  */
+/** A state as read from the files. */
+interface Loaded {
+  state: ReadonlyState;
+  /** How much of the journal the state accounts for: its whole lines (where the next append goes). */
+  journalBytes: number;
+  /** The bytes of those lines that belong to the document's generation: grows with every append. */
+  appliedBytes: number;
+}
+
 export class StateStore {
   readonly file: string;
   /**
@@ -55,8 +64,7 @@ export class StateStore {
   private readonly revFile: string;
   readonly journalFile: string;
   private readonly db: Low<State>;
-  /** `journalBytes`: how much of the journal the cached state accounts for (whole lines only). */
-  private cache: { key: string; state: ReadonlyState; journalBytes: number } | undefined;
+  private cache: (Loaded & { key: string }) | undefined;
   private readonly listeners = new Set<ChangeListener>();
   private watchers = 0;
   private watchTimer: NodeJS.Timeout | undefined;
@@ -125,7 +133,7 @@ export class StateStore {
   }
 
   /** The cached state while the files are as it saw them, else a fresh load (see `load`). */
-  private async current(): Promise<{ state: ReadonlyState; journalBytes: number }> {
+  private async current(): Promise<Loaded> {
     const key = await this.fileKey();
     return this.cache && this.cache.key === key ? this.cache : this.load(key);
   }
@@ -135,10 +143,11 @@ export class StateStore {
    * files, so the read is repeated until the files' key held still across it. A load that changes
    * what this process had, from files another process wrote last, is announced to listeners (files
    * this process is writing are ahead of its cache for a moment, and are not). Every write appends
-   * to the journal or starts a generation, so the two tell a change: a writer caught between its
-   * token and its append changed nothing yet, and is announced once, when it has.
+   * a line of the current generation or starts a generation, so the two tell a change: a writer
+   * caught half-way (its token written, not yet its line; its document, not yet the emptied
+   * journal) is announced once for what it has changed.
    */
-  private async load(key: string): Promise<{ state: ReadonlyState; journalBytes: number }> {
+  private async load(key: string): Promise<Loaded> {
     for (let attempt = 0; ; attempt++) {
       // Straight from the adapter: `db.data` is shared, and two loads in one process may interleave.
       const snapshot = migrate(await this.db.adapter.read());
@@ -153,27 +162,31 @@ export class StateStore {
       });
       const end = journal.lastIndexOf("\n") + 1; // a partial last line is not part of the state
       const patches: Patch[] = [];
+      let appliedBytes = 0;
       for (const line of journal.slice(0, end).split("\n")) {
         if (!line) continue;
         const entry = JSON.parse(line) as { g: number; p: Patch[] };
-        if (entry.g === snapshot.generation) patches.push(...entry.p);
+        if (entry.g !== snapshot.generation) continue; // a compaction's leftover, folded in already
+        patches.push(...entry.p);
+        appliedBytes += Buffer.byteLength(line) + 1;
       }
       const state = freeze(patches.length ? applyPatches(snapshot, patches) : snapshot, true);
       const journalBytes = Buffer.byteLength(journal.slice(0, end));
       const after = await this.fileKey();
+      const loaded = { state, journalBytes, appliedBytes };
       if (after === key) {
         const had = this.cache;
-        this.cache = { key, state, journalBytes };
+        this.cache = { key, ...loaded };
         const changed =
           had !== undefined &&
-          (had.journalBytes !== journalBytes || had.state.generation !== state.generation);
+          (had.appliedBytes !== appliedBytes || had.state.generation !== state.generation);
         if (changed && !(this.ownRev && key.startsWith(`${this.ownRev}:`))) {
           const change: StateChange = { keys: new Set(), taskIds: new Set(), external: true };
           for (const l of this.listeners) l(change, state);
         }
-        return { state, journalBytes };
+        return loaded;
       }
-      if (attempt >= 4) return { state, journalBytes };
+      if (attempt >= 4) return loaded;
       key = after;
     }
   }
@@ -194,18 +207,20 @@ export class StateStore {
         result = fn(draft);
       });
       if (patches.length > 0) {
-        let saved: ReadonlyState = produced;
-        let journalBytes: number;
+        let saved: Loaded;
         try {
           const line = `${JSON.stringify({ g: produced.generation, p: patches })}\n`;
           const base = loaded.journalBytes;
           const bytes = Buffer.byteLength(line);
           if (base + bytes > this.journalLimit) {
-            saved = await this.writeNextGeneration(produced);
-            journalBytes = 0;
+            saved = { state: await this.writeNextGeneration(produced), journalBytes: 0, appliedBytes: 0 };
           } else {
             await this.persist({ append: line, after: base });
-            journalBytes = base + bytes;
+            saved = {
+              state: produced,
+              journalBytes: base + bytes,
+              appliedBytes: loaded.appliedBytes + bytes,
+            };
           }
         } catch (err) {
           this.cache = undefined;
@@ -215,8 +230,8 @@ export class StateStore {
             "free disk space or fix the permissions of the state directory, then retry the call",
           );
         }
-        next = saved;
-        this.cache = { key: await this.fileKey(), state: saved, journalBytes };
+        next = saved.state;
+        this.cache = { key: await this.fileKey(), ...saved };
         change = summarize(patches);
       }
     } finally {
@@ -231,7 +246,7 @@ export class StateStore {
     const release = await this.lock();
     try {
       const compacted = await this.writeNextGeneration((await this.current()).state);
-      this.cache = { key: await this.fileKey(), state: compacted, journalBytes: 0 };
+      this.cache = { key: await this.fileKey(), state: compacted, journalBytes: 0, appliedBytes: 0 };
     } finally {
       await release().catch(() => undefined);
     }

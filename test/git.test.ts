@@ -7,7 +7,13 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertRefName, GitMirror, stripCredentials } from "../src/clients/git.js";
+import {
+  assertRefName,
+  GitMirror,
+  gitVersion,
+  gitVersionSupported,
+  stripCredentials,
+} from "../src/clients/git.js";
 import { EoaError } from "../src/errors.js";
 import type { Logger } from "../src/log.js";
 
@@ -479,6 +485,15 @@ describe("GitMirror", () => {
       const sha8 = await m.fetchPullHead(8);
       expect(await m.withWorktree(8, sha8, async (wt) => wt.sha)).toBe(pr8Sha);
     });
+  });
+
+  it("gitVersion reads the installed git's version; gitVersionSupported wants 2.38 or later", async () => {
+    const printed = await git(root, "--version");
+    const version = await gitVersion();
+    expect(printed).toContain(`git version ${version}`);
+    expect(gitVersionSupported(version)).toBe(true); // merge-tree --write-tree is used by these tests
+    expect(["2.37.9", "2.9", "1.99.0"].map(gitVersionSupported)).toEqual([false, false, false]);
+    expect(["2.38", "2.38.0", "2.100.1", "3.0.0"].map(gitVersionSupported)).toEqual([true, true, true, true]);
   });
 
   it("cleanOrphans is harmless before the mirror exists", async () => {

@@ -380,6 +380,7 @@ describe("preflight", () => {
     const p = r.structuredContent as unknown as Preflight;
     const ids = p.items.map((i) => i.id);
     const checked = [
+      "review_git",
       "aimaestro_running",
       "agents_online",
       "escalation_channels",
@@ -401,6 +402,7 @@ describe("preflight", () => {
     expect(item(p, "aimaestro_running").evidence).toContain("healthy");
     expect(item(p, "agents_online").evidence).toContain("dev-agent-1, dev-agent-2");
     expect(item(p, "ci_workflows").evidence).toContain(".github/workflows/ci.yml");
+    expect(item(p, "review_git").evidence).toMatch(/^git \d+\.\d+(\.\d+)?; PRs are fetched from \//);
     expect(item(p, "issues_exist").evidence).toContain("3 issue(s)");
     expect(item(p, "dependencies_documented").evidence).toContain("GH-102 after GH-101");
     expect(item(p, "project_board").status).toBe("unknown");

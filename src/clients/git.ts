@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
@@ -645,6 +646,34 @@ function gitEnv(): Record<string, string> {
   if (process.env.PATH) env.PATH = process.env.PATH;
   if (process.env.HOME) env.HOME = process.env.HOME;
   return env;
+}
+
+/** The oldest git reviews work with: `merge-tree --write-tree` (the merge check) came in 2.38. */
+export const GIT_MIN_VERSION = [2, 38] as const;
+
+/** The installed git's version (`git --version`), e.g. "2.39.5"; GIT_NOT_FOUND without git. */
+export async function gitVersion(): Promise<string> {
+  const out = await new Promise<string>((resolvePromise, reject) => {
+    execFile("git", ["--version"], { env: gitEnv(), timeout: 10_000 }, (err, stdout) =>
+      err ? reject(err) : resolvePromise(stdout),
+    );
+  }).catch((err: unknown) => {
+    throw new EoaError("GIT_NOT_FOUND", `cannot run git: ${errorMessage(err)}`, "install git 2.38 or later");
+  });
+  const m = /git version (\d+\.\d+(?:\.\d+)?)/.exec(out);
+  if (!m)
+    throw new EoaError(
+      "GIT_NOT_FOUND",
+      `git --version printed ${JSON.stringify(out.trim())}`,
+      "install git 2.38 or later",
+    );
+  return m[1]!;
+}
+
+/** Whether a `gitVersion()` is at least GIT_MIN_VERSION. */
+export function gitVersionSupported(version: string): boolean {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  return major > GIT_MIN_VERSION[0] || (major === GIT_MIN_VERSION[0] && minor >= GIT_MIN_VERSION[1]);
 }
 
 // ---- validation of values that come from remote data ---------------------------------------------

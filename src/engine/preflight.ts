@@ -1,3 +1,5 @@
+import { GIT_MIN_VERSION, gitVersion, gitVersionSupported, stripCredentials } from "../clients/git.js";
+import { gitRemoteOf } from "../config.js";
 import { errorMessage } from "../errors.js";
 import { missingCapabilities } from "../protocol/assignment.js";
 import { findCycle } from "../protocol/dependencies.js";
@@ -51,6 +53,23 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
           h.status === "healthy" ? "pass" : "fail",
           `GET /api/v1/health → ${h.status}${h.version ? ` (version ${h.version})` : ""}`,
         ];
+      },
+    },
+    {
+      id: "review_git",
+      section: "Infrastructure",
+      item: `git ${GIT_MIN_VERSION.join(".")} or later and a remote for the reviews`,
+      run: async () => {
+        const version = await gitVersion();
+        if (!gitVersionSupported(version))
+          return ["fail", `git ${version}: the merge check needs git merge-tree --write-tree`];
+        const remote = gitRemoteOf(rt.config);
+        return remote
+          ? ["pass", `git ${version}; PRs are fetched from ${stripCredentials(remote)}`]
+          : [
+              "fail",
+              `git ${version}, but no remote to review from (git.remote / EOA_GIT_REMOTE, or EOA_REPO)`,
+            ];
       },
     },
     {

@@ -25,6 +25,15 @@ export interface StateChange {
 
 export type ChangeListener = (change: StateChange, state: ReadonlyState) => void;
 
+/** A state as read from the files. */
+interface Loaded {
+  state: ReadonlyState;
+  /** How much of the journal the state accounts for: its whole lines (where the next append goes). */
+  journalBytes: number;
+  /** The bytes of those lines that belong to the document's generation: grows with every append. */
+  appliedBytes: number;
+}
+
 /**
  * The state file behind a cross-process lock.
  *
@@ -45,15 +54,6 @@ export type ChangeListener = (change: StateChange, state: ReadonlyState) => void
  * Transactions are synchronous functions on purpose: the lock must never be held across a network
  * call.
  */
-/** A state as read from the files. */
-interface Loaded {
-  state: ReadonlyState;
-  /** How much of the journal the state accounts for: its whole lines (where the next append goes). */
-  journalBytes: number;
-  /** The bytes of those lines that belong to the document's generation: grows with every append. */
-  appliedBytes: number;
-}
-
 export class StateStore {
   readonly file: string;
   /**
@@ -213,7 +213,7 @@ export class StateStore {
           const base = loaded.journalBytes;
           const bytes = Buffer.byteLength(line);
           if (base + bytes > this.journalLimit) {
-            saved = { state: await this.writeNextGeneration(produced), journalBytes: 0, appliedBytes: 0 };
+            saved = await this.writeNextGeneration(produced);
           } else {
             await this.persist({ append: line, after: base });
             saved = {
@@ -246,17 +246,17 @@ export class StateStore {
     const release = await this.lock();
     try {
       const compacted = await this.writeNextGeneration((await this.current()).state);
-      this.cache = { key: await this.fileKey(), state: compacted, journalBytes: 0, appliedBytes: 0 };
+      this.cache = { key: await this.fileKey(), ...compacted };
     } finally {
       await release().catch(() => undefined);
     }
   }
 
   /** Writes `state` as the document of the next generation, with an empty journal. */
-  private async writeNextGeneration(state: ReadonlyState): Promise<ReadonlyState> {
+  private async writeNextGeneration(state: ReadonlyState): Promise<Loaded> {
     const next = freeze({ ...state, generation: state.generation + 1 });
     await this.persist({ compact: next as State });
-    return next;
+    return { state: next, journalBytes: 0, appliedBytes: 0 };
   }
 
   /**

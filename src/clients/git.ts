@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { promisify } from "node:util";
 import type { SimpleGit } from "simple-git";
 import { EoaError, errorMessage } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -653,21 +654,17 @@ export const GIT_MIN_VERSION = [2, 38] as const;
 
 /** The installed git's version (`git --version`), e.g. "2.39.5"; GIT_NOT_FOUND without git. */
 export async function gitVersion(): Promise<string> {
-  const out = await new Promise<string>((resolvePromise, reject) => {
-    execFile("git", ["--version"], { env: gitEnv(), timeout: 10_000 }, (err, stdout) =>
-      err ? reject(err) : resolvePromise(stdout),
-    );
+  const notFound = (why: string) =>
+    new EoaError("GIT_NOT_FOUND", why, `install git ${GIT_MIN_VERSION.join(".")} or later`);
+  const { stdout } = await promisify(execFile)("git", ["--version"], {
+    env: gitEnv(),
+    timeout: 10_000,
   }).catch((err: unknown) => {
-    throw new EoaError("GIT_NOT_FOUND", `cannot run git: ${errorMessage(err)}`, "install git 2.38 or later");
+    throw notFound(`cannot run git: ${errorMessage(err)}`);
   });
-  const m = /git version (\d+\.\d+(?:\.\d+)?)/.exec(out);
-  if (!m)
-    throw new EoaError(
-      "GIT_NOT_FOUND",
-      `git --version printed ${JSON.stringify(out.trim())}`,
-      "install git 2.38 or later",
-    );
-  return m[1]!;
+  const version = /git version (\d+\.\d+(?:\.\d+)?)/.exec(stdout)?.[1];
+  if (!version) throw notFound(`git --version printed ${JSON.stringify(stdout.trim())}`);
+  return version;
 }
 
 /** Whether a `gitVersion()` is at least GIT_MIN_VERSION. */

@@ -274,17 +274,23 @@ describe("StateStore", () => {
     for (const h of heard) expect(h.map((c) => c.external ?? false)).toEqual([true, false]);
   });
 
-  it("watch: one poll for every watcher notices another's write; none once the last watcher stops", async () => {
+  /** `a` has read the state and keeps what it hears; `b` writes as another process would. */
+  async function twoStores() {
     const a = await StateStore.open(dir);
     const b = await StateStore.open(dir);
     const heard: StateChange[] = [];
     a.onChange((change) => heard.push(change));
-    await a.read();
-    const stops = [a.watch(10), a.watch(10)];
+    const before = await a.read();
     const write = (id: string) =>
       b.transact((draft) => {
         draft.current_session_id = id;
       });
+    return { a, b, heard, before, write };
+  }
+
+  it("watch: one poll for every watcher notices another's write; none once the last watcher stops", async () => {
+    const { a, heard, write } = await twoStores();
+    const stops = [a.watch(10), a.watch(10)];
     await write("one");
     await vi.waitFor(() => expect(heard).toHaveLength(1), { timeout: 10_000 });
     stops[0]!();
@@ -299,18 +305,12 @@ describe("StateStore", () => {
   });
 
   it("announces another's write once: not when a read catches it between its token and its append", async () => {
-    const a = await StateStore.open(dir);
-    const b = await StateStore.open(dir);
-    const heard: StateChange[] = [];
-    a.onChange((change) => heard.push(change));
-    const before = await a.read();
+    const { a, b, heard, before, write } = await twoStores();
     // What a writer does first (persist): a new revision token, the journal not yet appended.
     await writeFile(join(dir, "state.rev"), "another-process-mid-write");
     expect(await a.read()).toEqual(before);
     expect(heard).toEqual([]);
-    await b.transact((draft) => {
-      draft.current_session_id = "written-by-b";
-    });
+    await write("written-by-b");
     expect((await a.read()).current_session_id).toBe("written-by-b");
     expect(heard).toEqual([expect.objectContaining({ external: true })]);
     // A compaction starts a generation: announced even with the journal as long as before (empty).
@@ -323,16 +323,8 @@ describe("StateStore", () => {
   });
 
   it("announces another's compaction once, and a change after it, when a read catches it half-way", async () => {
-    const a = await StateStore.open(dir);
-    const b = await StateStore.open(dir);
-    const heard: StateChange[] = [];
-    a.onChange((change) => heard.push(change));
-    await a.read();
+    const { a, b, heard, write } = await twoStores();
     const journal = join(dir, "state.journal");
-    const setSession = (id: string) =>
-      b.transact((draft) => {
-        draft.current_session_id = id;
-      });
     /** b compacts, and a reads between its new document and its emptied journal. */
     const compactCaughtHalfWay = async () => {
       const lines = await readFile(journal, "utf8");
@@ -342,7 +334,7 @@ describe("StateStore", () => {
       await writeFile(journal, "");
     };
 
-    await setSession("s-1");
+    await write("s-1");
     await a.read();
     await compactCaughtHalfWay();
     expect(heard).toHaveLength(2); // the write, and the new generation
@@ -350,24 +342,18 @@ describe("StateStore", () => {
     expect(heard).toHaveLength(2); // the journal emptied: nothing new
 
     // The next write's line is as long as the one the half-way read saw: a change all the same.
-    await setSession("s-2");
+    await write("s-2");
     await compactCaughtHalfWay();
     expect(heard).toHaveLength(3);
-    await setSession("s-3");
+    await write("s-3");
     expect((await a.read()).current_session_id).toBe("s-3");
     expect(heard).toHaveLength(4);
     expect(heard.every((c) => c.external)).toBe(true);
   });
 
   it("announces another's write that a read notices while this process waits for the lock", async () => {
-    const a = await StateStore.open(dir);
-    const b = await StateStore.open(dir);
-    const heard: StateChange[] = [];
-    a.onChange((change) => heard.push(change));
-    await a.read();
-    await b.transact((draft) => {
-      draft.current_session_id = "written-by-b";
-    });
+    const { a, heard, write } = await twoStores();
+    await write("written-by-b");
     // Someone holds the lock, so a's transaction waits; a poll reads meanwhile and sees b's write.
     const release = await lockfile.lock(join(dir, "state.json"), { realpath: false });
     const waiting = a.transact((draft) => {

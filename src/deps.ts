@@ -9,7 +9,6 @@ import { createLogger, type LogSink } from "./log.js";
 import { redactSecrets } from "./protocol/secrets.js";
 import { syncRoster } from "./engine/roster.js";
 import { StateStore } from "./state/store.js";
-import { reconcileOutbox } from "./engine/effects.js";
 
 export interface BuildOptions {
   clock?: Clock;
@@ -81,9 +80,9 @@ export async function recover(rt: Runtime): Promise<void> {
       .cleanOrphans()
       .catch((err: Error) => rt.logger.warn("worktree clean-up failed", { error: err.message }));
   }
-  await reconcileOutbox(rt).catch((err: Error) =>
-    rt.logger.warn("outbox reconcile failed", { error: err.message }),
-  );
+  await rt.outbox
+    .flush()
+    .catch((err: Error) => rt.logger.warn("outbox reconcile failed", { error: err.message }));
 }
 
 export async function closeRuntime(rt: Runtime): Promise<void> {

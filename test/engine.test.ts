@@ -9,10 +9,8 @@ import type { InjectedMessage, StoredMessage } from "../src/sim/aimaestro-server
 import type { EscalationRecord, State, TaskRecord } from "../src/state/schema.js";
 import { stateBytes } from "./fixtures/state-files.js";
 import { callTool, connectedNight, failure, okResult } from "./fixtures/tool-calls.js";
-import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/monitor.js";
+import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/actions-due.js";
 import { emptyState } from "../src/state/schema.js";
-import { reconcileOutbox } from "../src/engine/effects.js";
-import { enqueueEffect } from "../src/state/records.js";
 
 /**
  * Issue 3's scenarios, end to end: the real tools over an in-memory MCP client, a loopback AI
@@ -948,17 +946,23 @@ describe("the outbox after a crash", () => {
     const dead = await deadOwner();
     const now = e().clock.now();
     await e().rt.store.transact((d) => {
-      const id = enqueueEffect(d, now, "merge", { pr_number: 5, method: "squash", sha, title: "GH-5" });
-      Object.assign(
-        d.outbox.find((x) => x.id === id)!,
-        { claimed_by: dead },
-      );
+      d.outbox.push({
+        id: "eff-99999",
+        kind: "merge",
+        status: "pending",
+        decision: "dec-0001",
+        payload: { pr_number: 5, method: "squash", sha, title: "GH-5", task_id: "GH-5" },
+        created_at: now.toISOString(),
+        attempts: 0,
+        claimed_by: dead,
+        claimed_at: now.toISOString(),
+      });
     });
     const merges = () =>
       e().github.calls.filter((c) => c.method === "PUT" && c.path.endsWith("/pulls/5/merge"));
     expect(merges()).toHaveLength(1);
 
-    await reconcileOutbox(e().rt);
+    await e().rt.outbox.flush();
     expect(merges()).toHaveLength(1);
     expect((await state()).outbox.find((x) => x.kind === "merge")).toMatchObject({
       status: "done",

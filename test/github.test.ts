@@ -197,7 +197,8 @@ describe("GitHubClient against the stand-in", () => {
     expect(run).toMatchObject({ name: "CI", status: "completed", conclusion: "failure", runAttempt: 1 });
     const before = await client.listCheckRuns(sha);
 
-    const result = await client.rerunFailedChecks(sha);
+    const failed = before.filter((r) => r.conclusion !== "success").map((r) => r.id);
+    const result = await client.rerunChecks(sha, failed);
     expect(result.workflowRuns).toEqual([run!.id]);
     expect(result.checkRuns).toEqual([before.find((r) => r.name === "external-ci")!.id]);
     expect(result.skipped).toEqual([]);
@@ -219,8 +220,8 @@ describe("GitHubClient against the stand-in", () => {
       conclusion: "success",
       runAttempt: 2,
     });
-    // Nothing failed any more: nothing is rerun.
-    expect(await client.rerunFailedChecks(sha)).toEqual({ workflowRuns: [], checkRuns: [], skipped: [] });
+    // Nothing named: nothing is rerun (which checks to re-run is the protocol's rule, not the client's).
+    expect(await client.rerunChecks(sha, [])).toEqual({ workflowRuns: [], checkRuns: [], skipped: [] });
   });
 
   it("skips a workflow run that is still running (GitHub answers 403 there)", async () => {
@@ -230,7 +231,10 @@ describe("GitHubClient against the stand-in", () => {
       { name: "test", status: "completed", conclusion: "failure" },
       { name: "e2e", status: "in_progress" },
     ]);
-    const result = await client.rerunFailedChecks(sha);
+    const failed = (await client.listCheckRuns(sha))
+      .filter((r) => r.conclusion === "failure")
+      .map((r) => r.id);
+    const result = await client.rerunChecks(sha, failed);
     expect(result.workflowRuns).toEqual([]);
     expect(result.skipped).toEqual([
       expect.objectContaining({ name: "test", reason: expect.stringContaining("in_progress") }),

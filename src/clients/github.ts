@@ -34,8 +34,6 @@ async function loadOctokit() {
 const MAX_RATE_LIMIT_WAIT_S = 5;
 /** Statuses a retry cannot fix; the plugin's default list plus 405/409 (merge) and 429 (throttling's job). */
 const DO_NOT_RETRY = [400, 401, 403, 404, 405, 409, 410, 422, 429, 451];
-/** Conclusions that mean a check needs a rerun. */
-const FAILED_CONCLUSIONS = new Set(["failure", "timed_out", "cancelled", "startup_failure"]);
 
 export interface GitHubClientOptions {
   /** `owner/name`. */
@@ -576,17 +574,23 @@ export class GitHubClient {
   }
 
   /**
-   * Reruns every failed check of a commit: an Actions check through its workflow run (found by
-   * check suite id, one rerun per run), any other check by re-requesting it.
+   * Re-runs the named check runs of a commit (which ones is the caller's rule): an Actions check
+   * through its workflow run (found by check suite id, one re-run per run), any other check by
+   * re-requesting it.
    */
-  async rerunFailedChecks(sha: string): Promise<RerunResult> {
-    const failed = (await this.listCheckRuns(sha)).filter(
-      (c) => c.status === "completed" && FAILED_CONCLUSIONS.has(c.conclusion ?? ""),
-    );
+  async rerunChecks(sha: string, checkRunIds: readonly number[]): Promise<RerunResult> {
     const out: RerunResult = { workflowRuns: [], checkRuns: [], skipped: [] };
-    if (failed.length === 0) return out;
+    if (checkRunIds.length === 0) return out;
+    const checks = (await this.listCheckRuns(sha)).filter((c) => checkRunIds.includes(c.id));
+    for (const id of checkRunIds.filter((i) => !checks.some((c) => c.id === i))) {
+      out.skipped.push({
+        checkRunId: id,
+        name: `#${id}`,
+        reason: `no check run ${id} on ${sha.slice(0, 12)}`,
+      });
+    }
     const runs = await this.listWorkflowRuns(sha);
-    for (const check of failed) {
+    for (const check of checks) {
       const run = runs.find((r) => r.checkSuiteId !== undefined && r.checkSuiteId === check.checkSuiteId);
       if (run) {
         if (out.workflowRuns.includes(run.id)) continue;
@@ -828,11 +832,19 @@ export class GitHubClient {
       );
     }
     if (ctx.merge && status === 405) {
+      const reason = mergeRefusal(ghMessage);
       return new EoaError(
         "GITHUB_NOT_MERGEABLE",
         `GitHub would not ${what}: ${ghMessage}`,
-        "the pull request is not mergeable (conflict, failing required checks or missing approvals): resolve that, then review it again",
-        details,
+        {
+          conflict: "the pull request conflicts with its base: resolve the conflict, then review it again",
+          checks: "required status checks have not passed on the head: wait for CI, then review it again",
+          approvals:
+            "branch protection requires more approving reviews: a person must approve (and merge) it",
+          unknown:
+            "the pull request is not mergeable: see GitHub's message, resolve that, then review it again",
+        }[reason],
+        { ...details, reason },
       );
     }
     if (ctx.merge && status === 409) {
@@ -939,4 +951,17 @@ function projectQuery(owner: "organization" | "user"): string {
 
 function labelNames(labels: readonly (string | { name?: string | undefined })[]): string[] {
   return labels.map((l) => (typeof l === "string" ? l : (l.name ?? ""))).filter(Boolean);
+}
+
+/**
+ * Why GitHub answered 405 to a merge, read from its message: "Pull Request is not mergeable" (a
+ * conflict), "Required status check \"ci\" is expected/failing" or "N of M required status checks
+ * …" (checks), "At least N approving review(s) … required …" or "Review required" (approvals).
+ */
+export function mergeRefusal(message: string): "conflict" | "checks" | "approvals" | "unknown" {
+  if (/approving review|review required|changes requested|approv/i.test(message)) return "approvals";
+  if (/status check|required check|checks? (are|is) (expected|failing|pending)/i.test(message))
+    return "checks";
+  if (/not mergeable|conflict/i.test(message)) return "conflict";
+  return "unknown";
 }

@@ -1,4 +1,11 @@
-import type { EscalationRecord, Finding, Priority, TaskRecord } from "../state/schema.js";
+import type {
+  EscalationRecord,
+  Finding,
+  MessagePriority,
+  OutboundMessage,
+  Priority,
+  TaskRecord,
+} from "../state/schema.js";
 import { oneLine } from "./text.js";
 
 /**
@@ -7,14 +14,7 @@ import { oneLine } from "./text.js";
  * `content.context` and `content.message` is a readable rendering of the same.
  */
 
-export type MessagePriority = "low" | "normal" | "high" | "urgent";
-
-export interface OutboundMessage {
-  to: string;
-  subject: string;
-  priority: MessagePriority;
-  content: { type: string; message: string; context: Record<string, unknown> };
-}
+export type { OutboundMessage };
 
 export const MESSAGE_PRIORITY: Record<Priority, MessagePriority> = {
   critical: "urgent",

@@ -1,12 +1,10 @@
 import { current, type Draft } from "immer";
-import { EoaError } from "../errors.js";
-import { agentLoads, chooseAgent, dispatchBlocker, dispatchOrder, moveLoad } from "../protocol/assignment.js";
-import { assignedStatus } from "../protocol/kanban.js";
-import { assignmentMessage, handoffMessage } from "../protocol/messages.js";
-import { enqueueEffect, history, recordDecision, tasksNow } from "../state/records.js";
-import type { State, TaskRecord } from "../state/schema.js";
-import type { MessagePayload } from "./effects.js";
-import type { Runtime } from "./runtime.js";
+import { tasksNow } from "../../state/records.js";
+import type { MessagePayload, TaskRecord } from "../../state/schema.js";
+import { agentLoads, chooseAgent, dispatchBlocker, dispatchOrder, moveLoad } from "../assignment.js";
+import { assignedStatus } from "../kanban.js";
+import { assignmentMessage, handoffMessage } from "../messages.js";
+import { decide, effect, note, syncLabels, type Step } from "./records.js";
 
 /**
  * Dispatch: rules 1 and 2. A task goes out only when its dependencies are done, it is not parked by
@@ -18,28 +16,26 @@ export type DispatchOutcome =
   | { status: "dispatched"; task_id: string; agent: string; epoch: number; effects: string[] }
   | { status: "queued"; task_id: string; reason: string };
 
-type S = Draft<State>;
+export interface DispatchOptions {
+  preferred?: string | undefined;
+  handoffFrom?: string | undefined;
+  /** The rule that chose `preferred` (e.g. "first eligible backup agent of X"), for the decision log. */
+  rule?: string | undefined;
+  /** Agents that may not take it (going offline this cycle, or the one that never answered). */
+  excluded?: ReadonlySet<string> | undefined;
+  /**
+   * Every agent's load, when a pass dispatches or hands over many tasks: computed once and kept
+   * up to date here, instead of one walk over all tasks per task.
+   */
+  loads?: Map<string, number> | undefined;
+}
 
-/** Inside a transaction: dispatch the task now if the rules allow, else (re)queue it with the reason. */
-export function dispatchInDraft(
-  draft: S,
-  now: Date,
-  taskId: string,
-  opts: {
-    preferred?: string | undefined;
-    handoffFrom?: string | undefined;
-    /** The rule that chose `preferred` (e.g. "first eligible backup agent of X"), for the decision log. */
-    rule?: string | undefined;
-    /**
-     * Every agent's load, when a pass dispatches or hands over many tasks: computed once and kept
-     * up to date here, instead of one walk over all tasks per task.
-     */
-    loads?: Map<string, number> | undefined;
-  } = {},
-): DispatchOutcome {
+/** Dispatch the task now if the rules allow, else (re)queue it with the reason. */
+export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): DispatchOutcome {
+  const { draft, now } = s;
   const task = draft.tasks[taskId]!;
   const preferred = opts.preferred ?? task.queue?.preferred_agent;
-  const session = draft.sessions.find((s) => s.id === task.session_id);
+  const session = draft.sessions.find((x) => x.id === task.session_id);
   const queue = (reason: string): DispatchOutcome => {
     const changed = task.queue?.reason !== reason;
     // Written only when it differs: every queued task is tried on every pass, and a rewrite, even
@@ -53,8 +49,8 @@ export function dispatchInDraft(
     }
     if (task.status !== "todo") task.status = "todo";
     if (changed) {
-      history(task, now, "queued", reason);
-      recordDecision(draft, now, {
+      note(s, task, "queued", reason);
+      decide(s, {
         action: "queue",
         rule: "rule 1: dispatch only when dependencies are done and an eligible agent has room",
         task_id: taskId,
@@ -73,7 +69,9 @@ export function dispatchInDraft(
   const blocker = dispatchBlocker(task, statusOf);
   if (blocker) return queue(blocker);
 
-  const agents = Object.values(draft.agents);
+  const agents = Object.values(draft.agents).map((a) =>
+    opts.excluded?.has(a.id) ? { ...a, availability: "offline" as const } : a,
+  );
   const loads = opts.loads ?? agentLoads(tasksNow(draft));
   const choice = chooseAgent(task, agents, loads, preferred);
   if (choice.agent === null) return queue(choice.reason);
@@ -106,6 +104,19 @@ export function dispatchInDraft(
     );
   }
   const epoch = task.assignment_epoch;
+  note(s, task, opts.handoffFrom ? "handoff" : "assigned", `to ${agent.id} (epoch ${epoch})`);
+  const decision = decide(s, {
+    action: opts.handoffFrom ? "reassign" : "assign",
+    rule: opts.handoffFrom ? `rule 5: ${opts.rule ?? choice.rule}` : `rule 1: ${choice.rule}`,
+    task_id: taskId,
+    agent: agent.id,
+    inputs: {
+      required_capabilities: [...task.required_capabilities],
+      preferred_agent: preferred ?? null,
+      ...(opts.handoffFrom ? { from: opts.handoffFrom } : {}),
+    },
+    outcome: `dispatched to ${agent.id}`,
+  });
   const snapshot = current(task) as TaskRecord;
   const message = opts.handoffFrom
     ? handoffMessage(snapshot, agent.session, epoch, opts.handoffFrom)
@@ -123,66 +134,42 @@ export function dispatchInDraft(
         : {}),
     },
   };
-  const msgEffect = enqueueEffect(draft, now, "message", payload as unknown as Record<string, unknown>);
-  const labelEffect = enqueueEffect(draft, now, "labels", { task_id: taskId });
-  history(task, now, opts.handoffFrom ? "handoff" : "assigned", `to ${agent.id} (epoch ${epoch})`);
-  recordDecision(draft, now, {
-    action: opts.handoffFrom ? "reassign" : "assign",
-    rule: opts.handoffFrom ? `rule 5: ${opts.rule ?? choice.rule}` : `rule 1: ${choice.rule}`,
-    task_id: taskId,
-    agent: agent.id,
-    inputs: {
-      required_capabilities: [...task.required_capabilities],
-      preferred_agent: preferred ?? null,
-      ...(opts.handoffFrom ? { from: opts.handoffFrom } : {}),
-    },
-    outcome: `dispatched to ${agent.id}`,
-  });
+  const msgEffect = effect(s, decision, "message", payload);
+  const labelEffect = syncLabels(s, decision, taskId);
   return { status: "dispatched", task_id: taskId, agent: agent.id, epoch, effects: [msgEffect, labelEffect] };
 }
 
-/** Inside a transaction: every queued task that can go now, in priority order. */
-export function autoDispatchInDraft(draft: S, now: Date): DispatchOutcome[] {
-  const running = new Set(draft.sessions.filter((s) => s.status === "running").map((s) => s.id));
-  const tasks = tasksNow(draft);
+/** Every queued task that can go now, in priority order. */
+export function autoDispatch(s: Step): DispatchOutcome[] {
+  const running = new Set(s.draft.sessions.filter((x) => x.status === "running").map((x) => x.id));
+  const tasks = tasksNow(s.draft);
   const queued = dispatchOrder(tasks.filter((t) => t.queue && running.has(t.session_id)));
   const loads = agentLoads(tasks);
-  return queued.map((t) => dispatchInDraft(draft, now, t.task_id, { loads }));
+  return queued.map((t) => dispatch(s, t.task_id, { loads }));
 }
 
-/** After flushing: an assignment whose message failed was reverted, so report it as queued. */
-export async function confirmDelivery(rt: Runtime, outcomes: DispatchOutcome[]): Promise<DispatchOutcome[]> {
-  const state = await rt.store.read();
-  return outcomes.map((o) => {
-    if (o.status !== "dispatched") return o;
-    const t = state.tasks[o.task_id];
-    if (t && t.assignee === o.agent && t.assignment_epoch === o.epoch) return o;
-    const err =
-      state.outbox.find((e) => e.id === o.effects[0])?.error ?? "the assignment message was not delivered";
-    return { status: "queued", task_id: o.task_id, reason: `sending to ${o.agent} failed: ${err}` };
-  });
-}
-
-export function requireTask(draft: S | State, taskId: string): TaskRecord {
-  const task = draft.tasks[taskId];
-  if (!task) {
-    throw new EoaError(
-      "TASK_NOT_FOUND",
-      `no task ${taskId} in this state directory`,
-      'add it with start_session (tasks: ["GH-<n>"] or an inline spec), or read eoa://tasks for the known ids',
-    );
+/**
+ * Takes a task off its agent and puts it in the queue, where rule 1 dispatches it as soon as it
+ * can. `prefer` keeps the agent as the one to go back to (a parked task resuming); otherwise the
+ * agent is remembered as a previous assignee.
+ */
+export function requeue(
+  s: Step,
+  task: Draft<TaskRecord>,
+  reason: string,
+  decision: string,
+  opts: { prefer?: string | undefined } = {},
+): void {
+  if (task.assignee && !opts.prefer && !task.previous_assignees.includes(task.assignee)) {
+    task.previous_assignees.push(task.assignee);
   }
-  return task as TaskRecord;
-}
-
-export function requireAgent(draft: S | State, agentId: string) {
-  const agent = draft.agents[agentId];
-  if (!agent) {
-    throw new EoaError(
-      "UNKNOWN_AGENT",
-      `${agentId} is not on the roster`,
-      `use one of: ${Object.keys(draft.agents).join(", ") || "(the roster is empty: configure roster or rosterFile)"}`,
-    );
-  }
-  return agent;
+  delete task.assignee;
+  task.status = "todo";
+  task.queue = {
+    since: s.now.toISOString(),
+    reason,
+    ...(opts.prefer ? { preferred_agent: opts.prefer } : {}),
+  };
+  note(s, task, "queued", reason);
+  syncLabels(s, decision, task.task_id);
 }

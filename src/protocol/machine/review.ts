@@ -63,7 +63,16 @@ export const reviewKey = (pr: { number: number; head_sha: string }) => `${pr.num
 export function reviewJudged(s: Step, e: ReviewEvidence): ReviewApplied {
   const { draft, now, config } = s;
   const t = draft.tasks[e.task_id];
-  if (!t || t.assignment_epoch !== e.epoch || t.status === "done" || t.status === "blocked") {
+  // A task requeued meanwhile keeps its epoch (it is bumped when it is dispatched again): no holder
+  // or a place in the queue means it moved too.
+  if (
+    !t ||
+    t.assignment_epoch !== e.epoch ||
+    t.status === "done" ||
+    t.status === "blocked" ||
+    !t.assignee ||
+    t.queue
+  ) {
     throw new EoaError(
       "TASK_CHANGED",
       `${e.task_id} changed while its PR was reviewed (now ${t?.status ?? "gone"}, held by ${t?.assignee ?? "nobody"})`,

@@ -300,7 +300,11 @@ describe("the state machine under random event sequences", () => {
           s = next.state;
         });
       }),
-      { numRuns: 300 },
+      // A fixed seed keeps the suite deterministic; EOA_PROPERTY_SEED / EOA_PROPERTY_RUNS explore further.
+      {
+        numRuns: Number(process.env.EOA_PROPERTY_RUNS ?? 300),
+        seed: Number(process.env.EOA_PROPERTY_SEED ?? 20261204),
+      },
     );
   });
 });

@@ -388,6 +388,58 @@ describe("rules 7-8: blocking, escalation and the user's answer", () => {
   });
 });
 
+describe("found by the property test", () => {
+  it("a task at human review stays there when reviewed again (it would take a slot its agent gave up)", () => {
+    let s = inReview();
+    s = run(s, [review(s, "GH-1")]).state;
+    s = run(s, [
+      {
+        type: "merge-refused",
+        task_id: "GH-1",
+        pr: { number: 7, head_sha: SHA, base_ref: "main" },
+        reason: "approvals",
+        error: "Review required",
+      },
+    ]).state;
+    expect(s.tasks["GH-1"]!.status).toBe("human-review");
+    const again = run(s, [review(s, "GH-1")]);
+    expect(again.last.result.result.decision).toBe("human_review");
+    expect(again.state.tasks["GH-1"]!.status).toBe("human-review");
+    expect(effectsOf(again.state, again.last.effects)).toEqual([]);
+  });
+
+  it("an assignment message that fails after the task moved on does not undo the work", () => {
+    const assigned = run(night(), [
+      { type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } },
+    ]);
+    const msgId = assigned.last.effects[0]!;
+    let s = run(assigned.state, [
+      cycle([msg("dev-1", { kind: "completion", task_id: "GH-1", pr_number: 7, note: "" })]),
+    ]).state;
+    s = run(s, [
+      {
+        type: "effects-settled",
+        outcomes: [{ id: msgId, kind: "message", ok: false, error: "late timeout" }],
+      },
+    ]).state;
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "ai-review", assignee: "dev-1" });
+  });
+
+  it("a handoff whose message fails puts the task in the queue as todo, whatever column it had reached", () => {
+    let s = inReview();
+    const off = run(s, [{ type: "agent-offline-reported", agent: "dev-1", reason: "test" }]);
+    s = off.state;
+    expect(s.tasks["GH-1"]).toMatchObject({ assignee: "dev-2", status: "ai-review" });
+    const handoff = effectsOf(s, off.last.effects).find(
+      (e) => e.kind === "message" && e.payload.purpose === "assignment",
+    )!;
+    s = run(s, [
+      { type: "effects-settled", outcomes: [{ id: handoff.id, kind: "message", ok: false, error: "down" }] },
+    ]).state;
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "todo", queue: expect.anything() });
+  });
+});
+
 describe("rule 10 and the outbox: every effect has its decision", () => {
   it("an assignment whose message failed is not an assignment: the task goes back", () => {
     const s = night();

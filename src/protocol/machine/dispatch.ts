@@ -126,9 +126,10 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
     purpose: "assignment",
     task_id: taskId,
     epoch,
-    // Undelivered, the task goes back where it was; a handoff goes back to the queue.
+    // Undelivered, the task goes back where it was; a handoff goes back to the queue (as todo:
+    // a queued task waits for dispatch, whatever column its old holder had reached).
     revert: {
-      status: before.status === "in-progress" ? "todo" : before.status,
+      status: opts.handoffFrom || before.status === "in-progress" ? "todo" : before.status,
       ...(before.queue || opts.handoffFrom
         ? { queue: before.queue ?? { since: now.toISOString(), reason: "handoff message not delivered" } }
         : {}),

@@ -112,11 +112,15 @@ function onFail(s: Step, eff: EffectRecord, error: string): void {
     const t = draft.tasks[p.task_id];
     const e = draft.outbox.find((x) => x.id === eff.id);
     if (e) e.attempts = MAX_EFFECT_ATTEMPTS; // never resent later: the task is re-dispatched instead
+    // Only while nothing shows the agent has it: a task its holder acknowledged or reported on
+    // (acked_at is set by any of its messages), or one past review, is its whatever the send said.
     if (
       t &&
       t.assignment_epoch === p.epoch &&
       t.assignee &&
-      draft.agents[t.assignee]?.session === p.message.to
+      draft.agents[t.assignee]?.session === p.message.to &&
+      (t.status === "in-progress" || t.status === "ai-review") &&
+      !t.acked_at
     ) {
       const agent = t.assignee;
       delete t.assignee;

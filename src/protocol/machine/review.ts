@@ -93,7 +93,7 @@ export function reviewJudged(s: Step, e: ReviewEvidence): ReviewApplied {
   const ci = ciState(e.checks, e.has_workflows);
   settleReruns(s, t.task_id, pr, ci.state);
   const conflict = mech.conflicts.length > 0 || pr.mergeable === false || pr.mergeable_state === "dirty";
-  const result = decideReview({
+  const decided = decideReview({
     gate1: g1,
     gate2Findings: mech.gate2_findings,
     ci,
@@ -104,6 +104,16 @@ export function reviewJudged(s: Step, e: ReviewEvidence): ReviewApplied {
     counters: countersForHead(t, pr.head_sha),
     limits: config.limits,
   });
+  // Handed to a person, who merges it: its agent took other work meanwhile (rule 1's limit), so a
+  // second look changes nothing but the record.
+  const result: DecisionResult =
+    t.status === "human-review"
+      ? {
+          ...decided,
+          decision: "human_review",
+          reason: `it waits for a person at human review (${decided.reason})`,
+        }
+      : decided;
 
   t.pr_number = pr.number;
   Object.assign(t, countersForHead(t, pr.head_sha));

@@ -3,6 +3,7 @@ import { gitRemoteOf } from "../config.js";
 import { errorMessage } from "../errors.js";
 import { missingCapabilities } from "../protocol/assignment.js";
 import { findCycle } from "../protocol/dependencies.js";
+import { rosterRoutingCheck } from "./roster-routing.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -238,6 +239,12 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
           ? ["fail", `roster agents not registered in AI Maestro: ${missing.join(", ")}`]
           : ["pass", `${agents.length} roster agent(s), all registered in AI Maestro`];
       },
+    },
+    {
+      id: "roster_names_exact",
+      section: "Agent Roster",
+      item: "Each roster name reaches the AI Maestro agent of that name",
+      run: () => rosterRoutingCheck(rt),
     },
     {
       id: "capabilities_cover_tasks",

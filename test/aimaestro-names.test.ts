@@ -47,8 +47,23 @@ describe("a roster name that AI Maestro resolves to another agent", () => {
       status: "fail",
       evidence: expect.stringContaining("roster name api reaches AI Maestro agent backend-api"),
     });
+    // Reaching another agent is not being registered.
+    expect(await preflightItem("roster_up_to_date")).toMatchObject({
+      status: "fail",
+      evidence: "roster agents not registered in AI Maestro: api",
+    });
     env!.aimaestro.registerAgent("api");
     expect(await preflightItem("roster_names_exact")).toMatchObject({ status: "pass" });
+    expect(await preflightItem("roster_up_to_date")).toMatchObject({ status: "pass" });
+  });
+
+  it("an escalation channel the hub reaches only through another agent's last segment is not registered", async () => {
+    ({ env, client } = await connectedNight({ config: { escalation: { user_channel: "channel" } } }));
+    // `channel` reaches `user-notification-channel`: pages for the user would land there by luck.
+    expect(await preflightItem("escalation_channels")).toMatchObject({
+      status: "fail",
+      evidence: "not registered (escalations to them would fail): channel",
+    });
   });
 
   it("stops start_session, preparing or approving, with a stable code and changing nothing; once fixed it starts", async () => {

@@ -78,7 +78,7 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
       section: "Infrastructure",
       item: `orchestrator registered in AI Maestro as ${rt.config.orchestrator}`,
       run: async () => {
-        const r = await rt.aimaestro.resolveAgent(rt.config.orchestrator);
+        const r = await rt.aimaestro.resolveExactly(rt.config.orchestrator);
         return r
           ? ["pass", `resolves to ${r.agentId}`]
           : ["unknown", "not registered yet: the server registers it before its first message"];
@@ -104,7 +104,7 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
       run: async () => {
         const names = [rt.config.escalation.user_channel, rt.config.escalation.review_queue];
         const missing: string[] = [];
-        for (const n of names) if (!(await rt.aimaestro.resolveAgent(n))) missing.push(n);
+        for (const n of names) if (!(await rt.aimaestro.resolveExactly(n))) missing.push(n);
         return missing.length
           ? ["fail", `not registered (escalations to them would fail): ${missing.join(", ")}`]
           : ["pass", `${names.join(", ")} resolve`];
@@ -234,7 +234,7 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
       run: async () => {
         if (!agents.length) return ["fail", "no roster configured (roster or rosterFile / EOA_ROSTER_FILE)"];
         const missing: string[] = [];
-        for (const a of agents) if (!(await rt.aimaestro.resolveAgent(a.session))) missing.push(a.session);
+        for (const a of agents) if (!(await rt.aimaestro.resolveExactly(a.session))) missing.push(a.session);
         return missing.length
           ? ["fail", `roster agents not registered in AI Maestro: ${missing.join(", ")}`]
           : ["pass", `${agents.length} roster agent(s), all registered in AI Maestro`];

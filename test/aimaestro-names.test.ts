@@ -99,6 +99,15 @@ describe("a roster name that AI Maestro resolves to another agent", () => {
     expect(error.code).toBe("ROSTER_NAME_MISROUTED");
     expect((await env.rt.store.read()).sessions[0]?.status).toBe("awaiting_approval");
   });
+
+  it("does not stop start_session when the hub cannot be asked (dispatch reports that)", async () => {
+    const e = await nightWithApiAgent();
+    await e.aimaestro.setFault({ down: true });
+    const confirm = await okResult<{ status: string }>(client, "start_session", {
+      tasks: [{ task_id: "T-1", title: "Task T-1" }],
+    });
+    expect(confirm.status).toBe("awaiting_approval");
+  });
 });
 
 describe("a message AI Maestro could not vouch for", () => {

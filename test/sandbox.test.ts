@@ -166,6 +166,11 @@ describe("eoa-mcp sandbox", () => {
       }
       expect(await sandbox.exited, sandbox.seen.stderr).toBe(0);
       expect(sandbox.seen.stderr).toContain("SIGINT: stopped");
+      // Its feed shows the night's messages as the hub carried them.
+      expect(sandbox.seen.stderr).toMatch(
+        /eoa-orchestrator → dev-agent-1: AUTONOMOUS: User Authentication GH-101/,
+      );
+      expect(sandbox.seen.stderr).toMatch(/dev-agent-1 → eoa-orchestrator: \[ACK\] GH-101 - RECEIVED/);
       expect(await readdir(sandbox.tmp)).toEqual([]);
     },
     SLOW,

@@ -49,11 +49,20 @@ export async function sandbox(
   }
 
   const sur = await createSurroundings();
+  const log = (line: string) => console.error(`${sur.clock.now().toISOString().slice(11, 19)}  ${line}`);
+  // The night as the hub saw it, one line a message: what the orchestrator sent and what came back.
+  let shown = 0;
+  const feed = () => {
+    for (const m of sur.aimaestro.sent.slice(shown) as Array<{ from: string; to: string; subject: string }>)
+      log(`${m.from} → ${m.to}: ${m.subject}`);
+    shown = sur.aimaestro.sent.length;
+  };
   const loops: NodeJS.Timeout[] = [];
   let agents: ScriptedAgent[] = [];
   const stopWorld = async () => {
     for (const t of loops) clearInterval(t);
     for (const a of agents) await a.close();
+    feed();
     await sur.close();
   };
   removeOnExit(sur.root, { signalExitCode: 0, beforeRemove: stopWorld });
@@ -71,7 +80,6 @@ export async function sandbox(
   tickClock();
   loops.push(setInterval(tickClock, CLOCK_TICK_MS));
 
-  const time = () => sur.clock.now().toISOString().slice(11, 19);
   let prNumber = 146;
   const world = {
     aimaestro: sur.aimaestro,
@@ -80,7 +88,7 @@ export async function sandbox(
     orchestrator: "eoa-orchestrator",
     faults: { silentAgent: false, ciFailure: false, mergeConflict: false, securityIssue: false },
     nextPr: () => ++prNumber,
-    log: (line: string) => console.error(`${time()}  ${line}`),
+    log,
   };
   agents = SEED_AGENTS.map((a) => new ScriptedAgent(a.id, sur.aimaestro.url, world));
   // One step at a time: a step that outlasts the interval (git pushes on a busy machine) is not doubled.
@@ -92,6 +100,7 @@ export async function sandbox(
       await a.tick().catch((err: unknown) => world.log(`${a.name}: ${(err as Error).message}`));
     }
     stepping = false;
+    feed();
   };
   loops.push(setInterval(() => void step(), Math.max(50, AGENT_STEP_SANDBOX_MS / speed)));
 

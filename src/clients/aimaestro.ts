@@ -63,7 +63,7 @@ export interface FullMessage {
   inReplyTo?: string;
   /**
    * false when the hub could not vouch for the sender: it then stores the text wrapped as
-   * `<external-content ... trust="none">` (upstream's single read never carries the hub's own
+   * `<external-content ...>` (upstream's single read never carries the hub's own
    * `fromVerified`, so the wrapping is what tells). Otherwise the hub's field, when it sends one.
    */
   fromVerified?: boolean;
@@ -346,8 +346,8 @@ export class AiMaestroClient {
 
   /**
    * The names among `names` that the hub delivers to an agent of another name: it resolves a last
-   * `-` segment (`agent-1` → `dev-agent-1` when no `agent-1` exists) and a tmux-style `name_1`,
-   * so mail meant for one agent could reach another. Unregistered names are not listed.
+   * `-` segment (`3f9a2c` reaches `dev-agent-1-3f9a2c` when no `3f9a2c` exists) and a tmux-style
+   * `name_1`, so mail meant for one agent could reach another. Unregistered names are not listed.
    */
   async misroutedNames(names: readonly string[]): Promise<MisroutedName[]> {
     const out: MisroutedName[] = [];

@@ -176,6 +176,20 @@ describe("eoa-mcp sandbox", () => {
     SLOW,
   );
 
+  it(
+    "SIGTERM stops it the same way",
+    async () => {
+      const sandbox = await start(["sandbox"]);
+      await sandbox.printed("Ctrl-C stops the sandbox");
+      expect(await readdir(sandbox.tmp)).toHaveLength(1);
+      sandbox.child.kill("SIGTERM");
+      expect(await sandbox.exited, sandbox.seen.stderr).toBe(0);
+      expect(sandbox.seen.stderr).toContain("SIGTERM: stopped");
+      expect(await readdir(sandbox.tmp)).toEqual([]);
+    },
+    SLOW,
+  );
+
   it("refuses a speed out of range, and prints its usage on --help", async () => {
     const bad = await runProcess(process.execPath, [CLI, "sandbox", "--speed", "fast"], {
       cwd: scratch,

@@ -16,6 +16,7 @@ Usage:
   eoa-mcp [options]              serve MCP on stdio (what Claude Code / Claude Desktop run)
   eoa-mcp --http [--port N]      serve Streamable HTTP on 127.0.0.1 (needs EOA_HTTP_TOKEN)
   eoa-mcp simulate [faults]      rehearse a whole night against local stand-ins (see: eoa-mcp simulate --help)
+  eoa-mcp sandbox [--speed N]    start that rehearsal world alone for a real client to drive (until Ctrl-C)
   eoa-mcp preflight [options]    print the Prerequisites Checklist and exit (1 when an item fails)
   eoa-mcp report [options]       write the current session's report and print it
   eoa-mcp --help | --version
@@ -43,6 +44,7 @@ setFlagsFromString("--liftoff-only");
 async function main(argv: string[]): Promise<number> {
   // Loaded on demand: a plain stdio start should not pay for the simulator or the HTTP stack.
   if (argv[0] === "simulate") return (await import("./sim/simulate.js")).simulate(argv.slice(1));
+  if (argv[0] === "sandbox") return (await import("./sim/sandbox.js")).sandbox(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

@@ -390,6 +390,7 @@ describe("preflight", () => {
       "issues_exist",
       "dependencies_documented",
       "roster_up_to_date",
+      "roster_names_exact",
       "capabilities_cover_tasks",
       "backups_identified",
       "ci_workflows",

@@ -3,6 +3,7 @@ import { gitRemoteOf } from "../config.js";
 import { errorMessage } from "../errors.js";
 import { missingCapabilities } from "../protocol/assignment.js";
 import { findCycle } from "../protocol/dependencies.js";
+import { rosterRoutingCheck } from "./roster-routing.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -77,7 +78,7 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
       section: "Infrastructure",
       item: `orchestrator registered in AI Maestro as ${rt.config.orchestrator}`,
       run: async () => {
-        const r = await rt.aimaestro.resolveAgent(rt.config.orchestrator);
+        const r = await rt.aimaestro.resolveExactly(rt.config.orchestrator);
         return r
           ? ["pass", `resolves to ${r.agentId}`]
           : ["unknown", "not registered yet: the server registers it before its first message"];
@@ -103,7 +104,7 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
       run: async () => {
         const names = [rt.config.escalation.user_channel, rt.config.escalation.review_queue];
         const missing: string[] = [];
-        for (const n of names) if (!(await rt.aimaestro.resolveAgent(n))) missing.push(n);
+        for (const n of names) if (!(await rt.aimaestro.resolveExactly(n))) missing.push(n);
         return missing.length
           ? ["fail", `not registered (escalations to them would fail): ${missing.join(", ")}`]
           : ["pass", `${names.join(", ")} resolve`];
@@ -233,11 +234,17 @@ export async function preflight(rt: Runtime): Promise<PreflightResult> {
       run: async () => {
         if (!agents.length) return ["fail", "no roster configured (roster or rosterFile / EOA_ROSTER_FILE)"];
         const missing: string[] = [];
-        for (const a of agents) if (!(await rt.aimaestro.resolveAgent(a.session))) missing.push(a.session);
+        for (const a of agents) if (!(await rt.aimaestro.resolveExactly(a.session))) missing.push(a.session);
         return missing.length
           ? ["fail", `roster agents not registered in AI Maestro: ${missing.join(", ")}`]
           : ["pass", `${agents.length} roster agent(s), all registered in AI Maestro`];
       },
+    },
+    {
+      id: "roster_names_exact",
+      section: "Agent Roster",
+      item: "Each roster name reaches the AI Maestro agent of that name",
+      run: () => rosterRoutingCheck(rt),
     },
     {
       id: "capabilities_cover_tasks",

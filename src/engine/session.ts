@@ -12,6 +12,7 @@ import {
   type State,
   type TaskRecord,
 } from "../state/schema.js";
+import { refuseMisroutedRoster } from "./roster-routing.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -52,6 +53,7 @@ export interface Confirmation {
 const GH_ID = /^GH-(\d{1,9})$/;
 
 export async function startSession(rt: Runtime, args: StartSessionArgs): Promise<Confirmation> {
+  await refuseMisroutedRoster(rt);
   if (args.approve) return approve(rt, args);
   if (args.session_id) {
     throw new EoaError(

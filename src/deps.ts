@@ -8,6 +8,7 @@ import { Runtime } from "./engine/runtime.js";
 import { createLogger, type LogSink } from "./log.js";
 import { redactSecrets } from "./protocol/secrets.js";
 import { syncRoster } from "./engine/roster.js";
+import { reconcileMerges } from "./engine/reconcile.js";
 import { StateStore } from "./state/store.js";
 
 export interface BuildOptions {
@@ -83,6 +84,10 @@ export async function recover(rt: Runtime): Promise<void> {
   await rt.outbox
     .flush()
     .catch((err: Error) => rt.logger.warn("outbox reconcile failed", { error: err.message }));
+  // A merge decided before a crash completes its task now, not when someone reviews the PR again.
+  await reconcileMerges(rt).catch((err: Error) =>
+    rt.logger.warn("merge reconciliation failed", { error: err.message }),
+  );
 }
 
 export async function closeRuntime(rt: Runtime): Promise<void> {

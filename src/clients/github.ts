@@ -103,6 +103,8 @@ export interface GitHubPull {
   body: string;
   state: "open" | "closed";
   merged: boolean;
+  /** The merge commit, once merged (before that GitHub shows a test merge: not used). */
+  mergeCommitSha: string | null;
   /** null while GitHub is still computing it. */
   mergeable: boolean | null;
   mergeableState: string;
@@ -444,6 +446,7 @@ export class GitHubClient {
         body: data.body ?? "",
         state: data.state === "closed" ? "closed" : "open",
         merged: data.merged,
+        mergeCommitSha: data.merged ? (data.merge_commit_sha ?? null) : null,
         mergeable: data.mergeable,
         mergeableState: data.mergeable_state,
         headSha: data.head.sha,

@@ -72,6 +72,25 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
           : `review PR #${t.pr_number} for ${id}`,
         arguments: { pr_number: t.pr_number, task_id: id },
       });
+    } else if (t.status === "merge-release" && t.pr_number) {
+      // Its completion is pending: a merge decided (made, or left by a process that is gone) is
+      // finished by the next cycle; an approval without a merge waits for a person to merge.
+      const merging = state.outbox.some((e) => e.kind === "merge" && e.payload.task_id === id);
+      reviews.push(
+        merging
+          ? {
+              tool: "check_messages",
+              task_id: id,
+              why: `the merge of PR #${t.pr_number} for ${id} was decided: the next cycle completes ${id} (done, dependents dispatched)`,
+              arguments: {},
+            }
+          : {
+              tool: "review_pr",
+              task_id: id,
+              why: `PR #${t.pr_number} is approved (auto_merge is off): once a person merges it, review_pr records ${id} done`,
+              arguments: { pr_number: t.pr_number, task_id: id },
+            },
+      );
     } else if (t.status === "todo" && !t.queue && !t.parked_by) {
       assigns.push({
         tool: "assign_task",

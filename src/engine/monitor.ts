@@ -7,6 +7,7 @@ import { cap, oneLine } from "../protocol/text.js";
 import type { MessageOutcome } from "../state/schema.js";
 import { actionsDue, type ActionDue } from "./actions-due.js";
 import { finishOffline } from "./offline.js";
+import { reconcileMerges } from "./reconcile.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -94,6 +95,7 @@ export async function checkMessages(
     online,
     inbox_read: inboxRead,
   });
+  const changes = [...cycle.changes];
   const byId = new Map(fetched.map((f) => [f.id, f]));
   for (const a of cycle.applied) {
     const f = byId.get(a.id)!;
@@ -110,13 +112,19 @@ export async function checkMessages(
   const flushed = await rt.outbox.flush();
   for (const f of flushed.filter((x) => !x.ok))
     warnings.push(`side effect ${f.id} (${f.kind}) failed, will retry: ${f.error}`);
+  // A merge decided by a process that is gone is finished here (docs/PROTOCOL.md, Durability).
+  try {
+    for (const id of await reconcileMerges(rt)) changes.push(`${id}: its PR is merged on GitHub: done`);
+  } catch (err) {
+    warnings.push(`merges not reconciled this cycle: ${errorMessage(err)}`);
+  }
 
   const due = actionsDue(await rt.store.read());
   return {
     cycle: cycle.count,
     peek: false,
     read,
-    changes: cycle.changes,
+    changes,
     actions_due: due.actions,
     actions_more: due.more,
     warnings,

@@ -7,7 +7,7 @@ import { perform } from "./perform.js";
 import type { Runtime } from "./runtime.js";
 
 /**
- * The outbox (SPEC §5). A transaction records an effect as `pending` together with the state change
+ * The outbox (docs/PROTOCOL.md, Durability). A transaction records an effect as `pending` together with the state change
  * that calls for it; the effect is made after the commit and its outcome handed back to the state
  * machine (`effects-settled`), which marks it `done` or `failed` (retried on a later cycle). At
  * start-up, effects left pending by a crash are reconciled: a message that already reached its

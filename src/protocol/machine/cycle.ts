@@ -227,9 +227,11 @@ function applyMessage(s: Step, m: InboxMessage): Applied {
         context: `reported by ${agent.id}`,
         raised_by: agent.id,
       });
-      // Parked by the escalation, the task is blocked already; merged into an open one, it is not.
-      if (t.parked_by !== esc.escalation.id)
-        block(s, t, `${agent.id}: ${oneLine(c.note, 300)}`, esc.decision);
+      // The agent's report is in the history either way; parked by a new escalation the task is
+      // blocked already (the escalation is its reason), merged into an open one it is blocked here.
+      const report = `${agent.id}: ${oneLine(c.note, 300)}`;
+      if (esc.merged || t.parked_by !== esc.escalation.id) block(s, t, report, esc.decision);
+      else note(s, t, "blocked", report);
       return record("applied", `${taskId} blocked; ${esc.escalation.id} queued for the user`, taskId);
     }
     case "escalation": {

@@ -3,7 +3,7 @@ import type { EffectRecord, EscalationRecord, MessagePayload, State } from "../.
 import { decide, note, type Step } from "./records.js";
 
 /**
- * The outcomes of side effects (SPEC §5), as state changes: an effect made is `done`, one that
+ * The outcomes of side effects (docs/PROTOCOL.md, Durability), as state changes: an effect made is `done`, one that
  * failed is `failed` and retried on a later cycle; a delivered escalation is marked delivered; an
  * assignment whose message never reached the agent is not an assignment, and the task goes back.
  */

@@ -20,24 +20,21 @@ export async function reconcileMerges(rt: Runtime): Promise<string[]> {
       .at(-1);
     // Being made right now (this process or a live one): its own caller completes it.
     if (merge && (merge.status === "pending" || rt.outbox.busy(merge.id))) continue;
-    let merged: boolean;
-    let mergeSha: string | null = null;
+    let pr;
     try {
-      const pr = await rt.github.getPull(task.pr_number!);
-      merged = pr.merged;
-      mergeSha = pr.mergeCommitSha ?? null;
+      pr = await rt.github.getPull(task.pr_number!);
     } catch (err) {
       rt.logger.warn("merge reconciliation: PR not read", { task: task.task_id, error: errorMessage(err) });
       continue;
     }
     const sha = merge?.payload.sha ?? task.review_head ?? "";
-    if (merged) {
+    if (pr.merged) {
       const out = await rt.step({
         type: "merge-observed",
         task_id: task.task_id,
         pr_number: task.pr_number!,
         head_sha: sha,
-        merge_sha: (merge?.result?.sha as string | undefined) ?? mergeSha,
+        merge_sha: (merge?.result?.sha as string | undefined) ?? pr.mergeCommitSha,
         method: merge?.payload.method ?? rt.config.review.merge_method,
       });
       await rt.outbox.flush(out.effects);

@@ -1,41 +1,58 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import { tools } from "../src/tools/index.js";
 import { assertBuilt, CLI, runProcess, type Finished } from "./fixtures/cli.js";
 
 /**
- * Issue 5, part 5: a real third-party client, the MCP Inspector CLI (a devDependency, run offline
- * through `npx --no-install`), drives the built server over stdio against the loopback stand-ins.
- * `npm test` builds first; run `npm run build` before running this file alone.
+ * Issue 5, part 5: a real third-party client, the MCP Inspector CLI, drives the built server over
+ * stdio against the loopback stand-ins. `npm test` builds first; run `npm run build` before running
+ * this file alone.
+ *
+ * The Inspector declares Node 22 (npm prints EBADENGINE for it on Node 20, though its CLI runs
+ * there), so it is not one of eoa-mcp's own dependencies: it has a package of its own in
+ * `tools/inspector`, with its lockfile, installed there on first use (`npm ci`).
  *
  * The Inspector has a `--config` option of its own, so the server's command comes after `--`.
  */
 
 const ROOT = join(import.meta.dirname, "..");
+const INSPECTOR_DIR = join(ROOT, "tools", "inspector");
+const INSPECTOR = join(INSPECTOR_DIR, "node_modules", "@modelcontextprotocol", "inspector", "package.json");
 const SLOW = 60_000;
+const INSTALL = 300_000;
 
 let env: NightEnvironment;
 let home: string;
+let bin: string;
 beforeAll(async () => {
   assertBuilt();
   env = await createEnvironment();
   home = await mkdtemp(join(tmpdir(), "eoa-inspector-home-"));
-});
+  if (!existsSync(INSPECTOR)) {
+    const r = await runProcess("npm", ["ci", "--no-audit", "--no-fund"], {
+      cwd: INSPECTOR_DIR,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? home },
+    });
+    if (r.code !== 0) throw new Error(`npm ci in ${INSPECTOR_DIR} failed:\n${r.stderr}`);
+  }
+  const pkg = JSON.parse(await readFile(INSPECTOR, "utf8")) as { bin: Record<string, string> };
+  bin = join(dirname(INSPECTOR), pkg.bin["mcp-inspector"]!);
+}, INSTALL);
 afterAll(async () => {
   await env?.close();
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-/** `npx --no-install @modelcontextprotocol/inspector --cli <args> -- node dist/cli.js --config <file>`. */
+/** `mcp-inspector --cli <args> -- node dist/cli.js --config <file>`. */
 function inspect(args: string[]): Promise<Finished> {
   return runProcess(
-    "npx",
+    process.execPath,
     [
-      "--no-install",
-      "@modelcontextprotocol/inspector",
+      bin,
       "--cli",
       "--cwd",
       env.root,

@@ -26,8 +26,8 @@ Usage:
   eoa-mcp --help | --version
 
 Options:
-  --config FILE          config file (default ./eoa.config.json when present; or EOA_CONFIG)
-  --state-dir DIR        state directory (EOA_STATE_DIR, default ./.eoa)
+  --config FILE          config file (EOA_CONFIG; default eoa.config.json in the current directory, if any)
+  --state-dir DIR        state directory (EOA_STATE_DIR; default .eoa in the current directory)
   --repo OWNER/NAME      GitHub repository (EOA_REPO)
   --orchestrator NAME    AI Maestro name of the orchestrator (EOA_ORCHESTRATOR)
   --aimaestro-url URL    AI Maestro base URL (AIMAESTRO_API)

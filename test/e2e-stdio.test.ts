@@ -179,6 +179,16 @@ describe("eoa-mcp over stdio", () => {
     expect(existsSync(stateDir)).toBe(false);
   });
 
+  it("preflight names a GitHub host that does not resolve as such, not as a 500", async () => {
+    const r = await run(["preflight", "--config", env.configFile, "--github-api-url", "http://gh.invalid"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      "GitHub could not be reached at http://gh.invalid while trying to read the authenticated user: " +
+        "getaddrinfo ENOTFOUND gh.invalid (the host name does not resolve)",
+    );
+    expect(r.stdout).not.toMatch(/\(500/);
+  });
+
   it("report with no session says what to do on the command line, and creates nothing", async () => {
     const stateDir = join(env.root, "no-night-yet");
     const r = await run(["report", "--config", env.configFile, "--state-dir", stateDir]);

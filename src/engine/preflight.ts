@@ -381,7 +381,13 @@ export async function runPreflight(rt: PreflightContext): Promise<PreflightResul
               ),
             ),
         );
-        return flips((await repo()).defaultBranch, runs, earlier);
+        const [status, evidence] = flips((await repo()).defaultBranch, runs, earlier);
+        return [
+          status,
+          rt.config.review.commands.test
+            ? evidence
+            : `${evidence}; no review.commands.test configured: Gate 2 runs no tests of its own`,
+        ];
       },
     },
     {

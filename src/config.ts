@@ -167,7 +167,7 @@ function readConfigFile(flagPath: string | undefined, env: NodeJS.ProcessEnv, cw
 }
 
 /** JSON.parse names a character offset ("at position 14"); an editor wants a line and a column. */
-export function jsonErrorAt(text: string, message: string): string {
+function jsonErrorAt(text: string, message: string): string {
   const m = / at position (\d+)(?: \(line \d+ column \d+\))?/.exec(message);
   if (!m) return message;
   const before = text.slice(0, Number(m[1]));

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -135,6 +135,41 @@ describe("the README's set-up, followed literally", () => {
       const listed = ok(await step(register!, home), "claude mcp add / list");
       expect(listed).toContain(`eoa: eoa-mcp --config ${project}/eoa.config.json - ✓ Connected`);
       expect(existsSync(join(project, ".eoa", "state.json"))).toBe(true);
+    },
+    SLOW,
+  );
+
+  it(
+    "with the example config and roster and nobody registered yet, each agent is reported once, as unregistered",
+    async () => {
+      const dir = join(tmp, "examples");
+      await mkdir(dir, { recursive: true });
+      await copyFile(join(ROOT, "eoa.config.example.json"), join(dir, "eoa.config.json"));
+      await copyFile(join(ROOT, "AGENT_ROSTER.example.md"), join(dir, "AGENT_ROSTER.md"));
+      const hub = await startAiMaestroServer({ clock });
+      try {
+        const r = await runProcess(process.execPath, [join(ROOT, "dist", "cli.js"), "preflight"], {
+          cwd: dir,
+          env: {
+            PATH: process.env.PATH ?? "",
+            HOME: dir,
+            AIMAESTRO_API: hub.url,
+            GITHUB_API_URL: github.url,
+          },
+        });
+        expect(r.code, r.stderr).toBe(1);
+        const line = (item: string) => r.stdout.split("\n").find((l) => l.slice(6).startsWith(item)) ?? "";
+        expect(line("All remote agents online")).toContain(
+          'dev-agent-1, dev-agent-2 cannot be online before they are registered (see "AGENT_ROSTER.md up to date")',
+        );
+        expect(line("All remote agents online")).not.toContain("offline in AI Maestro");
+        expect(line("AGENT_ROSTER.md up to date")).toContain(
+          "not registered in AI Maestro: dev-agent-1, dev-agent-2",
+        );
+        expect(existsSync(join(dir, ".eoa"))).toBe(false);
+      } finally {
+        await hub.close();
+      }
     },
     SLOW,
   );

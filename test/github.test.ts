@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { GitHubClient, type GitHubClientOptions } from "../src/clients/github.js";
 import { EoaError } from "../src/errors.js";
+import { createLogger } from "../src/log.js";
 import { type GitHubServerOptions, type GitHubStandIn, startGitHubServer } from "../src/sim/github-server.js";
 
 const TOKEN = "ghp_simTokenValue0123456789abcdefABCDEF";
@@ -504,6 +505,33 @@ describe("GitHubClient error mapping", () => {
     const err = await failure(client.getRepo());
     expect(err.code).toBe("GITHUB_UNAVAILABLE");
     expect(allText(err)).not.toContain(TOKEN);
+  });
+
+  it("a host name that does not resolve: the real cause, no invented status, and no retries", async () => {
+    const lines: string[] = [];
+    const logger = createLogger("github", {
+      level: "debug",
+      stderr: false,
+      sinks: new Set([(_level, _name, line) => void lines.push(String(line))]),
+    });
+    const client = new GitHubClient({
+      repo: "acme/webapp",
+      token: TOKEN,
+      apiUrl: "http://eoa-no-such-host.invalid",
+      retries: 3,
+      retryBaseMs: 1,
+      throttle: false,
+      logger,
+    });
+    const err = await failure(client.getRepo());
+    expect(err.code).toBe("GITHUB_UNAVAILABLE");
+    expect(err.message).toBe(
+      "GitHub could not be reached at http://eoa-no-such-host.invalid while trying to read repository acme/webapp: " +
+        "getaddrinfo ENOTFOUND eoa-no-such-host.invalid (the host name does not resolve)",
+    );
+    expect(err.nextStep).toContain("DNS");
+    // Octokit's request log has a line per attempt: one, since a retry cannot make the name resolve.
+    expect(lines.filter((l) => l.startsWith("GET /repos/acme/webapp"))).toHaveLength(1);
   });
 
   it("refuses a malformed repository name", () => {

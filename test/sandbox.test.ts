@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, CLI, runProcess, type Finished } from "./fixtures/cli.js";
+import { INSPECTOR_DIR } from "./fixtures/inspector.js";
 
 /**
  * Issue 15, item 5: `eoa-mcp sandbox` (the built CLI) serves a night that a real third-party
@@ -13,7 +14,6 @@ import { assertBuilt, CLI, runProcess, type Finished } from "./fixtures/cli.js";
  * temporary directory behind. `npm test` builds first; run `npm run build` before this file alone.
  */
 
-const ROOT = join(import.meta.dirname, "..");
 const SLOW = 180_000;
 
 let scratch: string;
@@ -92,11 +92,12 @@ describe("eoa-mcp sandbox", () => {
           `claude mcp add --transport stdio --env EOA_CONFIG=${env.EOA_CONFIG} --env EOA_FAKE_CLOCK_FILE=${env.EOA_FAKE_CLOCK_FILE} eoa-sandbox -- ${server}`,
         );
 
-        // The printed Inspector line, run as printed (offline: npx must not look for a newer one).
+        // The printed Inspector line, run as printed (offline: npx must not look for a newer one),
+        // where the tests' Inspector is installed.
         const line = /^ {2}(npx @modelcontextprotocol\/inspector --cli .*)$/m.exec(out)?.[1];
         expect(line).toBeDefined();
         const pre = await runProcess("sh", ["-c", line!.replace(/^npx /, "npx --no-install ")], {
-          cwd: ROOT,
+          cwd: INSPECTOR_DIR,
           env: inspectorEnv(),
         });
         expect(pre.code, pre.stderr).toBe(0);
@@ -128,7 +129,7 @@ describe("eoa-mcp sandbox", () => {
               process.execPath,
               CLI,
             ],
-            { cwd: ROOT, env: inspectorEnv() },
+            { cwd: INSPECTOR_DIR, env: inspectorEnv() },
           );
           expect(r.code, `${tool}: ${r.stdout}\n${r.stderr}`).toBe(0);
           return json<ToolCallResult>(r).structuredContent;

@@ -28,7 +28,31 @@ async function loadOctokit() {
     import("@octokit/plugin-retry"),
     import("@octokit/plugin-throttling"),
   ]);
-  return Octokit.plugin(retry, throttling);
+  // Registered before the retry plugin, so it sees each failure first.
+  return Octokit.plugin(unresolvedHostNotRetried, retry, throttling);
+}
+
+/**
+ * Octokit reports a request that got no answer at all as status 500, which the retry plugin then
+ * retries (1 s, 4 s, 9 s). A host name that does not resolve will not resolve a second later:
+ * such a failure gets status 0 (there was no HTTP status), which is never retried.
+ */
+function unresolvedHostNotRetried(octokit: { hook: Octokit["hook"] }): void {
+  octokit.hook.error("request", (error) => {
+    if (networkCause(error)?.code === "ENOTFOUND") (error as { status?: number }).status = 0;
+    throw error;
+  });
+}
+
+/** The system error under a request that got no HTTP answer (fetch's "fetch failed" wraps it). */
+function networkCause(err: unknown): { code: string; message: string } | undefined {
+  if ((err as { response?: unknown }).response !== undefined) return undefined;
+  for (let e = (err as { cause?: unknown }).cause, depth = 0; e && depth < 4; depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === "string" && typeof message === "string") return { code, message };
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 const MAX_RATE_LIMIT_WAIT_S = 5;
@@ -152,6 +176,27 @@ export interface GitHubWorkflowRun {
   checkSuiteId: number | undefined;
   runAttempt: number | undefined;
   htmlUrl: string;
+}
+
+/** A workflow run as the branch's history shows it (preflight: is CI green, does it flip?). */
+export interface GitHubBranchRun {
+  id: number;
+  workflowId: number;
+  name: string;
+  headSha: string;
+  status: string | null;
+  conclusion: string | null;
+  /** The latest attempt; earlier ones are read with `getWorkflowRunAttempt`. */
+  runAttempt: number;
+  htmlUrl: string;
+}
+
+/** A user's permission on the repository: `admin`, `write`, `read` or `none` (maintain shows as write). */
+export interface GitHubCollaboratorPermission {
+  login: string;
+  permission: string;
+  /** The finer role (`maintain`, `triage`, a custom role), when GitHub gives it. */
+  roleName: string | null;
 }
 
 export interface RerunResult {
@@ -321,6 +366,52 @@ export class GitHubClient {
         per_page: 100,
       });
       return items.map((w) => ({ id: w.id, name: w.name, path: w.path, state: w.state }));
+    });
+  }
+
+  /** The latest workflow runs on `branch`, newest first: one page, recent history only. */
+  async listBranchWorkflowRuns(branch: string, perPage = 50): Promise<GitHubBranchRun[]> {
+    return this.call({ op: `list workflow runs on ${branch}` }, async () => {
+      const { data } = await this.octokit.rest.actions.listWorkflowRunsForRepo({
+        ...this.params(),
+        branch,
+        per_page: perPage,
+      });
+      return data.workflow_runs.map((r) => ({
+        id: r.id,
+        workflowId: r.workflow_id,
+        name: r.name ?? "",
+        headSha: r.head_sha,
+        status: r.status,
+        conclusion: r.conclusion,
+        runAttempt: r.run_attempt ?? 1,
+        htmlUrl: r.html_url,
+      }));
+    });
+  }
+
+  /** One earlier attempt of a workflow run (a rerun replaces the run's listed result). */
+  async getWorkflowRunAttempt(
+    runId: number,
+    attempt: number,
+  ): Promise<{ status: string | null; conclusion: string | null }> {
+    return this.call({ op: `read attempt ${attempt} of workflow run ${runId}` }, async () => {
+      const { data } = await this.octokit.rest.actions.getWorkflowRunAttempt({
+        ...this.params(),
+        run_id: runId,
+        attempt_number: attempt,
+      });
+      return { status: data.status, conclusion: data.conclusion };
+    });
+  }
+
+  async getCollaboratorPermission(login: string): Promise<GitHubCollaboratorPermission> {
+    return this.call({ op: `read the permission of ${login} on ${this.fullName}` }, async () => {
+      const { data } = await this.octokit.rest.repos.getCollaboratorPermissionLevel({
+        ...this.params(),
+        username: login,
+      });
+      return { login, permission: data.permission, roleName: data.role_name ?? null };
     });
   }
 
@@ -794,6 +885,20 @@ export class GitHubClient {
     }
 
     const status = typeof e.status === "number" ? e.status : 0;
+    const network = networkCause(err);
+    if (network) {
+      const url = (err as { request?: { url?: string } }).request?.url;
+      const where = url ? ` at ${new URL(url).origin}` : "";
+      const unresolved = network.code === "ENOTFOUND";
+      return new EoaError(
+        "GITHUB_UNAVAILABLE",
+        `GitHub could not be reached${where} while trying to ${what}: ${scrub(network.message)}${unresolved ? " (the host name does not resolve)" : ""}`,
+        unresolved
+          ? "check the network connection and DNS (and GITHUB_API_URL, if set), then try again"
+          : "check the network connection (and GITHUB_API_URL, if set); a poll cycle retries by itself",
+        { operation: what, cause: network.code },
+      );
+    }
     const details: Record<string, unknown> = { operation: what, status };
     if (status === 401) {
       return new EoaError(

@@ -8,7 +8,9 @@ import type { Runtime } from "./runtime.js";
  * agent each roster name reaches with the name itself, for `preflight` and `start_session`.
  */
 
-function rosterNames(rt: Runtime): string[] {
+type Hub = Pick<Runtime, "config" | "aimaestro">;
+
+function rosterNames(rt: Hub): string[] {
   return rt.config.agents.map((a) => a.session ?? a.id);
 }
 
@@ -17,7 +19,7 @@ function describe(m: readonly MisroutedName[]): string {
 }
 
 /** The preflight item: fail naming both names of each roster name that reaches another agent. */
-export async function rosterRoutingCheck(rt: Runtime): Promise<["pass" | "fail", string]> {
+export async function rosterRoutingCheck(rt: Hub): Promise<["pass" | "fail", string]> {
   const misrouted = await rt.aimaestro.misroutedNames(rosterNames(rt));
   return misrouted.length
     ? ["fail", `${describe(misrouted)}: mail for it would go to that agent`]

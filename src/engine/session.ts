@@ -1,6 +1,7 @@
 import { EoaError } from "../errors.js";
 import { PRIORITY_RANK, missingCapabilities } from "../protocol/assignment.js";
 import { checklistFromIssueBody, dependenciesFromIssueBody } from "../protocol/dependencies.js";
+import { handoffWarnings } from "../protocol/handoff.js";
 import type { TaskSpec } from "../protocol/machine/index.js";
 import { cap, oneLine } from "../protocol/text.js";
 import {
@@ -108,6 +109,7 @@ async function confirmation(rt: Runtime, sessionId: string, warnings: string[]):
   const session = state.sessions.find((s) => s.id === sessionId)!;
   const tasks = session.task_ids.map((id) => state.tasks[id]!).filter(Boolean);
   const agents = Object.values(state.agents);
+  warnings.push(...handoffWarnings(rt.config));
   const online = await presence(rt, warnings);
   const available = agents
     .filter((a) => a.availability === "active" && (online === null || online.has(a.session.toLowerCase())))
@@ -209,9 +211,9 @@ async function resolveTasks(
       throw new EoaError("DUPLICATE_TASK", `${id} is listed twice`, "list each task once");
     }
     seen.add(id);
+    // An inline spec is the task itself; it is tied to an issue only when it names issue_number.
     if (typeof t !== "string") {
-      const m = GH_ID.exec(t.task_id);
-      out.push({ ...t, ...(m && !t.issue_number ? { issue_number: Number(m[1]) } : {}) });
+      out.push(t);
       continue;
     }
     const m = GH_ID.exec(id);

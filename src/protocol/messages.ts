@@ -61,7 +61,8 @@ export function assignmentMessage(task: TaskRecord, to: string, epoch: number): 
     `AUTONOMOUS task ${task.task_id}: ${oneLine(task.title)} (priority ${task.priority}).`,
     "",
     "Instructions:",
-    task.instructions || "(see the issue)",
+    task.instructions ||
+      (task.issue_number ? `(see issue #${task.issue_number})` : "(none beyond the title above)"),
     "",
     "Completion criteria:",
     bullets(task.completion_criteria),

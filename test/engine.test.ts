@@ -971,6 +971,43 @@ describe("the outbox after a crash", () => {
   });
 });
 
+describe("send_instructions and reassign_task", () => {
+  it("instructions reach the holder's inbox and the decision log; one task moves with a stop notice and a handoff", async () => {
+    await setup();
+    await startSession(inline("T-1", "T-2"));
+    await assign({ task_id: "T-1", agent: "dev-agent-1" });
+    await assign({ task_id: "T-2", agent: "dev-agent-1" });
+    const sent = await ok<{ agent: string; message_id: string | null }>("send_instructions", {
+      task_id: "T-1",
+      instructions: "Keep the session store; add a TTL column.",
+      in_reply_to: "msg-1",
+    });
+    expect(sent).toMatchObject({ agent: "dev-agent-1", message_id: expect.any(String) });
+    const told = inbox("dev-agent-1").filter((m) => m.content.type === "instructions");
+    expect(told).toHaveLength(1);
+    expect(ctx(told[0]!)).toMatchObject({ task_id: "T-1", in_reply_to: "msg-1" });
+
+    const moved = await ok<{ from: string; to: string; assignment_epoch: number }>("reassign_task", {
+      task_id: "T-1",
+      reason: "permission denied (publickey) on dev-agent-1's machine",
+    });
+    expect(moved).toMatchObject({ from: "dev-agent-1", to: "dev-agent-2", assignment_epoch: 2 });
+    expect(inbox("dev-agent-1").filter((m) => m.content.type === "stop")).toHaveLength(1);
+    expect(assignments("dev-agent-2")).toHaveLength(1);
+    // Only that task moved.
+    expect((await task("T-2")).assignee).toBe("dev-agent-1");
+    const decisions = (await state()).decisions.map((d) => d.action);
+    expect(decisions).toEqual(expect.arrayContaining(["instruct", "reassign"]));
+
+    // Nothing can take it back to the agent it left, and a refusal changes nothing.
+    const before = JSON.stringify((await state()).tasks["T-1"]);
+    expect((await fails("reassign_task", { task_id: "T-1", agent: "dev-agent-2", reason: "x" })).code).toBe(
+      "SAME_AGENT",
+    );
+    expect(JSON.stringify((await state()).tasks["T-1"])).toBe(before);
+  });
+});
+
 describe("check_messages with many messages", () => {
   it("reads and marks them a few at a time (never one after another, never all at once), in inbox order", async () => {
     await setup();

@@ -38,10 +38,18 @@ type Command =
   | { c: "review"; task: number; ci: number; finding: boolean; conflict: boolean; assess: boolean }
   | { c: "merged"; task: number }
   | { c: "refused"; task: number; reason: number }
-  | { c: "settle"; pick: number; ok: boolean };
+  | { c: "settle"; pick: number; ok: boolean }
+  | { c: "instruct"; task: number }
+  | { c: "move"; task: number; agent: number | null };
 
 const idx = (n: number) => fc.nat({ max: n - 1 });
 const command: fc.Arbitrary<Command> = fc.oneof(
+  fc.record({ c: fc.constant("instruct" as const), task: idx(TASKS.length) }),
+  fc.record({
+    c: fc.constant("move" as const),
+    task: idx(TASKS.length),
+    agent: fc.option(idx(AGENTS.length), { nil: null }),
+  }),
   {
     weight: 2,
     arbitrary: fc.record({
@@ -231,6 +239,15 @@ function eventOf(s: State, cmd: Command, seq: number): ProtocolEvent | null {
         error: reason,
       };
     }
+    case "instruct":
+      return { type: "instructions-sent", task_id: TASKS[cmd.task]!, instructions: "do it this way" };
+    case "move":
+      return {
+        type: "reassign-requested",
+        task_id: TASKS[cmd.task]!,
+        ...(cmd.agent !== null ? { agent: AGENTS[cmd.agent]! } : {}),
+        reason: "test",
+      };
     case "settle": {
       const pending = s.outbox.filter((e) => e.status !== "done");
       if (!pending.length) return null;

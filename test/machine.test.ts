@@ -388,6 +388,68 @@ describe("rules 7-8: blocking, escalation and the user's answer", () => {
   });
 });
 
+describe("rule 5b: instructions and moving one task", () => {
+  it("instructions go to the holder under its epoch, recorded as a decision", () => {
+    const s = run(night(), [
+      { type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } },
+    ]).state;
+    const { state, last } = run(s, [
+      {
+        type: "instructions-sent",
+        task_id: "GH-1",
+        instructions: "Use the existing session store.",
+        in_reply_to: "esc-001",
+      },
+    ]);
+    const [m] = messagesTo(state, last.effects, "dev-1");
+    expect(m!.payload.message.content.context).toMatchObject({
+      type: "instructions",
+      assignment_epoch: 1,
+      in_reply_to: "esc-001",
+    });
+    expect(state.decisions.at(-1)).toMatchObject({ action: "instruct", task_id: "GH-1", agent: "dev-1" });
+  });
+
+  it("instructions for a task nobody holds are refused", () => {
+    const err = refusal(() =>
+      step(night(), { type: "instructions-sent", task_id: "GH-1", instructions: "x" }, env()),
+    );
+    expect(err.code).toBe("TASK_NOT_HELD");
+  });
+
+  it("one task moves to another agent: stop notice, handoff, new epoch; never back to its holder", () => {
+    const s = run(night(), [
+      { type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } },
+    ]).state;
+    const { state, last } = run(s, [
+      { type: "reassign-requested", task_id: "GH-1", reason: "publickey denied" },
+    ]);
+    expect(last.result).toMatchObject({ from: "dev-1", to: "dev-2", epoch: 2 });
+    expect(messagesTo(state, last.effects, "dev-1")[0]!.payload.message.subject).toMatch(/STOP/);
+    expect(messagesTo(state, last.effects, "dev-2")[0]!.payload.message.subject).toMatch(/handoff/);
+    expect(state.tasks["GH-1"]).toMatchObject({ assignee: "dev-2", previous_assignees: ["dev-1"] });
+    expect(
+      refusal(() =>
+        step(state, { type: "reassign-requested", task_id: "GH-1", agent: "dev-2", reason: "x" }, env()),
+      ).code,
+    ).toBe("SAME_AGENT");
+  });
+
+  it("is refused, changing nothing, when no other agent may take it", () => {
+    const config = testConfig({ agents: [{ id: "dev-1", capabilities: ["python"] }] });
+    const s = run(
+      night(["GH-1"], { config }),
+      [{ type: "assign-requested", request: { task_id: "GH-1" } }],
+      0,
+      config,
+    ).state;
+    const err = refusal(() =>
+      step(s, { type: "reassign-requested", task_id: "GH-1", reason: "x" }, env(0, config)),
+    );
+    expect(err.code).toBe("NO_ELIGIBLE_AGENT");
+  });
+});
+
 describe("found by the property test", () => {
   it("a task at human review stays there when reviewed again (it would take a slot its agent gave up)", () => {
     let s = inReview();

@@ -141,6 +141,35 @@ export function stopNoticeMessage(task: TaskRecord, to: string, reason: string):
 }
 
 /**
+ * The orchestrator's instructions about a task to the agent holding it (fix instructions after an
+ * error, the answer to a question), under the assignment's epoch.
+ */
+export function instructionsMessage(
+  task: TaskRecord,
+  to: string,
+  epoch: number,
+  instructions: string,
+  inReplyTo?: string,
+): OutboundMessage {
+  return {
+    to,
+    subject: `INSTRUCTIONS: ${task.task_id}${inReplyTo ? ` (re ${oneLine(inReplyTo, 60)})` : ""}`,
+    priority: "high",
+    content: {
+      type: "instructions",
+      message: `Instructions for ${task.task_id} (${oneLine(task.title)}):\n${instructions}`,
+      context: {
+        type: "instructions",
+        task_id: task.task_id,
+        assignment_epoch: epoch,
+        instructions,
+        ...(inReplyTo ? { in_reply_to: inReplyTo } : {}),
+      },
+    },
+  };
+}
+
+/**
  * The user's answer to an escalation, for the agent holding a task it parked: go on accordingly,
  * or, while another open escalation still parks the task, wait for that answer too.
  */

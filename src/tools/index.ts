@@ -4,8 +4,10 @@ import { checkMessagesTool } from "./check_messages.js";
 import { escalateTool } from "./escalate.js";
 import { markAgentOfflineTool } from "./mark_agent_offline.js";
 import { preflightTool } from "./preflight.js";
+import { reassignTaskTool } from "./reassign_task.js";
 import { resolveEscalationTool } from "./resolve_escalation.js";
 import { reviewPrTool } from "./review_pr.js";
+import { sendInstructionsTool } from "./send_instructions.js";
 import { startSessionTool } from "./start_session.js";
 import { writeReportTool } from "./write_report.js";
 
@@ -15,6 +17,8 @@ export const tools: readonly AnyTool[] = [
   startSessionTool,
   assignTaskTool,
   checkMessagesTool,
+  sendInstructionsTool,
+  reassignTaskTool,
   reviewPrTool,
   escalateTool,
   resolveEscalationTool,

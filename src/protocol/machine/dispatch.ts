@@ -13,7 +13,14 @@ import { decide, effect, note, syncLabels, type Step } from "./records.js";
  */
 
 export type DispatchOutcome =
-  | { status: "dispatched"; task_id: string; agent: string; epoch: number; effects: string[] }
+  | {
+      status: "dispatched";
+      task_id: string;
+      agent: string;
+      epoch: number;
+      effects: string[];
+      decision: string;
+    }
   | { status: "queued"; task_id: string; reason: string };
 
 export interface DispatchOptions {
@@ -137,7 +144,14 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
   };
   const msgEffect = effect(s, decision, "message", payload);
   const labelEffect = syncLabels(s, decision, taskId);
-  return { status: "dispatched", task_id: taskId, agent: agent.id, epoch, effects: [msgEffect, labelEffect] };
+  return {
+    status: "dispatched",
+    task_id: taskId,
+    agent: agent.id,
+    epoch,
+    effects: [msgEffect, labelEffect],
+    decision,
+  };
 }
 
 /** Every queued task that can go now, in priority order. */

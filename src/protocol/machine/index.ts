@@ -11,6 +11,12 @@ import {
   type EscalateOutcome,
   type ResolveOutcome,
 } from "./escalation.js";
+import {
+  instructionsSent,
+  reassignRequested,
+  type InstructionsOutcome,
+  type ReassignOutcome,
+} from "./instruct.js";
 import { markOffline, type OfflineOutcome } from "./offline.js";
 import { effectsSettled, type EffectOutcome } from "./outbox.js";
 import type { Step, StepOutput } from "./records.js";
@@ -43,6 +49,8 @@ export type ProtocolEvent =
   | { type: "assign-requested"; request: AssignRequest }
   | ({ type: "poll-cycle" } & PollCycleEvidence)
   | { type: "agent-offline-reported"; agent: string; reason: string }
+  | { type: "instructions-sent"; task_id: string; instructions: string; in_reply_to?: string | undefined }
+  | { type: "reassign-requested"; task_id: string; agent?: string | undefined; reason: string }
   | { type: "escalation-raised"; input: EscalateInput }
   | { type: "escalation-answered"; escalation_id: string; decision: string }
   | ({ type: "review-judged" } & ReviewEvidence)
@@ -59,6 +67,8 @@ export interface EventResults {
   "assign-requested": DispatchOutcome;
   "poll-cycle": CycleOutcome;
   "agent-offline-reported": OfflineOutcome;
+  "instructions-sent": InstructionsOutcome;
+  "reassign-requested": ReassignOutcome;
   "escalation-raised": EscalateOutcome;
   "escalation-answered": ResolveOutcome;
   "review-judged": ReviewApplied;
@@ -118,6 +128,10 @@ function apply(s: Step, e: ProtocolEvent): EventResults[ProtocolEvent["type"]] {
       return pollCycle(s, e);
     case "agent-offline-reported":
       return markOffline(s, e.agent, e.reason);
+    case "instructions-sent":
+      return instructionsSent(s, e);
+    case "reassign-requested":
+      return reassignRequested(s, e);
     case "escalation-raised":
       return escalate(s, e.input);
     case "escalation-answered":
@@ -140,6 +154,7 @@ export type { CycleOutcome, InboxMessage, PollCycleEvidence } from "./cycle.js";
 export type { DispatchOutcome } from "./dispatch.js";
 export type { EscalateInput, EscalateOutcome, ResolveOutcome } from "./escalation.js";
 export type { OfflineOutcome } from "./offline.js";
+export type { InstructionsOutcome, ReassignOutcome } from "./instruct.js";
 export { MAX_EFFECT_ATTEMPTS, retryable, type EffectOutcome } from "./outbox.js";
 export {
   reviewKey,

@@ -179,6 +179,30 @@ describe("rule 3: acknowledgement", () => {
   });
 });
 
+describe("rule 3 with no other agent", () => {
+  it("sends the task again to the same agent only when no other may take it, and the decision says so", () => {
+    const config = testConfig({ agents: [{ id: "dev-1", capabilities: ["python"] }] });
+    let s = run(
+      night(["GH-1"], { config }),
+      [{ type: "assign-requested", request: { task_id: "GH-1" } }],
+      0,
+      config,
+    ).state;
+    s = run(s, [cycle([], ["dev-1"])], 5, config).state;
+    const { state, last } = run(s, [cycle([], ["dev-1"])], 8, config);
+    expect(state.tasks["GH-1"]).toMatchObject({
+      assignee: "dev-1",
+      assignment_epoch: 2,
+      status: "in-progress",
+    });
+    expect(state.decisions.find((d) => d.action === "reassign")).toMatchObject({
+      rule: expect.stringContaining("no other eligible agent"),
+      outcome: "sent again to dev-1, the only agent that may take it",
+    });
+    expect(last.result.changes).toContain("sent GH-1 again to dev-1: no other agent may take it");
+  });
+});
+
 describe("rules 4-5: heartbeats and offline agents", () => {
   it("takes an agent offline after the threshold of missed cycles and hands its task to its backup", () => {
     let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;

@@ -302,13 +302,33 @@ function reassignUnresponsive(
   });
   const others = Object.values(s.draft.agents).filter((a) => a.id !== agent.id);
   const choice = chooseReplacement(task, agent, others, loads);
+  if (choice.agent === null) {
+    // Back to the same agent only when no other may take it, and the decision says so: a fresh
+    // assignment (new epoch, new message, new deadline), not a silent requeue it would get anyway.
+    const decision = decide(s, {
+      action: "reassign",
+      rule: `rule 3: no acknowledgement after the reminder window, and no other eligible agent (${choice.reason})`,
+      task_id: task.task_id,
+      agent: agent.id,
+      inputs: { assigned_at: task.assigned_at ?? null, reminder_at: task.ack_reminder_at ?? null },
+      outcome: `sent again to ${agent.id}, the only agent that may take it`,
+    });
+    requeue(s, task, `${agent.id} did not acknowledge; ${choice.reason}`, decision, { prefer: agent.id });
+    const out = dispatch(s, task.task_id, { preferred: agent.id, loads });
+    changes.push(
+      out.status === "dispatched"
+        ? `sent ${task.task_id} again to ${agent.id}: no other agent may take it`
+        : `queued ${task.task_id}: ${out.reason}`,
+    );
+    return;
+  }
   const decision = decide(s, {
     action: "reassign",
     rule: "rule 3: no acknowledgement after the reminder window: the agent is unresponsive for this task",
     task_id: task.task_id,
     agent: agent.id,
     inputs: { assigned_at: task.assigned_at ?? null, reminder_at: task.ack_reminder_at ?? null },
-    outcome: choice.agent !== null ? `to ${choice.agent}` : `queued: ${choice.reason}`,
+    outcome: `to ${choice.agent}`,
   });
   if (!task.previous_assignees.includes(agent.id)) task.previous_assignees.push(agent.id);
   // Should the silent agent wake up, it must know the task is no longer its own.
@@ -318,17 +338,13 @@ function reassignUnresponsive(
     task.task_id,
     stopNoticeMessage(plain(task) as TaskRecord, agent.session, "no acknowledgement after the reminder"),
   );
-  if (choice.agent !== null) {
-    const out = dispatch(s, task.task_id, { preferred: choice.agent, loads });
-    changes.push(
-      out.status === "dispatched"
-        ? `reassigned ${task.task_id} from unresponsive ${agent.id} to ${out.agent}`
-        : `queued ${task.task_id}: ${out.reason}`,
-    );
-    return;
-  }
-  requeue(s, task, `${agent.id} did not acknowledge; ${choice.reason}`, decision);
-  changes.push(`queued ${task.task_id}: ${task.queue!.reason}`);
+  // Never back to the agent that did not answer, even if the chosen one turns out not to fit.
+  const out = dispatch(s, task.task_id, { preferred: choice.agent, loads, excluded: new Set([agent.id]) });
+  changes.push(
+    out.status === "dispatched"
+      ? `reassigned ${task.task_id} from unresponsive ${agent.id} to ${out.agent}`
+      : `queued ${task.task_id}: ${out.reason}`,
+  );
 }
 
 function describeOffline(o: OfflineOutcome): string {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { GitHubClient, type GitHubClientOptions } from "../src/clients/github.js";
 import { EoaError } from "../src/errors.js";
-import { type GitHubServerOptions, type GitHubStandIn, startGitHubServer } from "../src/sim/github-server.js";
+import { type GitHubServerOptions, type GitHubStandIn, startGitHubServer } from "../src/sim/github/index.js";
 
 const TOKEN = "ghp_simTokenValue0123456789abcdefABCDEF";
 

@@ -1,6 +1,6 @@
 import { AiMaestroClient } from "../clients/aimaestro.js";
 import type { AiMaestroStandIn } from "./aimaestro-server.js";
-import type { GitHubStandIn } from "./github-server.js";
+import type { GitHubStandIn } from "./github/index.js";
 import type { LocalRepo } from "./git-repo.js";
 
 /**

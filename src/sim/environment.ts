@@ -10,7 +10,7 @@ import type { Runtime } from "../engine/runtime.js";
 import type { LogSink } from "../log.js";
 import { createServer, type EoaServer } from "../server.js";
 import { startAiMaestroServer, type AiMaestroStandIn } from "./aimaestro-server.js";
-import { startGitHubServer, type GitHubStandIn } from "./github-server.js";
+import { startGitHubServer, type GitHubStandIn } from "./github/index.js";
 import { LocalRepo } from "./git-repo.js";
 
 /**

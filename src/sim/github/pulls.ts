@@ -1,0 +1,241 @@
+import { error, list, noPush, notFound, obj, route, type Route, str, validation } from "./http.js";
+import { addIssue } from "./issues.js";
+import type { IssueRec, PullRec, ReviewRec } from "./records.js";
+import { sha1, type SimState } from "./state.js";
+import type { GitHubStandIn } from "./types.js";
+
+/** Pull requests: the pull itself, its files, reviews and the merge. */
+
+function pullJson(s: SimState, base: string, i: IssueRec, p: PullRec) {
+  const additions = p.files.reduce((n, f) => n + f.additions, 0);
+  const deletions = p.files.reduce((n, f) => n + f.deletions, 0);
+  const headRepo =
+    p.headRepo === null
+      ? null
+      : { ...s.repoJson(base), full_name: p.headRepo, name: p.headRepo.split("/")[1] };
+  return {
+    id: p.id,
+    node_id: i.node_id,
+    number: i.number,
+    state: i.state,
+    locked: false,
+    title: i.title,
+    body: i.body,
+    user: s.user(i.user),
+    labels: i.labels.map((l) => s.labelJson(base, l)),
+    draft: p.mergeableState === "draft",
+    url: `${s.repoUrl(base)}/pulls/${i.number}`,
+    html_url: `${s.htmlRepo}/pull/${i.number}`,
+    diff_url: `${s.htmlRepo}/pull/${i.number}.diff`,
+    created_at: i.created_at,
+    updated_at: i.updated_at,
+    closed_at: i.closed_at,
+    merged_at: p.mergedAt,
+    merge_commit_sha: p.mergeCommitSha,
+    head: {
+      label: `${(p.headRepo ?? s.fullName).split("/")[0]}:${p.headRef}`,
+      ref: p.headRef,
+      sha: p.headSha,
+      user: s.user(i.user),
+      repo: headRepo,
+    },
+    base: {
+      label: `${s.owner}:${p.baseRef}`,
+      ref: p.baseRef,
+      sha: sha1(`base:${p.baseRef}`),
+      user: s.user(s.owner),
+      repo: s.repoJson(base),
+    },
+    merged: p.merged,
+    // Once merged GitHub stops computing mergeability.
+    mergeable: p.merged ? null : p.mergeable,
+    mergeable_state: p.merged ? "unknown" : p.mergeableState,
+    merged_by: p.merged ? s.user(s.login) : null,
+    comments: i.comments.length,
+    review_comments: 0,
+    commits: p.shas.length,
+    additions,
+    deletions,
+    changed_files: p.files.length,
+  };
+}
+
+function reviewJson(s: SimState, i: IssueRec, r: ReviewRec) {
+  return {
+    id: r.id,
+    node_id: r.node_id,
+    user: s.user(r.user),
+    body: r.body,
+    state: r.state,
+    commit_id: r.commit_id,
+    submitted_at: r.submitted_at,
+    html_url: `${s.htmlRepo}/pull/${i.number}#pullrequestreview-${r.id}`,
+  };
+}
+
+function blockedReason(s: SimState, p: PullRec): string {
+  const rules = s.protections.get(p.baseRef);
+  const approvals = p.reviews.filter((r) => r.state === "APPROVED" && r.commit_id === p.headSha).length;
+  if (rules && approvals < rules.requiredApprovals) {
+    return `At least ${rules.requiredApprovals} approving review${rules.requiredApprovals === 1 ? " is" : "s are"} required by reviewers with write access.`;
+  }
+  const failing = rules?.requiredChecks.find((name) => {
+    const run = s.checks.get(p.headSha)?.runs.find((r) => r.spec.name === name);
+    return !run || run.spec.status !== "completed" || run.spec.conclusion !== "success";
+  });
+  return failing ? `Required status check "${failing}" is expected.` : "Pull Request is not mergeable";
+}
+
+export function addPull(s: SimState, spec: Parameters<GitHubStandIn["addPull"]>[0]): number {
+  const number = spec.number ?? s.nextNumber();
+  if (s.issues.has(number)) throw new Error(`issue or pull request #${number} already exists`);
+  addIssue(s, {
+    number,
+    title: spec.title,
+    body: spec.body ?? "",
+    labels: spec.labels ?? [],
+    author: spec.author ?? "dev-agent-1",
+  });
+  const i = s.issues.get(number)!;
+  // A pull request is an issue with a pull request attached, sharing its number (and here its node id).
+  i.node_id = `PR_kwDOsim${String(number).padStart(6, "0")}`;
+  i.pull = {
+    id: s.nextId(),
+    headSha: spec.headSha,
+    shas: [spec.headSha],
+    headRef: spec.headRef,
+    headRepo: spec.headRepo === undefined ? s.fullName : spec.headRepo,
+    baseRef: spec.baseRef ?? s.defaultBranch,
+    files: spec.files ?? [],
+    mergeable: spec.mergeable === undefined ? true : spec.mergeable,
+    mergeableState:
+      spec.mergeableState ??
+      (spec.mergeable === false ? "dirty" : spec.mergeable === null ? "unknown" : "clean"),
+    merged: false,
+    mergedAt: null,
+    mergeCommitSha: null,
+    mergeMethod: null,
+    reviews: [],
+  };
+  return number;
+}
+
+export function pullRoutes(s: SimState): Route[] {
+  return [
+    route("GET", "{repo}/pulls/(\\d+)", (m, ctx) => {
+      const i = s.getIssue(m[3]);
+      return i?.pull ? { status: 200, body: pullJson(s, ctx.base, i, i.pull) } : notFound();
+    }),
+    route("GET", "{repo}/pulls/(\\d+)/files", (m, ctx) => {
+      const i = s.getIssue(m[3]);
+      if (!i?.pull) return notFound();
+      const files = i.pull.files.map((f) => {
+        const blob = sha1(`${i.pull!.headSha}:${f.filename}`);
+        return {
+          sha: blob,
+          filename: f.filename,
+          status: f.status ?? "modified",
+          additions: f.additions,
+          deletions: f.deletions,
+          changes: f.additions + f.deletions,
+          blob_url: `${s.htmlRepo}/blob/${i.pull!.headSha}/${f.filename}`,
+          raw_url: `${s.htmlRepo}/raw/${i.pull!.headSha}/${f.filename}`,
+          contents_url: `${s.repoUrl(ctx.base)}/contents/${f.filename}?ref=${i.pull!.headSha}`,
+          ...(f.patch !== undefined ? { patch: f.patch } : {}),
+        };
+      });
+      return list(files, ctx);
+    }),
+    route("GET", "{repo}/pulls/(\\d+)/reviews", (m, ctx) => {
+      const i = s.getIssue(m[3]);
+      return i?.pull
+        ? list(
+            i.pull.reviews.map((r) => reviewJson(s, i, r)),
+            ctx,
+          )
+        : notFound();
+    }),
+    route("POST", "{repo}/pulls/(\\d+)/reviews", (m, ctx) => {
+      const i = s.getIssue(m[3]);
+      if (!i?.pull) return notFound();
+      const b = obj(ctx.body);
+      const event = str(b.event);
+      const body = str(b.body) ?? "";
+      if (event !== undefined && !["APPROVE", "REQUEST_CHANGES", "COMMENT"].includes(event)) {
+        return validation([{ resource: "PullRequestReview", code: "invalid", field: "event" }]);
+      }
+      if ((event === "APPROVE" || event === "REQUEST_CHANGES") && i.user === s.login) {
+        const verb = event === "APPROVE" ? "approve" : "request changes on";
+        return error(422, "Unprocessable Entity", {
+          errors: [`Review Can not ${verb} your own pull request`],
+        });
+      }
+      if ((event === "REQUEST_CHANGES" || event === "COMMENT") && !body) {
+        return error(422, "Unprocessable Entity", {
+          errors: [`Review body is required when the review event is ${event}`],
+        });
+      }
+      const commitId = str(b.commit_id) ?? i.pull.headSha;
+      if (!i.pull.shas.includes(commitId))
+        return error(422, "Unprocessable Entity", {
+          errors: [`Commit ${commitId} is not part of the pull request`],
+        });
+      const state =
+        event === "APPROVE"
+          ? "APPROVED"
+          : event === "REQUEST_CHANGES"
+            ? "CHANGES_REQUESTED"
+            : event === "COMMENT"
+              ? "COMMENTED"
+              : "PENDING";
+      const id = s.nextId();
+      const rec: ReviewRec = {
+        id,
+        node_id: `PRR_${id}`,
+        event: event ?? "PENDING",
+        state,
+        body,
+        commit_id: commitId,
+        user: s.login,
+        submitted_at: s.now(),
+      };
+      i.pull.reviews.push(rec);
+      return { status: 200, body: reviewJson(s, i, rec) };
+    }),
+    route("PUT", "{repo}/pulls/(\\d+)/merge", (m, ctx) => {
+      const i = s.getIssue(m[3]);
+      if (!i?.pull) return notFound();
+      if (!s.permissions.push) return noPush("contents=write");
+      const p = i.pull;
+      const b = obj(ctx.body);
+      const method = str(b.merge_method) ?? "merge";
+      if (!["merge", "squash", "rebase"].includes(method))
+        return validation([{ resource: "PullRequest", code: "invalid", field: "merge_method" }]);
+      if (p.merged || i.state === "closed") return error(405, "Pull Request is not mergeable");
+      const sha = str(b.sha);
+      if (sha !== undefined && sha !== p.headSha)
+        return error(409, "Head branch was modified. Review and try the merge again.");
+      if (p.mergeable === false || p.mergeableState === "dirty" || p.mergeableState === "draft")
+        return error(405, "Pull Request is not mergeable");
+      if (p.mergeableState === "blocked") return error(405, blockedReason(s, p));
+      p.merged = true;
+      p.mergedAt = s.now();
+      p.mergeMethod = method;
+      p.mergeCommitSha = sha1(`merge:${i.number}:${p.headSha}:${method}`);
+      s.closeIssue(i);
+      if (p.baseRef === s.defaultBranch) {
+        // GitHub closes the issues a merged PR's description links with a closing keyword.
+        for (const ref of (i.body ?? "").matchAll(
+          /\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+#(\d+)\b/gi,
+        )) {
+          const linked = s.issues.get(Number(ref[1]));
+          if (linked && !linked.pull) s.closeIssue(linked);
+        }
+      }
+      return {
+        status: 200,
+        body: { sha: p.mergeCommitSha, merged: true, message: "Pull Request successfully merged" },
+      };
+    }),
+  ];
+}

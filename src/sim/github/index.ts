@@ -22,7 +22,11 @@ export type * from "./types.js";
  * below are the fixture model tests and rehearsals drive it with.
  *
  * Simplifications (each written down so that nobody mistakes them for GitHub's behaviour):
- * - one repository, one authenticated user; no branches or git objects (a PR head is just a SHA);
+ * - one repository, one authenticated user;
+ * - with `gitDir` (the rehearsal's bare repository), a PR whose head is a commit there is real: it
+ *   is merged there (merge, squash or rebase, moving the base branch), and its files, line counts
+ *   and mergeability come from git unless a test scripts them. Without it, or for a head that is
+ *   not a commit there, a PR head is just a SHA and everything about it is scripted;
  * - check runs are scripted per commit: `scriptChecks(sha, stages)` gives the runs a rerun moves
  *   through. Runs are grouped by workflow (or, for non-Actions checks, by name); rerunning a
  *   workflow run's failed jobs, or re-requesting a check run, moves only that group to its next
@@ -65,6 +69,7 @@ export async function startGitHubServer(opts: GitHubServerOptions = {}): Promise
     setMergeable(number, mergeable, state) {
       const p = s.issues.get(number)?.pull;
       if (!p) throw new Error(`no pull request #${number}`);
+      p.scriptedMergeable = true;
       p.mergeable = mergeable;
       p.mergeableState = state ?? (mergeable === false ? "dirty" : mergeable === null ? "unknown" : "clean");
     },

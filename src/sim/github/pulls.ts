@@ -1,14 +1,44 @@
 import { error, list, noPush, notFound, obj, route, type Route, str, validation } from "./http.js";
 import { addIssue } from "./issues.js";
 import type { IssueRec, PullRec, ReviewRec } from "./records.js";
-import { sha1, type SimState } from "./state.js";
-import type { GitHubStandIn } from "./types.js";
+import { idOf, sha1, type SimState } from "./state.js";
+import type { GitHubStandIn, MergeableState, PullFileSpec } from "./types.js";
 
 /** Pull requests: the pull itself, its files, reviews and the merge. */
 
-function pullJson(s: SimState, base: string, i: IssueRec, p: PullRec) {
-  const additions = p.files.reduce((n, f) => n + f.additions, 0);
-  const deletions = p.files.reduce((n, f) => n + f.deletions, 0);
+/** What GitHub computes about a pull request: from git for a real head, else as scripted. */
+interface Computed {
+  files: PullFileSpec[];
+  commits: number;
+  mergeable: boolean | null;
+  mergeableState: MergeableState;
+  baseSha: string;
+}
+
+async function compute(s: SimState, p: PullRec): Promise<Computed> {
+  const scripted: Computed = {
+    files: p.files ?? [],
+    commits: p.shas.length,
+    mergeable: p.mergeable,
+    mergeableState: p.mergeableState,
+    baseSha: sha1(`base:${p.baseRef}`),
+  };
+  if (!s.git || !(await s.git.has(p.headSha))) return scripted;
+  const diff = p.files === null ? await s.git.diff(p.baseRef, p.headSha) : null;
+  // A merged PR's head is in its base already; GitHub stops computing mergeability then.
+  const clean = p.scriptedMergeable || p.merged ? null : await s.git.mergesCleanly(p.baseRef, p.headSha);
+  return {
+    files: diff?.files ?? scripted.files,
+    commits: diff?.commits ?? scripted.commits,
+    mergeable: clean === null ? p.mergeable : clean,
+    mergeableState: clean === null ? p.mergeableState : clean ? "clean" : "dirty",
+    baseSha: await s.git.tip(p.baseRef),
+  };
+}
+
+function pullJson(s: SimState, base: string, i: IssueRec, p: PullRec, c: Computed) {
+  const additions = c.files.reduce((n, f) => n + f.additions, 0);
+  const deletions = c.files.reduce((n, f) => n + f.deletions, 0);
   const headRepo =
     p.headRepo === null
       ? null
@@ -42,21 +72,21 @@ function pullJson(s: SimState, base: string, i: IssueRec, p: PullRec) {
     base: {
       label: `${s.owner}:${p.baseRef}`,
       ref: p.baseRef,
-      sha: sha1(`base:${p.baseRef}`),
+      sha: c.baseSha,
       user: s.user(s.owner),
       repo: s.repoJson(base),
     },
     merged: p.merged,
     // Once merged GitHub stops computing mergeability.
-    mergeable: p.merged ? null : p.mergeable,
-    mergeable_state: p.merged ? "unknown" : p.mergeableState,
+    mergeable: p.merged ? null : c.mergeable,
+    mergeable_state: p.merged ? "unknown" : c.mergeableState,
     merged_by: p.merged ? s.user(s.login) : null,
     comments: i.comments.length,
     review_comments: 0,
-    commits: p.shas.length,
+    commits: c.commits,
     additions,
     deletions,
-    changed_files: p.files.length,
+    changed_files: c.files.length,
   };
 }
 
@@ -106,7 +136,8 @@ export function addPull(s: SimState, spec: Parameters<GitHubStandIn["addPull"]>[
     headRef: spec.headRef,
     headRepo: spec.headRepo === undefined ? s.fullName : spec.headRepo,
     baseRef: spec.baseRef ?? s.defaultBranch,
-    files: spec.files ?? [],
+    files: spec.files ?? (s.git ? null : []),
+    scriptedMergeable: spec.mergeable !== undefined || spec.mergeableState !== undefined,
     mergeable: spec.mergeable === undefined ? true : spec.mergeable,
     mergeableState:
       spec.mergeableState ??
@@ -120,16 +151,36 @@ export function addPull(s: SimState, spec: Parameters<GitHubStandIn["addPull"]>[
   return number;
 }
 
+/** GitHub's default merge and squash commit texts, unless the request gives its own. */
+function commitText(
+  s: SimState,
+  i: IssueRec,
+  p: PullRec,
+  method: string,
+  b: Record<string, unknown>,
+): { title: string; message: string } {
+  const owner = (p.headRepo ?? s.fullName).split("/")[0];
+  const title =
+    str(b.commit_title) ??
+    (method === "squash"
+      ? `${i.title} (#${i.number})`
+      : `Merge pull request #${i.number} from ${owner}/${p.headRef}`);
+  const message = str(b.commit_message) ?? (method === "squash" ? (i.body ?? "") : i.title);
+  return { title, message };
+}
+
 export function pullRoutes(s: SimState): Route[] {
   return [
-    route("GET", "{repo}/pulls/(\\d+)", (m, ctx) => {
+    route("GET", "{repo}/pulls/(\\d+)", async (m, ctx) => {
       const i = s.getIssue(m[3]);
-      return i?.pull ? { status: 200, body: pullJson(s, ctx.base, i, i.pull) } : notFound();
+      return i?.pull
+        ? { status: 200, body: pullJson(s, ctx.base, i, i.pull, await compute(s, i.pull)) }
+        : notFound();
     }),
-    route("GET", "{repo}/pulls/(\\d+)/files", (m, ctx) => {
+    route("GET", "{repo}/pulls/(\\d+)/files", async (m, ctx) => {
       const i = s.getIssue(m[3]);
       if (!i?.pull) return notFound();
-      const files = i.pull.files.map((f) => {
+      const files = (await compute(s, i.pull)).files.map((f) => {
         const blob = sha1(`${i.pull!.headSha}:${f.filename}`);
         return {
           sha: blob,
@@ -202,26 +253,45 @@ export function pullRoutes(s: SimState): Route[] {
       i.pull.reviews.push(rec);
       return { status: 200, body: reviewJson(s, i, rec) };
     }),
-    route("PUT", "{repo}/pulls/(\\d+)/merge", (m, ctx) => {
+    route("PUT", "{repo}/pulls/(\\d+)/merge", async (m, ctx) => {
       const i = s.getIssue(m[3]);
       if (!i?.pull) return notFound();
       if (!s.permissions.push) return noPush("contents=write");
       const p = i.pull;
       const b = obj(ctx.body);
       const method = str(b.merge_method) ?? "merge";
-      if (!["merge", "squash", "rebase"].includes(method))
+      if (method !== "merge" && method !== "squash" && method !== "rebase")
         return validation([{ resource: "PullRequest", code: "invalid", field: "merge_method" }]);
       if (p.merged || i.state === "closed") return error(405, "Pull Request is not mergeable");
       const sha = str(b.sha);
       if (sha !== undefined && sha !== p.headSha)
         return error(409, "Head branch was modified. Review and try the merge again.");
-      if (p.mergeable === false || p.mergeableState === "dirty" || p.mergeableState === "draft")
+      const c = await compute(s, p);
+      if (c.mergeable === false || c.mergeableState === "dirty" || c.mergeableState === "draft")
         return error(405, "Pull Request is not mergeable");
-      if (p.mergeableState === "blocked") return error(405, blockedReason(s, p));
+      if (c.mergeableState === "blocked") return error(405, blockedReason(s, p));
+      let mergeSha = sha1(`merge:${i.number}:${p.headSha}:${method}`);
+      if (s.git && (await s.git.has(p.headSha))) {
+        const done = await s.git.merge({
+          method,
+          baseBranch: p.baseRef,
+          head: p.headSha,
+          ...commitText(s, i, p, method, b),
+          author: { name: s.login, email: `${idOf(s.login)}+${s.login}@users.noreply.github.com` },
+        });
+        if ("refused" in done)
+          return error(
+            405,
+            done.refused === "conflict"
+              ? "Pull Request is not mergeable"
+              : "Base branch was modified. Review and try the merge again.",
+          );
+        mergeSha = done.sha;
+      }
       p.merged = true;
       p.mergedAt = s.now();
       p.mergeMethod = method;
-      p.mergeCommitSha = sha1(`merge:${i.number}:${p.headSha}:${method}`);
+      p.mergeCommitSha = mergeSha;
       s.closeIssue(i);
       if (p.baseRef === s.defaultBranch) {
         // GitHub closes the issues a merged PR's description links with a closing keyword.

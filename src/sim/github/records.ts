@@ -54,7 +54,10 @@ export interface PullRec {
   headRef: string;
   headRepo: string | null;
   baseRef: string;
-  files: PullFileSpec[];
+  /** Scripted files; null to read them from git. */
+  files: PullFileSpec[] | null;
+  /** Set by hand (`addPull`, `setMergeable`) rather than computed from git. */
+  scriptedMergeable: boolean;
   mergeable: boolean | null;
   mergeableState: MergeableState;
   merged: boolean;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { type Clock, systemClock } from "../../clock.js";
+import { RemoteGit } from "./git.js";
 import type { CheckState, IssueRec, LabelRec, ProjectRec } from "./records.js";
 import type { GitHubServerOptions, RecordedCall, RerunEvent } from "./types.js";
 
@@ -20,6 +21,8 @@ export class SimState {
   readonly permissions: { push: boolean; admin: boolean };
   readonly fullName: string;
   readonly htmlRepo: string;
+  /** The rehearsal's bare repository, when there is one: PRs whose head is a commit in it are real. */
+  readonly git: RemoteGit | null;
 
   readonly calls: RecordedCall[] = [];
   readonly issues = new Map<number, IssueRec>();
@@ -41,6 +44,7 @@ export class SimState {
     this.permissions = opts.permissions ?? { push: true, admin: false };
     this.fullName = `${this.owner}/${this.repoName}`;
     this.htmlRepo = `https://github.com/${this.fullName}`;
+    this.git = opts.gitDir ? new RemoteGit(opts.gitDir, this.clock) : null;
   }
 
   nextId = () => ++this.seq;

@@ -17,6 +17,11 @@ export interface GitHubServerOptions {
   login?: string;
   defaultBranch?: string;
   private?: boolean;
+  /**
+   * The bare repository standing in for the remote. A pull request whose head is a commit in it
+   * is merged there for real, and its files, counts and mergeability come from git unless scripted.
+   */
+  gitDir?: string;
   /** The token's permissions on the repository (default push, not admin). */
   permissions?: { push: boolean; admin: boolean };
 }

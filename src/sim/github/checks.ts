@@ -48,24 +48,40 @@ export function scriptChecks(s: SimState, sha: string, stages: CheckRunSpec[][])
   s.checks.set(sha, state);
 }
 
+/** The app that reports a check: GitHub Actions for a workflow's jobs, else an app of the repository's owner. */
+function appJson(s: SimState, base: string, actions: boolean) {
+  const slug = actions ? "github-actions" : `${s.owner}-ci`;
+  const id = actions ? 15368 : idOf(slug);
+  return {
+    id,
+    slug,
+    node_id: `A_${id}`,
+    owner: s.user(base, actions ? "github" : s.owner),
+    name: actions ? "GitHub Actions" : `${s.owner} CI`,
+    description: actions ? "Automate your workflow from idea to production" : `Checks of ${s.fullName}`,
+    external_url: actions ? "https://help.github.com/en/actions" : `https://github.com/${s.owner}`,
+    html_url: `https://github.com/apps/${slug}`,
+    created_at: s.startedAt,
+    updated_at: s.startedAt,
+    permissions: { checks: "write", contents: "read", metadata: "read" },
+    events: actions ? ["check_run", "check_suite", "pull_request", "push"] : ["check_run"],
+  };
+}
+
 function checkRunJson(s: SimState, base: string, sha: string, state: CheckState, r: CheckRunRec) {
   const g = state.groups.get(r.group)!;
   const actions = g.workflowRunId !== null;
-  const app = actions
-    ? { id: 15368, slug: "github-actions", name: "GitHub Actions" }
-    : { id: 9426, slug: "external-ci", name: "External CI" };
+  const html = actions
+    ? `${s.htmlRepo}/actions/runs/${g.workflowRunId}/job/${r.id}`
+    : `${s.htmlRepo}/runs/${r.id}`;
   return {
     id: r.id,
     node_id: `CR_${r.id}`,
     head_sha: sha,
     external_id: String(r.id),
     url: `${s.repoUrl(base)}/check-runs/${r.id}`,
-    html_url: actions
-      ? `${s.htmlRepo}/actions/runs/${g.workflowRunId}/job/${r.id}`
-      : `https://ci.example.test/${r.id}`,
-    details_url: actions
-      ? `${s.htmlRepo}/actions/runs/${g.workflowRunId}/job/${r.id}`
-      : `https://ci.example.test/${r.id}`,
+    html_url: html,
+    details_url: html,
     status: r.spec.status,
     conclusion: r.spec.status === "completed" ? (r.spec.conclusion ?? "success") : null,
     started_at: r.started_at,
@@ -79,7 +95,7 @@ function checkRunJson(s: SimState, base: string, sha: string, state: CheckState,
     },
     name: r.spec.name,
     check_suite: { id: g.suiteId },
-    app,
+    app: appJson(s, base, actions),
     pull_requests: [],
   };
 }
@@ -107,31 +123,52 @@ function runState(
   return { status: "completed", conclusion, failed };
 }
 
-function workflowRunJson(s: SimState, base: string, sha: string, state: CheckState, group: string) {
+async function workflowRunJson(s: SimState, base: string, sha: string, state: CheckState, group: string) {
   const g = state.groups.get(group)!;
   const name = group.slice("workflow:".length);
   const wf = s.workflows.find((w) => w.name === name);
+  const workflowId = wf?.id ?? idOf(name);
   const { status, conclusion } = runState(state, group);
+  const pr = [...s.issues.values()].find((i) => i.pull?.headSha === sha);
+  const headCommit = s.git && (await s.git.has(sha)) ? await s.git.commit(sha) : null;
+  const url = `${s.repoUrl(base)}/actions/runs/${g.workflowRunId}`;
+  const repo = s.repoJson(base);
   return {
-    id: g.workflowRunId,
+    id: g.workflowRunId!,
     name,
     node_id: `WFR_${g.workflowRunId}`,
-    head_branch:
-      [...s.issues.values()].find((i) => i.pull?.headSha === sha)?.pull?.headRef ?? s.defaultBranch,
+    head_branch: pr?.pull?.headRef ?? s.defaultBranch,
     head_sha: sha,
     path: wf?.path ?? `.github/workflows/${name.toLowerCase()}.yml`,
+    // What GitHub shows as the run's title: the PR's for a pull_request run, else the commit's subject.
+    display_title: pr?.title ?? headCommit?.message.split("\n")[0] ?? name,
     run_number: g.workflowRunId,
     run_attempt: g.runAttempt,
     event: "pull_request",
     status,
     conclusion,
-    workflow_id: wf?.id ?? idOf(name),
+    workflow_id: workflowId,
     check_suite_id: g.suiteId,
     check_suite_node_id: `CS_${g.suiteId}`,
-    url: `${s.repoUrl(base)}/actions/runs/${g.workflowRunId}`,
+    url,
     html_url: `${s.htmlRepo}/actions/runs/${g.workflowRunId}`,
+    pull_requests: [],
     created_at: g.createdAt,
     updated_at: g.updatedAt,
+    run_started_at: g.createdAt,
+    actor: s.user(base, pr?.user ?? s.login),
+    triggering_actor: s.user(base, pr?.user ?? s.login),
+    jobs_url: `${url}/jobs`,
+    logs_url: `${url}/logs`,
+    check_suite_url: `${s.repoUrl(base)}/check-suites/${g.suiteId}`,
+    artifacts_url: `${url}/artifacts`,
+    cancel_url: `${url}/cancel`,
+    rerun_url: `${url}/rerun`,
+    previous_attempt_url: g.runAttempt > 1 ? `${url}/attempts/${g.runAttempt - 1}` : null,
+    workflow_url: `${s.repoUrl(base)}/actions/workflows/${workflowId}`,
+    head_commit: headCommit,
+    repository: repo,
+    head_repository: pr?.pull?.headRepo ? s.repoJson(base, pr.pull.headRepo) : repo,
   };
 }
 
@@ -178,18 +215,23 @@ export function checkRoutes(s: SimState): Route[] {
       }
       return notFound();
     }),
-    route("GET", "{repo}/actions/runs", (_m, ctx) => {
+    route("GET", "{repo}/actions/runs", async (_m, ctx) => {
       const headSha = ctx.query.get("head_sha");
       const status = ctx.query.get("status");
-      const runs = [...s.checks.entries()]
+      const groups = [...s.checks.entries()]
         .filter(([sha]) => !headSha || sha === headSha)
         .flatMap(([sha, state]) =>
           [...state.groups.entries()]
             .filter(([, g]) => g.workflowRunId !== null)
-            .map(([group]) => workflowRunJson(s, ctx.base, sha, state, group)),
+            .map(([group]) => [sha, state, group] as const),
+        );
+      const runs = (
+        await Promise.all(
+          groups.map(([sha, state, group]) => workflowRunJson(s, ctx.base, sha, state, group)),
         )
+      )
         .filter((r) => !status || r.status === status || r.conclusion === status)
-        .sort((a, b) => (b.id ?? 0) - (a.id ?? 0));
+        .sort((a, b) => b.id - a.id);
       return list(runs, ctx, "workflow_runs");
     }),
     route("POST", "{repo}/actions/runs/(\\d+)/rerun-failed-jobs", (m) => {

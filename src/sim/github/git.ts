@@ -58,6 +58,21 @@ export class RemoteGit {
     return code === 0;
   }
 
+  /** A commit as a workflow run's `head_commit` shows it. */
+  async commit(sha: string) {
+    const [tree, message, timestamp, an, ae, cn, ce] = (
+      await this.out("log", "-1", "--format=%T%x00%B%x00%cI%x00%an%x00%ae%x00%cn%x00%ce", sha)
+    ).split("\0") as [string, string, string, string, string, string, string];
+    return {
+      id: sha,
+      tree_id: tree,
+      message: message.trim(),
+      timestamp,
+      author: { name: an, email: ae },
+      committer: { name: cn, email: ce.trim() },
+    };
+  }
+
   async tip(branch: string): Promise<string> {
     return (
       await this.out("rev-parse", "--verify", "--end-of-options", `refs/heads/${branch}^{commit}`)

@@ -143,7 +143,7 @@ export function graphqlRoutes(s: SimState): Route[] {
       const fieldName = /\bfield\s*\(\s*name\s*:\s*"([^"]+)"/.exec(q)?.[1];
       const field = fieldName === "Status" ? { id: p.fieldId, name: "Status", options: p.options } : null;
       return reply({
-        data: { [kind]: { projectV2: { id: p.id, title: p.title, number: p.number, field } } },
+        data: { [kind]: { projectV2: { id: p.id, title: p.title, field } } },
       });
     }
     return reply({

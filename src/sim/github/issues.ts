@@ -18,24 +18,33 @@ import type { GitHubStandIn } from "./types.js";
 /** Issues (a pull request is an issue too), their labels and comments, and the repository's labels. */
 
 export function issueJson(s: SimState, base: string, i: IssueRec) {
+  const url = `${s.repoUrl(base)}/issues/${i.number}`;
   return {
     id: i.id,
     node_id: i.node_id,
+    url,
+    repository_url: s.repoUrl(base),
+    labels_url: `${url}/labels{/name}`,
+    comments_url: `${url}/comments`,
+    events_url: `${url}/events`,
+    html_url: `${s.htmlRepo}/${i.pull ? "pull" : "issues"}/${i.number}`,
     number: i.number,
-    title: i.title,
-    body: i.body,
     state: i.state,
     state_reason: i.state_reason,
-    locked: false,
+    title: i.title,
+    body: i.body,
+    user: s.user(base, i.user),
     labels: i.labels.map((l) => s.labelJson(base, l)),
+    assignee: null,
     assignees: [],
-    user: s.user(i.user),
+    milestone: null,
+    locked: false,
+    active_lock_reason: null,
     comments: i.comments.length,
-    url: `${s.repoUrl(base)}/issues/${i.number}`,
-    html_url: `${s.htmlRepo}/${i.pull ? "pull" : "issues"}/${i.number}`,
     created_at: i.created_at,
     updated_at: i.updated_at,
     closed_at: i.closed_at,
+    author_association: s.association(i.user),
     ...(i.pull
       ? {
           pull_request: {
@@ -55,12 +64,13 @@ function commentJson(s: SimState, base: string, i: IssueRec, c: CommentRec) {
     id: c.id,
     node_id: c.node_id,
     body: c.body,
-    user: s.user(c.user),
+    user: s.user(base, c.user),
     created_at: c.created_at,
     updated_at: c.created_at,
     url: `${s.repoUrl(base)}/issues/comments/${c.id}`,
     html_url: `${s.htmlRepo}/issues/${i.number}#issuecomment-${c.id}`,
     issue_url: `${s.repoUrl(base)}/issues/${i.number}`,
+    author_association: s.association(c.user),
   };
 }
 

@@ -39,50 +39,78 @@ async function compute(s: SimState, p: PullRec): Promise<Computed> {
 function pullJson(s: SimState, base: string, i: IssueRec, p: PullRec, c: Computed) {
   const additions = c.files.reduce((n, f) => n + f.additions, 0);
   const deletions = c.files.reduce((n, f) => n + f.deletions, 0);
-  const headRepo =
-    p.headRepo === null
-      ? null
-      : { ...s.repoJson(base), full_name: p.headRepo, name: p.headRepo.split("/")[1] };
+  const url = `${s.repoUrl(base)}/pulls/${i.number}`;
+  const issueUrl = `${s.repoUrl(base)}/issues/${i.number}`;
+  const html = `${s.htmlRepo}/pull/${i.number}`;
+  const statuses = `${s.repoUrl(base)}/statuses/${p.headSha}`;
+  const href = (h: string) => ({ href: h });
+  const headOwner = (p.headRepo ?? s.fullName).split("/")[0]!;
   return {
+    url,
     id: p.id,
     node_id: i.node_id,
+    html_url: html,
+    diff_url: `${html}.diff`,
+    patch_url: `${html}.patch`,
+    issue_url: issueUrl,
+    commits_url: `${url}/commits`,
+    review_comments_url: `${url}/comments`,
+    review_comment_url: `${s.repoUrl(base)}/pulls/comments{/number}`,
+    comments_url: `${issueUrl}/comments`,
+    statuses_url: statuses,
     number: i.number,
     state: i.state,
     locked: false,
     title: i.title,
+    user: s.user(base, i.user),
     body: i.body,
-    user: s.user(i.user),
     labels: i.labels.map((l) => s.labelJson(base, l)),
-    draft: p.mergeableState === "draft",
-    url: `${s.repoUrl(base)}/pulls/${i.number}`,
-    html_url: `${s.htmlRepo}/pull/${i.number}`,
-    diff_url: `${s.htmlRepo}/pull/${i.number}.diff`,
+    milestone: null,
+    active_lock_reason: null,
     created_at: i.created_at,
     updated_at: i.updated_at,
     closed_at: i.closed_at,
     merged_at: p.mergedAt,
     merge_commit_sha: p.mergeCommitSha,
+    assignee: null,
+    assignees: [],
+    requested_reviewers: [],
+    requested_teams: [],
+    draft: c.mergeableState === "draft",
     head: {
-      label: `${(p.headRepo ?? s.fullName).split("/")[0]}:${p.headRef}`,
+      label: `${headOwner}:${p.headRef}`,
       ref: p.headRef,
       sha: p.headSha,
-      user: s.user(i.user),
-      repo: headRepo,
+      user: s.user(base, headOwner),
+      repo: p.headRepo === null ? null : s.repoJson(base, p.headRepo),
     },
     base: {
       label: `${s.owner}:${p.baseRef}`,
       ref: p.baseRef,
       sha: c.baseSha,
-      user: s.user(s.owner),
+      user: s.user(base, s.owner),
       repo: s.repoJson(base),
     },
+    _links: {
+      self: href(url),
+      html: href(html),
+      issue: href(issueUrl),
+      comments: href(`${issueUrl}/comments`),
+      review_comments: href(`${url}/comments`),
+      review_comment: href(`${s.repoUrl(base)}/pulls/comments{/number}`),
+      commits: href(`${url}/commits`),
+      statuses: href(statuses),
+    },
+    author_association: s.association(i.user),
+    auto_merge: null,
     merged: p.merged,
     // Once merged GitHub stops computing mergeability.
     mergeable: p.merged ? null : c.mergeable,
     mergeable_state: p.merged ? "unknown" : c.mergeableState,
-    merged_by: p.merged ? s.user(s.login) : null,
+    merged_by: p.merged ? s.user(base, s.login) : null,
     comments: i.comments.length,
     review_comments: 0,
+    maintainer_can_modify: false,
     commits: c.commits,
     additions,
     deletions,
@@ -90,16 +118,21 @@ function pullJson(s: SimState, base: string, i: IssueRec, p: PullRec, c: Compute
   };
 }
 
-function reviewJson(s: SimState, i: IssueRec, r: ReviewRec) {
+function reviewJson(s: SimState, base: string, i: IssueRec, r: ReviewRec) {
+  const html = `${s.htmlRepo}/pull/${i.number}#pullrequestreview-${r.id}`;
+  const pullUrl = `${s.repoUrl(base)}/pulls/${i.number}`;
   return {
     id: r.id,
     node_id: r.node_id,
-    user: s.user(r.user),
+    user: s.user(base, r.user),
     body: r.body,
     state: r.state,
-    commit_id: r.commit_id,
+    html_url: html,
+    pull_request_url: pullUrl,
+    _links: { html: { href: html }, pull_request: { href: pullUrl } },
     submitted_at: r.submitted_at,
-    html_url: `${s.htmlRepo}/pull/${i.number}#pullrequestreview-${r.id}`,
+    commit_id: r.commit_id,
+    author_association: s.association(r.user),
   };
 }
 
@@ -201,7 +234,7 @@ export function pullRoutes(s: SimState): Route[] {
       const i = s.getIssue(m[3]);
       return i?.pull
         ? list(
-            i.pull.reviews.map((r) => reviewJson(s, i, r)),
+            i.pull.reviews.map((r) => reviewJson(s, ctx.base, i, r)),
             ctx,
           )
         : notFound();
@@ -251,7 +284,7 @@ export function pullRoutes(s: SimState): Route[] {
         submitted_at: s.now(),
       };
       i.pull.reviews.push(rec);
-      return { status: 200, body: reviewJson(s, i, rec) };
+      return { status: 200, body: reviewJson(s, ctx.base, i, rec) };
     }),
     route("PUT", "{repo}/pulls/(\\d+)/merge", async (m, ctx) => {
       const i = s.getIssue(m[3]);

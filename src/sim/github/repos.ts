@@ -1,4 +1,4 @@
-import { error, route, type Route } from "./http.js";
+import { error, notFound, route, type Route } from "./http.js";
 import type { SimState } from "./state.js";
 
 /** The authenticated user, the repository and its branch protection. */
@@ -6,18 +6,30 @@ export function repoRoutes(s: SimState): Route[] {
   return [
     route("GET", "/user", (_m, ctx) => ({
       status: 200,
+      // The public profile (GitHub's `public-user`): nothing on it but the login and this repository.
       body: {
-        ...s.user(s.login),
+        ...s.user(ctx.base, s.login),
         name: s.login,
-        html_url: `https://github.com/${s.login}`,
-        url: `${ctx.base}/users/${s.login}`,
+        company: null,
+        blog: "",
+        location: null,
+        email: null,
+        hireable: null,
+        bio: null,
+        public_repos: s.owner === s.login && !s.opts.private ? 1 : 0,
+        public_gists: 0,
+        followers: 0,
+        following: 0,
+        created_at: s.startedAt,
+        updated_at: s.startedAt,
       },
     })),
     route("GET", "{repo}", (_m, ctx) => ({ status: 200, body: s.repoJson(ctx.base) })),
     route("GET", "{repo}/branches/([^/]+)/protection", (m, ctx) => {
-      if (!s.permissions.admin) return error(403, "Must have admin rights to Repository.");
       const branch = decodeURIComponent(m[3]!);
       const p = s.protections.get(branch);
+      // Only admins may read protection; GitHub answers everyone else 404, as for a missing resource.
+      if (!s.permissions.admin) return notFound();
       if (!p) return error(404, "Branch not protected");
       const url = `${s.repoUrl(ctx.base)}/branches/${branch}/protection`;
       return {

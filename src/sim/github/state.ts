@@ -34,6 +34,8 @@ export class SimState {
   readonly rerunListeners: ((e: RerunEvent) => void)[] = [];
   readonly rerunLog: RerunEvent[] = [];
   private seq = 1000;
+  /** The repository's creation time, for its `created_at`. */
+  readonly startedAt: string;
 
   constructor(readonly opts: GitHubServerOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -44,6 +46,7 @@ export class SimState {
     this.permissions = opts.permissions ?? { push: true, admin: false };
     this.fullName = `${this.owner}/${this.repoName}`;
     this.htmlRepo = `https://github.com/${this.fullName}`;
+    this.startedAt = this.now();
     this.git = opts.gitDir ? new RemoteGit(opts.gitDir, this.clock) : null;
   }
 
@@ -55,25 +58,127 @@ export class SimState {
   inRepo = (m: string[]) =>
     m[1]?.toLowerCase() === this.owner.toLowerCase() && m[2]?.toLowerCase() === this.repoName.toLowerCase();
 
-  user = (name: string) => ({
-    login: name,
-    id: idOf(name),
-    node_id: `U_${name}`,
-    type: name.endsWith("[bot]") ? "Bot" : "User",
-  });
-
-  repoJson(base: string) {
-    const { permissions } = this;
+  /** A user as GitHub shows one (`simple-user`); its API URLs on this server, its id from its login. */
+  user(base: string, name: string) {
+    const url = `${base}/users/${encodeURIComponent(name)}`;
+    const id = idOf(name);
     return {
-      id: idOf(this.fullName),
-      node_id: `R_${idOf(this.fullName)}`,
-      name: this.repoName,
-      full_name: this.fullName,
+      login: name,
+      id,
+      node_id: `U_${name}`,
+      avatar_url: `https://avatars.githubusercontent.com/u/${id}?v=4`,
+      gravatar_id: "",
+      url,
+      html_url: `https://github.com/${name}`,
+      followers_url: `${url}/followers`,
+      following_url: `${url}/following{/other_user}`,
+      gists_url: `${url}/gists{/gist_id}`,
+      starred_url: `${url}/starred{/owner}{/repo}`,
+      subscriptions_url: `${url}/subscriptions`,
+      organizations_url: `${url}/orgs`,
+      repos_url: `${url}/repos`,
+      events_url: `${url}/events{/privacy}`,
+      received_events_url: `${url}/received_events`,
+      type: name.endsWith("[bot]")
+        ? "Bot"
+        : name === this.owner && name !== this.login
+          ? "Organization"
+          : "User",
+      site_admin: false,
+    };
+  }
+
+  /** How GitHub relates a user to this repository, from who they are here. */
+  association(name: string): "OWNER" | "COLLABORATOR" | "CONTRIBUTOR" {
+    return name === this.owner ? "OWNER" : name === this.login ? "COLLABORATOR" : "CONTRIBUTOR";
+  }
+
+  /** A repository as GitHub shows one (`repository`, and `full-repository` for `GET /repos/{o}/{r}`). */
+  repoJson(base: string, fullName = this.fullName) {
+    const [ownerLogin, name] = fullName.split("/") as [string, string];
+    const url = `${base}/repos/${fullName}`;
+    const html = `https://github.com/${fullName}`;
+    const id = idOf(fullName);
+    const { permissions } = this;
+    const open = [...this.issues.values()].filter((i) => i.state === "open").length;
+    return {
+      id,
+      node_id: `R_${id}`,
+      name,
+      full_name: fullName,
       private: this.opts.private ?? false,
-      owner: this.user(this.owner),
-      html_url: this.htmlRepo,
-      url: this.repoUrl(base),
+      owner: this.user(base, ownerLogin),
+      html_url: html,
+      description: null,
+      fork: fullName !== this.fullName,
+      url,
+      forks_url: `${url}/forks`,
+      keys_url: `${url}/keys{/key_id}`,
+      collaborators_url: `${url}/collaborators{/collaborator}`,
+      teams_url: `${url}/teams`,
+      hooks_url: `${url}/hooks`,
+      issue_events_url: `${url}/issues/events{/number}`,
+      events_url: `${url}/events`,
+      assignees_url: `${url}/assignees{/user}`,
+      branches_url: `${url}/branches{/branch}`,
+      tags_url: `${url}/tags`,
+      blobs_url: `${url}/git/blobs{/sha}`,
+      git_tags_url: `${url}/git/tags{/sha}`,
+      git_refs_url: `${url}/git/refs{/sha}`,
+      trees_url: `${url}/git/trees{/sha}`,
+      statuses_url: `${url}/statuses/{sha}`,
+      languages_url: `${url}/languages`,
+      stargazers_url: `${url}/stargazers`,
+      contributors_url: `${url}/contributors`,
+      subscribers_url: `${url}/subscribers`,
+      subscription_url: `${url}/subscription`,
+      commits_url: `${url}/commits{/sha}`,
+      git_commits_url: `${url}/git/commits{/sha}`,
+      comments_url: `${url}/comments{/number}`,
+      issue_comment_url: `${url}/issues/comments{/number}`,
+      contents_url: `${url}/contents/{+path}`,
+      compare_url: `${url}/compare/{base}...{head}`,
+      merges_url: `${url}/merges`,
+      archive_url: `${url}/{archive_format}{/ref}`,
+      downloads_url: `${url}/downloads`,
+      issues_url: `${url}/issues{/number}`,
+      pulls_url: `${url}/pulls{/number}`,
+      milestones_url: `${url}/milestones{/number}`,
+      notifications_url: `${url}/notifications{?since,all,participating}`,
+      labels_url: `${url}/labels{/name}`,
+      releases_url: `${url}/releases{/id}`,
+      deployments_url: `${url}/deployments`,
+      created_at: this.startedAt,
+      updated_at: this.startedAt,
+      pushed_at: this.startedAt,
+      git_url: `git://github.com/${fullName}.git`,
+      ssh_url: `git@github.com:${fullName}.git`,
+      clone_url: `${html}.git`,
+      svn_url: html,
+      homepage: null,
+      size: 0,
+      stargazers_count: 0,
+      watchers_count: 0,
+      language: null,
+      has_issues: true,
+      has_projects: true,
+      has_downloads: true,
+      has_wiki: false,
+      has_pages: false,
+      has_discussions: false,
+      forks_count: 0,
+      mirror_url: null,
+      archived: false,
+      disabled: false,
+      open_issues_count: open,
+      license: null,
+      forks: 0,
+      open_issues: open,
+      watchers: 0,
       default_branch: this.defaultBranch,
+      network_count: 0,
+      subscribers_count: 0,
+      visibility: this.opts.private ? "private" : "public",
       permissions: {
         admin: permissions.admin,
         maintain: permissions.admin,

@@ -215,6 +215,11 @@ beforeAll(async () => {
     headSha: head,
     headRef: "feature/auth",
   });
+  // Cut from the same main as #147 and changing the same line: it conflicts once #147 is merged.
+  const conflicting = await repo.pushPullRequest(148, "feature/other", {
+    "src/auth/core.py": "def login():\n    return False\n",
+  });
+  gh.addPull({ number: 148, title: "GH-102: other", headSha: conflicting, headRef: "feature/other" });
   gh.scriptChecks(head, [
     [
       { name: "build", status: "completed", conclusion: "failure" },
@@ -233,6 +238,23 @@ beforeAll(async () => {
   await client.createReview(147, { event: "APPROVE", body: "Both gates passed.", commitId: head });
   await client.merge(147, { method: "squash", sha: head, title: "GH-101: auth (#147)" });
   await client.getPull(147);
+
+  // And the refusals the client meets on a night: each must be a documented status and body.
+  const refused = (p: Promise<unknown>, what: string) =>
+    p.then(
+      () => expect.fail(`expected a refusal: ${what}`),
+      () => undefined,
+    );
+  await client.removeLabel(101, "never-there");
+  await client.ensureLabel("status:blocked", "d73a4a", "Blocked");
+  await refused(client.getIssue(9999), "unknown issue");
+  await refused(client.getPull(9999), "unknown pull");
+  await refused(client.merge(148, { method: "squash", sha: conflicting }), "conflict");
+  await refused(client.merge(148, { method: "squash", sha: head }), "stale head");
+  await refused(
+    client.createReview(148, { event: "REQUEST_CHANGES", body: "", commitId: conflicting }),
+    "review without a body",
+  );
 
   const project = await client.getProject("acme", 1);
   const issueNode = (await client.getIssue(101)).nodeId;
@@ -296,6 +318,8 @@ describe("the GitHub stand-in answers in GitHub's documented shapes", () => {
   });
 
   it("every REST answer has a documented status and a body of the documented shape", () => {
+    // The refusals as well as the successes.
+    expect([...new Set(rest().map((e) => e.status))].sort()).toEqual([200, 201, 404, 405, 409, 422]);
     const problems = rest().flatMap((e) => {
       const found = operationOf(e.method, e.path);
       if (!found) return [];

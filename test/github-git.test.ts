@@ -94,6 +94,9 @@ describe("the GitHub stand-in over a real git remote", () => {
     expect(git("log", "-1", "--format=%s", merged.sha)).toBe(
       "Merge pull request #147 from acme/feature/auth",
     );
+    // Its head is now in main; what it changed is still what it changed.
+    expect(await client.getPull(147)).toMatchObject({ merged: true, changedFiles: 1, additions: 1 });
+    expect((await client.listPullFiles(147)).map((f) => f.filename)).toEqual(["src/auth/core.py"]);
   });
 
   it("rebase: each of the PR's commits replayed on main, authors kept", async () => {

@@ -22,7 +22,8 @@ export interface Person {
   email: string;
 }
 
-export type MergeOutcome = { sha: string } | { refused: "conflict" | "base moved" };
+/** The merge's commit, and the base branch's tip it was made on. */
+export type MergeOutcome = { sha: string; base: string } | { refused: "conflict" | "base moved" };
 
 const STATUS: Record<string, PullFileSpec["status"]> = {
   A: "added",
@@ -79,8 +80,9 @@ export class RemoteGit {
     ).trim();
   }
 
-  async diff(baseBranch: string, head: string): Promise<PullDiff> {
-    const base = (await this.out("merge-base", await this.tip(baseBranch), head)).trim();
+  /** What `head` changes since it left `baseTip` (a commit of its base branch). */
+  async diff(baseTip: string, head: string): Promise<PullDiff> {
+    const base = (await this.out("merge-base", baseTip, head)).trim();
     const numstat = (await this.out("diff", "--no-renames", "--numstat", "-z", base, head)).split("\0");
     const names = (await this.out("diff", "--no-renames", "--name-status", "-z", base, head)).split("\0");
     const status = new Map<string, string>();
@@ -145,7 +147,7 @@ export class RemoteGit {
     });
     if (moved.code !== 0) return { refused: "base moved" };
     this.known.add(sha);
-    return { sha };
+    return { sha, base };
   }
 
   /** Replays each of the head's commits on `base` (a three-way apply in a scratch index); null on a conflict. */

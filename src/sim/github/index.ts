@@ -18,8 +18,10 @@ export type * from "./types.js";
  *
  * The routes live by resource: `repos.ts` (user, repository, branch protection), `issues.ts`
  * (issues, labels, comments), `pulls.ts` (pulls, files, reviews, merge), `checks.ts` (check runs,
- * Actions runs and workflows), `graphql.ts` (Projects v2); `http.ts` serves them. The controls
- * below are the fixture model tests and rehearsals drive it with.
+ * Actions runs and workflows), `graphql.ts` (Projects v2); `http.ts` serves them. A new endpoint
+ * goes into its resource's file; `test/github-shapes.test.ts` then holds its answer to GitHub's
+ * published description once the client calls it. The controls below are the fixture model tests
+ * and rehearsals drive it with.
  *
  * Simplifications (each written down so that nobody mistakes them for GitHub's behaviour):
  * - one repository, one authenticated user;
@@ -32,8 +34,8 @@ export type * from "./types.js";
  *   workflow run's failed jobs, or re-requesting a check run, moves only that group to its next
  *   stage, with fresh check-run ids, as GitHub creates new runs on a rerun;
  * - GraphQL is matched on the operation's root field (organization/user projectV2, node
- *   projectItems, addProjectV2ItemById, updateProjectV2ItemFieldValue) and reads its inputs from
- *   `variables` only.
+ *   projectItems, addProjectV2ItemById, updateProjectV2ItemFieldValue), reads its inputs from
+ *   `variables` only, and answers the fields eoa-mcp's own queries select.
  */
 export async function startGitHubServer(opts: GitHubServerOptions = {}): Promise<GitHubStandIn> {
   const s = new SimState(opts);

@@ -24,7 +24,8 @@ async function compute(s: SimState, p: PullRec): Promise<Computed> {
     baseSha: sha1(`base:${p.baseRef}`),
   };
   if (!s.git || !(await s.git.has(p.headSha))) return scripted;
-  const diff = p.files === null ? await s.git.diff(p.baseRef, p.headSha) : null;
+  const baseSha = p.baseAtMerge ?? (await s.git.tip(p.baseRef));
+  const diff = p.files === null ? await s.git.diff(baseSha, p.headSha) : null;
   // A merged PR's head is in its base already; GitHub stops computing mergeability then.
   const clean = p.scriptedMergeable || p.merged ? null : await s.git.mergesCleanly(p.baseRef, p.headSha);
   return {
@@ -32,7 +33,7 @@ async function compute(s: SimState, p: PullRec): Promise<Computed> {
     commits: diff?.commits ?? scripted.commits,
     mergeable: clean === null ? p.mergeable : clean,
     mergeableState: clean === null ? p.mergeableState : clean ? "clean" : "dirty",
-    baseSha: await s.git.tip(p.baseRef),
+    baseSha,
   };
 }
 
@@ -178,6 +179,7 @@ export function addPull(s: SimState, spec: Parameters<GitHubStandIn["addPull"]>[
     merged: false,
     mergedAt: null,
     mergeCommitSha: null,
+    baseAtMerge: null,
     mergeMethod: null,
     reviews: [],
   };
@@ -320,6 +322,7 @@ export function pullRoutes(s: SimState): Route[] {
               : "Base branch was modified. Review and try the merge again.",
           );
         mergeSha = done.sha;
+        p.baseAtMerge = done.base;
       }
       p.merged = true;
       p.mergedAt = s.now();

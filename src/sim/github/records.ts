@@ -63,6 +63,8 @@ export interface PullRec {
   merged: boolean;
   mergedAt: string | null;
   mergeCommitSha: string | null;
+  /** The base branch's tip when the PR was merged in git: its files stay what they were then. */
+  baseAtMerge: string | null;
   mergeMethod: string | null;
   reviews: ReviewRec[];
 }

@@ -45,6 +45,7 @@ interface Response {
 
 interface Operation {
   operationId: string;
+  parameters?: { $ref?: string; name?: string; in?: string }[];
   requestBody?: { content: Record<string, { schema: unknown }> };
   responses: Record<string, Response>;
 }
@@ -55,16 +56,28 @@ function documented(template: string, method: string, status: number, op: Operat
   if (!response) return undefined;
   if (!response.$ref) return { response, at: ["paths", template, method, "responses", String(status)] };
   const at = response.$ref.slice(2).split("/");
-  const shared = at.reduce<unknown>(
-    (node, key) => (node as Record<string, unknown>)[key],
-    DESCRIPTION,
-  ) as Response;
-  return { response: shared, at };
+  return { response: resolve(response.$ref) as Response, at };
+}
+
+/** What a local `$ref` ("#/components/...") of the description points at. */
+const resolve = (ref: string): unknown =>
+  ref
+    .slice(2)
+    .split("/")
+    .reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], DESCRIPTION);
+
+/** The query parameters an operation documents. */
+function queryParameters(op: Operation): string[] {
+  return (op.parameters ?? [])
+    .map((p) => (p.$ref ? (resolve(p.$ref) as { name: string; in: string }) : p))
+    .filter((p) => p.in === "query")
+    .map((p) => p.name!);
 }
 
 interface Exchange {
   method: string;
   path: string;
+  query: string[];
   requestBody: unknown;
   status: number;
   responseBody: unknown;
@@ -133,6 +146,7 @@ async function recordingProxy(
         exchanges.push({
           method: req.method ?? "GET",
           path: url.pathname,
+          query: [...url.searchParams.keys()],
           requestBody: raw ? JSON.parse(raw) : undefined,
           status: answer.status,
           responseBody: text ? JSON.parse(text) : undefined,
@@ -297,10 +311,14 @@ describe("the GitHub stand-in answers in GitHub's documented shapes", () => {
     expect([...seen].filter((s) => !used.has(s))).toEqual([]);
   });
 
-  it("every REST request is a documented operation with a documented body", () => {
+  it("every REST request is a documented operation, with documented query parameters and body", () => {
     const problems = rest().flatMap((e) => {
       const found = operationOf(e.method, e.path);
       if (!found) return [`${e.method} ${e.path}: no such operation`];
+      const documentedQuery = queryParameters(found.op);
+      const undocumented = e.query.filter((q) => !documentedQuery.includes(q));
+      if (undocumented.length)
+        return [`${found.op.operationId}: undocumented query ${undocumented.join(", ")}`];
       const schema = found.op.requestBody?.content["application/json"];
       if (e.requestBody === undefined || !schema) return [];
       const v = validator(

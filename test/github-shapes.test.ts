@@ -209,6 +209,8 @@ beforeAll(async () => {
   await client.getRepo();
   await client.getBranchPermission("main");
   await client.getBranchPermission("release");
+  gh.setCollaborator("dev-agent-1", "maintain");
+  await client.getCollaboratorPermission("dev-agent-1");
   await client.listWorkflows();
   await client.getIssue(101);
   const created = await client.createIssue({ title: "Follow-up", body: "Found during the night." });
@@ -248,7 +250,15 @@ beforeAll(async () => {
   await client.listPullFiles(147);
   await client.listCheckRuns(head);
   await client.listWorkflowRuns(head);
-  await client.rerunFailedChecks(head);
+  const failed = (await client.listCheckRuns(head)).filter((c) => c.conclusion === "failure");
+  await client.rerunChecks(
+    head,
+    failed.map((c) => c.id),
+  );
+  const rerun = (await client.listWorkflowRuns(head))[0]!;
+  await client.getWorkflowRunAttempt(rerun.id, 1);
+  await client.getWorkflowRunAttempt(rerun.id, rerun.runAttempt ?? 1);
+  await client.listBranchWorkflowRuns("feature/auth");
   await client.createReview(147, { event: "APPROVE", body: "Both gates passed.", commitId: head });
   await client.merge(147, { method: "squash", sha: head, title: "GH-101: auth (#147)" });
   await client.getPull(147);

@@ -245,27 +245,81 @@ export interface IncidentRecord {
   action: string;
 }
 
-export type EffectKind =
-  "message" | "labels" | "comment" | "review" | "merge" | "close_issue" | "project_status" | "rerun";
+export type MessagePriority = "low" | "normal" | "high" | "urgent";
 
-/**
- * The outbox: a side effect is recorded here before it is made and marked done after, so that a
- * retry or a restart neither repeats it nor forgets it.
- */
-export interface EffectRecord {
+/** A message the orchestrator sends through AI Maestro (see protocol/messages.ts for the formats). */
+export interface OutboundMessage {
+  to: string;
+  subject: string;
+  priority: MessagePriority;
+  content: { type: string; message: string; context: Record<string, unknown> };
+}
+
+/** What a message effect is for, so that its completion or failure updates the right record. */
+export type MessagePurpose =
+  | {
+      purpose: "assignment";
+      task_id: string;
+      epoch: number;
+      revert: { status: KanbanColumn; queue?: QueueEntry };
+    }
+  | { purpose: "escalation"; escalation_id: string }
+  | { purpose: "notice"; task_id?: string };
+
+export type MessagePayload = { message: OutboundMessage } & MessagePurpose;
+
+export type MergeMethod = "merge" | "squash" | "rebase";
+
+/** One payload shape per kind of side effect. */
+export interface EffectPayloads {
+  message: MessagePayload;
+  /** Level-triggered: brings the task's labels (and project status) up to date with its record. */
+  labels: { task_id: string };
+  comment: { issue_number: number; body: string };
+  review: { pr_number: number; sha: string; event: "APPROVE" | "REQUEST_CHANGES" | "COMMENT"; body: string };
+  merge: { pr_number: number; sha: string; method: MergeMethod; title: string; task_id: string };
+  close_issue: { issue_number: number };
+  /** The failed checks the protocol chose to re-run (never the client's choice). */
+  rerun: { sha: string; pr_number: number; checks: Array<{ id: number; name: string }> };
+}
+
+export type EffectKind = keyof EffectPayloads;
+
+interface EffectBase {
   id: string;
-  kind: EffectKind;
   status: "pending" | "done" | "failed";
-  payload: Record<string, unknown>;
+  /** The decision that called for this effect (no effect without its decision). */
+  decision: string;
   created_at: string;
   attempts: number;
   done_at?: string;
   result?: Record<string, unknown>;
   error?: string;
   error_code?: string;
+  /** GitHub refused it for good (e.g. 422: a review of a closed PR): never tried again. */
+  refused?: boolean;
   /** The process making the effect now (`host:pid:nonce`); another process leaves it alone unless that one died. */
   claimed_by?: string;
   claimed_at?: string;
+}
+
+/**
+ * The outbox: a side effect is recorded here before it is made and marked done after, so that a
+ * retry or a restart neither repeats it nor forgets it.
+ */
+export type EffectRecord = {
+  [K in EffectKind]: EffectBase & { kind: K; payload: EffectPayloads[K] };
+}[EffectKind];
+
+export type EffectOf<K extends EffectKind> = Extract<EffectRecord, { kind: K }>;
+
+/** A review of a PR under way (one at a time across processes), released on every path. */
+export interface ReviewClaim {
+  /** The process reviewing (`host:pid:nonce`) and its call. */
+  owner: string;
+  call: string;
+  task_id: string;
+  at: string;
 }
 
 export interface IdempotencyRecord {
@@ -291,6 +345,8 @@ export interface State {
   incidents: IncidentRecord[];
   outbox: EffectRecord[];
   idempotency: Record<string, IdempotencyRecord>;
+  /** Reviews under way, by PR number. */
+  review_claims: Record<string, ReviewClaim>;
   /** Poll cycles run so far; heartbeats are counted per cycle. */
   cycle: { count: number; last_at?: string };
 }
@@ -311,6 +367,7 @@ export function emptyState(): State {
     incidents: [],
     outbox: [],
     idempotency: idMap(),
+    review_claims: idMap(),
     cycle: { count: 0 },
   };
 }
@@ -352,5 +409,6 @@ function withIdMaps(state: State): State {
     messages: idMap(state.messages),
     reviews: idMap(state.reviews),
     idempotency: idMap(state.idempotency),
+    review_claims: idMap(state.review_claims),
   };
 }

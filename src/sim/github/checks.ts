@@ -218,6 +218,7 @@ export function checkRoutes(s: SimState): Route[] {
     route("GET", "{repo}/actions/runs", async (_m, ctx) => {
       const headSha = ctx.query.get("head_sha");
       const status = ctx.query.get("status");
+      const branch = ctx.query.get("branch");
       const groups = [...s.checks.entries()]
         .filter(([sha]) => !headSha || sha === headSha)
         .flatMap(([sha, state]) =>
@@ -231,8 +232,28 @@ export function checkRoutes(s: SimState): Route[] {
         )
       )
         .filter((r) => !status || r.status === status || r.conclusion === status)
+        .filter((r) => !branch || r.head_branch === branch)
         .sort((a, b) => b.id - a.id);
       return list(runs, ctx, "workflow_runs");
+    }),
+    route("GET", "{repo}/actions/runs/(\\d+)/attempts/(\\d+)", async (m, ctx) => {
+      const [id, attempt] = [Number(m[3]), Number(m[4])];
+      for (const [sha, state] of s.checks) {
+        const entry = [...state.groups.entries()].find(([, g]) => g.workflowRunId === id);
+        if (!entry) continue;
+        const [group, g] = entry;
+        if (attempt < 1 || attempt > g.runAttempt) return notFound();
+        const run = await workflowRunJson(s, ctx.base, sha, state, group);
+        if (attempt === g.runAttempt) return { status: 200, body: run };
+        // An earlier attempt ran its own stage's jobs, to the end.
+        const stage = state.stages[Math.min(attempt - 1, state.stages.length - 1)] ?? [];
+        const runs = stage
+          .filter((spec) => groupOf(spec) === group)
+          .map((spec) => ({ id: 0, group, spec, started_at: g.createdAt, completed_at: g.createdAt }));
+        const { status, conclusion } = runState({ ...state, runs }, group);
+        return { status: 200, body: { ...run, run_attempt: attempt, status, conclusion } };
+      }
+      return notFound();
     }),
     route("POST", "{repo}/actions/runs/(\\d+)/rerun-failed-jobs", (m) => {
       if (!s.permissions.push) return noPush("actions=write");

@@ -93,6 +93,10 @@ export async function startGitHubServer(opts: GitHubServerOptions = {}): Promise
       return id;
     },
 
+    setCollaborator(name, role) {
+      s.collaborators.set(name.toLowerCase(), role);
+    },
+
     protectBranch(branch, rules = {}) {
       s.protections.set(branch, {
         requiredChecks: rules.requiredChecks ?? [],

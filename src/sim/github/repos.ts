@@ -1,6 +1,9 @@
 import { error, notFound, route, type Route } from "./http.js";
 import type { SimState } from "./state.js";
 
+/** Repository roles from least to most, each with the permissions of those before it. */
+const ROLES = ["none", "read", "triage", "write", "maintain", "admin"];
+
 /** The authenticated user, the repository and its branch protection. */
 export function repoRoutes(s: SimState): Route[] {
   return [
@@ -25,6 +28,20 @@ export function repoRoutes(s: SimState): Route[] {
       },
     })),
     route("GET", "{repo}", (_m, ctx) => ({ status: 200, body: s.repoJson(ctx.base) })),
+    route("GET", "{repo}/collaborators/([^/]+)/permission", (m, ctx) => {
+      const name = decodeURIComponent(m[3]!);
+      const role = s.collaborators.get(name.toLowerCase());
+      if (role === undefined) return notFound();
+      // `permission` is the legacy level (maintain reads as write, triage as read); role_name the role.
+      const permission = role === "maintain" ? "write" : role === "triage" ? "read" : role;
+      const at = (level: number) => ROLES.indexOf(role) >= level;
+      const user = {
+        ...s.user(ctx.base, name),
+        permissions: { pull: at(1), triage: at(2), push: at(3), maintain: at(4), admin: at(5) },
+        role_name: role,
+      };
+      return { status: 200, body: { permission, role_name: role, user } };
+    }),
     route("GET", "{repo}/branches/([^/]+)/protection", (m, ctx) => {
       const branch = decodeURIComponent(m[3]!);
       const p = s.protections.get(branch);

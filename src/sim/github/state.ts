@@ -30,6 +30,8 @@ export class SimState {
   readonly checks = new Map<string, CheckState>();
   readonly workflows: { id: number; name: string; path: string; state: string; created_at: string }[] = [];
   readonly protections = new Map<string, { requiredChecks: string[]; requiredApprovals: number }>();
+  /** Known users by lower-cased login, with their role on the repository ("none": a user without access). */
+  readonly collaborators = new Map<string, string>();
   readonly projects: ProjectRec[] = [];
   readonly rerunListeners: ((e: RerunEvent) => void)[] = [];
   readonly rerunLog: RerunEvent[] = [];

@@ -160,6 +160,7 @@ export interface GitHubStandIn {
   reruns(): RerunEvent[];
   addWorkflow(spec: { name: string; path?: string; state?: string }): number;
   protectBranch(branch: string, rules?: { requiredChecks?: string[]; requiredApprovals?: number }): void;
+  setCollaborator(login: string, role: "admin" | "maintain" | "write" | "triage" | "read" | "none"): void;
   failNext(fault: Fault): void;
   setProject(spec: {
     owner: string;

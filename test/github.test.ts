@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { GitHubClient, type GitHubClientOptions } from "../src/clients/github.js";
 import { EoaError } from "../src/errors.js";
 import { createLogger } from "../src/log.js";
-import { type GitHubServerOptions, type GitHubStandIn, startGitHubServer } from "../src/sim/github-server.js";
+import { type GitHubServerOptions, type GitHubStandIn, startGitHubServer } from "../src/sim/github/index.js";
 
 const TOKEN = "ghp_simTokenValue0123456789abcdefABCDEF";
 
@@ -64,13 +64,22 @@ describe("GitHubClient against the stand-in", () => {
     expect((await client.getAuth()).scopes).toBeNull();
   });
 
-  it("gives branch push evidence: unprotected (404), protected (admin) and unknown (403)", async () => {
+  it("gives branch push evidence: unprotected (404), protected (admin) and unknown (not admin, or 403)", async () => {
     const { gh, client } = await setup();
+    // GitHub answers a non-admin 404 for a protected branch too: that is not "unprotected".
+    gh.protectBranch("main", { requiredChecks: ["ci"] });
     expect(await client.getBranchPermission("main")).toMatchObject({
       canPush: true,
       admin: false,
       protection: "unknown",
     });
+    expect(gh.calls.find((c) => c.path.endsWith("/protection"))?.status).toBe(404);
+    gh.failNext({
+      status: 403,
+      path: /\/protection$/,
+      body: { message: "Resource not accessible by personal access token" },
+    });
+    expect(await client.getBranchPermission("main")).toMatchObject({ protection: "unknown" });
     await gh.close();
 
     const admin = await setup({ permissions: { push: true, admin: true } });

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeClock } from "../src/clock.js";
 import { startAiMaestroServer, type AiMaestroStandIn } from "../src/sim/aimaestro-server.js";
-import { startGitHubServer, type GitHubStandIn } from "../src/sim/github-server.js";
+import { startGitHubServer, type GitHubStandIn } from "../src/sim/github/index.js";
 import { assertBuilt, runProcess, type Finished } from "./fixtures/cli.js";
 
 /**

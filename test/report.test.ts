@@ -215,7 +215,8 @@ describe("write_report after a night driven through the tools", () => {
       Agent: "dev-agent-2",
       PR: "#148 (open)",
       Scope: "2 files modified, 3 lines added, 0 removed",
-      Tests: "2 passed, 0 failed",
+      // Cut from main after GH-101's merge, so GH-101's test runs too.
+      Tests: "3 passed, 0 failed",
     });
     expect(byId["GH-102"]!.Blocker).toContain("src/reset/token.py");
     expect(byId["GH-103"]).toMatchObject({

@@ -11,7 +11,7 @@ import type { GitHubClient } from "../src/clients/github.js";
 import type { ReviewOutcome } from "../src/engine/review.js";
 import { Runtime } from "../src/engine/runtime.js";
 import { createServer } from "../src/server.js";
-import type { CheckRunSpec } from "../src/sim/github-server.js";
+import type { CheckRunSpec } from "../src/sim/github/index.js";
 import {
   createEnvironment,
   SEED_ISSUES,

@@ -139,7 +139,13 @@ async function runNight(): Promise<void> {
     await writeFile(clockFile, sur.clock.now().toISOString());
   };
   await tick(0);
-  const faults: Faults = { silentAgent: false, ciFailure: true, mergeConflict: false, securityIssue: true };
+  const faults: Faults = {
+    silentAgent: false,
+    ciFailure: true,
+    mergeConflict: false,
+    securityIssue: true,
+    overlappingPrs: false,
+  };
   let pr = 146;
   const world = {
     aimaestro: sur.aimaestro,

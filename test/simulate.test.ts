@@ -1,6 +1,7 @@
+import { execFileSync } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, CLI, runProcess } from "./fixtures/cli.js";
 import { byTask, sections } from "./fixtures/report-markdown.js";
@@ -110,6 +111,46 @@ describe("eoa-mcp simulate", () => {
     SLOW,
   );
 
+  it.concurrent(
+    "merges in git: main holds the merges, their SHAs are objects; --overlapping-prs blocks the second PR as a conflict",
+    async () => {
+      const r = await simulate(["--overlapping-prs", "--quiet", "--keep"]);
+      expect(r.code, r.stderr).toBe(0);
+      const md = r.stdout;
+      const stateDir = /State directory kept at (.+)$/m.exec(md)![1]!;
+      const bare = join(dirname(stateDir), "git", "remote.git");
+      const git = (...args: string[]) => execFileSync("git", args, { cwd: bare, encoding: "utf8" }).trim();
+
+      // Each merge in the report's timeline is a commit on the remote's main.
+      const mergedAs = [
+        ...sections(md)
+          .get("Timeline")!
+          .matchAll(/merge (GH-\d+) .*: merged as ([0-9a-f]+)/g),
+      ];
+      expect(mergedAs.map((m) => m[1])).toEqual(["GH-101", "GH-102"]);
+      const onMain = git("rev-list", "main").split("\n");
+      for (const [, task, sha] of mergedAs) {
+        expect(git("cat-file", "-t", sha!), task).toBe("commit");
+        expect(
+          onMain.some((c) => c.startsWith(sha!)),
+          task,
+        ).toBe(true);
+      }
+      expect(git("log", "--format=%s", "main")).toMatch(
+        /GH-102: Password Reset[\s\S]*GH-101: User Authentication/,
+      );
+
+      // GH-103 wrote the line GH-102 had merged: a real conflict, blocked and queued for the user.
+      const tasks = byTask(sections(md).get("Task Status")!);
+      expect(tasks["GH-103"]).toMatchObject({ Status: "BLOCKED" });
+      expect(tasks["GH-103"]!.Blocker).toMatch(/conflicts with main \(tests\/conftest\.py\)/);
+      expect(sections(md).get("Waiting for You")).toMatch(/\(deferred blocker, GH-103\): .*conflicts/);
+      expect(md).toContain("- PRs Merged: 2");
+      expect(git("show", "main:tests/conftest.py")).toBe('FIXTURES = ["reset"]');
+    },
+    SLOW,
+  );
+
   it.concurrent("refuses an unknown flag with the usage on stderr and a non-zero exit", async () => {
     const r = await simulate(["--bogus"]);
     expect(r.code).not.toBe(0);
@@ -128,6 +169,7 @@ describe("eoa-mcp simulate", () => {
       "--ci-failure",
       "--merge-conflict",
       "--security-issue",
+      "--overlapping-prs",
       "--all-faults",
     ])
       expect(r.stdout).toContain(flag);

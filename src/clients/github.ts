@@ -335,8 +335,10 @@ export class GitHubClient {
       ];
       out.requiredApprovals = p.required_pull_request_reviews?.required_approving_review_count ?? null;
     } catch (err) {
-      // 404 "Branch not protected" is an answer; 403 means only admins may read it.
-      if (isEoaError(err) && err.code === "GITHUB_NOT_FOUND") out.protection = "none";
+      // Only admins may read protection: to an admin a 404 means "Branch not protected", to anyone
+      // else GitHub answers 404 whether or not it is. A 403 (fine-grained tokens) says as much.
+      if (isEoaError(err) && err.code === "GITHUB_NOT_FOUND")
+        out.protection = out.admin === false ? "unknown" : "none";
       else if (!(isEoaError(err) && err.code === "GITHUB_FORBIDDEN")) throw err;
     }
     return out;

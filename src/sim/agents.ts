@@ -1,6 +1,6 @@
 import { AiMaestroClient } from "../clients/aimaestro.js";
 import type { AiMaestroStandIn } from "./aimaestro-server.js";
-import type { GitHubStandIn } from "./github-server.js";
+import type { GitHubStandIn } from "./github/index.js";
 import type { LocalRepo } from "./git-repo.js";
 
 /**
@@ -14,6 +14,7 @@ export interface Faults {
   ciFailure: boolean;
   mergeConflict: boolean;
   securityIssue: boolean;
+  overlappingPrs: boolean;
 }
 
 export interface AgentWorld {
@@ -37,6 +38,8 @@ interface HeldTask {
 }
 
 const AREA: Record<string, string> = { "GH-101": "auth", "GH-102": "reset", "GH-103": "session" };
+/** The two tasks that run side by side after GH-101, and whose PRs `--overlapping-prs` makes collide. */
+const OVERLAPPING = ["GH-102", "GH-103"];
 
 export class ScriptedAgent {
   private readonly client: AiMaestroClient;
@@ -145,6 +148,9 @@ export class ScriptedAgent {
           [`src/${area}/core.py`]: `def ${area}_handler(request):\n    return {"ok": True}\n`,
           [`tests/${area}.test`]: "pass\n",
         };
+        // Both write the same line of a shared test fixture (in both scopes): the second to merge conflicts.
+        if (this.world.faults.overlappingPrs && OVERLAPPING.includes(t.taskId))
+          files["tests/conftest.py"] = `FIXTURES = ["${area}"]\n`;
         const conflicting = this.world.faults.mergeConflict && t.taskId === "GH-102";
         if (conflicting) files["src/app.py"] = "def main():\n    return 2  # reset hooks\n";
         t.pr = this.world.nextPr();
@@ -162,13 +168,7 @@ export class ScriptedAgent {
           body: `Implements ${t.taskId}.\n\nCloses #${t.taskId.replace(/^GH-/, "")}`,
           headSha: sha,
           headRef: t.branch,
-          files: Object.entries(files).map(([filename, content]) => ({
-            filename,
-            additions: content.split("\n").length - 1,
-            deletions: 0,
-          })),
           author: this.name,
-          ...(conflicting ? { mergeable: false, mergeableState: "dirty" as const } : {}),
         });
         this.setChecks(t, sha);
         t.phase = "pr-open";

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -10,7 +10,7 @@ import type { Runtime } from "../engine/runtime.js";
 import type { LogSink } from "../log.js";
 import { createServer, type EoaServer } from "../server.js";
 import { startAiMaestroServer, type AiMaestroStandIn } from "./aimaestro-server.js";
-import { startGitHubServer, type GitHubStandIn } from "./github-server.js";
+import { startGitHubServer, type GitHubStandIn } from "./github/index.js";
 import { LocalRepo } from "./git-repo.js";
 
 /**
@@ -77,6 +77,11 @@ export interface Surroundings {
   aimaestro: AiMaestroStandIn;
   github: GitHubStandIn;
   repo: LocalRepo;
+  /**
+   * The remote as eoa-mcp reaches it (`git.remote`): a link to the bare repository, so a test can
+   * cut eoa-mcp off from its remote while GitHub, which keeps its own copy, still answers.
+   */
+  remote: string;
   /** The config file path, for spawning real server processes on the same surroundings. */
   configFile: string;
   close(): Promise<void>;
@@ -98,13 +103,16 @@ export async function createSurroundings(opts: EnvironmentOptions = {}): Promise
     clock,
     ...(opts.tokens?.aimaestro ? { token: opts.tokens.aimaestro } : {}),
   });
+  const repo = await LocalRepo.create(join(root, "git"));
+  const remote = join(root, "git", "origin.git");
+  await symlink(repo.bare, remote);
   const github = await startGitHubServer({
     clock,
     owner: "acme",
     repo: "webapp",
+    gitDir: repo.bare,
     ...(opts.tokens?.github ? { token: opts.tokens.github } : {}),
   });
-  const repo = await LocalRepo.create(join(root, "git"));
   const agents = opts.agents ?? SEED_AGENTS;
   for (const a of agents) {
     aimaestro.registerAgent(a.id);
@@ -130,7 +138,7 @@ export async function createSurroundings(opts: EnvironmentOptions = {}): Promise
         apiUrl: github.url,
         ...(opts.tokens?.github ? { token: opts.tokens.github } : {}),
       },
-      git: { remote: repo.bare },
+      git: { remote },
       roster: agents,
       review: { commands: { test: "sh tests/run.sh", lint: "sh lint.sh" }, command_timeout_minutes: 2 },
     },
@@ -146,6 +154,7 @@ export async function createSurroundings(opts: EnvironmentOptions = {}): Promise
     aimaestro,
     github,
     repo,
+    remote,
     configFile,
     async close() {
       await aimaestro.close();

@@ -103,17 +103,42 @@ export class LocalRepo {
 }
 
 async function git(cwd: string, ...args: string[]): Promise<string> {
-  const { stdout } = await run("git", args, {
+  return (await runGit(cwd, args)).stdout;
+}
+
+/**
+ * git in `cwd` with no user or system config, so rehearsals do not depend on the machine's.
+ * `okCodes` lists exit codes that are answers rather than failures (merge-tree's 1: conflicts).
+ */
+export async function runGit(
+  cwd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; okCodes?: number[] } = {},
+): Promise<{ stdout: string; code: number }> {
+  const child = run("git", args, {
     cwd,
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: cwd,
       GIT_TERMINAL_PROMPT: "0",
       GIT_CONFIG_NOSYSTEM: "1",
+      ...opts.env,
     },
     maxBuffer: 16 * 1024 * 1024,
   });
-  return stdout;
+  if (opts.input !== undefined) {
+    // A git that exits without reading its input must not crash the process with EPIPE.
+    child.child.stdin?.on("error", () => undefined);
+    child.child.stdin?.end(opts.input);
+  }
+  try {
+    return { stdout: (await child).stdout, code: 0 };
+  } catch (err) {
+    const e = err as { code?: unknown; stdout?: string };
+    if (typeof e.code === "number" && opts.okCodes?.includes(e.code))
+      return { stdout: e.stdout ?? "", code: e.code };
+    throw err;
+  }
 }
 
 /** A small project whose own test and lint commands are plain shell, so reviews run anywhere. */

@@ -86,7 +86,13 @@ export async function sandbox(
     github: sur.github,
     repo: sur.repo,
     orchestrator: "eoa-orchestrator",
-    faults: { silentAgent: false, ciFailure: false, mergeConflict: false, securityIssue: false },
+    faults: {
+      silentAgent: false,
+      ciFailure: false,
+      mergeConflict: false,
+      securityIssue: false,
+      overlappingPrs: false,
+    },
     nextPr: () => ++prNumber,
     log,
   };

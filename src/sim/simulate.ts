@@ -16,7 +16,7 @@ import { removeOnExit } from "./temp-dir.js";
  * scripted agents, on a fake clock (10 minutes a poll cycle). Faults are flags.
  */
 
-export const SIMULATE_USAGE = `Usage: eoa-mcp simulate [--silent-agent] [--ci-failure] [--merge-conflict] [--security-issue] [--all-faults] [--keep] [--quiet]
+export const SIMULATE_USAGE = `Usage: eoa-mcp simulate [--silent-agent] [--ci-failure] [--merge-conflict] [--security-issue] [--overlapping-prs] [--all-faults] [--keep] [--quiet]
 
 Rehearses the protocol's night (GH-101 User Authentication; GH-102 Password Reset and GH-103 Session
 Management after it; agents dev-agent-1 and dev-agent-2) with nothing installed but Node and git.
@@ -25,6 +25,8 @@ Management after it; agents dev-agent-1 and dev-agent-2) with nothing installed 
   --ci-failure       CI fails once on GH-101's PR (re-run, then passes)
   --merge-conflict   GH-102's PR conflicts with a hotfix on main (blocked, queued for the user)
   --security-issue   dev-agent-1 finds a SQL injection while on GH-103 (urgent escalation)
+  --overlapping-prs  GH-102's and GH-103's PRs write the same line of tests/conftest.py: the second to merge
+                     conflicts with the first (blocked, queued for the user)
   --all-faults       all of the above
   --keep             keep the temporary state directory and print where it is
   --quiet            print only the final report`;
@@ -34,6 +36,7 @@ const FLAGS = {
   "ci-failure": { type: "boolean" },
   "merge-conflict": { type: "boolean" },
   "security-issue": { type: "boolean" },
+  "overlapping-prs": { type: "boolean" },
   "all-faults": { type: "boolean" },
   keep: { type: "boolean" },
   quiet: { type: "boolean" },
@@ -58,6 +61,7 @@ export async function simulate(
     ciFailure: all || !!values["ci-failure"],
     mergeConflict: all || !!values["merge-conflict"],
     securityIssue: all || !!values["security-issue"],
+    overlappingPrs: all || !!values["overlapping-prs"],
   };
   const quiet = !!values.quiet;
   const say = (line: string) => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { mergeRefusal } from "../src/clients/github-errors.js";
 import { GitHubClient } from "../src/clients/github.js";
 import { isEoaError } from "../src/errors.js";
-import { startGitHubServer } from "../src/sim/github-server.js";
+import { startGitHubServer } from "../src/sim/github/index.js";
 
 /** Why GitHub refused a merge (405), read from its message: each handled as what it is. */
 describe("a 405 on merge, read for its reason", () => {

@@ -1,3 +1,4 @@
+import { logLine } from "./response.js";
 /**
  * Logging goes to stderr (stdout is the MCP channel) and, once a server is connected, to MCP
  * `notifications/message` as well. Every line passes through the redactor so that no token
@@ -32,7 +33,8 @@ export function createLogger(name: string, opts: LoggerOptions = {}): Logger {
   const stderr = opts.stderr ?? true;
   const emit = (lvl: LogLevel, msg: string, data?: Record<string, unknown>) => {
     if (ORDER[lvl] < ORDER[level]) return;
-    const line = redact(data ? `${msg} ${safeJson(data)}` : msg);
+    // Value by value: a pattern over serialized JSON can eat a quote or miss a token behind an escape.
+    const line = logLine(msg, data, redact);
     if (stderr) process.stderr.write(`[eoa-mcp] ${lvl} ${name}: ${line}\n`);
     for (const sink of sinks) {
       try {
@@ -49,14 +51,6 @@ export function createLogger(name: string, opts: LoggerOptions = {}): Logger {
     error: (m, d) => emit("error", m, d),
     child: (child) => createLogger(`${name}.${child}`, { ...opts, level, redact, sinks, stderr }),
   };
-}
-
-function safeJson(data: unknown): string {
-  try {
-    return JSON.stringify(data);
-  } catch {
-    return String(data);
-  }
 }
 
 /** A logger that drops everything (tests that do not care). */

@@ -11,6 +11,7 @@ import { prompts, SERVER_INSTRUCTIONS } from "./prompts/index.js";
 import type { ResourceDefinition } from "./resources/define-resource.js";
 import { resources } from "./resources/index.js";
 import type { StateChange } from "./state/store.js";
+import { resourceText } from "./response.js";
 import { registerTools } from "./tools/define-tool.js";
 import { VERSION } from "./version.js";
 
@@ -115,7 +116,9 @@ function registerResource(server: McpServer, rt: Runtime, def: ResourceDefinitio
         `resource not found: ${uri.href}; list resources for the known ones`,
       );
     }
-    return { contents: [{ uri: uri.href, mimeType: def.mimeType, text: rt.redact(text) }] };
+    return {
+      contents: [{ uri: uri.href, mimeType: def.mimeType, text: resourceText(text, (t) => rt.redact(t)) }],
+    };
   };
   if (def.uri.includes("{")) {
     const template = new ResourceTemplate(def.uri, {

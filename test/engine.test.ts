@@ -1008,6 +1008,81 @@ describe("send_instructions and reassign_task", () => {
   });
 });
 
+describe("hostile text on the way out", () => {
+  const KEY_HEADER = "-----BEGIN OPENSSH PRIVATE KEY-----";
+
+  it("a key header in a message subject: check_messages answers, the escalation is valid JSON, no key material anywhere", async () => {
+    await setup();
+    await startSession(inline("T-1"));
+    await assign({ task_id: "T-1", agent: "dev-agent-1" });
+    e().aimaestro.inject({
+      from: "dev-agent-1",
+      to: ORCH,
+      subject: `[SECURITY] T-1 ${KEY_HEADER}`,
+      content: {
+        type: "message",
+        message: `[SECURITY] T-1 key committed:\n${KEY_HEADER}\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=`,
+      },
+    });
+    const c = await cycle();
+    expect(c.read).toHaveLength(1);
+    const r = await client.readResource({ uri: "eoa://escalations" });
+    const text = (r.contents[0] as { text: string }).text;
+    const escalations = JSON.parse(text) as { open: unknown[] };
+    expect(escalations.open.length).toBeGreaterThan(0);
+    expect(text).not.toContain("b3BlbnNzaC1rZXktdjEAAAAABG5vbmU");
+    expect(JSON.stringify(c)).not.toContain("b3BlbnNzaC1rZXktdjEAAAAABG5vbmU");
+  });
+
+  it("a replay after a failure that followed a commit returns the first answer and repeats nothing", async () => {
+    await setup();
+    await startSession(inline("T-1"));
+    const rt = e().rt;
+    let runs = 0;
+    const call = () =>
+      rt.idempotent(
+        "escalate",
+        "k-1",
+        { issue: "x" },
+        async () => {
+          runs++;
+          await rt.step({
+            type: "escalation-raised",
+            input: { category: "infrastructure", issue: "runners down", raised_by: "test" },
+          });
+          throw new Error("rendering failed after the commit");
+        },
+        (err) => ({ isError: true, content: [{ type: "text" as const, text: String(err) }] }),
+      );
+    const first = await call();
+    const again = await call();
+    expect(first.isError).toBe(true);
+    expect(again).toEqual(first);
+    expect(runs).toBe(1);
+    expect((await state()).escalations).toHaveLength(1);
+  });
+
+  it("a failure before anything changed records nothing: the same key runs again", async () => {
+    await setup();
+    const rt = e().rt;
+    let runs = 0;
+    const call = () =>
+      rt.idempotent(
+        "escalate",
+        "k-2",
+        {},
+        async () => {
+          runs++;
+          throw new Error("refused before any change");
+        },
+        () => ({ isError: true }),
+      );
+    await expect(call()).rejects.toThrow("refused before any change");
+    await expect(call()).rejects.toThrow("refused before any change");
+    expect(runs).toBe(2);
+  });
+});
+
 describe("check_messages with many messages", () => {
   it("reads and marks them a few at a time (never one after another, never all at once), in inbox order", async () => {
     await setup();

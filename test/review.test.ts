@@ -252,6 +252,25 @@ describe("review_pr: a clean PR", () => {
 });
 
 describe("review_pr: Gate 1 and Gate 2 failures", () => {
+  it("a PR that adds a private key (no END line) gets an ordinary fix request naming the finding, with no key material in any answer", async () => {
+    const n = await night();
+    const body = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun";
+    await openPr(n, { files: { ...LOGIN, "deploy/id_rsa": `-----BEGIN RSA PRIVATE KEY-----\n${body}\n` } });
+    const raw = await n.call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK });
+    expect(raw.isError, raw.content[0]?.text).toBeFalsy();
+    const r = raw.structuredContent as unknown as ReviewOutcome;
+    expect(r.decision).toBe("fix_request");
+    expect(r.findings).toContainEqual(expect.objectContaining({ check: "secrets", file: "deploy/id_rsa" }));
+    expect(JSON.stringify(raw)).not.toContain(body);
+    const fix = fixRequests(n)[0]!;
+    expect(fix.content.message).toContain("deploy/id_rsa");
+    expect(JSON.stringify(fix)).not.toContain(body);
+    // Asking again is no INTERNAL either, and burns no second fix round.
+    const again = await n.call("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK });
+    expect(again.isError, again.content[0]?.text).toBeFalsy();
+    expect((again.structuredContent as unknown as ReviewOutcome).decision).toBe("fix_request_pending");
+  });
+
   it("sends a fix request naming a file outside the task's scope, once per head", async () => {
     const n = await night();
     await openPr(n, { files: { ...LOGIN, "src/billing/charge.py": "def charge():\n    pass\n" } });

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -66,9 +67,20 @@ export class Runtime {
    */
   async step<T extends ProtocolEvent["type"]>(event: EventOf<T>): Promise<Reduced<T>> {
     const now = this.now();
-    return this.store.transact((draft) =>
+    const out = await this.store.transact((draft) =>
       reduce(draft, event, { now, config: this.config, owner: PROCESS_ID }),
     );
+    const call = this.call.getStore();
+    if (call) call.committed = true;
+    return out;
+  }
+
+  /** The tool call under way, and whether it has committed a step yet. */
+  private readonly call = new AsyncLocalStorage<{ committed: boolean }>();
+
+  /** Runs one tool call, keeping track of whether it changed the state. */
+  inCall<T>(fn: () => Promise<T>): Promise<T> {
+    return this.call.run({ committed: false }, fn);
   }
 
   get github(): GitHubClient {
@@ -127,9 +139,17 @@ export class Runtime {
 
   /**
    * Runs `fn` once per (tool, key). A replay returns the first result; a replay while the first
-   * call is still running is refused; a failed call leaves no record, so it can be retried.
+   * call is still running is refused. A call that fails before it changed anything leaves no
+   * record, so it can be retried; one that fails after a commit keeps its answer (`onError`), so a
+   * replay returns it and repeats nothing.
    */
-  async idempotent<T>(tool: string, key: string, args: unknown, fn: () => Promise<T>): Promise<T> {
+  async idempotent<T extends { isError?: boolean }>(
+    tool: string,
+    key: string,
+    args: unknown,
+    fn: () => Promise<T>,
+    onError: (err: unknown) => T,
+  ): Promise<T> {
     const id = `${tool}:${key}`;
     const argsHash = hash(args);
     const now = this.now();
@@ -171,18 +191,22 @@ export class Runtime {
         "wait for the first call to finish, then replay to read its result",
       );
     }
+    const scope = { committed: false };
     let value: T;
     try {
-      value = await fn();
+      value = await this.call.run(scope, fn);
     } catch (err) {
-      await this.store.transact((draft) => {
-        delete draft.idempotency[id];
-      });
-      throw err;
+      if (!scope.committed) {
+        await this.store.transact((draft) => {
+          delete draft.idempotency[id];
+        });
+        throw err;
+      }
+      value = onError(err);
     }
-    const failed = (value as { isError?: boolean }).isError === true;
+    const keep = !value.isError || scope.committed;
     await this.store.transact((draft) => {
-      if (failed) delete draft.idempotency[id];
+      if (!keep) delete draft.idempotency[id];
       else
         draft.idempotency[id] = {
           tool,

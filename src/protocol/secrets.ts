@@ -1,6 +1,7 @@
 /**
- * Gate 2's "no secrets in the diff", and the redactor every outgoing text passes through (§5:
- * tokens never appear in output, resources, logs or reports). Pure functions, no I/O.
+ * Gate 2's "no secrets in the diff", and the redactor every outgoing text passes through
+ * (docs/PROTOCOL.md, Durability: tokens never appear in output, resources, logs or reports). Pure
+ * functions, no I/O.
  */
 
 export interface SecretFinding {
@@ -153,9 +154,14 @@ function diffPath(spec: string): string | null {
   return path.startsWith("b/") ? path.slice(2) : path;
 }
 
+/**
+ * A private key: the block from its BEGIN line to its END line or, with no END line, the header
+ * and the base64 runs that follow it, on their lines or folded onto one (never the rest of the text).
+ */
 const PRIVATE_KEY_BLOCK =
-  /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)/g;
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s:]+:[^/@\s]+@/gi;
+  /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|(?:\s+[A-Za-z0-9+/=]{16,})*)/g;
+/** `user:password@` in a URL; neither part may cross a quote, comma or bracket (`…23000","owner":"dev@…`). */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s:"'<>(),;]+:[^/@\s"'<>(),;]+@/gi;
 
 /**
  * Replaces every known secret (configured tokens, length >= 4), every credential-format match,

@@ -1,4 +1,5 @@
 import type { Runtime } from "../engine/runtime.js";
+import type { ResourceBody } from "../response.js";
 import type { ReadonlyState } from "../state/store.js";
 
 /**
@@ -13,11 +14,12 @@ export interface ResourceDefinition {
   mimeType: "application/json" | "text/markdown";
   /** State keys whose change updates this resource; "*" for any. */
   dependsOn: readonly string[];
+  /** The data (rendered, redacted value by value and bounded by the response builder), or null: not found. */
   read(
     rt: Runtime,
     state: ReadonlyState,
     params: Record<string, string>,
-  ): Promise<string | null> | string | null;
+  ): Promise<ResourceBody | null> | ResourceBody | null;
   /** For templates: the concrete URIs to list. */
   list?(state: ReadonlyState): string[];
 }
@@ -27,5 +29,6 @@ export function defineResource(def: ResourceDefinition): ResourceDefinition {
 }
 
 /** Indented for people reading a resource; listings that grow with the night are compact. */
-export const json = (value: unknown, compact = false) =>
-  compact ? JSON.stringify(value) : JSON.stringify(value, null, 2);
+export const json = (value: unknown, compact = false): ResourceBody => ({ json: value, compact });
+
+export const markdown = (text: string): ResourceBody => ({ markdown: text });

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { defineResource } from "./define-resource.js";
+import { defineResource, markdown } from "./define-resource.js";
 
 export const latestReportResource = defineResource({
   name: "reports/latest",
@@ -13,11 +13,13 @@ export const latestReportResource = defineResource({
       .filter((s) => s.report)
       .sort((a, b) => a.report!.at.localeCompare(b.report!.at))
       .at(-1);
-    if (!latest) return "# No report yet\n\nCall write_report to write one.\n";
+    if (!latest) return markdown("# No report yet\n\nCall write_report to write one.\n");
     try {
-      return await readFile(latest.report!.path, "utf8");
+      return markdown(await readFile(latest.report!.path, "utf8"));
     } catch {
-      return `# Report missing\n\nThe report of ${latest.id} was written to ${latest.report!.path} but can no longer be read. Call write_report again.\n`;
+      return markdown(
+        `# Report missing\n\nThe report of ${latest.id} was written to ${latest.report!.path} but can no longer be read. Call write_report again.\n`,
+      );
     }
   },
 });

@@ -1,5 +1,5 @@
 import { renderRosterMarkdown } from "../roster.js";
-import { defineResource, json } from "./define-resource.js";
+import { defineResource, json, markdown } from "./define-resource.js";
 import { rosterView } from "./views.js";
 
 export const rosterResource = defineResource({
@@ -20,5 +20,5 @@ export const rosterMarkdownResource = defineResource({
   description: "The roster rendered as AGENT_ROSTER.md (the same table format the server reads).",
   mimeType: "text/markdown",
   dependsOn: ["agents", "tasks"],
-  read: (_rt, state) => renderRosterMarkdown(rosterView(state)),
+  read: (_rt, state) => markdown(renderRosterMarkdown(rosterView(state))),
 });

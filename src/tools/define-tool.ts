@@ -8,6 +8,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { EoaError, errorMessage, isEoaError } from "../errors.js";
 import type { Runtime } from "../engine/runtime.js";
+import { errorResult, toolResult } from "../response.js";
 
 /**
  * Every tool is declared once: name, title, description, kind, input and output shapes, handler.
@@ -187,13 +188,12 @@ export function registerTools(
       if (!checked.success) {
         throw new Error(`tool ${tool.name} produced output that breaks its schema: ${checked.error.message}`);
       }
-      return {
-        content: [{ type: "text", text: rt.redact(out.text) }],
-        structuredContent: JSON.parse(rt.redact(JSON.stringify(out.data))) as Record<string, unknown>,
-      };
+      return toolResult(out, (t) => rt.redact(t));
     };
     try {
-      return key && isMutating(tool) ? await rt.idempotent(tool.name, key, args, run) : await run();
+      return key && isMutating(tool)
+        ? await rt.idempotent(tool.name, key, args, run, (err) => toErrorResult(err, rt))
+        : await rt.inCall(run);
     } catch (err) {
       return toErrorResult(err, rt);
     }
@@ -202,26 +202,7 @@ export function registerTools(
 }
 
 export function toErrorResult(err: unknown, rt: Pick<Runtime, "redact" | "logger">): CallToolResult {
-  const e: EoaError = isEoaError(err)
-    ? err
-    : new EoaError(
-        "INTERNAL",
-        `internal error: ${errorMessage(err)}`,
-        "this is a bug in eoa-mcp: retry once, then report it with the server's stderr log",
-      );
   if (!isEoaError(err))
     rt.logger.error("tool failed", { error: errorMessage(err), stack: (err as Error)?.stack });
-  const error = {
-    code: e.code,
-    message: rt.redact(e.message),
-    next_step: rt.redact(e.nextStep),
-    ...(e.details
-      ? { details: JSON.parse(rt.redact(JSON.stringify(e.details))) as Record<string, unknown> }
-      : {}),
-  };
-  return {
-    isError: true,
-    content: [{ type: "text", text: `${error.code}: ${error.message}\nNext step: ${error.next_step}` }],
-    structuredContent: { error },
-  };
+  return errorResult(err, (t) => rt.redact(t));
 }

@@ -41,6 +41,28 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   return { ...real, writeFile, link, default: { ...real, writeFile, link } };
 });
 
+/** Which files were flushed to the disk, in order: "fdatasync <file>", "fsync <file or dir>". */
+const flushed = vi.hoisted(() => [] as string[]);
+vi.mock("node:fs", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs")>();
+  const paths = new Map<number, string>();
+  const openSync = (...args: Parameters<typeof real.openSync>) => {
+    const fd = real.openSync(...args);
+    paths.set(fd, String(args[0]));
+    return fd;
+  };
+  const fsyncSync = (fd: number) => {
+    flushed.push(`fsync ${paths.get(fd)}`);
+    real.fsyncSync(fd);
+  };
+  const fdatasyncSync = (fd: number) => {
+    flushed.push(`fdatasync ${paths.get(fd)}`);
+    real.fdatasyncSync(fd);
+  };
+  const fs = { ...real, openSync, fsyncSync, fdatasyncSync };
+  return { ...fs, default: fs };
+});
+
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "eoa-store-"));
@@ -140,6 +162,31 @@ describe("StateStore", () => {
     expect(await readFile(store.journalFile, "utf8")).toBe("");
     expect((await readdir(dir)).sort()).toEqual(["state.journal", "state.json", "state.rev"]);
     expect((await onDisk()).current_session_id).toBe("compacted");
+  });
+
+  it("flushes to the disk each journal append, and a new generation's document and directory before it empties the journal", async () => {
+    const store = await StateStore.open(dir, { journalLimitBytes: 400 });
+    flushed.length = 0;
+    await store.transact((draft) => {
+      draft.current_session_id = "one";
+    });
+    // The journal was created by this append: its directory entry is flushed too.
+    expect(flushed).toEqual([`fdatasync ${store.journalFile}`, `fsync ${dir}`]);
+    flushed.length = 0;
+    await store.transact((draft) => {
+      draft.current_session_id = "two";
+    });
+    expect(flushed).toEqual([`fdatasync ${store.journalFile}`]);
+    flushed.length = 0;
+    await store.transact((draft) => {
+      draft.current_session_id = "x".repeat(400);
+    });
+    expect(flushed).toEqual([
+      `fsync ${join(dir, ".state.json.tmp")}`,
+      `fsync ${store.journalFile}`,
+      `fsync ${dir}`,
+    ]);
+    expect((await onDisk()).generation).toBe(1);
   });
 
   it("ignores journal lines of an older generation and a line cut short by a crash, and cuts the remnant before appending", async () => {
@@ -388,6 +435,58 @@ describe("StateStore", () => {
     expect(doc.current_session_id).toBe("bbbb");
     expect(doc.counters.effect).toBe(1);
     expect((await a.read()).current_session_id).toBe("bbbb");
+  });
+
+  it("reads another's write from the journal's tail: what it did not touch stays as it was", async () => {
+    const a = await StateStore.open(dir);
+    const b = await StateStore.open(dir);
+    await a.transact((draft) => {
+      for (const id of ["A", "B"])
+        draft.tasks[id] = { task_id: id, title: id, history: [] } as unknown as TaskRecord;
+    });
+    const before = await a.read();
+    const untouched = before.tasks["B"];
+    await b.transact((draft) => {
+      draft.tasks["A"]!.title = "changed by b";
+      draft.counters.decision = 3;
+    });
+    const after = await a.read();
+    expect(after.tasks["A"]!.title).toBe("changed by b");
+    expect(after.counters.decision).toBe(3);
+    // A fresh parse of the document would have made a new object of every task.
+    expect(after.tasks["B"]).toBe(untouched);
+    expect(after.sessions).toBe(before.sessions);
+    expect(Object.isFrozen(after.tasks["A"])).toBe(true);
+    expect(after).toEqual(await onDisk());
+  });
+
+  it("a change to one task copies that task only; every record it hands out is frozen", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((draft) => {
+      for (const id of ["A", "B"])
+        draft.tasks[id] = { task_id: id, title: id, history: [], depends_on: [] } as unknown as TaskRecord;
+    });
+    const before = await store.read();
+    const [a, b] = [before.tasks["A"]!, before.tasks["B"]];
+    const walked: string[] = [];
+    await store.transact((draft) => {
+      // Reading every task, nested values included, drafts and copies none of them.
+      for (const t of Object.values(draft.tasks)) walked.push(`${t.task_id}:${[...t.depends_on].length}`);
+      draft.tasks["A"]!.history.push({ at: "2025-12-30T22:00:00.000Z", event: "assigned" });
+    });
+    expect(walked).toEqual(["A:0", "B:0"]);
+    const after = await store.read();
+    expect(after.tasks["B"]).toBe(b);
+    expect(after.tasks["A"]!.history).toHaveLength(1);
+    // The record read before is replaced, not changed. (The map itself is the store's one map.)
+    expect(a.history).toHaveLength(0);
+    expect(after.tasks["A"]).not.toBe(a);
+    expect(Object.isFrozen(after.tasks["A"]!.history)).toBe(true);
+    const lines = (await readFile(store.journalFile, "utf8")).trim().split("\n");
+    expect(JSON.parse(lines.at(-1)!)).toEqual({
+      g: 0,
+      p: [{ op: "add", path: ["tasks", "A", "history", 0], value: expect.any(Object) }],
+    });
   });
 
   it("re-reads inside the lock: two stores in one process never lose each other's updates", async () => {

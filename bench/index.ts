@@ -248,7 +248,6 @@ async function reviewSetup(): Promise<void> {
   });
   /** Review set-up as review_pr sees it: fetch the PR head, then a worktree of it ready for commands. */
   const setUp = async (mirror: GitMirror, pr: number) => {
-    await mirror.spareSettled(); // reviews are minutes apart: the spare, if any, is made by then
     const started = performance.now();
     let ready = 0;
     const sha = await mirror.fetchPullHead(pr);
@@ -262,10 +261,8 @@ async function reviewSetup(): Promise<void> {
   const setUps = async (mirror: GitMirror): Promise<number[]> => {
     await mirror.ensureMirror();
     await setUp(mirror, PRS); // a process's first review has no spare yet
-    await mirror.spareSettled(); // nothing left running in the background for the next figures
     const out: number[] = [];
     for (let i = 0; i < 2 * PRS; i++) out.push(await setUp(mirror, (i % PRS) + 1));
-    await mirror.spareSettled();
     return out;
   };
   const coldSetups = await setUps(cold);

@@ -303,6 +303,7 @@ async function runMechanical(rt: Runtime, pr: GitHubPull, ctx: ReviewContext): P
       }
     },
     ctx.signal,
+    pr.baseRef, // the reused checkout is reset to it afterwards
   );
   const hasCoverageSource = !!(rt.config.review.commands.coverage || rt.config.review.commands.test);
   const gate2 = gate2Local({

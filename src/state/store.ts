@@ -340,9 +340,9 @@ export class StateStore {
           const bytes = Buffer.byteLength(line);
           if (base + bytes > this.journalLimit) {
             const all = Object.assign(Object.create(null) as Record<string, TaskRecord>, loaded.state.tasks);
-            saved = this.writeNextGeneration({ ...rest, tasks: withChanges(all, tasks) });
+            saved = await this.writeNextGeneration({ ...rest, tasks: withChanges(all, tasks) });
           } else {
-            this.persist({ append: line, after: base });
+            await this.persist({ append: line, after: base });
             saved = {
               state: freeze({ ...rest, tasks: withChanges(loaded.state.tasks, tasks) }),
               journalBytes: base + bytes,
@@ -372,7 +372,7 @@ export class StateStore {
   async compact(): Promise<void> {
     const release = await this.lock();
     try {
-      const compacted = this.writeNextGeneration((await this.current()).state);
+      const compacted = await this.writeNextGeneration((await this.current()).state);
       this.cache = { key: this.fileKey(), ...compacted };
     } finally {
       await release().catch(() => undefined);
@@ -380,9 +380,9 @@ export class StateStore {
   }
 
   /** Writes `state` as the document of the next generation, with an empty journal. */
-  private writeNextGeneration(state: ReadonlyState): Loaded {
+  private async writeNextGeneration(state: ReadonlyState): Promise<Loaded> {
     const next = freeze({ ...state, generation: state.generation + 1 });
-    this.persist({ compact: next as State });
+    await this.persist({ compact: next as State });
     return { state: next, journalBytes: 0, appliedBytes: 0 };
   }
 
@@ -390,7 +390,7 @@ export class StateStore {
    * The only place that writes the state files (and so the one place a test makes fail, as a full
    * disk would). The revision token goes first: readers that see it change re-read. Synchronous:
    * the small writes take microseconds, where a thread-pool round trip costs a fraction of a
-   * millisecond, and nothing can read the cache between the write and its update.
+   * millisecond.
    */
   private persist(op: { append: string; after: number } | { compact: State }): void {
     this.ownRev = randomUUID();

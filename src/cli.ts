@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CONFIG_FLAGS, ConfigError, loadConfig } from "./config.js";
-import { buildRuntime, closeRuntime, recover } from "./deps.js";
+import { buildRuntime, closeRuntime, prepareRuntime, recover } from "./deps.js";
 import { errorMessage, isEoaError } from "./errors.js";
 import type { LogSink } from "./log.js";
 import { createServer } from "./server.js";
@@ -78,9 +78,11 @@ async function main(argv: string[]): Promise<number> {
   const sinks = new Set<LogSink>();
   // Rehearsals (eoa-mcp simulate) run the server on the simulation's clock.
   const clockFile = process.env.EOA_FAKE_CLOCK_FILE;
+  const stdio = command === "serve" && !parsed.values.http;
   const rt = await buildRuntime(config, {
     logSinks: sinks,
     ...(clockFile ? { clock: new FileClock(clockFile), fast: true } : {}),
+    deferPrepare: stdio,
   });
 
   if (command === "preflight") {
@@ -119,7 +121,19 @@ async function main(argv: string[]): Promise<number> {
     return -1;
   }
 
-  const eoa = createServer(rt, { logSinks: sinks });
+  // The state is loaded once `initialize` is answered (the first tool call, resource read or the
+  // client's `initialized` starts it); start-up recovery follows it. A state that cannot be read
+  // ends the process, as it would have before the answer.
+  let preparing: Promise<void> | undefined;
+  const ready = () =>
+    (preparing ??= prepareRuntime(rt).then(
+      () => void recover(rt),
+      (err: unknown) => {
+        process.stderr.write(`eoa-mcp: ${isEoaError(err) ? `${err.code}: ` : ""}${errorMessage(err)}\n`);
+        process.exit(2);
+      },
+    ));
+  const eoa = createServer(rt, { logSinks: sinks, ready });
   const transport = new StdioServerTransport();
   const shutdown = async (why: string) => {
     if (closing) return;
@@ -140,7 +154,6 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   await eoa.server.connect(transport);
-  void recover(rt);
   rt.logger.info("serving MCP on stdio", {
     version: VERSION,
     stateDir: config.stateDir,

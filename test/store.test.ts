@@ -6,6 +6,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import lockfile from "proper-lockfile";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { assertBuilt, CLI } from "./fixtures/cli.js";
 import { EoaError } from "../src/errors.js";
 import type { Draft } from "immer";
 import { tasksNow } from "../src/state/records.js";
@@ -614,5 +617,38 @@ describe("two server processes on one state directory", () => {
     expect((await readdir(dir)).filter((f) => f.startsWith("state.json.lock") || f.endsWith(".tmp"))).toEqual(
       [],
     );
+  });
+});
+
+describe("a server's start-up", () => {
+  it("answers initialize before it reads the state: a held lock delays the first tool call, not the connection", async () => {
+    assertBuilt();
+    await StateStore.open(dir);
+    // Another process holds the state: reading it (the roster sync) must wait.
+    const release = await lockfile.lock(join(dir, "state.json"), { realpath: false });
+    const client = new Client({ name: "start-up", version: "1" });
+    try {
+      await client.connect(
+        new StdioClientTransport({
+          command: process.execPath,
+          args: [CLI],
+          env: { PATH: process.env.PATH ?? "", HOME: dir, EOA_STATE_DIR: dir, EOA_LOG_LEVEL: "error" },
+          stderr: "ignore",
+        }),
+      );
+      // Connected: `initialize` was answered with the state locked. What reads the state waits.
+      let answered = false;
+      const call = client.readResource({ uri: "eoa://session" }).then((r) => {
+        answered = true;
+        return r;
+      });
+      await sleep(200); // a chance to answer too early, which it must not take
+      expect(answered).toBe(false);
+      await release();
+      expect((await call).contents).toHaveLength(1);
+    } finally {
+      await release().catch(() => undefined);
+      await client.close();
+    }
   });
 });

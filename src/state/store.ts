@@ -148,10 +148,8 @@ export class StateStore {
    * document written otherwise is parsed whole for it.
    */
   private async refuseNewer(): Promise<void> {
-    const head = await readFile(this.file, "utf8").then(
-      (t) => t.slice(0, 64),
-      () => "",
-    );
+    // Unreadable: the full parse below says why.
+    const head = readBytes(this.file, 0, 64) ?? "";
     const version = /^\{\s*"version"\s*:\s*(\d+)\s*,/.exec(head)?.[1];
     if (version !== undefined && Number(version) <= STATE_VERSION) return;
     migrate(await this.adapter.read().catch(() => null));
@@ -215,18 +213,8 @@ export class StateStore {
    */
   private readTail(had: Loaded & { key: FileKey }, key: FileKey): Loaded | undefined {
     const from = Math.max(had.journalBytes - 1, 0);
-    let text: string;
-    try {
-      const fd = openSync(this.journalFile, "r");
-      try {
-        const buf = Buffer.alloc(key.journal - from);
-        text = buf.subarray(0, readSync(fd, buf, 0, buf.length, from)).toString("utf8");
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      return undefined;
-    }
+    const text = readBytes(this.journalFile, from, key.journal - from);
+    if (text === undefined) return undefined;
     // It must start where a line ended, or the journal was rewritten meanwhile.
     if (had.journalBytes > 0 && !text.startsWith("\n")) return undefined;
     const body = had.journalBytes > 0 ? text.slice(1) : text;
@@ -541,6 +529,21 @@ function writeDurably(file: string, text: string, flag: "w" | "a", sync: boolean
     if (sync) (flag === "a" ? fdatasyncSync : fsyncSync)(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** `length` bytes of `file` from `position` (fewer at its end); undefined when it cannot be read. */
+function readBytes(file: string, position: number, length: number): string | undefined {
+  try {
+    const fd = openSync(file, "r");
+    try {
+      const buf = Buffer.alloc(length);
+      return buf.subarray(0, readSync(fd, buf, 0, length, position)).toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
   }
 }
 

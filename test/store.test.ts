@@ -58,11 +58,11 @@ vi.mock("node:fs", async (importOriginal) => {
     flushed.push(`fsync ${paths.get(fd)}`);
     real.fsyncSync(fd);
   };
-  const fdatasyncSync = (fd: number) => {
+  const fdatasync = (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => {
     flushed.push(`fdatasync ${paths.get(fd)}`);
-    real.fdatasyncSync(fd);
+    real.fdatasync(fd, done);
   };
-  const fs = { ...real, openSync, fsyncSync, fdatasyncSync };
+  const fs = { ...real, openSync, fsyncSync, fdatasync };
   return { ...fs, default: fs };
 });
 

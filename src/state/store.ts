@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
   closeSync,
-  fdatasyncSync,
+  fdatasync,
   fsyncSync,
   openSync,
   readFileSync,
@@ -184,14 +184,19 @@ export class StateStore {
    * the files.
    */
   async read(): Promise<ReadonlyState> {
-    return (await this.current()).state;
+    return (await this.current(false)).state;
   }
 
   /** The cached state while the files are as it saw them, else its tail or a fresh load. */
-  private async current(): Promise<Loaded> {
+  private async current(inLock: boolean): Promise<Loaded> {
     const key = this.fileKey();
     const had = this.cache;
     if (had && sameKey(had.key, key)) return had;
+    // A new token with the files as they were, outside the lock: a writer between its token and its
+    // line (a journal holding older lines may have been emptied and refilled to the same size,
+    // though). Inside the lock no writer is half-way: there it is a document rewritten in place.
+    const unchanged = had && had.key.doc === key.doc && had.key.journal === key.journal;
+    if (had && unchanged && !inLock && had.journalBytes === had.appliedBytes) return had;
     // Only more lines of the same generation can be read as a tail: lines of an older one (a
     // compaction caught half-way) go when the journal is emptied, and a new token with no new line
     // may be a document rewritten in place.
@@ -314,9 +319,10 @@ export class StateStore {
     let change: StateChange | undefined;
     let next: ReadonlyState | undefined;
     let result!: T;
+    let flush: (() => Promise<void>) | void = undefined;
     try {
       // Inside the lock the revision token decides: every writer replaces it before writing.
-      const loaded = await this.current();
+      const loaded = await this.current(true);
       const tx = new StateDraft(loaded.state, loaded.state.tasks);
       result = fn(tx.draft);
       const { patches, next: rest, tasks } = tx.finish();
@@ -330,7 +336,7 @@ export class StateStore {
             const all = Object.assign(Object.create(null) as Record<string, TaskRecord>, loaded.state.tasks);
             saved = await this.writeNextGeneration({ ...rest, tasks: withChanges(all, tasks) });
           } else {
-            await this.persist({ append: line, after: base });
+            flush = await this.persist({ append: line, after: base });
             saved = {
               state: freeze({ ...rest, tasks: withChanges(loaded.state.tasks, tasks) }),
               journalBytes: base + bytes,
@@ -352,6 +358,18 @@ export class StateStore {
     } finally {
       await release().catch(() => undefined);
     }
+    // Flushed to the disk after the lock is released, so that other processes need not wait for
+    // the disk; the caller is answered after it. A later writer's flush covers this line too (the
+    // same file), so nothing that follows it is on the disk without it.
+    if (flush) {
+      await flush().catch((err: Error) => {
+        throw new EoaError(
+          "STATE_WRITE_FAILED",
+          `could not flush the state in ${this.dir} to the disk: ${err.message}; the change is recorded but may not survive a power cut`,
+          "check the disk; the call's effect stands (a retry with the same idempotency key returns it)",
+        );
+      });
+    }
     if (change && next) for (const l of this.listeners) l(change, next);
     return result;
   }
@@ -360,7 +378,7 @@ export class StateStore {
   async compact(): Promise<void> {
     const release = await this.lock();
     try {
-      const compacted = await this.writeNextGeneration((await this.current()).state);
+      const compacted = await this.writeNextGeneration((await this.current(true)).state);
       this.cache = { key: this.fileKey(), ...compacted };
     } finally {
       await release().catch(() => undefined);
@@ -378,9 +396,10 @@ export class StateStore {
    * The only place that writes the state files (and so the one place a test makes fail, as a full
    * disk would). The revision token goes first: readers that see it change re-read. Synchronous:
    * the small writes take microseconds, where a thread-pool round trip costs a fraction of a
-   * millisecond.
+   * millisecond. An append returns its flush to the disk, which the caller makes after unlocking;
+   * a generation is flushed here, before the journal is emptied.
    */
-  private persist(op: { append: string; after: number } | { compact: State }): void {
+  private persist(op: { append: string; after: number } | { compact: State }): (() => Promise<void>) | void {
     this.ownRev = randomUUID();
     writeFileSync(this.revFile, this.ownRev);
     if ("compact" in op) {
@@ -396,9 +415,13 @@ export class StateStore {
     // Whatever follows the last whole line is a crash's remnant: cut it before appending.
     const size = sizeOf(this.journalFile);
     if (size !== op.after && size >= 0) truncateSync(this.journalFile, op.after);
-    writeDurably(this.journalFile, op.append, "a", this.fsync);
-    // A journal just created is an entry of the directory, durable only with it.
-    if (this.fsync && size < 0) fsyncDir(this.dir);
+    writeDurably(this.journalFile, op.append, "a", false);
+    if (!this.fsync) return;
+    return async () => {
+      await syncData(this.journalFile);
+      // A journal just created is an entry of the directory, durable only with it.
+      if (size < 0) fsyncDir(this.dir);
+    };
   }
 
   /** The files' identity, from three tiny synchronous reads (see `persist`). */
@@ -526,7 +549,17 @@ function writeDurably(file: string, text: string, flag: "w" | "a", sync: boolean
   const fd = openSync(file, flag);
   try {
     if (text) writeSync(fd, text);
-    if (sync) (flag === "a" ? fdatasyncSync : fsyncSync)(fd);
+    if (sync) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Flushes `file`'s data to the disk, off the event loop (a flush takes milliseconds). */
+async function syncData(file: string): Promise<void> {
+  const fd = openSync(file, "r");
+  try {
+    await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   } finally {
     closeSync(fd);
   }

@@ -10,7 +10,7 @@
  */
 import { execFile, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -554,6 +554,8 @@ async function main(): Promise<void> {
   if (!only || only === "store") await store();
   if (!only || only === "git") await reviewCycle();
   console.error(`bench done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  // Other work on the machine moves every figure: the load it ran under goes with them.
+  row("machine load (1-minute load average at the end of the run)", `${loadavg()[0]!.toFixed(1)}`);
   const w = [0, 1, 2].map((k) => Math.max(...rows.map((r) => [r.what, r.figure, r.target][k]!.length), 6));
   const line = (a: string, b: string, c: string, d: string) =>
     `| ${a.padEnd(w[0]!)} | ${b.padEnd(w[1]!)} | ${c.padEnd(w[2]!)} | ${d} |`;

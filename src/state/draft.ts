@@ -20,8 +20,8 @@ enablePatches();
  * immer alone drafts the task map as one object: changing one task copies the whole map (and
  * freezes the copy), O(tasks) per transaction. Here immer drafts everything but the task map, and
  * the map is drafted task by task: `draft.tasks[id]` gives a view of that one task, which becomes
- * an immer draft of it when it is written, or when a nested value (which could be written through)
- * is read. Reading a task's plain fields, walking the map, drafts nothing. The committed state
+ * an immer draft of it at the first write to it or to anything inside it. Reading tasks and
+ * walking the map, nested values included, drafts nothing. The committed state
  * keeps one task map, changed in place at commit (its tasks are frozen records, replaced, never
  * changed): a state read earlier therefore sees the tasks as they are now, while its other parts
  * stay as they were. Everything else is immer's usual copy-on-write.

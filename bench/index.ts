@@ -340,6 +340,7 @@ async function inbox(sur: Surroundings, server: Server, agents: number): Promise
 }
 
 /** spawn → `initialize` answered, bare SDK server (one tool) vs eoa-mcp at 10k tasks, rotated. */
+const PAIRS = 11;
 async function startup(): Promise<void> {
   console.error("start-up: spawn → initialize answered, rotated with a bare SDK server");
   const dir = await mkdtemp(join(tmpdir(), "eoa-bench-start-"));
@@ -364,7 +365,7 @@ process.stdin.on("end", () => process.exit(0));`,
     const bareTimes: number[] = [];
     const ours: number[] = [];
     let bareRss = 0;
-    for (let rep = 0; rep < 5; rep++) {
+    for (let rep = 0; rep < PAIRS; rep++) {
       const b = await spawnServer([bare]);
       const e = await eoaServer(sur);
       bareRss = await peakRss(b.pid);
@@ -376,7 +377,7 @@ process.stdin.on("end", () => process.exit(0));`,
     const ratio = median(ratios);
     row(
       "spawn → initialize @ 10k tasks, eoa-mcp vs bare SDK server",
-      `${ms(median(ours))} vs ${ms(median(bareTimes))}: ${ratio.toFixed(2)}× (median of 5 rotated pairs; bare server VmHWM ${bareRss.toFixed(0)} MB)`,
+      `${ms(median(ours))} vs ${ms(median(bareTimes))}: ${ratio.toFixed(2)}× (median of ${PAIRS} rotated pairs; bare server VmHWM ${bareRss.toFixed(0)} MB)`,
       "≤ 1.2×",
       ratio <= 1.2,
     );

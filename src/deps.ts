@@ -9,7 +9,6 @@ import { createLogger, type LogSink } from "./log.js";
 import { redactSecrets } from "./protocol/secrets.js";
 import { syncRoster } from "./engine/roster.js";
 import { StateStore } from "./state/store.js";
-import { reconcileOutbox } from "./engine/effects.js";
 
 export interface BuildOptions {
   clock?: Clock;
@@ -91,6 +90,8 @@ export async function recover(rt: Runtime): Promise<void> {
       .cleanOrphans()
       .catch((err: Error) => rt.logger.warn("worktree clean-up failed", { error: err.message }));
   }
+  // Loaded here, not at start-up: `initialize` is answered before recovery runs.
+  const { reconcileOutbox } = await import("./engine/effects.js");
   await reconcileOutbox(rt).catch((err: Error) =>
     rt.logger.warn("outbox reconcile failed", { error: err.message }),
   );

@@ -16,8 +16,7 @@ import {
 } from "node:fs";
 import { access, link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { DataFile } from "lowdb/node";
-import lockfile from "proper-lockfile";
+import type { DataFile } from "lowdb/node";
 import { freeze, type Draft, type Patch } from "immer";
 import { EoaError } from "../errors.js";
 import { applyToState, StateDraft } from "./draft.js";
@@ -95,7 +94,8 @@ export class StateStore {
    */
   private readonly revFile: string;
   readonly journalFile: string;
-  private readonly adapter: DataFile<State>;
+  /** lowdb's reader of the document, loaded on the first read: start-up does not wait for it. */
+  private adapterLoaded: Promise<DataFile<State>> | undefined;
   private cache: (Loaded & { key: FileKey }) | undefined;
   private readonly listeners = new Set<ChangeListener>();
   private watchers = 0;
@@ -117,7 +117,6 @@ export class StateStore {
     this.file = join(dir, "state.json");
     this.revFile = join(dir, "state.rev");
     this.journalFile = join(dir, "state.journal");
-    this.adapter = new DataFile<State>(this.file, { parse: JSON.parse, stringify: (d) => JSON.stringify(d) });
     this.journalLimit = opts.journalLimitBytes ?? JOURNAL_LIMIT_BYTES;
     this.fsync = opts.fsync ?? true;
   }
@@ -152,7 +151,7 @@ export class StateStore {
     const head = readBytes(this.file, 0, 64) ?? "";
     const version = /^\{\s*"version"\s*:\s*(\d+)\s*,/.exec(head)?.[1];
     if (version !== undefined && Number(version) <= STATE_VERSION) return;
-    migrate(await this.adapter.read().catch(() => null));
+    migrate(await (await this.adapter()).read().catch(() => null));
   }
 
   /**
@@ -264,7 +263,7 @@ export class StateStore {
    */
   private async load(key: FileKey): Promise<Loaded> {
     for (let attempt = 0; ; attempt++) {
-      const snapshot = migrate(await this.adapter.read());
+      const snapshot = migrate(await (await this.adapter()).read());
       const journal = await readFile(this.journalFile, "utf8").catch((err: NodeJS.ErrnoException) => {
         // No journal is an empty one; an unreadable one must not silently roll the state back.
         if (err.code === "ENOENT") return "";
@@ -303,6 +302,13 @@ export class StateStore {
       if (attempt >= 4) return loaded;
       key = after;
     }
+  }
+
+  private adapter(): Promise<DataFile<State>> {
+    return (this.adapterLoaded ??= import("lowdb/node").then(
+      ({ DataFile }) =>
+        new DataFile<State>(this.file, { parse: JSON.parse, stringify: (d) => JSON.stringify(d) }),
+    ));
   }
 
   private announceExternal(state: ReadonlyState): void {
@@ -462,6 +468,8 @@ export class StateStore {
    * by a killed process is taken over once stale (5 s; a live holder refreshes it every 2 s).
    */
   private async acquire(): Promise<() => Promise<void>> {
+    // Loaded on the first transaction: start-up does not wait for it.
+    const { default: lockfile } = await import("proper-lockfile");
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let backoff = 2; ; backoff = Math.min(backoff * 2, LOCK_BACKOFF_MAX_MS)) {
       try {

@@ -1,10 +1,15 @@
 #!/usr/bin/env node
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { CONFIG_FLAGS, ConfigError, loadConfig } from "./config.js";
-import { buildRuntime, closeRuntime, prepareRuntime, recover } from "./deps.js";
-import { errorMessage, isEoaError } from "./errors.js";
+import { CONFIG_FLAGS, ConfigError, loadConfig, secretsOf } from "./config.js";
+import { buildClients, buildRuntime, closeRuntime, prepareRuntime, recover } from "./deps.js";
+import { EoaError, errorMessage, isEoaError } from "./errors.js";
+import { redactSecrets } from "./protocol/secrets.js";
+import { emptyState } from "./state/schema.js";
+import { readStateDir } from "./state/store.js";
 import type { LogSink } from "./log.js";
 import { createServer } from "./server.js";
 import { VERSION } from "./version.js";
@@ -16,13 +21,14 @@ Usage:
   eoa-mcp [options]              serve MCP on stdio (what Claude Code / Claude Desktop run)
   eoa-mcp --http [--port N]      serve Streamable HTTP on 127.0.0.1 (needs EOA_HTTP_TOKEN)
   eoa-mcp simulate [faults]      rehearse a whole night against local stand-ins (see: eoa-mcp simulate --help)
+  eoa-mcp sandbox [--speed N]    start that rehearsal world alone for a real client to drive (until Ctrl-C)
   eoa-mcp preflight [options]    print the Prerequisites Checklist and exit (1 when an item fails)
   eoa-mcp report [options]       write the current session's report and print it
   eoa-mcp --help | --version
 
 Options:
-  --config FILE          config file (default ./eoa.config.json when present; or EOA_CONFIG)
-  --state-dir DIR        state directory (EOA_STATE_DIR, default ./.eoa)
+  --config FILE          config file (EOA_CONFIG; default eoa.config.json in the current directory, if any)
+  --state-dir DIR        state directory (EOA_STATE_DIR; default .eoa in the current directory)
   --repo OWNER/NAME      GitHub repository (EOA_REPO)
   --orchestrator NAME    AI Maestro name of the orchestrator (EOA_ORCHESTRATOR)
   --aimaestro-url URL    AI Maestro base URL (AIMAESTRO_API)
@@ -43,6 +49,7 @@ setFlagsFromString("--liftoff-only");
 async function main(argv: string[]): Promise<number> {
   // Loaded on demand: a plain stdio start should not pay for the simulator or the HTTP stack.
   if (argv[0] === "simulate") return (await import("./sim/simulate.js")).simulate(argv.slice(1));
+  if (argv[0] === "sandbox") return (await import("./sim/sandbox.js")).sandbox(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -57,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
       strict: true,
     });
   } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n\n${USAGE}\n`);
+    process.stderr.write(`${argumentError(err)}\n\n${USAGE}\n`);
     return 2;
   }
   if (parsed.values.help) {
@@ -78,30 +85,43 @@ async function main(argv: string[]): Promise<number> {
   const sinks = new Set<LogSink>();
   // Rehearsals (eoa-mcp simulate) run the server on the simulation's clock.
   const clockFile = process.env.EOA_FAKE_CLOCK_FILE;
-  const stdio = command === "serve" && !parsed.values.http;
-  const rt = await buildRuntime(config, {
-    logSinks: sinks,
-    ...(clockFile ? { clock: new FileClock(clockFile), fast: true } : {}),
-    deferPrepare: stdio,
-  });
+  const clockOpts = clockFile ? { clock: new FileClock(clockFile), fast: true } : {};
+  // The terminal commands read the state directory the server uses; neither creates one.
+  const hasState = existsSync(join(config.stateDir, "state.json"));
 
   if (command === "preflight") {
-    const { preflight, renderPreflight } = await import("./engine/preflight.js");
-    const result = await preflight(rt);
+    const { runPreflight, renderPreflight } = await import("./engine/preflight.js");
+    const { aimaestro, github } = buildClients(config, { logSinks: sinks, ...clockOpts });
+    const secrets = secretsOf(config);
+    const result = await runPreflight({
+      config,
+      aimaestro,
+      github,
+      state: hasState ? await readStateDir(config.stateDir) : emptyState(),
+      redact: (t) => redactSecrets(t, secrets),
+    });
     process.stdout.write(`${renderPreflight(result)}\n`); // stdout-ok: a terminal command
-    await closeRuntime(rt);
+    await aimaestro.close().catch(() => undefined);
     return result.ready ? 0 : 1;
   }
 
   if (command === "report") {
+    if (!hasState) throw noSessionToReport(config.stateDir);
+    const rt = await buildRuntime(config, { logSinks: sinks, ...clockOpts });
     const { writeReport } = await import("./engine/report.js");
-    const r = await writeReport(rt);
-    process.stdout.write(r.markdown); // stdout-ok: a terminal command
-    process.stderr.write(`written to ${r.path}\n`);
-    await closeRuntime(rt);
-    return 0;
+    try {
+      const r = await writeReport(rt);
+      process.stdout.write(r.markdown); // stdout-ok: a terminal command
+      process.stderr.write(`written to ${r.path}\n`);
+      return 0;
+    } catch (err) {
+      throw isEoaError(err) && err.code === "SESSION_NOT_FOUND" ? noSessionToReport(config.stateDir) : err;
+    } finally {
+      await closeRuntime(rt);
+    }
   }
 
+  const rt = await buildRuntime(config, { logSinks: sinks, ...clockOpts, deferPrepare: !parsed.values.http });
   let closing = false;
   if (parsed.values.http) {
     const { serveHttp } = await import("./http.js");
@@ -160,6 +180,25 @@ async function main(argv: string[]): Promise<number> {
     repo: config.github.repo ?? null,
   });
   return -1; // keep running
+}
+
+/** `report` is run in a terminal: its next step is a command, not a tool name. */
+function noSessionToReport(stateDir: string): EoaError {
+  return new EoaError(
+    "SESSION_NOT_FOUND",
+    `there is no session to report on in ${stateDir}`,
+    "hand a batch over first (ask Claude to complete some issues autonomously), or point eoa-mcp report at the " +
+      "state directory your MCP server uses: run it from the same directory, or pass --state-dir DIR (EOA_STATE_DIR)",
+  );
+}
+
+/**
+ * parseArgs' own text for an unknown option suggests `-- "--bogus"` (quoted unevenly), which is
+ * no use here: no command takes a positional argument starting with '-'.
+ */
+function argumentError(err: unknown): string {
+  const unknown = /^Unknown option '([^']+)'/.exec(errorMessage(err));
+  return unknown ? `unknown option: ${unknown[1]}` : errorMessage(err);
 }
 
 main(process.argv.slice(2)).then(

@@ -117,7 +117,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     : {};
 
   const fileLayer = readConfigFile(flags.config as string | undefined, env, cwd);
-  const envLayer = fromEnv(env);
+  const { layer: envLayer, names: envNames } = fromEnv(env);
   const flagLayer = fromFlags(flags);
   const merged = deepMerge(deepMerge(fileLayer.data, envLayer), flagLayer);
 
@@ -130,7 +130,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     const key = path.join(".") || "(root)";
     const message =
       unknownKey === undefined ? issue.message : "unknown key (check its spelling, or remove it)";
-    const from = originOf(path, { file: fileLayer, env: envLayer, flags: flagLayer });
+    const from = originOf(path, { file: fileLayer, env: envLayer, envNames, flags: flagLayer });
     throw new ConfigError(`invalid configuration: ${key}: ${message}${from ? ` (from ${from})` : ""}`);
   }
   const cfg = parsed.data;
@@ -148,38 +148,57 @@ function readConfigFile(flagPath: string | undefined, env: NodeJS.ProcessEnv, cw
   } catch (err) {
     throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
+  let data: unknown;
   try {
-    const data = JSON.parse(text) as unknown;
-    if (!data || typeof data !== "object" || Array.isArray(data)) throw new Error("not a JSON object");
-    // Paths in a config file are relative to the file: clients may start the server anywhere.
-    const layer = data as Layer;
-    for (const key of ["stateDir", "rosterFile"]) {
-      if (typeof layer[key] === "string") layer[key] = resolve(dirname(path), layer[key]);
-    }
-    return { path, data: layer };
+    data = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(
+      `config file ${path} is not valid JSON: ${jsonErrorAt(text, (err as Error).message)}`,
+    );
   }
+  if (!data || typeof data !== "object" || Array.isArray(data))
+    throw new ConfigError(`config file ${path} is not valid: it must hold a JSON object ({ ... })`);
+  // Paths in a config file are relative to the file: clients may start the server anywhere.
+  const layer = data as Layer;
+  for (const key of ["stateDir", "rosterFile"]) {
+    if (typeof layer[key] === "string") layer[key] = resolve(dirname(path), layer[key]);
+  }
+  return { path, data: layer };
 }
 
-function fromEnv(env: NodeJS.ProcessEnv): Layer {
+/** JSON.parse names a character offset ("at position 14"); an editor wants a line and a column. */
+function jsonErrorAt(text: string, message: string): string {
+  const m = / at position (\d+)(?: \(line \d+ column \d+\))?/.exec(message);
+  if (!m) return message;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split("\n").length;
+  const column = before.length - before.lastIndexOf("\n");
+  return `${message.replace(m[0], "")} at line ${line}, column ${column}`;
+}
+
+/** The environment's layer, and which variable set each key (an error names the variable to fix). */
+function fromEnv(env: NodeJS.ProcessEnv): { layer: Layer; names: Map<string, string> } {
   const layer: Layer = {};
-  const set = (path: string, value: unknown) => {
-    if (value === undefined || value === "") return;
-    setPath(layer, path, value);
+  const names = new Map<string, string>();
+  const set = (path: string, ...variables: string[]) => {
+    const variable = variables.find((v) => env[v] !== undefined && env[v] !== "");
+    if (!variable) return;
+    const value = env[variable]!;
+    setPath(layer, path, path === "github.project" ? numeric(value) : value);
+    names.set(path, variable);
   };
-  set("orchestrator", env.EOA_ORCHESTRATOR);
-  set("aimaestro.url", env.AIMAESTRO_API);
-  set("aimaestro.token", env.AIMAESTRO_TOKEN);
-  set("github.repo", env.EOA_REPO);
-  set("github.token", env.GITHUB_TOKEN || env.GH_TOKEN);
-  set("github.apiUrl", env.GITHUB_API_URL);
-  set("github.project", numeric(env.EOA_PROJECT));
-  set("git.remote", env.EOA_GIT_REMOTE);
-  set("stateDir", env.EOA_STATE_DIR);
-  set("rosterFile", env.EOA_ROSTER_FILE);
-  set("http.token", env.EOA_HTTP_TOKEN);
-  return layer;
+  set("orchestrator", "EOA_ORCHESTRATOR");
+  set("aimaestro.url", "AIMAESTRO_API");
+  set("aimaestro.token", "AIMAESTRO_TOKEN");
+  set("github.repo", "EOA_REPO");
+  set("github.token", "GITHUB_TOKEN", "GH_TOKEN");
+  set("github.apiUrl", "GITHUB_API_URL");
+  set("github.project", "EOA_PROJECT");
+  set("git.remote", "EOA_GIT_REMOTE");
+  set("stateDir", "EOA_STATE_DIR");
+  set("rosterFile", "EOA_ROSTER_FILE");
+  set("http.token", "EOA_HTTP_TOKEN");
+  return { layer, names };
 }
 
 function fromFlags(flags: Record<string, string | boolean | undefined>): Layer {
@@ -245,12 +264,20 @@ function loadRoster(cfg: z.infer<typeof ConfigSchema>, cwd: string): RosterAgent
 
 function originOf(
   path: PropertyKey[],
-  layers: { file: { path?: string; data: Layer }; env: Layer; flags: Layer },
+  layers: {
+    file: { path?: string; data: Layer };
+    env: Layer;
+    envNames: Map<string, string>;
+    flags: Layer;
+  },
 ): string | undefined {
   if (path.length === 0) return undefined;
   const has = (layer: Layer) => getPath(layer, path) !== undefined;
   if (has(layers.flags)) return "command-line flags";
-  if (has(layers.env)) return "environment";
+  if (has(layers.env)) {
+    const variable = [...layers.envNames].find(([key]) => path.join(".").startsWith(key))?.[1];
+    return variable ? `environment variable ${variable}` : "environment";
+  }
   if (layers.file.path && has(layers.file.data)) return layers.file.path;
   return undefined;
 }
@@ -303,7 +330,7 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
 }
 
 /** The git remote, defaulting to GitHub's HTTPS URL of the repository. */
-export function gitRemoteOf(cfg: Config): string | undefined {
+export function gitRemoteOf(cfg: Pick<Config, "git" | "github">): string | undefined {
   return cfg.git.remote ?? (cfg.github.repo ? `https://github.com/${cfg.github.repo}.git` : undefined);
 }
 

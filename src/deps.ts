@@ -5,9 +5,10 @@ import { GitMirror } from "./clients/git.js";
 import { systemClock, type Clock } from "./clock.js";
 import { gitRemoteOf, secretsOf, type Config } from "./config.js";
 import { Runtime } from "./engine/runtime.js";
-import { createLogger, type LogSink } from "./log.js";
+import { createLogger, type Logger, type LogSink } from "./log.js";
 import { redactSecrets } from "./protocol/secrets.js";
 import { syncRoster } from "./engine/roster.js";
+import { reconcileMerges } from "./engine/reconcile.js";
 import { StateStore } from "./state/store.js";
 
 export interface BuildOptions {
@@ -25,11 +26,13 @@ export interface BuildOptions {
 }
 
 /**
- * Wires the real parts from a validated config: state store, AI Maestro, GitHub, git mirror.
- * At start: the roster is synced into state, orphaned worktrees removed, and side effects a crash
- * left pending are reconciled.
+ * The logger and the network clients of a config, with nothing on disk: what `eoa-mcp preflight`
+ * needs, which must not create a state directory.
  */
-export async function buildRuntime(config: Config, opts: BuildOptions = {}): Promise<Runtime> {
+export function buildClients(
+  config: Config,
+  opts: BuildOptions = {},
+): { logger: Logger; aimaestro: AiMaestroClient; github: GitHubClient | undefined } {
   const secrets = secretsOf(config);
   // No configured token reaches a log line or an MCP log notification.
   const logger = createLogger("eoa", {
@@ -37,7 +40,6 @@ export async function buildRuntime(config: Config, opts: BuildOptions = {}): Pro
     ...(opts.logSinks ? { sinks: opts.logSinks } : {}),
     ...(opts.logStderr === false ? { stderr: false } : {}),
   });
-  const store = await StateStore.open(config.stateDir);
   const aimaestro = new AiMaestroClient({
     url: config.aimaestro.url,
     ...(config.aimaestro.token ? { token: config.aimaestro.token } : {}),
@@ -55,6 +57,17 @@ export async function buildRuntime(config: Config, opts: BuildOptions = {}): Pro
         clock: opts.clock ?? systemClock,
       })
     : undefined;
+  return { logger, aimaestro, github };
+}
+
+/**
+ * Wires the real parts from a validated config: state store, AI Maestro, GitHub, git mirror.
+ * At start: the roster is synced into state, orphaned worktrees removed, and side effects a crash
+ * left pending are reconciled.
+ */
+export async function buildRuntime(config: Config, opts: BuildOptions = {}): Promise<Runtime> {
+  const { logger, aimaestro, github } = buildClients(config, opts);
+  const store = await StateStore.open(config.stateDir);
   const remote = gitRemoteOf(config);
   let git: GitMirror | undefined;
   if (remote) {
@@ -90,10 +103,12 @@ export async function recover(rt: Runtime): Promise<void> {
       .cleanOrphans()
       .catch((err: Error) => rt.logger.warn("worktree clean-up failed", { error: err.message }));
   }
-  // Loaded here, not at start-up: `initialize` is answered before recovery runs.
-  const { reconcileOutbox } = await import("./engine/effects.js");
-  await reconcileOutbox(rt).catch((err: Error) =>
-    rt.logger.warn("outbox reconcile failed", { error: err.message }),
+  await rt.outbox
+    .flush()
+    .catch((err: Error) => rt.logger.warn("outbox reconcile failed", { error: err.message }));
+  // A merge decided before a crash completes its task now, not when someone reviews the PR again.
+  await reconcileMerges(rt).catch((err: Error) =>
+    rt.logger.warn("merge reconciliation failed", { error: err.message }),
   );
 }
 

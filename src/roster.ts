@@ -11,6 +11,8 @@ import { z } from "zod";
  *
  * Only the Agent and Capabilities columns are required; headers are matched loosely
  * ("Agent ID", "Skills", "Max Tasks", "Backup Agents", "AI Maestro" ...). Lists are comma-separated.
+ * An optional GitHub column names the agent's GitHub login, for preflight to check its permission
+ * on the repository.
  */
 
 export const RosterAgentSchema = z.strictObject({
@@ -23,6 +25,11 @@ export const RosterAgentSchema = z.strictObject({
   max_concurrent_tasks: z.number().int().min(1).max(50).optional(),
   backup: z.array(z.string().min(1)).optional(),
   onboarding: z.boolean().optional(),
+  /** The agent's GitHub login: preflight checks it may push to the repository. */
+  github: z
+    .string()
+    .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, "a GitHub login (letters, digits and '-')")
+    .optional(),
 });
 
 export type RosterAgent = z.infer<typeof RosterAgentSchema>;
@@ -34,6 +41,7 @@ const COLUMNS: Record<string, RegExp> = {
   max: /^(max concurrent tasks|max concurrent|max tasks|limit|task limit)$/,
   backup: /^(backup|backups|backup agent|backup agents)$/,
   status: /^(status|availability)$/,
+  github: /^(github|github login|github user|github username)$/,
 };
 
 export function parseRosterMarkdown(text: string): RosterAgent[] {
@@ -91,6 +99,7 @@ export function parseRosterMarkdown(text: string): RosterAgent[] {
       ...(maxText && maxText !== "-" ? { max_concurrent_tasks: Number(maxText) } : {}),
       ...(list(get("backup")).length ? { backup: list(get("backup")) } : {}),
       ...(/onboard/i.test(get("status")) ? { onboarding: true } : {}),
+      ...(get("github") && get("github") !== "-" ? { github: get("github").replace(/^@/, "") } : {}),
     };
     const parsed = RosterAgentSchema.safeParse(candidate);
     if (!parsed.success) {

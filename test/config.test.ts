@@ -162,13 +162,13 @@ describe("loadConfig refuses a bad value, naming the key and where it came from"
   it("a non-number in the environment", () => {
     const err = refusal({ argv: [], env: { EOA_PROJECT: "abc" }, cwd: dir });
     expect(err.message).toContain("github.project");
-    expect(err.message).toContain("from environment");
+    expect(err.message).toContain("(from environment variable EOA_PROJECT)");
   });
 
   it("a bad URL in the environment", () => {
     const err = refusal({ argv: [], env: { AIMAESTRO_API: "not a url" }, cwd: dir });
     expect(err.message).toContain("aimaestro.url");
-    expect(err.message).toContain("from environment");
+    expect(err.message).toContain("(from environment variable AIMAESTRO_API)");
   });
 
   it("a bad flag value", () => {
@@ -199,6 +199,11 @@ describe("loadConfig refuses a bad value, naming the key and where it came from"
   it("a config file that is not JSON, or missing when named", async () => {
     const broken = await file("broken.json", "{ stateDir: ");
     expect(refusal({ argv: ["--config", broken], env: {}, cwd: dir }).message).toMatch(/not valid JSON/);
+    // Located as an editor shows it, not by character offset.
+    const comma = await file("comma.json", '{\n  "stateDir": "s",\n  "repo": "a/b",\n}\n');
+    expect(refusal({ argv: ["--config", comma], env: {}, cwd: dir }).message).toBe(
+      `config file ${comma} is not valid JSON: Expected double-quoted property name in JSON at line 4, column 1`,
+    );
     expect(refusal({ argv: [], env: { EOA_CONFIG: join(dir, "absent.json") }, cwd: dir }).message).toMatch(
       /cannot read config file .*absent\.json/,
     );

@@ -164,9 +164,46 @@ describe("eoa-mcp over stdio", () => {
     expect(command.stderr).toContain("Usage:");
     expect(command.stdout).toBe("");
     expect(flag.code).toBe(2);
-    expect(flag.stderr).toContain("--no-such-flag");
+    expect(flag.stderr).toMatch(/^unknown option: --no-such-flag\n\neoa-mcp /);
     expect(flag.stderr).toContain("Usage:");
+    // Not Node's hint to pass it as `-- "--no-such-flag` (with its quote left open).
+    expect(flag.stderr).not.toContain("positional argument");
     expect(flag.stdout).toBe("");
+  });
+
+  it("preflight prints the checklist and writes nothing, not even a state directory", async () => {
+    const stateDir = join(env.root, "fresh-state");
+    const r = await run(["preflight", "--config", env.configFile, "--state-dir", stateDir]);
+    expect(r.stdout).toMatch(/^Prerequisites Checklist: \d+ pass/);
+    expect(r.stdout).toContain("latest run on main: CI success");
+    expect(existsSync(stateDir)).toBe(false);
+  });
+
+  it("preflight names a GitHub host that does not resolve as such, not as a 500", async () => {
+    const r = await run(["preflight", "--config", env.configFile, "--github-api-url", "http://gh.invalid"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      "GitHub could not be reached at http://gh.invalid while trying to read the authenticated user: " +
+        "getaddrinfo ENOTFOUND gh.invalid (the host name does not resolve)",
+    );
+    expect(r.stdout).not.toMatch(/\(500/);
+  });
+
+  it("report with no session says what to do on the command line, and creates nothing", async () => {
+    const stateDir = join(env.root, "no-night-yet");
+    const r = await run(["report", "--config", env.configFile, "--state-dir", stateDir]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`SESSION_NOT_FOUND: there is no session to report on in ${stateDir}`);
+    expect(r.stderr).toContain("--state-dir DIR (EOA_STATE_DIR)");
+    expect(r.stderr).not.toContain("start_session");
+    expect(existsSync(stateDir)).toBe(false);
+
+    // A state directory with no session yet (the server ran, nobody handed over): the same answer.
+    const served = await run(["report", "--config", env.configFile]);
+    expect(served.code).toBe(2);
+    expect(served.stderr).toContain(`there is no session to report on in ${env.stateDir}`);
+    expect(served.stderr).not.toContain("start_session");
   });
 
   it("a bad configuration exits 2 naming the key, writing nothing to stdout or the state dir", async () => {
@@ -185,7 +222,7 @@ describe("eoa-mcp over stdio", () => {
     expect(fromFile.stderr).toContain("limits.max_fix_rounds");
     expect(fromFile.stderr).toContain(bad);
     expect(fromEnv.stderr).toContain("github.project");
-    expect(fromEnv.stderr).toContain("environment");
+    expect(fromEnv.stderr).toContain("(from environment variable EOA_PROJECT)");
     expect(missing.stderr).toContain("cannot read config file");
     expect(existsSync(stateDir)).toBe(false);
     expect(existsSync(join(env.root, ".eoa"))).toBe(false);

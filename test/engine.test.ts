@@ -9,10 +9,8 @@ import type { InjectedMessage, StoredMessage } from "../src/sim/aimaestro-server
 import type { EscalationRecord, State, TaskRecord } from "../src/state/schema.js";
 import { stateBytes } from "./fixtures/state-files.js";
 import { callTool, connectedNight, failure, okResult } from "./fixtures/tool-calls.js";
-import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/monitor.js";
+import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/actions-due.js";
 import { emptyState } from "../src/state/schema.js";
-import { reconcileOutbox } from "../src/engine/effects.js";
-import { enqueueEffect } from "../src/state/records.js";
 
 /**
  * Issue 3's scenarios, end to end: the real tools over an in-memory MCP client, a loopback AI
@@ -948,22 +946,108 @@ describe("the outbox after a crash", () => {
     const dead = await deadOwner();
     const now = e().clock.now();
     await e().rt.store.transact((d) => {
-      const id = enqueueEffect(d, now, "merge", { pr_number: 5, method: "squash", sha, title: "GH-5" });
-      Object.assign(
-        d.outbox.find((x) => x.id === id)!,
-        { claimed_by: dead },
-      );
+      d.outbox.push({
+        id: "eff-99999",
+        kind: "merge",
+        status: "pending",
+        decision: "dec-0001",
+        payload: { pr_number: 5, method: "squash", sha, title: "GH-5", task_id: "GH-5" },
+        created_at: now.toISOString(),
+        attempts: 0,
+        claimed_by: dead,
+        claimed_at: now.toISOString(),
+      });
     });
     const merges = () =>
       e().github.calls.filter((c) => c.method === "PUT" && c.path.endsWith("/pulls/5/merge"));
     expect(merges()).toHaveLength(1);
 
-    await reconcileOutbox(e().rt);
+    await e().rt.outbox.flush();
     expect(merges()).toHaveLength(1);
     expect((await state()).outbox.find((x) => x.kind === "merge")).toMatchObject({
       status: "done",
       result: { merged: true, reconciled: true },
     });
+  });
+});
+
+describe("a merge decided before a crash", () => {
+  it("is completed by the next cycle: the PR merged once, the task done, its dependent dispatched", async () => {
+    await setup();
+    await startSession([
+      { task_id: "T-1", title: "First" },
+      { task_id: "T-2", title: "Second", depends_on: ["T-1"] },
+    ]);
+    await assign({ task_id: "T-1", agent: "dev-agent-1" });
+    await assign({ task_id: "T-2" });
+    const sha = "6".repeat(40);
+    e().github.addPull({ number: 6, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
+    // The killed review_pr committed its merge decision (task in merge-release, merge recorded) and died.
+    const dead = await deadOwner();
+    const now = e().clock.now();
+    await e().rt.store.transact((d) => {
+      Object.assign(d.tasks["T-1"]!, { status: "merge-release", pr_number: 6, review_head: sha });
+      d.outbox.push({
+        id: "eff-99998",
+        kind: "merge",
+        status: "pending",
+        decision: "dec-0001",
+        payload: { pr_number: 6, method: "squash", sha, title: "T-1: work (#6)", task_id: "T-1" },
+        created_at: now.toISOString(),
+        attempts: 0,
+        claimed_by: dead,
+        claimed_at: now.toISOString(),
+      });
+    });
+    const peek = await cycle({ peek: true });
+    expect(peek.actions_due).toContainEqual(
+      expect.objectContaining({
+        tool: "check_messages",
+        task_id: "T-1",
+        why: expect.stringContaining("completes T-1"),
+      }),
+    );
+
+    const c = await cycle();
+    const merges = e().github.calls.filter((x) => x.method === "PUT" && x.path.endsWith("/pulls/6/merge"));
+    expect(merges).toHaveLength(1);
+    expect(c.changes).toContain("T-1: its PR is merged on GitHub: done");
+    const st = await state();
+    expect(st.tasks["T-1"]).toMatchObject({ status: "done" });
+    expect(st.tasks["T-2"]).toMatchObject({ status: "in-progress", assignee: "dev-agent-1" });
+
+    // Nothing is done twice: another cycle merges nothing and records no second completion.
+    await cycle();
+    expect(
+      e().github.calls.filter((x) => x.method === "PUT" && x.path.endsWith("/pulls/6/merge")),
+    ).toHaveLength(1);
+    expect((await state()).decisions.filter((d) => d.action === "merge" && d.task_id === "T-1")).toHaveLength(
+      1,
+    );
+  });
+
+  it("a merge GitHub refused while nobody was looking sends the task back to review", async () => {
+    await setup();
+    await startSession([{ task_id: "T-1", title: "First" }]);
+    await assign({ task_id: "T-1", agent: "dev-agent-1" });
+    const sha = "7".repeat(40);
+    e().github.addPull({ number: 7, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
+    const now = e().clock.now();
+    await e().rt.store.transact((d) => {
+      Object.assign(d.tasks["T-1"]!, { status: "merge-release", pr_number: 7, review_head: sha });
+      d.outbox.push({
+        id: "eff-99997",
+        kind: "merge",
+        status: "failed",
+        decision: "dec-0001",
+        payload: { pr_number: 7, method: "squash", sha, title: "T-1: work (#7)", task_id: "T-1" },
+        created_at: now.toISOString(),
+        attempts: 8,
+        error: "GitHub would not merge pull request #7: Head branch was modified",
+      });
+    });
+    await cycle();
+    expect((await state()).tasks["T-1"]).toMatchObject({ status: "ai-review" });
   });
 });
 

@@ -492,7 +492,7 @@ describe("AI Maestro slow (answers after the client's timeout)", () => {
       async () => {
         await cycle();
         const effect = (await state()).outbox.find(
-          (x) => x.kind === "message" && x.payload.task_id === "T-1",
+          (x) => x.kind === "message" && x.payload.purpose === "assignment" && x.payload.task_id === "T-1",
         );
         expect(effect).toMatchObject({
           status: "done",
@@ -958,7 +958,9 @@ describe("disk full for the state directory (simulated)", () => {
 
     await cycle();
     expect(assignments("dev-agent-1")).toHaveLength(1);
-    const effect = (await state()).outbox.find((x) => x.kind === "message" && x.payload.task_id === "T-1");
+    const effect = (await state()).outbox.find(
+      (x) => x.kind === "message" && x.payload.purpose === "assignment" && x.payload.task_id === "T-1",
+    );
     expect(effect).toMatchObject({ status: "done", result: expect.objectContaining({ reconciled: true }) });
   });
 

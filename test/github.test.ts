@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { GitHubClient, type GitHubClientOptions } from "../src/clients/github.js";
 import { EoaError } from "../src/errors.js";
+import { createLogger } from "../src/log.js";
 import { type GitHubServerOptions, type GitHubStandIn, startGitHubServer } from "../src/sim/github-server.js";
 
 const TOKEN = "ghp_simTokenValue0123456789abcdefABCDEF";
@@ -197,7 +198,8 @@ describe("GitHubClient against the stand-in", () => {
     expect(run).toMatchObject({ name: "CI", status: "completed", conclusion: "failure", runAttempt: 1 });
     const before = await client.listCheckRuns(sha);
 
-    const result = await client.rerunFailedChecks(sha);
+    const failed = before.filter((r) => r.conclusion !== "success").map((r) => r.id);
+    const result = await client.rerunChecks(sha, failed);
     expect(result.workflowRuns).toEqual([run!.id]);
     expect(result.checkRuns).toEqual([before.find((r) => r.name === "external-ci")!.id]);
     expect(result.skipped).toEqual([]);
@@ -219,8 +221,8 @@ describe("GitHubClient against the stand-in", () => {
       conclusion: "success",
       runAttempt: 2,
     });
-    // Nothing failed any more: nothing is rerun.
-    expect(await client.rerunFailedChecks(sha)).toEqual({ workflowRuns: [], checkRuns: [], skipped: [] });
+    // Nothing named: nothing is rerun (which checks to re-run is the protocol's rule, not the client's).
+    expect(await client.rerunChecks(sha, [])).toEqual({ workflowRuns: [], checkRuns: [], skipped: [] });
   });
 
   it("skips a workflow run that is still running (GitHub answers 403 there)", async () => {
@@ -230,7 +232,10 @@ describe("GitHubClient against the stand-in", () => {
       { name: "test", status: "completed", conclusion: "failure" },
       { name: "e2e", status: "in_progress" },
     ]);
-    const result = await client.rerunFailedChecks(sha);
+    const failed = (await client.listCheckRuns(sha))
+      .filter((r) => r.conclusion === "failure")
+      .map((r) => r.id);
+    const result = await client.rerunChecks(sha, failed);
     expect(result.workflowRuns).toEqual([]);
     expect(result.skipped).toEqual([
       expect.objectContaining({ name: "test", reason: expect.stringContaining("in_progress") }),
@@ -500,6 +505,33 @@ describe("GitHubClient error mapping", () => {
     const err = await failure(client.getRepo());
     expect(err.code).toBe("GITHUB_UNAVAILABLE");
     expect(allText(err)).not.toContain(TOKEN);
+  });
+
+  it("a host name that does not resolve: the real cause, no invented status, and no retries", async () => {
+    const lines: string[] = [];
+    const logger = createLogger("github", {
+      level: "debug",
+      stderr: false,
+      sinks: new Set([(_level, _name, line) => void lines.push(String(line))]),
+    });
+    const client = new GitHubClient({
+      repo: "acme/webapp",
+      token: TOKEN,
+      apiUrl: "http://eoa-no-such-host.invalid",
+      retries: 3,
+      retryBaseMs: 1,
+      throttle: false,
+      logger,
+    });
+    const err = await failure(client.getRepo());
+    expect(err.code).toBe("GITHUB_UNAVAILABLE");
+    expect(err.message).toBe(
+      "GitHub could not be reached at http://eoa-no-such-host.invalid while trying to read repository acme/webapp: " +
+        "getaddrinfo ENOTFOUND eoa-no-such-host.invalid (the host name does not resolve)",
+    );
+    expect(err.nextStep).toContain("DNS");
+    // Octokit's request log has a line per attempt: one, since a retry cannot make the name resolve.
+    expect(lines.filter((l) => l.startsWith("GET /repos/acme/webapp"))).toHaveLength(1);
   });
 
   it("refuses a malformed repository name", () => {

@@ -5,37 +5,42 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
 import { tools } from "../src/tools/index.js";
 import { assertBuilt, CLI, runProcess, type Finished } from "./fixtures/cli.js";
+import { INSPECTOR_DIR, inspectorBin } from "./fixtures/inspector.js";
 
 /**
- * Issue 5, part 5: a real third-party client, the MCP Inspector CLI (a devDependency, run offline
- * through `npx --no-install`), drives the built server over stdio against the loopback stand-ins.
- * `npm test` builds first; run `npm run build` before running this file alone.
+ * Issue 5, part 5: a real third-party client, the MCP Inspector CLI, drives the built server over
+ * stdio against the loopback stand-ins. `npm test` builds first; run `npm run build` before running
+ * this file alone.
+ *
+ * The Inspector declares Node 22 (npm prints EBADENGINE for it on Node 20, though its CLI runs
+ * there), so it is not one of eoa-mcp's own dependencies: it has a package of its own in
+ * `tools/inspector`, with its lockfile, installed there by the suite's global set-up (`npm ci`).
  *
  * The Inspector has a `--config` option of its own, so the server's command comes after `--`.
  */
 
-const ROOT = join(import.meta.dirname, "..");
 const SLOW = 60_000;
 
 let env: NightEnvironment;
 let home: string;
+let bin: string;
 beforeAll(async () => {
   assertBuilt();
   env = await createEnvironment();
   home = await mkdtemp(join(tmpdir(), "eoa-inspector-home-"));
+  bin = inspectorBin();
 });
 afterAll(async () => {
   await env?.close();
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-/** `npx --no-install @modelcontextprotocol/inspector --cli <args> -- node dist/cli.js --config <file>`. */
+/** `mcp-inspector --cli <args> -- node dist/cli.js --config <file>`. */
 function inspect(args: string[]): Promise<Finished> {
   return runProcess(
-    "npx",
+    process.execPath,
     [
-      "--no-install",
-      "@modelcontextprotocol/inspector",
+      bin,
       "--cli",
       "--cwd",
       env.root,
@@ -50,7 +55,7 @@ function inspect(args: string[]): Promise<Finished> {
       env.configFile,
     ],
     {
-      cwd: ROOT,
+      cwd: INSPECTOR_DIR,
       env: {
         PATH: process.env.PATH ?? "",
         HOME: home,

@@ -35,6 +35,16 @@ describe("parseRosterMarkdown", () => {
     ]);
   });
 
+  it("reads an optional GitHub column (the agent's login, an @ allowed), and refuses a login GitHub could not have", () => {
+    const md = (login: string) =>
+      `| Agent | Capabilities | GitHub Login |\n|---|---|---|\n| dev-agent-1 | api | ${login} |\n| dev-agent-2 | api | - |\n`;
+    expect(parseRosterMarkdown(md("@alice-dev"))).toEqual([
+      { id: "dev-agent-1", capabilities: ["api"], github: "alice-dev" },
+      { id: "dev-agent-2", capabilities: ["api"] },
+    ]);
+    expect(() => parseRosterMarkdown(md("alice_dev"))).toThrow(/github: a GitHub login/);
+  });
+
   it("finds the agent table among other tables in the file", () => {
     const md = [
       "## Capabilities",

@@ -73,7 +73,7 @@ describe("eoa-mcp simulate", () => {
 
       // CI failed once on GH-101's PR, was re-run, and GH-101 merged.
       expect(issues).toMatch(/### Issue \d+: Ci failure\n- \*\*Task\*\*: GH-101\n/);
-      expect(issues).toMatch(/\*\*Resolution\*\*: failed jobs re-run/);
+      expect(issues).toMatch(/\*\*Resolution\*\*: re-run passed/);
       expect(tasks["GH-101"]).toMatchObject({ Status: "COMPLETE", Agent: "dev-agent-1" });
       expect(tasks["GH-101"]!.PR).toMatch(/\(merged\)$/);
 

@@ -6,7 +6,8 @@ import { isMutating, type ToolKind } from "../src/tools/define-tool.js";
 import { tools } from "../src/tools/index.js";
 import { FIXED_RESOURCES } from "./fixtures/resources.js";
 import { stateBytes as stateBytesOf } from "./fixtures/state-files.js";
-import { callTool, failure, okResult, useNight } from "./fixtures/tool-calls.js";
+import { SEED_AGENTS } from "../src/sim/environment.js";
+import { callTool, connectedNight, failure, okResult, useNight } from "./fixtures/tool-calls.js";
 
 const night = useNight("each");
 
@@ -124,7 +125,11 @@ describe("start_session (User Handoff Protocol)", () => {
     ]);
     expect(c.scope_estimate).toContain("3 task(s) in 2 dependency wave(s)");
     expect(c.available_agents).toEqual(["dev-agent-1", "dev-agent-2"]);
-    expect(c.warnings).toEqual([]);
+    // The stand-in night runs with no token and no board: the handoff says what that costs.
+    expect(c.warnings).toEqual([
+      expect.stringMatching(/^no GitHub token configured \(GITHUB_TOKEN\)/),
+      expect.stringMatching(/^no Projects v2 board configured \(EOA_PROJECT\)/),
+    ]);
     expect(c.directive).toBeNull();
     expect(c.escalation_policy.immediate).toEqual(["security", "data_corruption", "infrastructure"]);
 
@@ -390,9 +395,11 @@ describe("preflight", () => {
       "issues_exist",
       "dependencies_documented",
       "roster_up_to_date",
+      "roster_names_exact",
       "capabilities_cover_tasks",
       "backups_identified",
       "ci_workflows",
+      "test_suite_stable",
       "linting_configured",
     ];
     expect(ids).toEqual(expect.arrayContaining(checked));
@@ -401,7 +408,8 @@ describe("preflight", () => {
     for (const id of passing) expect(item(p, id).status, `${id}: ${item(p, id).evidence}`).toBe("pass");
     expect(item(p, "aimaestro_running").evidence).toContain("healthy");
     expect(item(p, "agents_online").evidence).toContain("dev-agent-1, dev-agent-2");
-    expect(item(p, "ci_workflows").evidence).toContain(".github/workflows/ci.yml");
+    expect(item(p, "ci_workflows").evidence).toMatch(/^latest run on main: CI success on [0-9a-f]{7}$/);
+    expect(item(p, "test_suite_stable").evidence).toContain("no workflow result flipped on one commit");
     expect(item(p, "review_git").evidence).toMatch(/^git \d+\.\d+(\.\d+)?; PRs are fetched from \//);
     expect(item(p, "issues_exist").evidence).toContain("3 issue(s)");
     expect(item(p, "dependencies_documented").evidence).toContain("GH-102 after GH-101");
@@ -438,6 +446,85 @@ describe("preflight", () => {
       evidence: expect.stringContaining("dev-agent-2"),
     });
     expect(item(p, "issues_exist").status).toBe("unknown");
+  });
+
+  it("says how an agent shows online, and reports an unregistered agent once, as unregistered", async () => {
+    await night.client.close();
+    await night.env.close();
+    Object.assign(
+      night,
+      await connectedNight({
+        config: { roster: [...SEED_AGENTS, { id: "dev-agent-3", capabilities: ["api"] }] },
+      }),
+    );
+    night.env.aimaestro.setOnline("dev-agent-2", false);
+    const p = await ok<Preflight>("preflight");
+    const online = item(p, "agents_online");
+    expect(online.status).toBe("fail");
+    expect(online.evidence).toMatch(
+      /^offline in AI Maestro: dev-agent-2 \(.*POST \/api\/agents\/<name>\/heartbeat/,
+    );
+    expect(online.evidence).not.toMatch(/offline in AI Maestro: [^(]*dev-agent-3/);
+    expect(item(p, "roster_up_to_date").evidence).toContain("not registered in AI Maestro: dev-agent-3");
+    expect(item(p, "roster_up_to_date").evidence).toContain("POST /api/agents");
+  });
+
+  it("CI on the base branch: its latest run decides, and a result that flipped on one commit is flaky", async () => {
+    const gh = night.env.github;
+    const sha = await night.env.repo.commitToMain({ "src/new.txt": "x" });
+    const test = (conclusion: "success" | "failure") => [
+      { name: "test", workflow: "CI", status: "completed" as const, conclusion },
+    ];
+    gh.scriptChecks(sha, [test("failure"), test("success")]);
+    let p = await ok<Preflight>("preflight");
+    expect(item(p, "ci_workflows")).toMatchObject({
+      status: "fail",
+      evidence: expect.stringMatching(
+        new RegExp(`^latest run on main: CI failure on ${sha.slice(0, 7)} \\(https://`),
+      ),
+    });
+    expect(item(p, "test_suite_stable").status).toBe("pass");
+
+    // Rerun, and it passes on the same commit: CI is green, and the suite is flaky.
+    const [run] = await night.env.rt.github.listWorkflowRuns(sha);
+    await night.env.rt.github.rerunFailedJobs(run!.id);
+    p = await ok<Preflight>("preflight");
+    expect(item(p, "ci_workflows").status).toBe("pass");
+    expect(item(p, "test_suite_stable")).toEqual(
+      expect.objectContaining({
+        status: "fail",
+        evidence: `passed and failed on the same commit (flaky): CI on ${sha.slice(0, 7)}`,
+      }),
+    );
+  });
+
+  it("the agents' GitHub access, from the logins on the roster", async () => {
+    await night.client.close();
+    await night.env.close();
+    const logins = { "dev-agent-1": "alice", "dev-agent-2": "bob" } as Record<string, string>;
+    Object.assign(
+      night,
+      await connectedNight({ config: { roster: SEED_AGENTS.map((a) => ({ ...a, github: logins[a.id] })) } }),
+    );
+    night.env.github.setCollaborator("alice", "maintain");
+    night.env.github.setCollaborator("bob", "read");
+    let p = await ok<Preflight>("preflight");
+    expect(item(p, "agents_github_access")).toMatchObject({
+      status: "fail",
+      evidence:
+        "cannot push to acme/webapp: dev-agent-2 (bob): read; can push: dev-agent-1 (alice): maintain",
+    });
+    night.env.github.setCollaborator("bob", "write");
+    p = await ok<Preflight>("preflight");
+    expect(item(p, "agents_github_access")).toMatchObject({ status: "pass" });
+  });
+
+  it("the agents' GitHub access is unknown while the roster names no login", async () => {
+    const p = await ok<Preflight>("preflight");
+    expect(item(p, "agents_github_access")).toMatchObject({
+      status: "unknown",
+      evidence: expect.stringContaining("a GitHub column in AGENT_ROSTER.md"),
+    });
   });
 });
 

@@ -61,8 +61,24 @@ export interface FullMessage {
   status: string;
   content: MessageContent;
   inReplyTo?: string;
-  /** false when the hub did not know the sender (its text then arrives wrapped as external content). */
+  /**
+   * false when the hub could not vouch for the sender: it then stores the text wrapped as
+   * `<external-content ...>` (upstream's single read never carries the hub's own
+   * `fromVerified`, so the wrapping is what tells). Otherwise the hub's field, when it sends one.
+   */
   fromVerified?: boolean;
+}
+
+/** An agent as the hub resolves a name: `alias` is the name of the agent it reached. */
+export interface ResolvedAgent {
+  agentId: string;
+  alias?: string;
+}
+
+/** A name the hub resolves to an agent of another name (it matches partial names). */
+export interface MisroutedName {
+  name: string;
+  resolvesTo: string;
 }
 
 export interface AgentPresence {
@@ -174,7 +190,7 @@ const fullMessageSchema = z.object({
 
 const healthSchema = z.object({ status: z.string(), version: optString });
 const registerSchema = z.object({ agent: z.object({ id: z.string(), name: z.string() }) });
-const resolveSchema = z.object({ resolved: z.object({ agentId: z.string() }) });
+const resolveSchema = z.object({ resolved: z.object({ agentId: z.string(), alias: optString }) });
 const agentsSchema = z.object({
   agents: z.array(
     z.object({
@@ -308,21 +324,42 @@ export class AiMaestroClient {
       res.status === 409 ||
       (res.status >= 400 && res.status < 500 && /already exists/i.test(this.errorText(res)))
     ) {
-      const existing = await this.resolveAgent(name);
+      const existing = await this.resolveExactly(name);
       if (existing) return { id: existing.agentId, name: name.toLowerCase() };
     }
     return this.parse(registerSchema, this.ok(res, "POST", path), path).agent;
   }
 
-  async resolveAgent(name: string): Promise<{ agentId: string } | null> {
+  /** The agent the hub reaches under `name`, which may be another agent's partial name (see resolveExactly). */
+  async resolveAgent(name: string): Promise<ResolvedAgent | null> {
     const path = "/api/messages";
     const res = await this.call("GET", path, { query: { action: "resolve", agent: name } });
     if (res.status === 404) return null;
-    return { agentId: this.parse(resolveSchema, this.ok(res, "GET", path), path).resolved.agentId };
+    return this.parse(resolveSchema, this.ok(res, "GET", path), path).resolved;
+  }
+
+  /** The agent registered under exactly `name` (or with that UUID); null when the hub reaches another or none. */
+  async resolveExactly(name: string): Promise<ResolvedAgent | null> {
+    const r = await this.resolveAgent(name);
+    return r && reachesNamed(r, name) ? r : null;
+  }
+
+  /**
+   * The names among `names` that the hub delivers to an agent of another name: it resolves a last
+   * `-` segment (`3f9a2c` reaches `dev-agent-1-3f9a2c` when no `3f9a2c` exists) and a tmux-style
+   * `name_1`, so mail meant for one agent could reach another. Unregistered names are not listed.
+   */
+  async misroutedNames(names: readonly string[]): Promise<MisroutedName[]> {
+    const out: MisroutedName[] = [];
+    for (const name of names) {
+      const r = await this.resolveAgent(name);
+      if (r && !reachesNamed(r, name)) out.push({ name, resolvesTo: r.alias ?? r.agentId });
+    }
+    return out;
   }
 
   async ensureRegistered(name: string): Promise<{ id: string; name: string }> {
-    const existing = await this.resolveAgent(name);
+    const existing = await this.resolveExactly(name);
     if (existing) return { id: existing.agentId, name: name.toLowerCase() };
     return this.registerAgent(name);
   }
@@ -387,7 +424,8 @@ export class AiMaestroClient {
     const path = "/api/messages";
     const res = await this.call("GET", path, { query: { agent, id } });
     if (res.status === 404) return null;
-    return this.parse(fullMessageSchema, this.ok(res, "GET", path), path);
+    const m = this.parse(fullMessageSchema, this.ok(res, "GET", path), path);
+    return EXTERNAL_CONTENT.test(m.content.message) ? { ...m, fromVerified: false } : m;
   }
 
   async markRead(agent: string, id: string): Promise<void> {
@@ -608,6 +646,15 @@ export class AiMaestroClient {
   private redact(text: string): string {
     return this.token ? text.split(this.token).join("[redacted]") : text;
   }
+}
+
+/** How the hub (its backstop, or a gateway) marks the text of a sender it cannot vouch for. */
+const EXTERNAL_CONTENT = /^\s*<external-content\s/;
+
+/** Whether a resolution reached the agent called `name` (names are case-insensitive; a UUID is exact). */
+function reachesNamed(r: ResolvedAgent, name: string): boolean {
+  // A hub that does not say whom it reached (the fork) gets the benefit of the doubt.
+  return r.alias === undefined || r.alias.toLowerCase() === name.toLowerCase() || r.agentId === name;
 }
 
 /** The hub answers 500 for an unknown recipient: a permanent failure, not worth a retry. */

@@ -28,14 +28,36 @@ async function loadOctokit() {
     import("@octokit/plugin-retry"),
     import("@octokit/plugin-throttling"),
   ]);
-  return Octokit.plugin(retry, throttling);
+  // Registered before the retry plugin, so it sees each failure first.
+  return Octokit.plugin(unresolvedHostNotRetried, retry, throttling);
+}
+
+/**
+ * Octokit reports a request that got no answer at all as status 500, which the retry plugin then
+ * retries (1 s, 4 s, 9 s). A host name that does not resolve will not resolve a second later:
+ * such a failure gets status 0 (there was no HTTP status), which is never retried.
+ */
+function unresolvedHostNotRetried(octokit: { hook: Octokit["hook"] }): void {
+  octokit.hook.error("request", (error) => {
+    if (networkCause(error)?.code === "ENOTFOUND") (error as { status?: number }).status = 0;
+    throw error;
+  });
+}
+
+/** The system error under a request that got no HTTP answer (fetch's "fetch failed" wraps it). */
+function networkCause(err: unknown): { code: string; message: string } | undefined {
+  if ((err as { response?: unknown }).response !== undefined) return undefined;
+  for (let e = (err as { cause?: unknown }).cause, depth = 0; e && depth < 4; depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === "string" && typeof message === "string") return { code, message };
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 const MAX_RATE_LIMIT_WAIT_S = 5;
 /** Statuses a retry cannot fix; the plugin's default list plus 405/409 (merge) and 429 (throttling's job). */
 const DO_NOT_RETRY = [400, 401, 403, 404, 405, 409, 410, 422, 429, 451];
-/** Conclusions that mean a check needs a rerun. */
-const FAILED_CONCLUSIONS = new Set(["failure", "timed_out", "cancelled", "startup_failure"]);
 
 export interface GitHubClientOptions {
   /** `owner/name`. */
@@ -105,6 +127,8 @@ export interface GitHubPull {
   body: string;
   state: "open" | "closed";
   merged: boolean;
+  /** The merge commit, once merged (before that GitHub shows a test merge: not used). */
+  mergeCommitSha: string | null;
   /** null while GitHub is still computing it. */
   mergeable: boolean | null;
   mergeableState: string;
@@ -152,6 +176,27 @@ export interface GitHubWorkflowRun {
   checkSuiteId: number | undefined;
   runAttempt: number | undefined;
   htmlUrl: string;
+}
+
+/** A workflow run as the branch's history shows it (preflight: is CI green, does it flip?). */
+export interface GitHubBranchRun {
+  id: number;
+  workflowId: number;
+  name: string;
+  headSha: string;
+  status: string | null;
+  conclusion: string | null;
+  /** The latest attempt; earlier ones are read with `getWorkflowRunAttempt`. */
+  runAttempt: number;
+  htmlUrl: string;
+}
+
+/** A user's permission on the repository: `admin`, `write`, `read` or `none` (maintain shows as write). */
+export interface GitHubCollaboratorPermission {
+  login: string;
+  permission: string;
+  /** The finer role (`maintain`, `triage`, a custom role), when GitHub gives it. */
+  roleName: string | null;
 }
 
 export interface RerunResult {
@@ -324,6 +369,52 @@ export class GitHubClient {
     });
   }
 
+  /** The latest workflow runs on `branch`, newest first: one page, recent history only. */
+  async listBranchWorkflowRuns(branch: string, perPage = 50): Promise<GitHubBranchRun[]> {
+    return this.call({ op: `list workflow runs on ${branch}` }, async () => {
+      const { data } = await this.octokit.rest.actions.listWorkflowRunsForRepo({
+        ...this.params(),
+        branch,
+        per_page: perPage,
+      });
+      return data.workflow_runs.map((r) => ({
+        id: r.id,
+        workflowId: r.workflow_id,
+        name: r.name ?? "",
+        headSha: r.head_sha,
+        status: r.status,
+        conclusion: r.conclusion,
+        runAttempt: r.run_attempt ?? 1,
+        htmlUrl: r.html_url,
+      }));
+    });
+  }
+
+  /** One earlier attempt of a workflow run (a rerun replaces the run's listed result). */
+  async getWorkflowRunAttempt(
+    runId: number,
+    attempt: number,
+  ): Promise<{ status: string | null; conclusion: string | null }> {
+    return this.call({ op: `read attempt ${attempt} of workflow run ${runId}` }, async () => {
+      const { data } = await this.octokit.rest.actions.getWorkflowRunAttempt({
+        ...this.params(),
+        run_id: runId,
+        attempt_number: attempt,
+      });
+      return { status: data.status, conclusion: data.conclusion };
+    });
+  }
+
+  async getCollaboratorPermission(login: string): Promise<GitHubCollaboratorPermission> {
+    return this.call({ op: `read the permission of ${login} on ${this.fullName}` }, async () => {
+      const { data } = await this.octokit.rest.repos.getCollaboratorPermissionLevel({
+        ...this.params(),
+        username: login,
+      });
+      return { login, permission: data.permission, roleName: data.role_name ?? null };
+    });
+  }
+
   // ---- issues and labels ----
 
   async getIssue(number: number): Promise<GitHubIssue> {
@@ -446,6 +537,7 @@ export class GitHubClient {
         body: data.body ?? "",
         state: data.state === "closed" ? "closed" : "open",
         merged: data.merged,
+        mergeCommitSha: data.merged ? (data.merge_commit_sha ?? null) : null,
         mergeable: data.mergeable,
         mergeableState: data.mergeable_state,
         headSha: data.head.sha,
@@ -576,17 +668,23 @@ export class GitHubClient {
   }
 
   /**
-   * Reruns every failed check of a commit: an Actions check through its workflow run (found by
-   * check suite id, one rerun per run), any other check by re-requesting it.
+   * Re-runs the named check runs of a commit (which ones is the caller's rule): an Actions check
+   * through its workflow run (found by check suite id, one re-run per run), any other check by
+   * re-requesting it.
    */
-  async rerunFailedChecks(sha: string): Promise<RerunResult> {
-    const failed = (await this.listCheckRuns(sha)).filter(
-      (c) => c.status === "completed" && FAILED_CONCLUSIONS.has(c.conclusion ?? ""),
-    );
+  async rerunChecks(sha: string, checkRunIds: readonly number[]): Promise<RerunResult> {
     const out: RerunResult = { workflowRuns: [], checkRuns: [], skipped: [] };
-    if (failed.length === 0) return out;
+    if (checkRunIds.length === 0) return out;
+    const checks = (await this.listCheckRuns(sha)).filter((c) => checkRunIds.includes(c.id));
+    for (const id of checkRunIds.filter((i) => !checks.some((c) => c.id === i))) {
+      out.skipped.push({
+        checkRunId: id,
+        name: `#${id}`,
+        reason: `no check run ${id} on ${sha.slice(0, 12)}`,
+      });
+    }
     const runs = await this.listWorkflowRuns(sha);
-    for (const check of failed) {
+    for (const check of checks) {
       const run = runs.find((r) => r.checkSuiteId !== undefined && r.checkSuiteId === check.checkSuiteId);
       if (run) {
         if (out.workflowRuns.includes(run.id)) continue;
@@ -787,6 +885,20 @@ export class GitHubClient {
     }
 
     const status = typeof e.status === "number" ? e.status : 0;
+    const network = networkCause(err);
+    if (network) {
+      const url = (err as { request?: { url?: string } }).request?.url;
+      const where = url ? ` at ${new URL(url).origin}` : "";
+      const unresolved = network.code === "ENOTFOUND";
+      return new EoaError(
+        "GITHUB_UNAVAILABLE",
+        `GitHub could not be reached${where} while trying to ${what}: ${scrub(network.message)}${unresolved ? " (the host name does not resolve)" : ""}`,
+        unresolved
+          ? "check the network connection and DNS (and GITHUB_API_URL, if set), then try again"
+          : "check the network connection (and GITHUB_API_URL, if set); a poll cycle retries by itself",
+        { operation: what, cause: network.code },
+      );
+    }
     const details: Record<string, unknown> = { operation: what, status };
     if (status === 401) {
       return new EoaError(
@@ -828,11 +940,19 @@ export class GitHubClient {
       );
     }
     if (ctx.merge && status === 405) {
+      const reason = mergeRefusal(ghMessage);
       return new EoaError(
         "GITHUB_NOT_MERGEABLE",
         `GitHub would not ${what}: ${ghMessage}`,
-        "the pull request is not mergeable (conflict, failing required checks or missing approvals): resolve that, then review it again",
-        details,
+        {
+          conflict: "the pull request conflicts with its base: resolve the conflict, then review it again",
+          checks: "required status checks have not passed on the head: wait for CI, then review it again",
+          approvals:
+            "branch protection requires more approving reviews: a person must approve (and merge) it",
+          unknown:
+            "the pull request is not mergeable: see GitHub's message, resolve that, then review it again",
+        }[reason],
+        { ...details, reason },
       );
     }
     if (ctx.merge && status === 409) {
@@ -939,4 +1059,17 @@ function projectQuery(owner: "organization" | "user"): string {
 
 function labelNames(labels: readonly (string | { name?: string | undefined })[]): string[] {
   return labels.map((l) => (typeof l === "string" ? l : (l.name ?? ""))).filter(Boolean);
+}
+
+/**
+ * Why GitHub answered 405 to a merge, read from its message: "Pull Request is not mergeable" (a
+ * conflict), "Required status check \"ci\" is expected/failing" or "N of M required status checks
+ * …" (checks), "At least N approving review(s) … required …" or "Review required" (approvals).
+ */
+export function mergeRefusal(message: string): "conflict" | "checks" | "approvals" | "unknown" {
+  if (/approving review|review required|changes requested|approv/i.test(message)) return "approvals";
+  if (/status check|required check|checks? (are|is) (expected|failing|pending)/i.test(message))
+    return "checks";
+  if (/not mergeable|conflict/i.test(message)) return "conflict";
+  return "unknown";
 }

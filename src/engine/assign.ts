@@ -1,31 +1,8 @@
 import { EoaError } from "../errors.js";
-import { missingCapabilities } from "../protocol/assignment.js";
-import { findCycle } from "../protocol/dependencies.js";
-import { history } from "../state/records.js";
-import type { EscalationRules, Priority } from "../state/schema.js";
-import {
-  confirmDelivery,
-  dispatchInDraft,
-  requireAgent,
-  requireTask,
-  type DispatchOutcome,
-} from "./dispatch.js";
-import { flushEffects } from "./effects.js";
+import type { AssignRequest, DispatchOutcome } from "../protocol/machine/index.js";
 import type { Runtime } from "./runtime.js";
 
-/** Phase 1–2 for one task: apply the orchestrator's plan for it, then dispatch now or queue. */
-
-export interface AssignArgs {
-  task_id: string;
-  agent?: string | undefined;
-  priority?: Priority | undefined;
-  instructions?: string | undefined;
-  completion_criteria?: string[] | undefined;
-  test_requirements?: string[] | undefined;
-  escalation_rules?: Partial<EscalationRules> | undefined;
-  next_task_on_complete?: string | undefined;
-  depends_on?: string[] | undefined;
-}
+/** Phase 1–2 for one task: the state machine decides (dispatch or queue), then the message goes out. */
 
 export interface AssignResult {
   outcome: DispatchOutcome;
@@ -33,109 +10,14 @@ export interface AssignResult {
   warnings: string[];
 }
 
-export async function assignTask(rt: Runtime, args: AssignArgs): Promise<AssignResult> {
-  const now = rt.now();
-  const outcome = await rt.store.transact((draft) => {
-    const task = draft.tasks[args.task_id] ?? requireTask(draft, args.task_id);
-    const session = draft.sessions.find((s) => s.id === task.session_id);
-    if (!session || session.status === "awaiting_approval" || session.status === "complete") {
-      throw new EoaError(
-        "SESSION_NOT_RUNNING",
-        `the session of ${task.task_id} is ${session?.status ?? "missing"}`,
-        session?.status === "awaiting_approval"
-          ? `approve it first: start_session { session_id: "${session.id}", approve: true }`
-          : "start a new session with start_session",
-      );
-    }
-    if (task.status === "done") {
-      throw new EoaError(
-        "TASK_DONE",
-        `${task.task_id} is already done`,
-        "nothing to assign; read eoa://tasks",
-      );
-    }
-    // Checked first: a parked task may still name its agent, and the answer is the escalation.
-    if (task.parked_by) {
-      throw new EoaError(
-        "TASK_PARKED",
-        `${task.task_id} is parked by escalation ${task.parked_by}`,
-        `it is dispatched by itself once resolve_escalation ${task.parked_by} records the user's answer`,
-      );
-    }
-    if (task.assignee && task.status !== "todo") {
-      throw new EoaError(
-        "TASK_ALREADY_ASSIGNED",
-        `${task.task_id} is held by ${task.assignee} (${task.status})`,
-        "to move it, use mark_agent_offline on that agent, or wait for its completion report",
-      );
-    }
-    if (task.status === "blocked") {
-      throw new EoaError(
-        "TASK_BLOCKED",
-        `${task.task_id} is blocked: ${task.blocked_reason ?? "no reason recorded"}`,
-        "resolve what blocks it first (eoa://escalations)",
-      );
-    }
-    if (args.agent) {
-      const agent = requireAgent(draft, args.agent);
-      const missing = missingCapabilities(agent, task);
-      if (missing.length) {
-        throw new EoaError(
-          "AGENT_INCAPABLE",
-          `${agent.id} lacks ${missing.join(", ")}, which ${task.task_id} requires`,
-          "pick an agent whose capabilities cover the task (eoa://roster), or omit agent to let the server choose",
-        );
-      }
-    }
-    for (const ref of [
-      ...(args.depends_on ?? []),
-      ...(args.next_task_on_complete ? [args.next_task_on_complete] : []),
-    ]) {
-      if (ref === task.task_id) {
-        throw new EoaError(
-          "BAD_DEPENDENCY",
-          `${task.task_id} cannot refer to itself`,
-          "remove it from depends_on / next_task_on_complete",
-        );
-      }
-      requireTask(draft, ref);
-    }
-    if (args.depends_on) {
-      const graph = Object.create(null) as Record<string, string[]>;
-      for (const t of Object.values(draft.tasks)) graph[t.task_id] = [...t.depends_on];
-      graph[task.task_id] = args.depends_on;
-      const cycle = findCycle(graph);
-      if (cycle) {
-        throw new EoaError(
-          "DEPENDENCY_CYCLE",
-          `these dependencies would form a cycle: ${cycle.join(" → ")}`,
-          "drop one of them; nothing was changed",
-          { cycle },
-        );
-      }
-      task.depends_on = args.depends_on;
-    }
-    if (args.priority) task.priority = args.priority;
-    if (args.instructions) task.instructions = args.instructions;
-    if (args.completion_criteria) task.completion_criteria = args.completion_criteria;
-    if (args.test_requirements) task.test_requirements = args.test_requirements;
-    if (args.escalation_rules) task.escalation_rules = { ...task.escalation_rules, ...args.escalation_rules };
-    if (args.next_task_on_complete) task.next_task_on_complete = args.next_task_on_complete;
-    history(task, now, "assign-requested", args.agent ? `agent ${args.agent}` : "server picks the agent");
-    const out = dispatchInDraft(draft, now, task.task_id, { preferred: args.agent });
-    if (out.status === "queued" && !task.queue) {
-      task.queue = { since: now.toISOString(), reason: out.reason };
-    }
-    return out;
-  });
-
+export async function assignTask(rt: Runtime, args: AssignRequest): Promise<AssignResult> {
+  const { result: outcome } = await rt.step({ type: "assign-requested", request: args });
   if (outcome.status === "queued") return { outcome, message_id: null, warnings: [] };
-  const flushed = await flushEffects(rt, outcome.effects);
-  const [confirmed] = await confirmDelivery(rt, [outcome]);
+  const flushed = await rt.outbox.flush(outcome.effects);
   const msg = flushed.find((f) => f.id === outcome.effects[0]);
   if (msg && !msg.ok && msg.uncertain) {
     return {
-      outcome: confirmed!,
+      outcome,
       message_id: null,
       warnings: [
         `delivery to ${outcome.agent} is unconfirmed (${msg.error}): the next check_messages finds the message or sends it again`,
@@ -153,5 +35,5 @@ export async function assignTask(rt: Runtime, args: AssignArgs): Promise<AssignR
   const warnings = flushed
     .filter((f) => !f.ok)
     .map((f) => `${f.kind} not updated yet (retried next cycle): ${f.error}`);
-  return { outcome: confirmed!, message_id: (msg.result?.message_id as string) ?? null, warnings };
+  return { outcome, message_id: (msg.result?.message_id as string) ?? null, warnings };
 }

@@ -8,8 +8,6 @@ import {
   type ReportModel,
   type TaskRow,
 } from "../protocol/report.js";
-import { settled } from "../protocol/kanban.js";
-import { recordDecision } from "../state/records.js";
 import type { TaskRecord } from "../state/schema.js";
 import type { Runtime } from "./runtime.js";
 
@@ -113,22 +111,8 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
       "fix the permissions or free space in the state directory's reports/ folder and call write_report again (nothing in state was changed)",
     );
   }
-  const complete = tasks.every((t) => settled(t.status));
-  const now = rt.now();
-  await rt.store.transact((draft) => {
-    const s = draft.sessions.find((x) => x.id === session.id)!;
-    s.report = { path, at: now.toISOString() };
-    if (complete && s.status !== "complete") {
-      s.status = "complete";
-      s.ended_at = now.toISOString();
-      recordDecision(draft, now, {
-        action: "complete-session",
-        rule: "Phase 5: every task is done, at human review or blocked",
-        inputs: { tasks: tasks.map((t) => `${t.task_id}:${t.status}`) },
-        outcome: "session complete; report written",
-      });
-    }
-  });
+  const { result } = await rt.step({ type: "report-written", session_id: session.id, path });
+  const complete = result.complete;
   rt.notifyExtra("eoa://reports/latest");
   return {
     session_id: session.id,

@@ -11,7 +11,9 @@ import type { GitHubClient } from "../clients/github.js";
 import type { GitMirror } from "../clients/git.js";
 import { redactSecrets } from "../protocol/secrets.js";
 import { PROCESS_ID, processGone } from "../owner.js";
+import { reduce, type EventOf, type ProtocolEvent, type Reduced } from "../protocol/machine/index.js";
 import { plain } from "../state/records.js";
+import { Outbox } from "./outbox.js";
 
 export interface RuntimeDeps {
   config: Config;
@@ -42,6 +44,8 @@ export class Runtime {
   private readonly secrets: string[];
   /** Listeners for resources that are not in the state file (reports). */
   readonly extraUpdates = new Set<(uri: string) => void>();
+  /** The side effects this runtime makes: recorded by `step`, made after its commit. */
+  readonly outbox: Outbox;
 
   constructor(deps: RuntimeDeps) {
     this.config = deps.config;
@@ -52,6 +56,19 @@ export class Runtime {
     this._github = deps.github;
     this._git = deps.git;
     this.secrets = secretsOf(deps.config);
+    this.outbox = new Outbox(this);
+  }
+
+  /**
+   * One event through the protocol's state machine, in one transaction: the state changes, the
+   * decisions and the side effects (recorded, claimed by this process) commit together or not at
+   * all. The caller hands `effects` to the outbox.
+   */
+  async step<T extends ProtocolEvent["type"]>(event: EventOf<T>): Promise<Reduced<T>> {
+    const now = this.now();
+    return this.store.transact((draft) =>
+      reduce(draft, event, { now, config: this.config, owner: PROCESS_ID }),
+    );
   }
 
   get github(): GitHubClient {

@@ -1,21 +1,19 @@
-import type { Draft } from "immer";
 import { EoaError } from "../errors.js";
 import { PRIORITY_RANK, missingCapabilities } from "../protocol/assignment.js";
-import { checklistFromIssueBody, dependenciesFromIssueBody, findCycle } from "../protocol/dependencies.js";
-import { policyFromDirective } from "../protocol/escalation.js";
+import { checklistFromIssueBody, dependenciesFromIssueBody } from "../protocol/dependencies.js";
+import { handoffWarnings } from "../protocol/handoff.js";
+import type { TaskSpec } from "../protocol/machine/index.js";
 import { cap, oneLine } from "../protocol/text.js";
-import { enqueueEffect, history, recordDecision } from "../state/records.js";
-import { flushEffects } from "./effects.js";
 import {
   EFFORTS,
   PRIORITIES,
   type Effort,
-  type EscalationRules,
   type Priority,
   type SessionRecord,
   type State,
   type TaskRecord,
 } from "../state/schema.js";
+import { refuseMisroutedRoster } from "./roster-routing.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -25,26 +23,7 @@ import type { Runtime } from "./runtime.js";
  * into the session's escalation policy.
  */
 
-export const DEFAULT_ESCALATION_RULES: EscalationRules = {
-  on_blocked: "Report and move to next available task",
-  on_security_concern: "STOP and send urgent escalation",
-  on_architecture_question: "Make best judgment, document decision",
-};
-
-export interface InlineTask {
-  task_id: string;
-  title: string;
-  priority?: Priority | undefined;
-  effort?: Effort | undefined;
-  depends_on?: string[] | undefined;
-  instructions?: string | undefined;
-  completion_criteria?: string[] | undefined;
-  test_requirements?: string[] | undefined;
-  required_capabilities?: string[] | undefined;
-  files_in_scope?: string[] | undefined;
-  next_task_on_complete?: string | undefined;
-  issue_number?: number | undefined;
-}
+export type InlineTask = TaskSpec;
 
 export interface StartSessionArgs {
   session_id?: string | undefined;
@@ -75,6 +54,7 @@ export interface Confirmation {
 const GH_ID = /^GH-(\d{1,9})$/;
 
 export async function startSession(rt: Runtime, args: StartSessionArgs): Promise<Confirmation> {
+  await refuseMisroutedRoster(rt);
   if (args.approve) return approve(rt, args);
   if (args.session_id) {
     throw new EoaError(
@@ -92,64 +72,8 @@ export async function startSession(rt: Runtime, args: StartSessionArgs): Promise
   }
   const warnings: string[] = [];
   const specs = await resolveTasks(rt, args.tasks, warnings);
-  const now = rt.now();
-  const policy = policyFromDirective(args.directive);
 
-  const sessionId = await rt.store.transact((draft) => {
-    const active = draft.sessions.find((s) => s.status === "running" || s.status === "halted");
-    if (active) {
-      throw new EoaError(
-        "SESSION_ALREADY_RUNNING",
-        `session ${active.id} is still ${active.status}`,
-        "finish it first (write_report), or keep working in it with assign_task",
-      );
-    }
-    // A confirmation nobody approved is replaced by the new one.
-    for (const s of draft.sessions.filter((x) => x.status === "awaiting_approval")) {
-      for (const id of s.task_ids) if (draft.tasks[id]?.session_id === s.id) delete draft.tasks[id];
-      draft.sessions.splice(draft.sessions.indexOf(s), 1);
-    }
-    const ids = specs.map((t) => t.task_id);
-    for (const id of ids) {
-      const existing = draft.tasks[id];
-      if (existing && existing.status !== "done") {
-        throw new EoaError(
-          "TASK_IN_ANOTHER_SESSION",
-          `${id} already belongs to session ${existing.session_id} (${existing.status})`,
-          "leave it out of this batch, or finish that session first",
-        );
-      }
-    }
-    const graph = Object.create(null) as Record<string, string[]>;
-    for (const t of specs) graph[t.task_id] = t.depends_on ?? [];
-    for (const t of Object.values(draft.tasks)) graph[t.task_id] ??= [...t.depends_on];
-    const cycle = findCycle(graph);
-    if (cycle) {
-      throw new EoaError(
-        "DEPENDENCY_CYCLE",
-        `the tasks depend on each other in a cycle: ${cycle.join(" → ")}`,
-        "remove one of those dependencies (in the issue body or the inline spec) and call start_session again",
-        { cycle },
-      );
-    }
-    const id = nextSessionId(draft, now);
-    const session: SessionRecord = {
-      id,
-      status: "awaiting_approval",
-      ...(args.directive ? { directive: args.directive } : {}),
-      escalation_policy: policy,
-      task_ids: ids,
-      created_at: now.toISOString(),
-    };
-    draft.sessions.push(session);
-    draft.current_session_id = id;
-    for (const spec of specs) {
-      const task = newTask(spec, id, now);
-      history(task as Draft<TaskRecord>, now, "created", `in ${id}`);
-      draft.tasks[spec.task_id] = task;
-    }
-    return id;
-  });
+  const { result: sessionId } = await rt.step({ type: "session-proposed", specs, directive: args.directive });
   return confirmation(rt, sessionId, warnings);
 }
 
@@ -168,49 +92,13 @@ async function approve(rt: Runtime, args: StartSessionArgs): Promise<Confirmatio
       "approve with session_id (and directive) only, or prepare a new confirmation without session_id",
     );
   }
-  const now = rt.now();
-  const labelEffects: string[] = [];
-  await rt.store.transact((draft) => {
-    const session = draft.sessions.find((s) => s.id === args.session_id);
-    if (!session) {
-      throw new EoaError(
-        "SESSION_NOT_FOUND",
-        `no session ${args.session_id}`,
-        "read eoa://session for the current session, or call start_session with tasks to prepare one",
-      );
-    }
-    if (session.status !== "awaiting_approval") {
-      throw new EoaError(
-        "SESSION_NOT_AWAITING_APPROVAL",
-        `session ${session.id} is ${session.status}, not awaiting approval`,
-        session.status === "complete"
-          ? "prepare a new session with start_session"
-          : "it is already started: go on with assign_task",
-      );
-    }
-    const directive = args.directive ?? session.directive;
-    session.status = "running";
-    session.approved_at = now.toISOString();
-    session.started_at = now.toISOString();
-    if (directive) session.directive = directive;
-    session.escalation_policy = policyFromDirective(directive);
-    for (const id of session.task_ids) {
-      const t = draft.tasks[id];
-      if (t && t.status === "backlog") {
-        t.status = "todo";
-        history(t, now, "approved", directive ? `directive: ${directive}` : undefined);
-        labelEffects.push(enqueueEffect(draft, now, "labels", { task_id: id }));
-      }
-    }
-    recordDecision(draft, now, {
-      action: "start-session",
-      rule: "User Handoff Protocol: the user approved the confirmation",
-      inputs: { tasks: [...session.task_ids], directive: directive ?? null },
-      outcome: `running; immediate escalation for ${session.escalation_policy.immediate.join(", ")}`,
-    });
+  const { effects } = await rt.step({
+    type: "session-approved",
+    session_id: args.session_id,
+    directive: args.directive,
   });
   // The kanban shows the approved batch at once (status:todo); a GitHub hiccup is retried next cycle.
-  const warnings = (await flushEffects(rt, labelEffects))
+  const warnings = (await rt.outbox.flush(effects))
     .filter((o) => !o.ok)
     .map((o) => `kanban labels not updated yet (retried next cycle): ${o.error}`);
   return confirmation(rt, args.session_id, warnings);
@@ -221,6 +109,7 @@ async function confirmation(rt: Runtime, sessionId: string, warnings: string[]):
   const session = state.sessions.find((s) => s.id === sessionId)!;
   const tasks = session.task_ids.map((id) => state.tasks[id]!).filter(Boolean);
   const agents = Object.values(state.agents);
+  warnings.push(...handoffWarnings(rt.config));
   const online = await presence(rt, warnings);
   const available = agents
     .filter((a) => a.availability === "active" && (online === null || online.has(a.session.toLowerCase())))
@@ -308,40 +197,6 @@ function scopeEstimate(
   return parts.join("; ");
 }
 
-function nextSessionId(draft: Draft<State>, now: Date): string {
-  const day = now.toISOString().slice(0, 10);
-  const n = draft.sessions.filter((s) => s.id.startsWith(`${day}-session-`)).length + 1;
-  return `${day}-session-${String(n).padStart(2, "0")}`;
-}
-
-function newTask(spec: InlineTask, sessionId: string, now: Date): TaskRecord {
-  return {
-    task_id: spec.task_id,
-    ...(spec.issue_number ? { issue_number: spec.issue_number } : {}),
-    session_id: sessionId,
-    title: spec.title,
-    priority: spec.priority ?? "normal",
-    ...(spec.effort ? { effort: spec.effort } : {}),
-    required_capabilities: spec.required_capabilities ?? [],
-    depends_on: spec.depends_on ?? [],
-    instructions: spec.instructions ?? "",
-    completion_criteria: spec.completion_criteria ?? [],
-    test_requirements: spec.test_requirements ?? [],
-    files_in_scope: spec.files_in_scope ?? [],
-    escalation_rules: { ...DEFAULT_ESCALATION_RULES },
-    ...(spec.next_task_on_complete ? { next_task_on_complete: spec.next_task_on_complete } : {}),
-    status: "backlog",
-    assignment_epoch: 0,
-    previous_assignees: [],
-    fix_rounds: 0,
-    ci_polls: 0,
-    ci_failures: 0,
-    created_at: now.toISOString(),
-    updated_at: now.toISOString(),
-    history: [],
-  };
-}
-
 /** Reads `GH-<n>` ids from GitHub issues; inline specs pass through. Duplicates are refused. */
 async function resolveTasks(
   rt: Runtime,
@@ -356,9 +211,9 @@ async function resolveTasks(
       throw new EoaError("DUPLICATE_TASK", `${id} is listed twice`, "list each task once");
     }
     seen.add(id);
+    // An inline spec is the task itself; it is tied to an issue only when it names issue_number.
     if (typeof t !== "string") {
-      const m = GH_ID.exec(t.task_id);
-      out.push({ ...t, ...(m && !t.issue_number ? { issue_number: Number(m[1]) } : {}) });
+      out.push(t);
       continue;
     }
     const m = GH_ID.exec(id);

@@ -75,8 +75,16 @@ const TAG_KIND: Record<string, Classified["kind"]> = {
   PING: "heartbeat",
 };
 
+/** AI Maestro wraps the text of a sender it cannot vouch for (an unregistered name) this way. */
+const EXTERNAL_CONTENT = /^\s*<external-content\s/;
+
 export function classifyMessage(msg: InboundMessage): Classified {
   const text = typeof msg.content.message === "string" ? msg.content.message : "";
+  if (EXTERNAL_CONTENT.test(text))
+    return {
+      kind: "unknown",
+      reason: "AI Maestro could not vouch for the sender (its text came wrapped as external content)",
+    };
   const ctx = isRecord(msg.content.context) ? msg.content.context : {};
   const typeField = str(ctx.type) ?? str(msg.content.type);
   const tag = /^\s*\[([A-Za-z]+)\]/.exec(text)?.[1] ?? /^\s*\[([A-Za-z]+)\]/.exec(msg.subject)?.[1];

@@ -96,6 +96,8 @@ export function gate1(input: Gate1Input): Gate1Result {
 export type CiState = "pass" | "pending" | "fail";
 
 export interface CheckRunView {
+  /** GitHub's check run id: what a re-run names. */
+  id?: number | undefined;
   name: string;
   status: string;
   conclusion: string | null;
@@ -103,7 +105,29 @@ export interface CheckRunView {
   summary?: string | null | undefined;
 }
 
-const OK_CONCLUSIONS = new Set(["success", "neutral", "skipped"]);
+/**
+ * GitHub's check-run conclusions, decided once: which count as a failure, and which a re-run of the
+ * check can clear. `action_required` waits for a person (e.g. approving a workflow run from a
+ * fork) and `stale` for the app behind the check: re-running them is not the server's to do. A
+ * conclusion GitHub adds later counts as a failure that cannot be re-run until it is listed here.
+ */
+export const CI_CONCLUSIONS: Readonly<Record<string, { failed: boolean; rerunnable: boolean }>> = {
+  success: { failed: false, rerunnable: false },
+  neutral: { failed: false, rerunnable: false },
+  skipped: { failed: false, rerunnable: false },
+  failure: { failed: true, rerunnable: true },
+  timed_out: { failed: true, rerunnable: true },
+  cancelled: { failed: true, rerunnable: true },
+  startup_failure: { failed: true, rerunnable: true },
+  action_required: { failed: true, rerunnable: false },
+  stale: { failed: true, rerunnable: false },
+};
+
+export function conclusionOf(conclusion: string | null): { failed: boolean; rerunnable: boolean } {
+  return Object.hasOwn(CI_CONCLUSIONS, conclusion ?? "")
+    ? CI_CONCLUSIONS[conclusion!]!
+    : { failed: true, rerunnable: false };
+}
 
 /** Check runs on the head SHA: all completed and successful, some still running, or some failed. */
 export function ciState(
@@ -112,7 +136,7 @@ export function ciState(
 ): { state: CiState; failed: CheckRunView[]; pending: CheckRunView[] } {
   if (runs.length === 0) return { state: hasWorkflows ? "pending" : "pass", failed: [], pending: [] };
   const pending = runs.filter((r) => r.status !== "completed");
-  const failed = runs.filter((r) => r.status === "completed" && !OK_CONCLUSIONS.has(r.conclusion ?? ""));
+  const failed = runs.filter((r) => r.status === "completed" && conclusionOf(r.conclusion).failed);
   return { state: failed.length ? "fail" : pending.length ? "pending" : "pass", failed, pending };
 }
 
@@ -189,6 +213,7 @@ export type ReviewDecision =
   | "ci_pending"
   | "ci_blocked"
   | "ci_rerun"
+  | "ci_not_rerunnable"
   | "ci_failed_blocked"
   | "merge_conflict"
   | "mergeability_pending";
@@ -230,6 +255,8 @@ export interface DecisionResult {
   gate2: GateStatus;
   findings: Finding[];
   reason: string;
+  /** With `ci_rerun`: the failed checks to run again. */
+  rerun?: CheckRunView[];
 }
 
 /**
@@ -279,6 +306,15 @@ export function decideReview(i: DecisionInput): DecisionResult {
     };
   }
   if (i.ci.state === "fail") {
+    const stuck = i.ci.failed.filter((r) => !conclusionOf(r.conclusion).rerunnable);
+    if (stuck.length) {
+      return {
+        ...base,
+        decision: "ci_not_rerunnable",
+        findings: ciFindings,
+        reason: `CI check(s) ${stuck.map((r) => `"${r.name}" (${r.conclusion ?? "no conclusion"})`).join(", ")} failed in a way a re-run cannot clear: escalated, not re-run`,
+      };
+    }
     if (i.counters.ci_failures + 1 > i.limits.max_retry_attempts) {
       return {
         ...base,
@@ -291,7 +327,8 @@ export function decideReview(i: DecisionInput): DecisionResult {
       ...base,
       decision: "ci_rerun",
       findings: ciFindings,
-      reason: `CI failed (failure ${i.counters.ci_failures + 1} of ${i.limits.max_retry_attempts} allowed retries): rerunning the failed jobs`,
+      rerun: i.ci.failed,
+      reason: `CI failed (failure ${i.counters.ci_failures + 1} of ${i.limits.max_retry_attempts} allowed retries): re-running ${i.ci.failed.map((r) => `"${r.name}"`).join(", ")}`,
     };
   }
   if (i.ci.state === "pending" || i.mergeableUnknown) {

@@ -1,5 +1,4 @@
 import type { KanbanColumn } from "../state/schema.js";
-import { KANBAN_COLUMNS } from "../state/schema.js";
 
 /**
  * Rule 7: the kanban lives in `status:<column>` labels (exactly one) and `assign:<agent>` labels
@@ -37,14 +36,6 @@ export function settled(status: KanbanColumn | undefined): boolean {
   return status === "done" || status === "human-review" || status === "blocked";
 }
 
-/** The Projects v2 Status option for a column ("in-progress" → "In Progress"). */
-export function projectStatusName(column: KanbanColumn): string {
-  return column
-    .split("-")
-    .map((w) => w[0]!.toUpperCase() + w.slice(1))
-    .join(" ");
-}
-
 /** Matches a project's Status option to a column, tolerating "In progress", "In-Progress", "AI Review". */
 export function matchStatusOption<T extends { name: string }>(
   options: readonly T[],
@@ -52,10 +43,6 @@ export function matchStatusOption<T extends { name: string }>(
 ): T | undefined {
   const norm = (s: string) => s.toLowerCase().replace(/[^a-z]/g, "");
   return options.find((o) => norm(o.name) === norm(column));
-}
-
-export function isColumn(value: string): value is KanbanColumn {
-  return (KANBAN_COLUMNS as readonly string[]).includes(value);
 }
 
 /** Blocking records where the task was; unblocking goes back there. */

@@ -1,4 +1,11 @@
-import type { EscalationRecord, Finding, Priority, TaskRecord } from "../state/schema.js";
+import type {
+  EscalationRecord,
+  Finding,
+  MessagePriority,
+  OutboundMessage,
+  Priority,
+  TaskRecord,
+} from "../state/schema.js";
 import { oneLine } from "./text.js";
 
 /**
@@ -7,14 +14,7 @@ import { oneLine } from "./text.js";
  * `content.context` and `content.message` is a readable rendering of the same.
  */
 
-export type MessagePriority = "low" | "normal" | "high" | "urgent";
-
-export interface OutboundMessage {
-  to: string;
-  subject: string;
-  priority: MessagePriority;
-  content: { type: string; message: string; context: Record<string, unknown> };
-}
+export type { OutboundMessage };
 
 export const MESSAGE_PRIORITY: Record<Priority, MessagePriority> = {
   critical: "urgent",
@@ -61,7 +61,8 @@ export function assignmentMessage(task: TaskRecord, to: string, epoch: number): 
     `AUTONOMOUS task ${task.task_id}: ${oneLine(task.title)} (priority ${task.priority}).`,
     "",
     "Instructions:",
-    task.instructions || "(see the issue)",
+    task.instructions ||
+      (task.issue_number ? `(see issue #${task.issue_number})` : "(none beyond the title above)"),
     "",
     "Completion criteria:",
     bullets(task.completion_criteria),

@@ -113,6 +113,10 @@ export async function createSurroundings(opts: EnvironmentOptions = {}): Promise
   aimaestro.registerAgent("user-notification-channel");
   aimaestro.registerAgent("orchestrator-queue");
   github.addWorkflow({ name: "CI", path: ".github/workflows/ci.yml" });
+  // CI has run on main and passed, as on a repository ready for a night.
+  github.setCheckRuns(await repo.head(), [
+    { name: "test", workflow: "CI", status: "completed", conclusion: "success" },
+  ]);
   for (const issue of opts.issues ?? SEED_ISSUES) github.addIssue(issue);
 
   const stateDir = join(root, "state");

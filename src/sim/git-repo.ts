@@ -30,6 +30,11 @@ export class LocalRepo {
     return repo;
   }
 
+  /** The commit a branch of the remote points at. */
+  async head(branch = "main"): Promise<string> {
+    return (await git(this.bare, "rev-parse", branch)).trim();
+  }
+
   /** Commits `files` on a branch cut from `base` and pushes it as PR `number`; returns the head SHA. */
   async pushPullRequest(
     number: number,

@@ -170,6 +170,7 @@ export interface GitHubStandIn {
   reruns(): RerunEvent[];
   addWorkflow(spec: { name: string; path?: string; state?: string }): number;
   protectBranch(branch: string, rules?: { requiredChecks?: string[]; requiredApprovals?: number }): void;
+  setCollaborator(login: string, role: "admin" | "maintain" | "write" | "triage" | "read" | "none"): void;
   failNext(fault: Fault): void;
   setProject(spec: {
     owner: string;
@@ -322,6 +323,8 @@ export async function startGitHubServer(opts: GitHubServerOptions = {}): Promise
   const checks = new Map<string, CheckState>();
   const workflows: { id: number; name: string; path: string; state: string; created_at: string }[] = [];
   const protections = new Map<string, { requiredChecks: string[]; requiredApprovals: number }>();
+  /** Known users by lower-cased login, with their role on the repository ("none": a user without access). */
+  const collaborators = new Map<string, string>();
   const projects: ProjectRec[] = [];
   const rerunListeners: ((e: RerunEvent) => void)[] = [];
   const rerunLog: RerunEvent[] = [];
@@ -1105,6 +1108,7 @@ export async function startGitHubServer(opts: GitHubServerOptions = {}): Promise
     R("GET", "{repo}/actions/runs", (_m, ctx) => {
       const headSha = ctx.query.get("head_sha");
       const status = ctx.query.get("status");
+      const branch = ctx.query.get("branch");
       const runs = [...checks.entries()]
         .filter(([sha]) => !headSha || sha === headSha)
         .flatMap(([sha, state]) =>
@@ -1113,8 +1117,36 @@ export async function startGitHubServer(opts: GitHubServerOptions = {}): Promise
             .map(([group]) => workflowRunJson(ctx.base, sha, state, group)),
         )
         .filter((r) => !status || r.status === status || r.conclusion === status)
+        .filter((r) => !branch || r.head_branch === branch)
         .sort((a, b) => (b.id ?? 0) - (a.id ?? 0));
       return list(runs, ctx, "workflow_runs");
+    }),
+    R("GET", "{repo}/actions/runs/(\\d+)/attempts/(\\d+)", (m, ctx) => {
+      const [id, attempt] = [Number(m[3]), Number(m[4])];
+      for (const [sha, state] of checks) {
+        const entry = [...state.groups.entries()].find(([, g]) => g.workflowRunId === id);
+        if (!entry) continue;
+        const [group, g] = entry;
+        if (attempt < 1 || attempt > g.runAttempt) return notFound();
+        const run = workflowRunJson(ctx.base, sha, state, group);
+        if (attempt === g.runAttempt) return { status: 200, body: run };
+        // An earlier attempt ran its own stage's jobs, to the end.
+        const stage = state.stages[Math.min(attempt - 1, state.stages.length - 1)] ?? [];
+        const runs = stage
+          .filter((spec) => groupOf(spec) === group)
+          .map((spec) => ({ id: 0, group, spec, started_at: g.createdAt, completed_at: g.createdAt }));
+        const { status, conclusion } = runState({ ...state, runs }, group);
+        return { status: 200, body: { ...run, run_attempt: attempt, status, conclusion } };
+      }
+      return notFound();
+    }),
+    R("GET", "{repo}/collaborators/([^/]+)/permission", (m) => {
+      const name = decodeURIComponent(m[3]!);
+      const role = collaborators.get(name.toLowerCase());
+      if (role === undefined) return notFound();
+      // `permission` is the legacy level (maintain reads as write, triage as read); role_name the role.
+      const permission = role === "maintain" ? "write" : role === "triage" ? "read" : role;
+      return { status: 200, body: { permission, role_name: role, user: user(name) } };
     }),
     R("POST", "{repo}/actions/runs/(\\d+)/rerun-failed-jobs", (m) => {
       if (!permissions.push) return noPush("actions=write");
@@ -1493,6 +1525,10 @@ export async function startGitHubServer(opts: GitHubServerOptions = {}): Promise
         created_at: now(),
       });
       return id;
+    },
+
+    setCollaborator(name, role) {
+      collaborators.set(name.toLowerCase(), role);
     },
 
     protectBranch(branch, rules = {}) {

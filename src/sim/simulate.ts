@@ -1,13 +1,14 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { settled } from "../protocol/kanban.js";
 import type { KanbanColumn } from "../state/schema.js";
 import { ScriptedAgent, type Faults } from "./agents.js";
+import { commandFlags } from "./command-line.js";
 import { createSurroundings, SEED_AGENTS } from "./environment.js";
+import { removeOnExit } from "./temp-dir.js";
 
 /**
  * `eoa-mcp simulate`: the seed's night, from handoff to report, through the real tools of a real
@@ -48,17 +49,9 @@ export async function simulate(
   argv: string[],
   out: (line: string) => void = (l) => console.log(l),
 ): Promise<number> {
-  let values;
-  try {
-    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${SIMULATE_USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    out(SIMULATE_USAGE);
-    return 0;
-  }
+  const flags = commandFlags(argv, FLAGS, SIMULATE_USAGE, out);
+  if ("exit" in flags) return flags.exit;
+  const { values } = flags;
   const all = !!values["all-faults"];
   const faults: Faults = {
     silentAgent: all || !!values["silent-agent"],
@@ -115,6 +108,10 @@ export async function simulate(
   const stderr: string[] = [];
   transport.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
   const client = new Client({ name: "eoa-simulate", version: "1.0.0" });
+  // Ctrl-C or a crash skips the `finally` below: the night's directory is removed all the same.
+  const unwatch = values.keep
+    ? undefined
+    : removeOnExit(sur.root, { signalExitCode: 130, beforeRemove: () => client.close() });
   const call = async (name: string, args: Record<string, unknown> = {}): Promise<ToolResult> => {
     const r = (await client.callTool({ name, arguments: args }, undefined, {
       timeout: 120_000,
@@ -233,6 +230,7 @@ export async function simulate(
     for (const a of agents) await a.close();
     if (!values.keep) await sur.close();
     else await Promise.all([sur.aimaestro.close(), sur.github.close()]);
+    unwatch?.();
   }
 
   async function review(args: Record<string, unknown>): Promise<void> {

@@ -245,18 +245,51 @@ export interface IncidentRecord {
   action: string;
 }
 
-export type EffectKind =
-  "message" | "labels" | "comment" | "review" | "merge" | "close_issue" | "project_status" | "rerun";
+export type MessagePriority = "low" | "normal" | "high" | "urgent";
 
-/**
- * The outbox: a side effect is recorded here before it is made and marked done after, so that a
- * retry or a restart neither repeats it nor forgets it.
- */
-export interface EffectRecord {
+/** A message the orchestrator sends through AI Maestro (see protocol/messages.ts for the formats). */
+export interface OutboundMessage {
+  to: string;
+  subject: string;
+  priority: MessagePriority;
+  content: { type: string; message: string; context: Record<string, unknown> };
+}
+
+/** What a message effect is for, so that its completion or failure updates the right record. */
+export type MessagePurpose =
+  | {
+      purpose: "assignment";
+      task_id: string;
+      epoch: number;
+      revert: { status: KanbanColumn; queue?: QueueEntry };
+    }
+  | { purpose: "escalation"; escalation_id: string }
+  | { purpose: "notice"; task_id?: string };
+
+export type MessagePayload = { message: OutboundMessage } & MessagePurpose;
+
+export type MergeMethod = "merge" | "squash" | "rebase";
+
+/** One payload shape per kind of side effect. */
+export interface EffectPayloads {
+  message: MessagePayload;
+  /** Level-triggered: brings the task's labels (and project status) up to date with its record. */
+  labels: { task_id: string };
+  comment: { issue_number: number; body: string };
+  review: { pr_number: number; sha: string; event: "APPROVE" | "REQUEST_CHANGES" | "COMMENT"; body: string };
+  merge: { pr_number: number; sha: string; method: MergeMethod; title: string; task_id: string };
+  close_issue: { issue_number: number };
+  /** The failed checks the protocol chose to re-run (never the client's choice). */
+  rerun: { sha: string; pr_number: number; checks: Array<{ id: number; name: string }> };
+}
+
+export type EffectKind = keyof EffectPayloads;
+
+interface EffectBase {
   id: string;
-  kind: EffectKind;
   status: "pending" | "done" | "failed";
-  payload: Record<string, unknown>;
+  /** The decision that called for this effect (no effect without its decision). */
+  decision: string;
   created_at: string;
   attempts: number;
   done_at?: string;
@@ -267,6 +300,16 @@ export interface EffectRecord {
   claimed_by?: string;
   claimed_at?: string;
 }
+
+/**
+ * The outbox: a side effect is recorded here before it is made and marked done after, so that a
+ * retry or a restart neither repeats it nor forgets it.
+ */
+export type EffectRecord = {
+  [K in EffectKind]: EffectBase & { kind: K; payload: EffectPayloads[K] };
+}[EffectKind];
+
+export type EffectOf<K extends EffectKind> = Extract<EffectRecord, { kind: K }>;
 
 export interface IdempotencyRecord {
   tool: string;

@@ -7,8 +7,8 @@ export const preflightTool = defineTool({
   title: "Check the Prerequisites Checklist",
   description:
     "Runs every item of the protocol's Prerequisites Checklist (git 2.38+ and a remote for reviews, AI Maestro reachable, agents online, escalation channels, " +
-    "GitHub token and scopes, branch permission, project board, issues exist, dependency graph valid, capabilities cover the " +
-    "tasks, backups named, CI workflows present, test and lint commands) and returns each as pass / fail / unknown with the " +
+    "GitHub token and scopes, the agents' push access, branch permission, project board, issues exist, dependency graph valid, capabilities cover the " +
+    "tasks, backups named, CI green on the base branch, no result flipping on one commit, lint command) and returns each as pass / fail / unknown with the " +
     "evidence. Changes nothing. Run it before start_session and before the user leaves.",
   kind: "probe",
   input: {},

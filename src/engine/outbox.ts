@@ -1,0 +1,170 @@
+import { errorMessage, isEoaError } from "../errors.js";
+import { PROCESS_ID, processGone } from "../owner.js";
+import { retryable, type EffectOutcome } from "../protocol/machine/index.js";
+import { plain } from "../state/records.js";
+import type { EffectRecord, State } from "../state/schema.js";
+import { perform } from "./perform.js";
+import type { Runtime } from "./runtime.js";
+
+/**
+ * The outbox (docs/PROTOCOL.md, Durability). A transaction records an effect as `pending` together with the state change
+ * that calls for it; the effect is made after the commit and its outcome handed back to the state
+ * machine (`effects-settled`), which marks it `done` or `failed` (retried on a later cycle). At
+ * start-up, effects left pending by a crash are reconciled: a message that already reached its
+ * recipient is marked done rather than sent twice.
+ *
+ * One per runtime: what this process is making right now lives here, not in module state.
+ */
+
+/** A claim older than this is abandoned even if its process looks alive (a hung process). */
+const CLAIM_STALE_MS = 2 * 60_000;
+
+export class Outbox {
+  /** Effects this process is making right now (its own claims that are not in flight are its to make). */
+  private readonly inFlight = new Set<string>();
+  /** Effects made whose outcome could not be recorded (the state write failed): they may have happened. */
+  private readonly unrecorded = new Set<string>();
+  /**
+   * Sends that timed out may still land at the hub a moment later: they are looked for (and resent
+   * if absent) only after this time, so that a late arrival is found rather than doubled. The hub's
+   * lateness is real time, whatever the protocol's clock says (a rehearsal's clock jumps minutes).
+   */
+  private readonly settleUntil = new Map<string, number>();
+
+  constructor(
+    private readonly rt: Runtime,
+    private readonly wallMs: () => number = Date.now,
+  ) {}
+
+  /**
+   * Makes effects and records their outcomes in one transaction. With `ids`: the effects this
+   * process just recorded (already claimed by it). Without: every retryable effect nobody else is
+   * making (claimed first, in one transaction, so two processes never make the same one), each
+   * checked against what may already have happened before it is made again.
+   * Never throws for a failed effect.
+   */
+  async flush(ids?: readonly string[]): Promise<EffectOutcome[]> {
+    const { rt } = this;
+    const uncertain = new Set<string>();
+    const due = ids ? await this.own(ids) : await this.claimRetryable(uncertain);
+    if (!due.length) return [];
+    const outcomes: EffectOutcome[] = [];
+    try {
+      for (const eff of due) outcomes.push(await this.make(eff, uncertain.has(eff.id)));
+      try {
+        await rt.step({ type: "effects-settled", outcomes });
+        const now = this.wallMs();
+        for (const o of outcomes) {
+          this.unrecorded.delete(o.id);
+          if (o.uncertain) this.settleUntil.set(o.id, now + 2 * rt.config.aimaestro.timeout_ms);
+          else this.settleUntil.delete(o.id);
+        }
+      } catch (err) {
+        // Made but not recorded: the next flush checks before making any of them again.
+        for (const o of outcomes) this.unrecorded.add(o.id);
+        rt.logger.error("side effect outcomes not recorded", {
+          error: errorMessage(err),
+          effects: outcomes.map((o) => o.id),
+        });
+        for (const o of outcomes) o.unrecorded = true;
+      }
+    } finally {
+      for (const e of due) this.inFlight.delete(e.id);
+    }
+    return outcomes;
+  }
+
+  /** Whether a flush of this process is still making the effect. */
+  busy(id: string): boolean {
+    return this.inFlight.has(id);
+  }
+
+  private async own(ids: readonly string[]): Promise<EffectRecord[]> {
+    const state = await this.rt.store.read();
+    const due = state.outbox.filter(
+      (e) =>
+        ids.includes(e.id) && e.status !== "done" && e.claimed_by === PROCESS_ID && !this.inFlight.has(e.id),
+    );
+    // Claimed in the same tick as the check: a concurrent flush in this process cannot take them too.
+    for (const e of due) this.inFlight.add(e.id);
+    return due.map((e) => structuredClone(e) as EffectRecord);
+  }
+
+  private async claimRetryable(uncertain: Set<string>): Promise<EffectRecord[]> {
+    const { rt } = this;
+    const now = rt.now();
+    // Most cycles have nothing to retry: look before taking the lock.
+    const state = await rt.store.read();
+    if (!state.outbox.some((e) => retryable(state, e) && this.claimable(e, now))) return [];
+    const added: string[] = [];
+    try {
+      return await rt.store.transact((draft) => {
+        const claimed: EffectRecord[] = [];
+        const seenLabels = new Set<string>();
+        for (const e of draft.outbox) {
+          if (!retryable(draft as State, e as EffectRecord) || !this.claimable(e as EffectRecord, now))
+            continue;
+          // Labels are level-triggered: one sync per task brings them up to date.
+          if (e.kind === "labels") {
+            if (seenLabels.has(e.payload.task_id)) {
+              e.status = "done";
+              e.done_at = now.toISOString();
+              e.result = { superseded: true };
+              delete e.claimed_by;
+              delete e.claimed_at;
+              continue;
+            }
+            seenLabels.add(e.payload.task_id);
+          }
+          // Tried before, claimed by a process that died, or made without its outcome recorded: it may
+          // have happened already.
+          if (e.attempts > 0 || e.claimed_by !== PROCESS_ID || this.unrecorded.has(e.id)) uncertain.add(e.id);
+          this.inFlight.add(e.id);
+          added.push(e.id);
+          e.claimed_by = PROCESS_ID;
+          e.claimed_at = now.toISOString();
+          claimed.push(plain(e) as EffectRecord);
+        }
+        return claimed;
+      });
+    } catch (err) {
+      for (const id of added) this.inFlight.delete(id);
+      throw err;
+    }
+  }
+
+  private claimable(e: EffectRecord, now: Date): boolean {
+    if ((this.settleUntil.get(e.id) ?? 0) > this.wallMs()) return false;
+    if (!e.claimed_by) return true;
+    if (e.claimed_by === PROCESS_ID) return !this.inFlight.has(e.id);
+    if (now.getTime() - new Date(e.claimed_at ?? 0).getTime() > CLAIM_STALE_MS) return true;
+    return processGone(e.claimed_by);
+  }
+
+  private async make(eff: EffectRecord, mayHaveHappened: boolean): Promise<EffectOutcome> {
+    const { rt } = this;
+    try {
+      const result = await perform(rt, eff, mayHaveHappened);
+      return { id: eff.id, kind: eff.kind, ok: true, result };
+    } catch (err) {
+      const error = rt.redact(errorMessage(err));
+      const code = isEoaError(err) ? err.code : undefined;
+      const maybe = isEoaError(err) && err.details?.may_have_arrived === true && eff.kind === "message";
+      rt.logger.warn("side effect failed", {
+        effect: eff.id,
+        kind: eff.kind,
+        error,
+        may_have_arrived: maybe,
+      });
+      return {
+        id: eff.id,
+        kind: eff.kind,
+        ok: false,
+        error,
+        ...(code ? { code } : {}),
+        ...(isEoaError(err) && err.details ? { details: err.details } : {}),
+        ...(maybe ? { uncertain: true } : {}),
+      };
+    }
+  }
+}

@@ -1,0 +1,55 @@
+import { errorMessage } from "../errors.js";
+import type { EffectOf } from "../state/schema.js";
+import type { Runtime } from "./runtime.js";
+
+/**
+ * Finishes what a committed decision started when the process that made it is gone (docs/PROTOCOL.md,
+ * Durability): a task left in `merge-release` whose PR GitHub shows merged is completed (done,
+ * capacity freed, dependents and the next task dispatched); one whose merge GitHub refused, or that
+ * failed, goes back to review. Runs at start-up and in every poll cycle; the outbox has made (or
+ * looked up) any merge a dead process left pending before this runs.
+ */
+export async function reconcileMerges(rt: Runtime): Promise<string[]> {
+  if (!rt.hasGithub) return [];
+  const state = await rt.store.read();
+  const waiting = Object.values(state.tasks).filter((t) => t.status === "merge-release" && t.pr_number);
+  const done: string[] = [];
+  for (const task of waiting) {
+    const merge = state.outbox
+      .filter((e): e is EffectOf<"merge"> => e.kind === "merge" && e.payload.task_id === task.task_id)
+      .at(-1);
+    // Being made right now (this process or a live one): its own caller completes it.
+    if (merge && (merge.status === "pending" || rt.outbox.busy(merge.id))) continue;
+    let pr;
+    try {
+      pr = await rt.github.getPull(task.pr_number!);
+    } catch (err) {
+      rt.logger.warn("merge reconciliation: PR not read", { task: task.task_id, error: errorMessage(err) });
+      continue;
+    }
+    const sha = merge?.payload.sha ?? task.review_head ?? "";
+    if (pr.merged) {
+      const out = await rt.step({
+        type: "merge-observed",
+        task_id: task.task_id,
+        pr_number: task.pr_number!,
+        head_sha: sha,
+        merge_sha: (merge?.result?.sha as string | undefined) ?? pr.mergeCommitSha,
+        method: merge?.payload.method ?? rt.config.review.merge_method,
+      });
+      await rt.outbox.flush(out.effects);
+      done.push(task.task_id);
+    } else if (merge?.status === "failed") {
+      const out = await rt.step({
+        type: "merge-refused",
+        task_id: task.task_id,
+        pr: { number: task.pr_number!, head_sha: sha, base_ref: "" },
+        reason: "failed",
+        error: merge.error ?? "the merge failed",
+      });
+      await rt.outbox.flush(out.effects);
+    }
+    // Approved without a merge effect (auto_merge off): it waits for a person to merge it.
+  }
+  return done;
+}

@@ -1,0 +1,340 @@
+import type { Draft } from "immer";
+import { plain, tasksNow } from "../../state/records.js";
+import type { AgentRecord, MessageOutcome, TaskRecord } from "../../state/schema.js";
+import { agentLoads, chooseReplacement } from "../assignment.js";
+import type { Classified } from "../classify.js";
+import { ackVerdict, heartbeatVerdict } from "../liveness.js";
+import { ackReminderMessage, stopNoticeMessage } from "../messages.js";
+import { cap, oneLine } from "../text.js";
+import { autoDispatch, dispatch, requeue } from "./dispatch.js";
+import { block, escalate } from "./escalation.js";
+import { agentBack, markOffline, type OfflineOutcome } from "./offline.js";
+import { decide, incident, note, notice, syncLabels, type Step } from "./records.js";
+
+/**
+ * Phase 3, one poll cycle (rules 2-5): the inbox's messages applied in order (never an id twice),
+ * then the level-triggered checks: missed heartbeats, ack deadlines, auto-dispatch.
+ */
+
+/** A message read from the inbox, already classified (untrusted text, capped). */
+export interface InboxMessage {
+  id: string;
+  from: string;
+  subject: string;
+  classified: Classified;
+}
+
+export interface PollCycleEvidence {
+  messages: readonly InboxMessage[];
+  /** AI Maestro names shown online; null when the hub could not be asked (nobody misses a beat). */
+  online: ReadonlySet<string> | null;
+  /** The inbox was read: without it no heartbeat or ack deadline is judged blind. */
+  inbox_read: boolean;
+}
+
+export interface AppliedMessage {
+  id: string;
+  outcome: MessageOutcome | "already-processed";
+  note: string;
+}
+
+export interface CycleOutcome {
+  count: number;
+  applied: AppliedMessage[];
+  offline: OfflineOutcome[];
+  changes: string[];
+}
+
+export function pollCycle(s: Step, e: PollCycleEvidence): CycleOutcome {
+  const { draft, now, config } = s;
+  const changes: string[] = [];
+  const senders = new Set<string>();
+  const applied: AppliedMessage[] = [];
+  for (const m of e.messages) {
+    if (draft.messages[m.id]) {
+      applied.push({ id: m.id, outcome: "already-processed", note: "processed before" });
+      continue;
+    }
+    const a = applyMessage(s, m);
+    if (a.agent) senders.add(a.agent);
+    applied.push({ id: m.id, outcome: a.outcome, note: a.note });
+    if (a.outcome === "applied") changes.push(`${m.id}: ${a.note}`);
+  }
+  draft.cycle.count += 1;
+  draft.cycle.last_at = now.toISOString();
+  const offline: OfflineOutcome[] = [];
+  const leaving: Array<{ id: string; missed: number }> = [];
+  if (e.online && e.inbox_read) {
+    for (const agent of Object.values(draft.agents)) {
+      const v = heartbeatVerdict(
+        {
+          availability: agent.availability,
+          missed: agent.missed_heartbeats,
+          online: e.online.has(agent.session.toLowerCase()),
+          messaged: senders.has(agent.id),
+        },
+        config.limits.heartbeat_missed_threshold,
+      );
+      if (v.missed !== agent.missed_heartbeats) agent.missed_heartbeats = v.missed;
+      if (v.missed === 0) agent.last_seen = now.toISOString();
+      if (v.comesBack) {
+        agentBack(s, agent.id, senders.has(agent.id) ? "sent a message" : "online in AI Maestro");
+        changes.push(`${agent.id} is back online`);
+      }
+      if (v.goesOffline) leaving.push({ id: agent.id, missed: v.missed });
+    }
+  }
+  // Every agent that goes offline this cycle is known before any work is handed over, so that no
+  // task is handed to an agent that is leaving too.
+  const leavingIds = new Set(leaving.map((l) => l.id));
+  for (const l of leaving) {
+    const out = markOffline(s, l.id, `missed ${l.missed} consecutive heartbeats`, leavingIds);
+    offline.push(out);
+    changes.push(describeOffline(out));
+  }
+  // The ack may be in the inbox that could not be read: no deadline is judged blind.
+  if (e.inbox_read) ackChecks(s, changes);
+  for (const o of autoDispatch(s)) {
+    if (o.status === "dispatched") changes.push(`dispatched ${o.task_id} to ${o.agent}`);
+  }
+  return { count: draft.cycle.count, applied, offline, changes };
+}
+
+interface Applied {
+  outcome: MessageOutcome;
+  note: string;
+  agent: string | undefined;
+}
+
+/** One inbound message's effect on state, recorded with its outcome. */
+function applyMessage(s: Step, m: InboxMessage): Applied {
+  const { draft, now } = s;
+  const { id, from, classified: c } = m;
+  const agent = Object.values(draft.agents).find(
+    (a) => a.session.toLowerCase() === from || a.id.toLowerCase() === from,
+  );
+  const record = (outcome: MessageOutcome, text: string, taskId?: string): Applied => {
+    draft.messages[id] = {
+      id,
+      at: now.toISOString(),
+      from,
+      subject: oneLine(m.subject, 200),
+      kind: c.kind,
+      ...(taskId ? { task_id: taskId } : {}),
+      outcome,
+      note: cap(text, 500),
+    };
+    return { outcome, note: text, agent: agent?.id };
+  };
+
+  if (!agent) {
+    decide(s, {
+      action: "flag-sender",
+      rule: "rule 2: only roster agents are acted on",
+      inputs: { from, message_id: id, kind: c.kind },
+      outcome: "flagged, not acted on",
+    });
+    return record("flagged", `sender ${from} is not on the roster`);
+  }
+  if (agent.availability === "offline") agentBack(s, agent.id, `message ${id}`);
+  if (c.kind === "unknown") return record("ignored", c.reason);
+  if (c.kind === "heartbeat") return record("applied", `heartbeat from ${agent.id}`);
+
+  const taskId = c.task_id;
+  const task = taskId ? draft.tasks[taskId] : undefined;
+  if (taskId && !task) return record("ignored", `unknown task ${taskId}`, taskId);
+  if (task && (task.assignee !== agent.id || (c.epoch !== undefined && c.epoch !== task.assignment_epoch))) {
+    decide(s, {
+      action: "quarantine",
+      rule: "rule 2: a message about a task from an agent that no longer holds it is not acted on",
+      task_id: task.task_id,
+      agent: agent.id,
+      inputs: {
+        message_id: id,
+        kind: c.kind,
+        holder: task.assignee ?? null,
+        epoch: c.epoch ?? null,
+        current_epoch: task.assignment_epoch,
+      },
+      outcome: "quarantined",
+    });
+    return record(
+      "quarantined",
+      `${agent.id} does not hold ${task.task_id} (holder: ${task.assignee ?? "nobody"})`,
+      task.task_id,
+    );
+  }
+
+  if (task?.status === "done" && c.kind !== "escalation" && c.kind !== "error") {
+    // Late news about finished work (a stale report, a [BLOCKED] after the merge) must not reopen it.
+    return record("ignored", `${task.task_id} is already done`, task.task_id);
+  }
+
+  switch (c.kind) {
+    case "ack":
+      if (!task!.acked_at) {
+        task!.acked_at = now.toISOString();
+        note(s, task!, "acknowledged", `by ${agent.id}`);
+      }
+      return record("applied", `${agent.id} acknowledged ${taskId}`, taskId);
+    case "progress":
+      task!.acked_at ??= now.toISOString();
+      if (c.percent !== undefined) task!.progress_percent = c.percent;
+      task!.progress_note = cap(c.note, 500);
+      if (c.branch) task!.branch = c.branch;
+      note(s, task!, "progress", `${c.percent ?? "?"}% ${oneLine(c.note, 120)}`);
+      return record("applied", `${taskId} at ${c.percent ?? "?"}%`, taskId);
+    case "completion": {
+      const t = task!;
+      t.acked_at ??= now.toISOString();
+      if (c.branch) t.branch = c.branch;
+      if (!c.pr_number && !t.pr_number) {
+        note(s, t, "completion-without-pr", oneLine(c.note, 200));
+        return record("applied", `${agent.id} reports ${taskId} complete but names no PR`, taskId);
+      }
+      if (c.pr_number) t.pr_number = c.pr_number;
+      const toReview = t.status === "in-progress" || t.status === "ai-review";
+      if (toReview) t.status = "ai-review";
+      t.progress_percent = 100;
+      note(s, t, "completion-report", `PR #${t.pr_number}: ${oneLine(c.note, 200)}`);
+      const decision = decide(s, {
+        action: "review-due",
+        rule: "rule 6: a completion report with a PR is reviewed through both gates",
+        task_id: t.task_id,
+        agent: agent.id,
+        inputs: { message_id: id, pr_number: t.pr_number ?? null },
+        outcome: toReview ? `ai-review: review PR #${t.pr_number}` : `stays ${t.status}`,
+      });
+      syncLabels(s, decision, t.task_id);
+      return record("applied", `${taskId} reported complete with PR #${t.pr_number}: review it`, taskId);
+    }
+    case "error":
+      incident(s, {
+        ...(taskId ? { task_id: taskId } : {}),
+        kind: "agent-error",
+        occurrence: `reported by ${agent.id}`,
+        description: cap(c.note, 500),
+        action: "reported to the orchestrator for analysis",
+      });
+      if (task) note(s, task, "error-report", oneLine(c.note, 200));
+      return record("applied", `${agent.id} reports an error${taskId ? ` on ${taskId}` : ""}`, taskId);
+    case "blocked": {
+      const t = task!;
+      const esc = escalate(s, {
+        category: "blocker",
+        task_id: t.task_id,
+        issue: `${t.task_id} is blocked: ${oneLine(c.note, 300)}`,
+        context: `reported by ${agent.id}`,
+        raised_by: agent.id,
+      });
+      // The agent's report is in the history either way; parked by a new escalation the task is
+      // blocked already (the escalation is its reason), merged into an open one it is blocked here.
+      const report = `${agent.id}: ${oneLine(c.note, 300)}`;
+      if (esc.merged || t.parked_by !== esc.escalation.id) block(s, t, report, esc.decision);
+      else note(s, t, "blocked", report);
+      return record("applied", `${taskId} blocked; ${esc.escalation.id} queued for the user`, taskId);
+    }
+    case "escalation": {
+      const esc = escalate(s, {
+        category: c.category,
+        ...(taskId ? { task_id: taskId } : {}),
+        issue: oneLine(c.note, 500),
+        context: `raised by ${agent.id} in message ${id}`,
+        raised_by: agent.id,
+      });
+      return record(
+        "applied",
+        `${agent.id} escalated (${c.category}): ${esc.merged ? `merged into ${esc.escalation.id}` : `${esc.escalation.id} ${esc.escalation.level}`}`,
+        taskId,
+      );
+    }
+  }
+}
+
+/** Rule 3: one reminder after `ack_timeout_minutes`, then the task moves on. */
+function ackChecks(s: Step, changes: string[]): void {
+  const tasks = tasksNow(s.draft);
+  // Counted only when a task moves on, then kept current by dispatch.
+  let loads: Map<string, number> | undefined;
+  for (const seen of tasks) {
+    if (seen.status !== "in-progress" || !seen.assignee) continue;
+    const verdict = ackVerdict(seen, s.now, s.config.limits.ack_timeout_minutes);
+    if (verdict === "ok") continue;
+    const task = s.draft.tasks[seen.task_id]!;
+    const agent = s.draft.agents[seen.assignee]!;
+    if (verdict === "remind") {
+      task.ack_reminder_at = s.now.toISOString();
+      note(s, task, "ack-reminder", `to ${agent.id}`);
+      const decision = decide(s, {
+        action: "ack-reminder",
+        rule: "rule 3: no acknowledgement within ack_timeout_minutes: one reminder",
+        task_id: task.task_id,
+        agent: agent.id,
+        inputs: { assigned_at: task.assigned_at ?? null },
+        outcome: "reminded",
+      });
+      notice(
+        s,
+        decision,
+        task.task_id,
+        ackReminderMessage(plain(task) as TaskRecord, agent.session, task.assignment_epoch),
+      );
+      changes.push(`reminded ${agent.id} to acknowledge ${task.task_id}`);
+      continue;
+    }
+    reassignUnresponsive(s, task, agent, (loads ??= agentLoads(tasks)), changes);
+  }
+}
+
+function reassignUnresponsive(
+  s: Step,
+  task: Draft<TaskRecord>,
+  agent: Draft<AgentRecord>,
+  loads: Map<string, number>,
+  changes: string[],
+): void {
+  incident(s, {
+    task_id: task.task_id,
+    kind: "no-ack",
+    occurrence: "after assignment",
+    description: `${agent.id} did not acknowledge ${task.task_id} after a reminder`,
+    action: "reassigned",
+  });
+  const others = Object.values(s.draft.agents).filter((a) => a.id !== agent.id);
+  const choice = chooseReplacement(task, agent, others, loads);
+  const decision = decide(s, {
+    action: "reassign",
+    rule: "rule 3: no acknowledgement after the reminder window: the agent is unresponsive for this task",
+    task_id: task.task_id,
+    agent: agent.id,
+    inputs: { assigned_at: task.assigned_at ?? null, reminder_at: task.ack_reminder_at ?? null },
+    outcome: choice.agent !== null ? `to ${choice.agent}` : `queued: ${choice.reason}`,
+  });
+  if (!task.previous_assignees.includes(agent.id)) task.previous_assignees.push(agent.id);
+  // Should the silent agent wake up, it must know the task is no longer its own.
+  notice(
+    s,
+    decision,
+    task.task_id,
+    stopNoticeMessage(plain(task) as TaskRecord, agent.session, "no acknowledgement after the reminder"),
+  );
+  if (choice.agent !== null) {
+    const out = dispatch(s, task.task_id, { preferred: choice.agent, loads });
+    changes.push(
+      out.status === "dispatched"
+        ? `reassigned ${task.task_id} from unresponsive ${agent.id} to ${out.agent}`
+        : `queued ${task.task_id}: ${out.reason}`,
+    );
+    return;
+  }
+  requeue(s, task, `${agent.id} did not acknowledge; ${choice.reason}`, decision);
+  changes.push(`queued ${task.task_id}: ${task.queue!.reason}`);
+}
+
+function describeOffline(o: OfflineOutcome): string {
+  const parts = [`${o.agent} marked offline`];
+  for (const r of o.reassigned) parts.push(`${r.task_id} → ${r.to}`);
+  for (const q of o.queued) parts.push(`${q.task_id} queued`);
+  if (o.halted) parts.push("every agent offline: assignment halted, user paged");
+  return parts.join("; ");
+}

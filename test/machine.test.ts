@@ -1,0 +1,470 @@
+import { describe, expect, it } from "vitest";
+import { EoaError } from "../src/errors.js";
+import type { Classified } from "../src/protocol/classify.js";
+import type { CheckRunView } from "../src/protocol/gates.js";
+import { step, type EventOf } from "../src/protocol/machine/index.js";
+import type { EffectRecord, MechanicalResults, State } from "../src/state/schema.js";
+import { SHA, env, night, run, testConfig } from "./fixtures/machine.js";
+
+/**
+ * The state machine with plain data: a state, one event, the config and the time in; the new state,
+ * the effects and the decisions out. No store, no clients, no clock.
+ */
+
+const msg = (from: string, classified: Classified, id = `m-${Math.random().toString(36).slice(2)}`) => ({
+  id,
+  from,
+  subject: "",
+  classified,
+});
+
+const cycle = (messages: ReturnType<typeof msg>[], online: string[] | null = ["dev-1", "dev-2"]) =>
+  ({ type: "poll-cycle", messages, online: online ? new Set(online) : null, inbox_read: true }) as const;
+
+const mech = (over: Partial<MechanicalResults> = {}): MechanicalResults => ({
+  files: [{ path: "src/app.py", additions: 5, deletions: 1 }],
+  gate2_findings: [],
+  commands: [],
+  conflicts: [],
+  ...over,
+});
+
+function review(
+  state: State,
+  taskId: string,
+  over: {
+    checks?: CheckRunView[];
+    mechanical?: MechanicalResults;
+    assess?: boolean;
+    mergeable?: boolean | null;
+  } = {},
+): EventOf<"review-judged"> {
+  const t = state.tasks[taskId]!;
+  return {
+    type: "review-judged",
+    task_id: taskId,
+    epoch: t.assignment_epoch,
+    pr: {
+      number: t.pr_number ?? 7,
+      head_sha: SHA,
+      head_ref: `feature/${taskId}`,
+      base_ref: "main",
+      title: `${taskId}: work`,
+      body: `Closes ${taskId}`,
+      mergeable: over.mergeable === undefined ? true : over.mergeable,
+    },
+    mechanical: over.mechanical ?? mech(),
+    checks: over.checks ?? [{ id: 11, name: "test", status: "completed", conclusion: "success" }],
+    has_workflows: true,
+    ...(over.assess === false
+      ? {}
+      : { assessment: { implements_request: true, no_scope_creep: true, interface_contract_met: true } }),
+  };
+}
+
+/** GH-1 assigned to dev-1, acknowledged, reported done with PR #7. */
+function inReview(): State {
+  let s = night();
+  s = run(s, [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+  s = run(s, [
+    cycle([msg("dev-1", { kind: "completion", task_id: "GH-1", pr_number: 7, note: "done" })]),
+  ]).state;
+  return s;
+}
+
+const effectsOf = (state: State, ids: readonly string[]) => state.outbox.filter((e) => ids.includes(e.id));
+const messagesTo = (state: State, ids: readonly string[], to: string) =>
+  effectsOf(state, ids).filter(
+    (e): e is Extract<EffectRecord, { kind: "message" }> =>
+      e.kind === "message" && e.payload.message.to === to,
+  );
+
+function refusal(fn: () => unknown): EoaError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof EoaError) return err;
+    throw err;
+  }
+  throw new Error("no refusal");
+}
+
+describe("rule 1: assignment", () => {
+  it("dispatches to a capable agent with room, with a new epoch, a message and a label sync", () => {
+    const s = night();
+    const { last } = run(s, [{ type: "assign-requested", request: { task_id: "GH-1" } }]);
+    expect(last.result).toMatchObject({ status: "dispatched", agent: "dev-1", epoch: 1 });
+    expect(last.state.tasks["GH-1"]).toMatchObject({
+      status: "in-progress",
+      assignee: "dev-1",
+      assignment_epoch: 1,
+    });
+    expect(effectsOf(last.state, last.effects).map((e) => e.kind)).toEqual(["message", "labels"]);
+    expect(last.state.decisions.at(-1)).toMatchObject({
+      action: "assign",
+      rule: expect.stringMatching(/^rule 1/),
+    });
+  });
+
+  it("queues a task whose dependency is not done, and dispatches it when the dependency merges", () => {
+    let s = night(["GH-1", "GH-2"], { depends: { "GH-2": ["GH-1"] } });
+    const queued = run(s, [{ type: "assign-requested", request: { task_id: "GH-2" } }]);
+    expect(queued.last.result).toMatchObject({ status: "queued", reason: expect.stringContaining("GH-1") });
+    s = run(queued.state, [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    const merged = run(s, [
+      {
+        type: "merge-observed",
+        task_id: "GH-1",
+        pr_number: 7,
+        head_sha: SHA,
+        merge_sha: "b".repeat(40),
+        method: "squash",
+      },
+    ]);
+    expect(merged.last.result.dispatched).toEqual(["GH-2"]);
+    expect(merged.state.tasks["GH-1"]!.status).toBe("done");
+    expect(merged.state.tasks["GH-2"]).toMatchObject({ status: "in-progress" });
+  });
+
+  it("never gives an agent more than its limit: the rest wait in the queue", () => {
+    const config = testConfig({
+      agents: [{ id: "dev-1", capabilities: ["python"], max_concurrent_tasks: 1 }],
+    });
+    const s = night(["GH-1", "GH-2"], { config });
+    const { state, last } = run(
+      s,
+      [
+        { type: "assign-requested", request: { task_id: "GH-1" } },
+        { type: "assign-requested", request: { task_id: "GH-2" } },
+      ],
+      0,
+      config,
+    );
+    expect(last.result).toMatchObject({ status: "queued" });
+    expect(state.tasks["GH-2"]!.queue?.reason).toMatch(/limit|room|capacity/);
+  });
+
+  it("refuses a task that is held, and changes nothing", () => {
+    const s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1" } }]).state;
+    const err = refusal(() => step(s, { type: "assign-requested", request: { task_id: "GH-1" } }, env()));
+    expect(err.code).toBe("TASK_ALREADY_ASSIGNED");
+  });
+});
+
+describe("rule 2: messages about a task from an agent that no longer holds it", () => {
+  it("are quarantined, not acted on", () => {
+    const s = run(night(), [
+      { type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } },
+    ]).state;
+    const { state, last } = run(s, [
+      cycle([msg("dev-2", { kind: "completion", task_id: "GH-1", pr_number: 9, note: "" })]),
+    ]);
+    expect(last.result.applied[0]).toMatchObject({ outcome: "quarantined" });
+    expect(state.tasks["GH-1"]).toMatchObject({ status: "in-progress", assignee: "dev-1" });
+    expect(state.tasks["GH-1"]!.pr_number).toBeUndefined();
+  });
+});
+
+describe("rule 3: acknowledgement", () => {
+  it("reminds once after the timeout, then moves the task to another agent", () => {
+    let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    const reminded = run(s, [cycle([])], 5);
+    expect(messagesTo(reminded.state, reminded.last.effects, "dev-1")[0]!.payload.message.subject).toMatch(
+      /REMINDER/,
+    );
+    s = reminded.state;
+    const moved = run(s, [cycle([])], 8);
+    expect(moved.state.tasks["GH-1"]).toMatchObject({ assignee: "dev-2", previous_assignees: ["dev-1"] });
+    expect(messagesTo(moved.state, moved.last.effects, "dev-1")[0]!.payload.message.subject).toMatch(/STOP/);
+  });
+});
+
+describe("rules 4-5: heartbeats and offline agents", () => {
+  it("takes an agent offline after the threshold of missed cycles and hands its task to its backup", () => {
+    let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    s = run(s, [cycle([msg("dev-1", { kind: "ack", task_id: "GH-1" })])]).state;
+    for (let i = 1; i <= 2; i++) s = run(s, [cycle([], ["dev-2"])], i).state;
+    expect(s.agents["dev-1"]).toMatchObject({ availability: "active", missed_heartbeats: 2 });
+    const { state, last } = run(s, [cycle([], ["dev-2"])], 3);
+    expect(state.agents["dev-1"]!.availability).toBe("offline");
+    expect(state.tasks["GH-1"]).toMatchObject({ assignee: "dev-2", assignment_epoch: 2 });
+    expect(messagesTo(state, last.effects, "dev-2")[0]!.payload.message.subject).toMatch(/handoff/);
+    expect(state.incidents.at(-1)).toMatchObject({
+      kind: "agent-offline",
+      action: "GH-1 reassigned to dev-2",
+    });
+  });
+
+  it("with no agent left: halts the session and pages the user, whatever the directive", () => {
+    const s = night();
+    const { state } = run(s, [
+      { type: "agent-offline-reported", agent: "dev-1", reason: "test" },
+      { type: "agent-offline-reported", agent: "dev-2", reason: "test" },
+    ]);
+    expect(state.sessions[0]!.status).toBe("halted");
+    expect(state.escalations.at(-1)).toMatchObject({ category: "infrastructure", level: "immediate" });
+  });
+
+  it("an offline agent holding nothing is recorded as such, not as having its tasks reassigned", () => {
+    const { state } = run(night(), [{ type: "agent-offline-reported", agent: "dev-2", reason: "test" }]);
+    expect(state.incidents.at(-1)).toMatchObject({
+      occurrence: "holding no task",
+      action: "no task to reassign",
+    });
+  });
+});
+
+describe("rule 6: review", () => {
+  it("both gates pass: approve and merge (effects), then the merge completes the task", () => {
+    const s = inReview();
+    const judged = run(s, [review(s, "GH-1")]);
+    expect(judged.last.result.result.decision).toBe("merge");
+    const kinds = effectsOf(judged.state, judged.last.effects).map((e) => e.kind);
+    expect(kinds).toEqual(["review", "labels", "merge"]);
+    expect(judged.state.tasks["GH-1"]!.status).toBe("merge-release");
+  });
+
+  it("without an assessment the server never merges", () => {
+    const s = inReview();
+    const { last } = run(s, [review(s, "GH-1", { assess: false })]);
+    expect(last.result.result.decision).toBe("awaiting_assessment");
+    expect(effectsOf(last.state, last.effects).some((e) => e.kind === "merge")).toBe(false);
+  });
+
+  it("a failed check that a re-run can clear is re-run by name, and the decision names it", () => {
+    const s = inReview();
+    const { state, last } = run(s, [
+      review(s, "GH-1", { checks: [{ id: 41, name: "test", status: "completed", conclusion: "failure" }] }),
+    ]);
+    expect(last.result.result.decision).toBe("ci_rerun");
+    const rerun = effectsOf(state, last.effects).find((e) => e.kind === "rerun");
+    expect(rerun?.payload).toMatchObject({ checks: [{ id: 41, name: "test" }] });
+    expect(state.decisions.at(-1)!.rule).toContain('re-running "test"');
+  });
+
+  it("action_required cannot be re-run: escalated and blocked, never reported as re-run", () => {
+    const s = inReview();
+    const { state, last } = run(s, [
+      review(s, "GH-1", {
+        checks: [{ id: 42, name: "deploy", status: "completed", conclusion: "action_required" }],
+      }),
+    ]);
+    expect(last.result.result.decision).toBe("ci_not_rerunnable");
+    expect(effectsOf(state, last.effects).some((e) => e.kind === "rerun")).toBe(false);
+    expect(state.tasks["GH-1"]!.status).toBe("blocked");
+    expect(state.escalations.at(-1)).toMatchObject({ category: "blocker" });
+    expect(JSON.stringify(state.decisions)).not.toMatch(/re-run(ning)? "deploy"|failed jobs re-run/);
+    expect(state.incidents.at(-1)!.action).toMatch(/^not re-run/);
+  });
+
+  it("a re-run is resolved by what CI says of the same head afterwards", () => {
+    let s = inReview();
+    s = run(s, [
+      review(s, "GH-1", { checks: [{ id: 41, name: "test", status: "completed", conclusion: "failure" }] }),
+    ]).state;
+    expect(s.incidents.at(-1)!.resolution).toBeUndefined();
+    s = run(s, [review(s, "GH-1")]).state;
+    expect(s.incidents.at(-1)!.resolution).toBe("re-run passed");
+  });
+
+  it("CI pending: counted per review, blocked as CI blocked past ci_poll_attempts", () => {
+    let s = inReview();
+    const pending = [{ id: 1, name: "test", status: "in_progress", conclusion: null }];
+    for (let i = 0; i < 5; i++) s = run(s, [review(s, "GH-1", { checks: pending })]).state;
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "ai-review", ci_polls: 5 });
+    s = run(s, [review(s, "GH-1", { checks: pending })]).state;
+    expect(s.tasks["GH-1"]).toMatchObject({
+      status: "blocked",
+      blocked_reason: expect.stringMatching(/CI blocked/),
+    });
+  });
+
+  it("code findings go back to the agent as a fix request naming them", () => {
+    const s = inReview();
+    const finding = {
+      gate: 2 as const,
+      check: "secrets",
+      file: "key.pem",
+      line: 1,
+      message: "possible private key",
+    };
+    const { state, last } = run(s, [review(s, "GH-1", { mechanical: mech({ gate2_findings: [finding] }) })]);
+    expect(last.result.result.decision).toBe("fix_request");
+    const fix = messagesTo(state, last.effects, "dev-1")[0]!;
+    expect(fix.payload.message.content.message).toContain("key.pem:1");
+    expect(state.tasks["GH-1"]).toMatchObject({ status: "in-progress", fix_rounds: 1 });
+  });
+
+  it("a merge conflict is never resolved: blocked, with a deferred escalation", () => {
+    const s = inReview();
+    const { state, last } = run(s, [review(s, "GH-1", { mechanical: mech({ conflicts: ["src/app.py"] }) })]);
+    expect(last.result.result.decision).toBe("merge_conflict");
+    expect(state.tasks["GH-1"]).toMatchObject({ status: "blocked", previous_status: "ai-review" });
+    expect(state.escalations.at(-1)).toMatchObject({ category: "blocker", level: "deferred" });
+  });
+});
+
+describe("a merge refused with 405 is handled as what it is", () => {
+  const refused = (reason: "conflict" | "checks" | "approvals" | "unknown", error: string) => {
+    let s = inReview();
+    s = run(s, [review(s, "GH-1")]).state;
+    return run(s, [
+      {
+        type: "merge-refused",
+        task_id: "GH-1",
+        pr: { number: 7, head_sha: SHA, base_ref: "main" },
+        reason,
+        error,
+      },
+    ]);
+  };
+
+  it("missing approvals: a person approves and merges (human-review), not a conflict", () => {
+    const { state, last } = refused(
+      "approvals",
+      "At least 2 approving reviews are required by reviewers with write access.",
+    );
+    expect(last.result.decision).toBe("human_review");
+    expect(state.tasks["GH-1"]!.status).toBe("human-review");
+    expect(state.escalations).toHaveLength(0);
+    expect(state.incidents.some((i) => i.kind === "merge-conflict")).toBe(false);
+  });
+
+  it("failing required checks: back to review, where CI is read again", () => {
+    const { state, last } = refused("checks", 'Required status check "ci" is failing.');
+    expect(last.result.decision).toBe("ci_pending");
+    expect(state.tasks["GH-1"]!.status).toBe("ai-review");
+  });
+
+  it("a conflict: blocked with a merge-conflict escalation", () => {
+    const { state, last } = refused("conflict", "Pull Request is not mergeable");
+    expect(last.result.decision).toBe("merge_conflict");
+    expect(state.tasks["GH-1"]!.status).toBe("blocked");
+    expect(state.incidents.at(-1)!.kind).toBe("merge-conflict");
+  });
+
+  it("an unknown refusal: blocked and escalated with GitHub's words", () => {
+    const { state, last } = refused("unknown", "Repository rule violations found");
+    expect(last.result.decision).toBe("merge_refused");
+    expect(state.escalations.at(-1)!.issue).toContain("Repository rule violations found");
+  });
+});
+
+describe("rules 7-8: blocking, escalation and the user's answer", () => {
+  it("security is immediate under any directive; architecture is deferred; duplicates merge", () => {
+    let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    const { state } = run(s, [
+      cycle([
+        msg("dev-1", { kind: "escalation", task_id: "GH-1", category: "security", note: "SQL injection" }),
+        msg("dev-1", { kind: "escalation", task_id: "GH-1", category: "architecture", note: "which ORM?" }),
+        msg("dev-1", {
+          kind: "escalation",
+          task_id: "GH-1",
+          category: "architecture",
+          note: "which ORM, again?",
+        }),
+      ]),
+    ]);
+    s = state;
+    expect(s.escalations.map((e) => [e.category, e.level, e.occurrences])).toEqual([
+      ["security", "immediate", 1],
+      ["architecture", "deferred", 2],
+    ]);
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "blocked", previous_status: "in-progress" });
+  });
+
+  it("the user's answer unparks the task back to its column", () => {
+    let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    s = run(s, [
+      cycle([msg("dev-1", { kind: "escalation", task_id: "GH-1", category: "security", note: "leak" })]),
+    ]).state;
+    const id = s.escalations[0]!.id;
+    const { state, last } = run(s, [
+      { type: "escalation-answered", escalation_id: id, decision: "rotate the key" },
+    ]);
+    expect(last.result.unparked).toEqual(["GH-1"]);
+    expect(state.tasks["GH-1"]).toMatchObject({ status: "in-progress", assignee: "dev-1" });
+    expect(state.tasks["GH-1"]!.parked_by).toBeUndefined();
+  });
+});
+
+describe("found by the property test", () => {
+  it("a task at human review stays there when reviewed again (it would take a slot its agent gave up)", () => {
+    let s = inReview();
+    s = run(s, [review(s, "GH-1")]).state;
+    s = run(s, [
+      {
+        type: "merge-refused",
+        task_id: "GH-1",
+        pr: { number: 7, head_sha: SHA, base_ref: "main" },
+        reason: "approvals",
+        error: "Review required",
+      },
+    ]).state;
+    expect(s.tasks["GH-1"]!.status).toBe("human-review");
+    const again = run(s, [review(s, "GH-1")]);
+    expect(again.last.result.result.decision).toBe("human_review");
+    expect(again.state.tasks["GH-1"]!.status).toBe("human-review");
+    expect(effectsOf(again.state, again.last.effects)).toEqual([]);
+  });
+
+  it("an assignment message that fails after the task moved on does not undo the work", () => {
+    const assigned = run(night(), [
+      { type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } },
+    ]);
+    const msgId = assigned.last.effects[0]!;
+    let s = run(assigned.state, [
+      cycle([msg("dev-1", { kind: "completion", task_id: "GH-1", pr_number: 7, note: "" })]),
+    ]).state;
+    s = run(s, [
+      {
+        type: "effects-settled",
+        outcomes: [{ id: msgId, kind: "message", ok: false, error: "late timeout" }],
+      },
+    ]).state;
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "ai-review", assignee: "dev-1" });
+  });
+
+  it("a handoff whose message fails puts the task in the queue as todo, whatever column it had reached", () => {
+    let s = inReview();
+    const off = run(s, [{ type: "agent-offline-reported", agent: "dev-1", reason: "test" }]);
+    s = off.state;
+    expect(s.tasks["GH-1"]).toMatchObject({ assignee: "dev-2", status: "ai-review" });
+    const handoff = effectsOf(s, off.last.effects).find(
+      (e) => e.kind === "message" && e.payload.purpose === "assignment",
+    )!;
+    s = run(s, [
+      { type: "effects-settled", outcomes: [{ id: handoff.id, kind: "message", ok: false, error: "down" }] },
+    ]).state;
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "todo", queue: expect.anything() });
+  });
+});
+
+describe("rule 10 and the outbox: every effect has its decision", () => {
+  it("an assignment whose message failed is not an assignment: the task goes back", () => {
+    const s = night();
+    const assigned = run(s, [{ type: "assign-requested", request: { task_id: "GH-1" } }]);
+    const msgId = assigned.last.effects[0]!;
+    const { state } = run(assigned.state, [
+      { type: "effects-settled", outcomes: [{ id: msgId, kind: "message", ok: false, error: "hub down" }] },
+    ]);
+    expect(state.tasks["GH-1"]).toMatchObject({ status: "todo" });
+    expect(state.tasks["GH-1"]!.assignee).toBeUndefined();
+    expect(state.decisions.at(-1)).toMatchObject({ action: "revert-assignment" });
+  });
+
+  it("every effect names a decision that exists", () => {
+    const s = inReview();
+    const { state } = run(s, [review(s, "GH-1")]);
+    const ids = new Set(state.decisions.map((d) => d.id));
+    expect(state.outbox.length).toBeGreaterThan(3);
+    for (const e of state.outbox) expect(ids.has(e.decision)).toBe(true);
+  });
+
+  it("a step never changes the state it was given", () => {
+    const s = inReview();
+    const before = JSON.stringify(s);
+    step(s, review(s, "GH-1"), env());
+    expect(JSON.stringify(s)).toBe(before);
+  });
+});

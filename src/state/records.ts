@@ -19,7 +19,5 @@ export function plain<T>(value: T): T {
  * Change a task through `draft.tasks[id]`.
  */
 export function tasksNow(draft: S): TaskRecord[] {
-  return (
-    draftOf(draft.tasks)?.values() ?? Object.values(draft.tasks).map((t) => copyOut(t) as TaskRecord)
-  );
+  return draftOf(draft.tasks)?.values() ?? Object.values(draft.tasks).map((t) => copyOut(t) as TaskRecord);
 }

@@ -971,6 +971,30 @@ describe("the outbox after a crash", () => {
   });
 });
 
+describe("check_messages with many messages", () => {
+  it("reads and marks them a few at a time (never one after another, never all at once), in inbox order", async () => {
+    await setup();
+    await startSession([{ task_id: "T-1", title: "First" }]);
+    await assign({ task_id: "T-1", agent: "dev-agent-1" });
+    for (let i = 0; i < 30; i++) say("dev-agent-1", `[PROGRESS] T-1 ${i + 1}% step ${i}`);
+    // Every request takes a moment, so that requests sent together are in hand together.
+    await e().aimaestro.setFault({ delayMs: 20 });
+    const c = await cycle();
+    await e().aimaestro.clearFault();
+    expect(c.read).toHaveLength(30);
+    expect(c.read.every((m) => m.outcome === "applied")).toBe(true);
+    expect(e().aimaestro.maxInFlight).toBeGreaterThan(1);
+    expect(e().aimaestro.maxInFlight).toBeLessThanOrEqual(8);
+    // Applied in the order they arrived: the last progress report stands.
+    expect((await task("T-1")).progress_percent).toBe(30);
+    expect(
+      e()
+        .aimaestro.messagesFor(ORCH)
+        .filter((m) => m.status === "unread"),
+    ).toHaveLength(0);
+  });
+});
+
 describe("a merge decided before a crash", () => {
   it("is completed by the next cycle: the PR merged once, the task done, its dependent dispatched", async () => {
     await setup();

@@ -22,6 +22,8 @@ import type { TaskRecord } from "../src/state/schema.js";
 import { ASSESS_OK, GREEN, LOGIN, pullFiles } from "./fixtures/pull-requests.js";
 import { gitWorktrees, mergeCalls, statusLabels, worktreeEntries } from "./fixtures/review-traces.js";
 import { callTool, type ToolResult } from "./fixtures/tool-calls.js";
+import { assertBuilt } from "./fixtures/cli.js";
+import { readState, ServerProcess } from "./fixtures/server-process.js";
 
 /**
  * Issue 4's scenarios, end to end: a real MCP client calls `review_pr` on a server wired to the
@@ -772,5 +774,61 @@ describe("review_pr: kanban and Projects v2", () => {
       expect.arrayContaining(["status:ai-review", "assign:dev-agent-1"]),
     );
     expect(statusLabels(n.env, 101)).not.toContain("status:blocked");
+  });
+});
+
+describe("review_pr: one review of a PR at a time, across processes", () => {
+  it("two processes reviewing one PR at once: one merge call and one APPROVE; the other is told", async () => {
+    assertBuilt();
+    const n = await night();
+    await openPr(n, { report: true });
+    const procs = await Promise.all(
+      ["a", "b"].map((name) => ServerProcess.spawn(name, n.env.configFile, n.env.root)),
+    );
+    try {
+      await Promise.all(procs.map((p) => p.ready()));
+      const args = { pr_number: 147, task_id: "GH-101", spec_assessment: ASSESS_OK };
+      const [a, b] = await Promise.all(procs.map((p) => p.call("review_pr", args)));
+      const outcomes = [a!, b!].map((r) =>
+        r.kind === "ok" ? String(r.data.decision) : r.kind === "refused" ? r.code : "lost",
+      );
+      expect(outcomes).toContain("merge");
+      // The other waited for nothing: it was told a review is running, or came after and found it done.
+      expect(outcomes.filter((o) => o !== "merge")).toEqual([
+        expect.stringMatching(/^(REVIEW_IN_PROGRESS|TASK_DONE|already_merged)$/),
+      ]);
+      expect(mergeCalls(n.env)).toHaveLength(1);
+      const approvals = n.env.github.calls.filter(
+        (c) =>
+          c.method === "POST" &&
+          c.path.endsWith("/pulls/147/reviews") &&
+          /APPROVE/.test(JSON.stringify(c.body)),
+      );
+      expect(approvals).toHaveLength(1);
+      expect((await readState(n.env.stateDir)).review_claims).toEqual({});
+    } finally {
+      for (const p of procs) await p.close();
+    }
+  });
+
+  it("an effect GitHub refuses for good (422 on a closed PR) is recorded as refused and never retried", async () => {
+    const n = await night();
+    await openPr(n, { report: true });
+    n.env.github.failNext({
+      status: 422,
+      method: "POST",
+      path: "/repos/acme/webapp/pulls/147/reviews",
+      body: { message: "Unprocessable Entity", errors: ["Can not approve your own pull request"] },
+    });
+    const r = await n.review({ pr_number: 147, spec_assessment: ASSESS_OK });
+    expect(r.decision).toBe("merge");
+    const st = await n.env.rt.store.read();
+    const approve = st.outbox.find((e) => e.kind === "review")!;
+    expect(approve).toMatchObject({ status: "failed", refused: true });
+    const posts = () =>
+      n.env.github.calls.filter((c) => c.method === "POST" && c.path.endsWith("/pulls/147/reviews"));
+    const before = posts().length;
+    for (let i = 0; i < 3; i++) await n.call("check_messages", {});
+    expect(posts()).toHaveLength(before);
   });
 });

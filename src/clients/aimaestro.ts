@@ -432,16 +432,7 @@ export class AiMaestroClient {
     await this.patch(agent, id, "read");
   }
 
-  async archive(agent: string, id: string): Promise<void> {
-    await this.patch(agent, id, "archive");
-  }
-
-  async deleteMessage(agent: string, id: string): Promise<void> {
-    const path = "/api/messages";
-    this.ok(await this.call("DELETE", path, { query: { agent, id } }), "DELETE", path);
-  }
-
-  private async patch(agent: string, id: string, action: "read" | "archive"): Promise<void> {
+  private async patch(agent: string, id: string, action: "read"): Promise<void> {
     const path = "/api/messages";
     this.ok(await this.call("PATCH", path, { query: { agent, id, action } }), "PATCH", path);
   }

@@ -97,16 +97,20 @@ export async function checkMessages(
   });
   const changes = [...cycle.changes];
   const byId = new Map(fetched.map((f) => [f.id, f]));
-  for (const a of cycle.applied) {
+  // The hub marks one message per request: a few at a time, so that 50 messages cost a few round
+  // trips of time, not 50.
+  const marked = await eachBounded(cycle.applied, HUB_REQUESTS_AT_ONCE, async (a) => {
     const f = byId.get(a.id)!;
     try {
       await rt.aimaestro.markRead(me, f.entry.id);
+      return null;
     } catch (err) {
       // Harmless: the id is recorded, so the next cycle skips it and tries marking again.
-      warnings.push(`message ${f.id} applied but not marked read: ${errorMessage(err)}`);
+      return `message ${f.id} applied but not marked read: ${errorMessage(err)}`;
     }
-    read.push(describe(f, a.outcome, a.note));
-  }
+  });
+  for (const w of marked) if (w) warnings.push(w);
+  for (const a of cycle.applied) read.push(describe(byId.get(a.id)!, a.outcome, a.note));
   for (const o of cycle.offline) await finishOffline(rt, o, []);
   // The cycle's own effects and every earlier one still undelivered.
   const flushed = await rt.outbox.flush();
@@ -131,32 +135,54 @@ export async function checkMessages(
   };
 }
 
-/** Every unread message read in full and classified; all are applied in one transaction afterwards. */
+/** Every unread message read in full and classified, in inbox order; all are applied in one transaction afterwards. */
 async function readAll(rt: Runtime, inbox: InboxEntry[], warnings: string[]): Promise<Fetched[]> {
   const me = rt.config.orchestrator;
-  const fetched: Fetched[] = [];
-  for (const entry of inbox) {
+  const read = await eachBounded(inbox, HUB_REQUESTS_AT_ONCE, async (entry) => {
     const id = normalizeMessageId(entry.id);
     let full: FullMessage | null;
     let classified: Classified | undefined;
     try {
       full = await rt.aimaestro.getMessage(me, entry.id);
     } catch (err) {
-      if (!(isEoaError(err) && err.details?.too_large)) {
-        warnings.push(`message ${id} not read: ${errorMessage(err)}`);
-        continue;
-      }
+      if (!(isEoaError(err) && err.details?.too_large)) return `message ${id} not read: ${errorMessage(err)}`;
       // A body too large to read would be fetched again every cycle: record it from its list entry
       // (as unknown, never acted on) so that it is marked read like any other message.
       full = { ...entry, to: me, content: { type: "", message: "" } };
       classified = { kind: "unknown", reason: "message body too large to read: not acted on" };
     }
-    if (!full) continue;
+    if (!full) return null;
     const subject = typeof full.subject === "string" ? full.subject : "";
     classified ??= classifyMessage({ id, from: full.from, subject, content: full.content ?? {} });
-    fetched.push({ entry, id, from: senderName(entry, full), subject, classified });
+    return { entry, id, from: senderName(entry, full), subject, classified };
+  });
+  const fetched: Fetched[] = [];
+  for (const r of read) {
+    if (typeof r === "string") warnings.push(r);
+    else if (r) fetched.push(r);
   }
   return fetched;
+}
+
+/** Requests to the hub in flight at once within one cycle (reads, then marks). */
+const HUB_REQUESTS_AT_ONCE = 8;
+
+/** `fn` over `items` with at most `limit` running at once; results in the items' order. */
+async function eachBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 function senderName(entry: InboxEntry, full: FullMessage): string {

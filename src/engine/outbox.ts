@@ -16,6 +16,13 @@ import type { Runtime } from "./runtime.js";
  * One per runtime: what this process is making right now lives here, not in module state.
  */
 
+/**
+ * GitHub's answers that retrying cannot change: 422 (e.g. a review or comment on a closed or
+ * merged PR) and 404. A message to AI Maestro is never final (the hub may come back), nor a label
+ * sync (level-triggered: the next one computes the labels afresh).
+ */
+const FINAL_CODES = new Set(["GITHUB_VALIDATION", "GITHUB_NOT_FOUND"]);
+
 /** A claim older than this is abandoned even if its process looks alive (a hung process). */
 const CLAIM_STALE_MS = 2 * 60_000;
 
@@ -162,6 +169,9 @@ export class Outbox {
         ok: false,
         error,
         ...(code ? { code } : {}),
+        ...(code && FINAL_CODES.has(code) && eff.kind !== "message" && eff.kind !== "labels"
+          ? { final: true }
+          : {}),
         ...(isEoaError(err) && err.details ? { details: err.details } : {}),
         ...(maybe ? { uncertain: true } : {}),
       };

@@ -11,6 +11,7 @@ import {
 import { cap, oneLine } from "../protocol/text.js";
 import type { Finding, MechanicalResults, ReviewRecord, State, TaskRecord } from "../state/schema.js";
 import { runMechanical } from "./mechanical.js";
+import { withReviewClaim } from "./review-claim.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -64,6 +65,12 @@ export interface ReviewOutcome {
 }
 
 export async function reviewPr(rt: Runtime, args: ReviewArgs, ctx: ReviewContext): Promise<ReviewOutcome> {
+  const task = findTask(await rt.store.read(), args);
+  return withReviewClaim(rt, args.pr_number, task.task_id, () => review(rt, args, ctx));
+}
+
+async function review(rt: Runtime, args: ReviewArgs, ctx: ReviewContext): Promise<ReviewOutcome> {
+  // Read again under the claim: a review that finished meanwhile may have moved the task on.
   const state = await rt.store.read();
   const task = findTask(state, args);
   const gh = rt.github;

@@ -73,6 +73,8 @@ export interface AiMaestroStandIn {
   readonly calls: RecordedCall[];
   /** The request body of every accepted send, as the client sent it. */
   readonly sent: unknown[];
+  /** The most requests it has had in hand at once (how parallel a client is). */
+  readonly maxInFlight: number;
   close(): Promise<void>;
   /** Registers `name` (or returns the agent of that name); throws on a name the hub would refuse. */
   registerAgent(name: string): StandInAgent;
@@ -503,7 +505,11 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
     send(res, route(method, u.pathname, query, body));
   };
 
+  let inFlight = 0;
+  let maxInFlight = 0;
   const server = createServer((req, res) => {
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    res.once("close", () => inFlight--);
     handle(req, res).catch((err: unknown) => {
       send(res, { status: 500, body: { error: "internal_error", message: String(err) } });
     });
@@ -540,6 +546,9 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
   };
 
   return {
+    get maxInFlight() {
+      return maxInFlight;
+    },
     url: `http://${host}:${port}`,
     calls,
     sent,

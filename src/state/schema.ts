@@ -296,6 +296,8 @@ interface EffectBase {
   result?: Record<string, unknown>;
   error?: string;
   error_code?: string;
+  /** GitHub refused it for good (e.g. 422: a review of a closed PR): never tried again. */
+  refused?: boolean;
   /** The process making the effect now (`host:pid:nonce`); another process leaves it alone unless that one died. */
   claimed_by?: string;
   claimed_at?: string;
@@ -310,6 +312,15 @@ export type EffectRecord = {
 }[EffectKind];
 
 export type EffectOf<K extends EffectKind> = Extract<EffectRecord, { kind: K }>;
+
+/** A review of a PR under way (one at a time across processes), released on every path. */
+export interface ReviewClaim {
+  /** The process reviewing (`host:pid:nonce`) and its call. */
+  owner: string;
+  call: string;
+  task_id: string;
+  at: string;
+}
 
 export interface IdempotencyRecord {
   tool: string;
@@ -334,6 +345,8 @@ export interface State {
   incidents: IncidentRecord[];
   outbox: EffectRecord[];
   idempotency: Record<string, IdempotencyRecord>;
+  /** Reviews under way, by PR number. */
+  review_claims: Record<string, ReviewClaim>;
   /** Poll cycles run so far; heartbeats are counted per cycle. */
   cycle: { count: number; last_at?: string };
 }
@@ -354,6 +367,7 @@ export function emptyState(): State {
     incidents: [],
     outbox: [],
     idempotency: idMap(),
+    review_claims: idMap(),
     cycle: { count: 0 },
   };
 }
@@ -395,5 +409,6 @@ function withIdMaps(state: State): State {
     messages: idMap(state.messages),
     reviews: idMap(state.reviews),
     idempotency: idMap(state.idempotency),
+    review_claims: idMap(state.review_claims),
   };
 }

@@ -20,6 +20,8 @@ export interface EffectOutcome {
   code?: string;
   /** The client's details of the failure (e.g. why GitHub refused a merge). */
   details?: Record<string, unknown>;
+  /** Refused for good by its target: retrying cannot change the answer. */
+  final?: boolean;
   /** The request may have reached its target although it failed (a timeout after sending). */
   uncertain?: boolean;
   /** Made, but its outcome could not be written to the state file. */
@@ -48,6 +50,10 @@ export function effectsSettled(s: Step, outcomes: readonly EffectOutcome[]): voi
       if (o.code) e.error_code = o.code;
       // A merge is decided by a review of a known head: never retried behind the reviewer's back.
       if (e.kind === "merge") e.attempts = MAX_EFFECT_ATTEMPTS;
+      if (o.final) {
+        e.refused = true;
+        e.attempts = Math.max(e.attempts, MAX_EFFECT_ATTEMPTS);
+      }
       // A send that may have arrived is not undone: the next cycle finds it or sends it again.
       if (!o.uncertain) onFail(s, e as EffectRecord, e.error);
     }
@@ -57,7 +63,7 @@ export function effectsSettled(s: Step, outcomes: readonly EffectOutcome[]): voi
 
 /** Rule 8: an undelivered escalation is retried every cycle while it is open, however long the outage. */
 export function retryable(state: Readonly<State>, e: EffectRecord): boolean {
-  if (e.status === "done") return false;
+  if (e.status === "done" || e.refused) return false;
   return e.attempts < MAX_EFFECT_ATTEMPTS || e.kind === "labels" || openEscalation(state.escalations, e);
 }
 

@@ -240,7 +240,8 @@ export class GitMirror {
     const base =
       baseRef && !this.closed ? await this.resolveCommit(this.revision(baseRef)).catch(() => "") : "";
     // Not under the review's signal: a cancelled review's checkout is reset all the same.
-    if (base && (await this.switchCheckout(path, spare.sha, base))) {
+    // The next review verifies it: here checking out and cleaning is enough.
+    if (base && (await this.switchCheckout(path, spare.sha, base, undefined, { verify: false }))) {
       spare.sha = base;
       spare.busy = false;
       return;
@@ -257,15 +258,17 @@ export class GitMirror {
     from: string,
     to: string,
     signal?: AbortSignal,
+    { verify = true } = {},
   ): Promise<boolean> {
     try {
       // Attributes (eol, ident, filters, encodings) decide how files are written out, and a
       // checkout rewrites only the files whose content changed: if they differ, start afresh.
-      const attributes = await this.runWithExit(
-        ["diff", "--quiet", from, to, "--", ":(glob)**/.gitattributes"],
-        [0, 1],
-        { signal },
-      );
+      const attributes =
+        from === to
+          ? { exitCode: 0 }
+          : await this.runWithExit(["diff", "--quiet", from, to, "--", ":(glob)**/.gitattributes"], [0, 1], {
+              signal,
+            });
       if (attributes.exitCode !== 0) throw new Error(".gitattributes differ between the two commits");
       // `--force` rewrites tracked files changed since the checkout (by the review's commands, or
       // by anything while it waited: it sits in a shared directory), `clean` removes untracked and
@@ -273,12 +276,17 @@ export class GitMirror {
       // `--end-of-options` after `--detach`.)
       await this.run(["checkout", "--quiet", "--force", "--detach", to], { signal, cwd: path });
       await this.run(["clean", "-ffdxq"], { signal, cwd: path });
-      // Verified, not assumed: what a review sees is `to`'s tree and nothing else.
-      const [status, head] = await Promise.all([
-        this.run(["status", "--porcelain", "--ignored", "--untracked-files=all"], { signal, cwd: path }),
-        this.run(["rev-parse", "HEAD"], { signal, cwd: path }),
-      ]);
-      if (status.trim() || head.trim() !== to) throw new Error(`not clean at ${to}: ${status.slice(0, 200)}`);
+      if (!verify) return true;
+      // Verified, not assumed: what a review sees is `to`'s tree and nothing else. (One status
+      // gives both: `# branch.oid` is HEAD, and any other line a file that differs.)
+      const status = await this.run(
+        ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"],
+        { signal, cwd: path },
+      );
+      const lines = status.split("\n").filter((l) => l && !l.startsWith("# "));
+      if (lines.length || !status.includes(`# branch.oid ${to}\n`)) {
+        throw new Error(`not clean at ${to}: ${status.slice(0, 200)}`);
+      }
       return true;
     } catch (err) {
       this.log.debug("reused checkout unusable, making one afresh", { error: errorMessage(err) });

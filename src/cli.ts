@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CONFIG_FLAGS, ConfigError, loadConfig, secretsOf } from "./config.js";
-import { buildClients, buildRuntime, closeRuntime, recover } from "./deps.js";
+import { buildClients, buildRuntime, closeRuntime, prepareRuntime, recover } from "./deps.js";
 import { EoaError, errorMessage, isEoaError } from "./errors.js";
 import { redactSecrets } from "./protocol/secrets.js";
 import { emptyState } from "./state/schema.js";
@@ -121,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const rt = await buildRuntime(config, { logSinks: sinks, ...clockOpts });
+  const rt = await buildRuntime(config, { logSinks: sinks, ...clockOpts, deferPrepare: !parsed.values.http });
   let closing = false;
   if (parsed.values.http) {
     const { serveHttp } = await import("./http.js");
@@ -141,7 +141,19 @@ async function main(argv: string[]): Promise<number> {
     return -1;
   }
 
-  const eoa = createServer(rt, { logSinks: sinks });
+  // The state is loaded once `initialize` is answered (the first tool call, resource read or the
+  // client's `initialized` starts it); start-up recovery follows it. A state that cannot be read
+  // ends the process, as it would have before the answer.
+  let preparing: Promise<void> | undefined;
+  const ready = () =>
+    (preparing ??= prepareRuntime(rt).then(
+      () => void recover(rt),
+      (err: unknown) => {
+        process.stderr.write(`eoa-mcp: ${isEoaError(err) ? `${err.code}: ` : ""}${errorMessage(err)}\n`);
+        process.exit(2);
+      },
+    ));
+  const eoa = createServer(rt, { logSinks: sinks, ready });
   const transport = new StdioServerTransport();
   const shutdown = async (why: string) => {
     if (closing) return;
@@ -162,7 +174,6 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   await eoa.server.connect(transport);
-  void recover(rt);
   rt.logger.info("serving MCP on stdio", {
     version: VERSION,
     stateDir: config.stateDir,

@@ -18,6 +18,11 @@ export interface BuildOptions {
   logStderr?: boolean;
   /** Faster retries for tests and the simulation's loopback stand-ins. */
   fast?: boolean;
+  /**
+   * Leave the roster sync, the first read of the state, to `prepareRuntime`: a stdio server calls
+   * it once `initialize` is answered, so a large state never delays the answer.
+   */
+  deferPrepare?: boolean;
 }
 
 /**
@@ -77,8 +82,13 @@ export async function buildRuntime(config: Config, opts: BuildOptions = {}): Pro
     });
   }
   const rt = new Runtime({ config, store, clock: opts.clock ?? systemClock, logger, aimaestro, github, git });
-  await syncRoster(rt);
+  if (!opts.deferPrepare) await prepareRuntime(rt);
   return rt;
+}
+
+/** Brings the state up to the configuration (the roster): before the first tool call. */
+export async function prepareRuntime(rt: Runtime): Promise<void> {
+  await syncRoster(rt);
 }
 
 /**

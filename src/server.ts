@@ -20,6 +20,11 @@ export interface ServerOptions {
   logSinks?: Set<LogSink>;
   /** How often to look for writes by other processes sharing the state directory (ms). */
   externalPollMs?: number;
+  /**
+   * Work every tool call and resource read waits for (the state's first load and the roster sync),
+   * started once the client has its `initialize` answer: see `prepareRuntime`.
+   */
+  ready?: () => Promise<void>;
 }
 
 export interface EoaServer {
@@ -36,10 +41,15 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
     { capabilities: { logging: {} }, instructions: SERVER_INSTRUCTIONS },
   );
 
-  const loadTools = registerTools(server, () => import("./tools/index.js").then((m) => m.tools), rt);
+  const ready = opts.ready ?? (() => Promise.resolve());
+  const loadTools = registerTools(
+    server,
+    () => Promise.all([import("./tools/index.js"), ready()]).then(([m]) => m.tools),
+    rt,
+  );
   // Loaded while the client sends `initialized`, so that its first tools/list does not wait.
   server.server.oninitialized = () => void loadTools().catch(() => undefined);
-  for (const def of resources) registerResource(server, rt, def);
+  for (const def of resources) registerResource(server, rt, def, ready);
   for (const p of prompts) {
     server.registerPrompt(
       p.name,
@@ -105,9 +115,15 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
   };
 }
 
-function registerResource(server: McpServer, rt: Runtime, def: ResourceDefinition): void {
+function registerResource(
+  server: McpServer,
+  rt: Runtime,
+  def: ResourceDefinition,
+  ready: () => Promise<void>,
+): void {
   const meta = { title: def.title, description: def.description, mimeType: def.mimeType };
   const read = async (uri: URL, params: Record<string, string>) => {
+    await ready();
     const state = await rt.store.read();
     const text = await def.read(rt, state, params);
     if (text === null) {
@@ -123,6 +139,7 @@ function registerResource(server: McpServer, rt: Runtime, def: ResourceDefinitio
   if (def.uri.includes("{")) {
     const template = new ResourceTemplate(def.uri, {
       list: async () => {
+        await ready();
         const state = await rt.store.read();
         return {
           resources: (def.list?.(state) ?? []).map((uri) => ({

@@ -230,77 +230,127 @@ describe("GitMirror", () => {
     expect(await registeredWorktrees(m)).toBe(0);
   });
 
-  describe("the spare checkout for the next review", () => {
+  describe("the reused checkout", () => {
     const spareMirror = async () =>
       new GitMirror({ remote, stateDir: await mkdtemp(join(root, "state-")), spareWorktree: true });
     const spares = async (m: GitMirror) => (await worktreeEntries(m)).filter((e) => e.startsWith("spare-"));
+    const mainSha = () => git(work, "rev-parse", "main");
+    /** What a checkout holds: its files, HEAD, and anything git would report. */
+    const contents = async (path: string) => ({
+      files: (await readdir(path)).sort(),
+      head: await git(path, "rev-parse", "HEAD"),
+      status: await git(path, "status", "--porcelain", "--ignored"),
+    });
 
-    it("is made after a review, taken by the next one and checked out at its head", async () => {
+    it("is made by the first review and reset to the base after it: no PR content outlives the review", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.spareSettled();
-      const [spare] = await spares(m);
-      expect(spare).toMatch(new RegExp(`^spare-${process.pid}-[0-9a-f]+$`));
-      expect(await registeredWorktrees(m)).toBe(1);
-
-      // PR #8 lacks PR #7's feature.txt and has its own app.txt: the spare was checked out at #7.
-      const sha8 = await m.fetchPullHead(8);
-      const seen = await m.withWorktree(8, sha8, async (wt) => {
-        expect(wt.path).toMatch(/\/pr-8-\d+-[0-9a-f]+$/);
-        expect(await spares(m)).toEqual([]); // taken, not copied
-        return {
-          files: (await readdir(wt.path)).sort(),
-          app: await readFile(join(wt.path, "app.txt"), "utf8"),
-          head: await git(wt.path, "rev-parse", "HEAD"),
-          status: await git(wt.path, "status", "--porcelain", "--ignored"),
-        };
-      });
-      expect(seen).toEqual({
+      let during = "";
+      await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => {
+          during = wt.path;
+          expect(await contents(wt.path)).toEqual({
+            files: [".git", "README.md", "app.txt", "feature.txt"],
+            head: pr7Sha,
+            status: "",
+          });
+          await writeFile(join(wt.path, "build-output.log"), "left behind\n");
+          await writeFile(join(wt.path, "app.txt"), "tampered\n");
+        },
+        undefined,
+        "main",
+      );
+      expect(basename(during)).toMatch(new RegExp(`^spare-${process.pid}-[0-9a-f]+$`));
+      expect(await spares(m)).toEqual([basename(during)]);
+      expect(await contents(during)).toEqual({
         files: [".git", "README.md", "app.txt"],
-        app: "PR line 1\nline 2\nline 3\n",
-        head: pr8Sha,
+        head: await mainSha(),
         status: "",
       });
-      await m.spareSettled();
-      expect(await worktreeEntries(m)).toEqual([expect.stringMatching(/^spare-/)]);
+      expect(await readFile(join(during, "app.txt"), "utf8")).toBe("main line 1\nline 2\nline 3\n");
       expect(await registeredWorktrees(m)).toBe(1);
     });
 
-    it("is never one a review used: what a review leaves behind does not reach the next", async () => {
+    it("is taken by the next review, checked out at its head and verified clean, whatever was put into it while it waited", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.spareSettled();
-      await m.withWorktree(7, pr7Sha, async (wt) => {
-        await writeFile(join(wt.path, "app.txt"), "tampered\n");
-        await writeFile(join(wt.path, "build-output.log"), "left behind\n");
-      });
-      await m.spareSettled();
-      const seen = await m.withWorktree(7, pr7Sha, async (wt) => ({
-        app: await readFile(join(wt.path, "app.txt"), "utf8"),
-        leftover: existsSync(join(wt.path, "build-output.log")),
-      }));
-      expect(seen).toEqual({ app: "line 1\nline 2\nline 3 changed\n", leftover: false });
-    });
-
-    it("is checked out as a fresh worktree would be, whatever was put into it while it waited", async () => {
-      const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.spareSettled();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
       const spare = join(m.worktreesDir, (await spares(m))[0]!);
       // Anything sharing the directory could have touched it: a tracked file, new and ignored files.
       await writeFile(join(spare, "README.md"), "tampered\n");
       await writeFile(join(spare, ".gitignore"), "node_modules/\n");
       await mkdir(join(spare, "node_modules", ".bin"), { recursive: true });
       await writeFile(join(spare, "node_modules", ".bin", "vitest"), "#!/bin/sh\necho pass\n");
-      const seen = await m.withWorktree(7, pr7Sha, async (wt) => ({
-        files: (await readdir(wt.path)).sort(),
-        readme: await readFile(join(wt.path, "README.md"), "utf8"),
-      }));
-      expect(seen).toEqual({ files: [".git", "README.md", "app.txt", "feature.txt"], readme: "# demo\n" });
+      const sha8 = await m.fetchPullHead(8);
+      const seen = await m.withWorktree(
+        8,
+        sha8,
+        async (wt) => ({
+          path: wt.path,
+          ...(await contents(wt.path)),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+          readme: await readFile(join(wt.path, "README.md"), "utf8"),
+        }),
+        undefined,
+        "main",
+      );
+      expect(seen).toEqual({
+        path: spare,
+        files: [".git", "README.md", "app.txt"],
+        head: pr8Sha,
+        status: "",
+        app: "PR line 1\nline 2\nline 3\n",
+        readme: "# demo\n",
+      });
+      expect(await spares(m)).toEqual([basename(spare)]);
+      expect(await registeredWorktrees(m)).toBe(1);
+    });
+
+    it("is reset even when the review fails or is cancelled", async () => {
+      const m = await spareMirror();
+      await expect(
+        m.withWorktree(
+          7,
+          pr7Sha,
+          async () => {
+            throw new Error("the review's command crashed");
+          },
+          undefined,
+          "main",
+        ),
+      ).rejects.toThrow("crashed");
+      const abort = new AbortController();
+      await expectCode(
+        m.withWorktree(
+          7,
+          pr7Sha,
+          async (wt) => {
+            await writeFile(join(wt.path, "half-written"), "x");
+            abort.abort();
+            await new Promise(() => undefined); // a command that never ends on its own
+          },
+          abort.signal,
+          "main",
+        ),
+        "ABORTED",
+      );
+      const [spare] = await spares(m);
+      expect(await contents(join(m.worktreesDir, spare!))).toEqual({
+        files: [".git", "README.md", "app.txt"],
+        head: await mainSha(),
+        status: "",
+      });
+    });
+
+    it("is removed after the review when no base is given", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined);
+      expect(await worktreeEntries(m)).toEqual([]);
+      expect(await registeredWorktrees(m)).toBe(0);
     });
 
     it("is not used when .gitattributes differ: they decide how unchanged files are written", async () => {
-      // A PR that only adds `eol=crlf`: a checkout from the spare would keep app.txt's LF endings.
+      // A PR that only adds `eol=crlf`: a checkout from the reused one would keep app.txt's LF endings.
       await git(work, "checkout", "--quiet", "-B", "crlf", pr7Sha);
       await writeFile(join(work, ".gitattributes"), "*.txt text eol=crlf\n");
       await git(work, "add", ".gitattributes");
@@ -308,82 +358,90 @@ describe("GitMirror", () => {
       await git(work, "push", "--quiet", "origin", "HEAD:refs/pull/9/head");
       await git(work, "checkout", "--quiet", "main");
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.spareSettled();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
       const sha9 = await m.fetchPullHead(9);
-      const app = await m.withWorktree(9, sha9, async (wt) => readFile(join(wt.path, "app.txt"), "utf8"));
+      const app = await m.withWorktree(
+        9,
+        sha9,
+        async (wt) => readFile(join(wt.path, "app.txt"), "utf8"),
+        undefined,
+        "main",
+      );
       expect(app).toBe("line 1\r\nline 2\r\nline 3 changed\r\n");
-    });
-
-    it("close() while the spare is still being made stops it and leaves nothing", async () => {
-      const debug: string[] = [];
-      const logger: Logger = {
-        debug: (msg, data) => debug.push(`${msg} ${JSON.stringify(data)}`),
-        info: () => undefined,
-        warn: () => undefined,
-        error: () => undefined,
-        child: () => logger,
-      };
-      const m = new GitMirror({
-        remote,
-        stateDir: await mkdtemp(join(root, "state-")),
-        spareWorktree: true,
-        logger,
-      });
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.close(); // at once: the checkout has just started
-      await m.spareSettled();
-      // It was stopped in flight, not removed after it finished.
-      expect(debug.filter((d) => d.startsWith("could not prepare a spare worktree"))).toEqual([
-        expect.stringContaining("cancelled"),
-      ]);
-      expect(await worktreeEntries(m)).toEqual([]);
+      // It could not go back to main's files either: removed, the next review makes one afresh.
+      expect(await spares(m)).toEqual([]);
       expect(await registeredWorktrees(m)).toBe(0);
     });
 
-    it("taken by a review keeps git's record (still named after the spare) through cleanOrphans", async () => {
+    it("in use by one review, a second review at the same time gets a fresh worktree, removed afterwards", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.spareSettled();
-      const [spare] = await spares(m);
-      const status = await m.withWorktree(7, pr7Sha, async (wt) => {
-        expect(readdirSync(join(m.mirrorPath, "worktrees"))).toEqual([spare]);
-        await m.cleanOrphans(); // start-up recovery runs beside the first reviews
-        return git(wt.path, "status", "--porcelain");
-      });
-      expect(status).toBe("");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      const sha8 = await m.fetchPullHead(8);
+      const paths = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (outer) => {
+          const inner = await m.withWorktree(8, sha8, async (wt) => wt.path, undefined, "main");
+          return [outer.path, inner];
+        },
+        undefined,
+        "main",
+      );
+      expect(basename(paths[0]!)).toMatch(/^spare-/);
+      expect(basename(paths[1]!)).toMatch(/^pr-8-/);
+      expect(await worktreeEntries(m)).toEqual([basename(paths[0]!)]);
+      expect(await registeredWorktrees(m)).toBe(1);
     });
 
-    it("falls back to a fresh worktree when the spare is unusable", async () => {
+    it("keeps git's record through cleanOrphans run beside a review", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.spareSettled();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      const [spare] = await spares(m);
+      const status = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => {
+          expect(readdirSync(join(m.mirrorPath, "worktrees"))).toEqual([spare]);
+          await m.cleanOrphans(); // start-up recovery runs beside the first reviews
+          return git(wt.path, "status", "--porcelain");
+        },
+        undefined,
+        "main",
+      );
+      expect(status).toBe("");
+      expect(await spares(m)).toEqual([spare]);
+    });
+
+    it("is replaced by a fresh one when it is unusable", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
       const [spare] = await spares(m);
       await rm(join(m.worktreesDir, spare!), { recursive: true, force: true });
-      const text = await m.withWorktree(7, pr7Sha, async (wt) =>
-        readFile(join(wt.path, "feature.txt"), "utf8"),
+      const text = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => readFile(join(wt.path, "feature.txt"), "utf8"),
+        undefined,
+        "main",
       );
       expect(text).toBe("a\nb\nc\n");
-      await m.spareSettled();
       expect(await spares(m)).toHaveLength(1);
       expect(await registeredWorktrees(m)).toBe(1); // the broken one's record was pruned
     });
 
-    it("is removed by close(), and none is made after it", async () => {
+    it("is removed by close(), and none is kept after it", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined);
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
       await m.close();
       expect(await worktreeEntries(m)).toEqual([]);
       expect(await registeredWorktrees(m)).toBe(0);
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.spareSettled();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
       expect(await worktreeEntries(m)).toEqual([]);
     });
 
     it("is left out without the option", async () => {
       const m = await newMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined);
-      await m.spareSettled();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
       expect(await worktreeEntries(m)).toEqual([]);
     });
 

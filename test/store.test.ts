@@ -6,6 +6,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import lockfile from "proper-lockfile";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { assertBuilt, CLI } from "./fixtures/cli.js";
 import { EoaError } from "../src/errors.js";
 import type { Draft } from "immer";
 import { tasksNow } from "../src/state/records.js";
@@ -39,6 +42,28 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     return real.link(...args);
   };
   return { ...real, writeFile, link, default: { ...real, writeFile, link } };
+});
+
+/** Which files were flushed to the disk, in order: "fdatasync <file>", "fsync <file or dir>". */
+const flushed = vi.hoisted(() => [] as string[]);
+vi.mock("node:fs", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs")>();
+  const paths = new Map<number, string>();
+  const openSync = (...args: Parameters<typeof real.openSync>) => {
+    const fd = real.openSync(...args);
+    paths.set(fd, String(args[0]));
+    return fd;
+  };
+  const fsyncSync = (fd: number) => {
+    flushed.push(`fsync ${paths.get(fd)}`);
+    real.fsyncSync(fd);
+  };
+  const fdatasync = (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => {
+    flushed.push(`fdatasync ${paths.get(fd)}`);
+    real.fdatasync(fd, done);
+  };
+  const fs = { ...real, openSync, fsyncSync, fdatasync };
+  return { ...fs, default: fs };
 });
 
 let dir: string;
@@ -140,6 +165,31 @@ describe("StateStore", () => {
     expect(await readFile(store.journalFile, "utf8")).toBe("");
     expect((await readdir(dir)).sort()).toEqual(["state.journal", "state.json", "state.rev"]);
     expect((await onDisk()).current_session_id).toBe("compacted");
+  });
+
+  it("flushes to the disk each journal append, and a new generation's document and directory before it empties the journal", async () => {
+    const store = await StateStore.open(dir, { journalLimitBytes: 400 });
+    flushed.length = 0;
+    await store.transact((draft) => {
+      draft.current_session_id = "one";
+    });
+    // The journal was created by this append: its directory entry is flushed too.
+    expect(flushed).toEqual([`fdatasync ${store.journalFile}`, `fsync ${dir}`]);
+    flushed.length = 0;
+    await store.transact((draft) => {
+      draft.current_session_id = "two";
+    });
+    expect(flushed).toEqual([`fdatasync ${store.journalFile}`]);
+    flushed.length = 0;
+    await store.transact((draft) => {
+      draft.current_session_id = "x".repeat(400);
+    });
+    expect(flushed).toEqual([
+      `fsync ${join(dir, ".state.json.tmp")}`,
+      `fsync ${store.journalFile}`,
+      `fsync ${dir}`,
+    ]);
+    expect((await onDisk()).generation).toBe(1);
   });
 
   it("ignores journal lines of an older generation and a line cut short by a crash, and cuts the remnant before appending", async () => {
@@ -390,6 +440,58 @@ describe("StateStore", () => {
     expect((await a.read()).current_session_id).toBe("bbbb");
   });
 
+  it("reads another's write from the journal's tail: what it did not touch stays as it was", async () => {
+    const a = await StateStore.open(dir);
+    const b = await StateStore.open(dir);
+    await a.transact((draft) => {
+      for (const id of ["A", "B"])
+        draft.tasks[id] = { task_id: id, title: id, history: [] } as unknown as TaskRecord;
+    });
+    const before = await a.read();
+    const untouched = before.tasks["B"];
+    await b.transact((draft) => {
+      draft.tasks["A"]!.title = "changed by b";
+      draft.counters.decision = 3;
+    });
+    const after = await a.read();
+    expect(after.tasks["A"]!.title).toBe("changed by b");
+    expect(after.counters.decision).toBe(3);
+    // A fresh parse of the document would have made a new object of every task.
+    expect(after.tasks["B"]).toBe(untouched);
+    expect(after.sessions).toBe(before.sessions);
+    expect(Object.isFrozen(after.tasks["A"])).toBe(true);
+    expect(after).toEqual(await onDisk());
+  });
+
+  it("a change to one task copies that task only; every record it hands out is frozen", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((draft) => {
+      for (const id of ["A", "B"])
+        draft.tasks[id] = { task_id: id, title: id, history: [], depends_on: [] } as unknown as TaskRecord;
+    });
+    const before = await store.read();
+    const [a, b] = [before.tasks["A"]!, before.tasks["B"]];
+    const walked: string[] = [];
+    await store.transact((draft) => {
+      // Reading every task, nested values included, drafts and copies none of them.
+      for (const t of Object.values(draft.tasks)) walked.push(`${t.task_id}:${[...t.depends_on].length}`);
+      draft.tasks["A"]!.history.push({ at: "2025-12-30T22:00:00.000Z", event: "assigned" });
+    });
+    expect(walked).toEqual(["A:0", "B:0"]);
+    const after = await store.read();
+    expect(after.tasks["B"]).toBe(b);
+    expect(after.tasks["A"]!.history).toHaveLength(1);
+    // The record read before is replaced, not changed. (The map itself is the store's one map.)
+    expect(a.history).toHaveLength(0);
+    expect(after.tasks["A"]).not.toBe(a);
+    expect(Object.isFrozen(after.tasks["A"]!.history)).toBe(true);
+    const lines = (await readFile(store.journalFile, "utf8")).trim().split("\n");
+    expect(JSON.parse(lines.at(-1)!)).toEqual({
+      g: 0,
+      p: [{ op: "add", path: ["tasks", "A", "history", 0], value: expect.any(Object) }],
+    });
+  });
+
   it("re-reads inside the lock: two stores in one process never lose each other's updates", async () => {
     const a = await StateStore.open(dir);
     const b = await StateStore.open(dir);
@@ -515,5 +617,38 @@ describe("two server processes on one state directory", () => {
     expect((await readdir(dir)).filter((f) => f.startsWith("state.json.lock") || f.endsWith(".tmp"))).toEqual(
       [],
     );
+  });
+});
+
+describe("a server's start-up", () => {
+  it("answers initialize before it reads the state: a held lock delays the first tool call, not the connection", async () => {
+    assertBuilt();
+    await StateStore.open(dir);
+    // Another process holds the state: reading it (the roster sync) must wait.
+    const release = await lockfile.lock(join(dir, "state.json"), { realpath: false });
+    const client = new Client({ name: "start-up", version: "1" });
+    try {
+      await client.connect(
+        new StdioClientTransport({
+          command: process.execPath,
+          args: [CLI],
+          env: { PATH: process.env.PATH ?? "", HOME: dir, EOA_STATE_DIR: dir, EOA_LOG_LEVEL: "error" },
+          stderr: "ignore",
+        }),
+      );
+      // Connected: `initialize` was answered with the state locked. What reads the state waits.
+      let answered = false;
+      const call = client.readResource({ uri: "eoa://session" }).then((r) => {
+        answered = true;
+        return r;
+      });
+      await sleep(200); // a chance to answer too early, which it must not take
+      expect(answered).toBe(false);
+      await release();
+      expect((await call).contents).toHaveLength(1);
+    } finally {
+      await release().catch(() => undefined);
+      await client.close();
+    }
   });
 });

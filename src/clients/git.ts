@@ -22,11 +22,12 @@ import { pidGone } from "../owner.js";
  *   the pruned namespace so a branch prune never drops a PR head.
  * - Worktree directories are named `pr-<N>-<pid>-<random>`: several server processes may share a
  *   state directory, and `cleanOrphans` only removes directories whose owning process is gone.
- * - With `spareWorktree`, a full checkout is made ahead of the next review, after each review ends
- *   (`spare-<pid>-<random>`, never used by a review yet). The next review takes it, moves it to
- *   its own name and checks out its head there, which rewrites only the files that differ: most
- *   of a checkout's cost (creating every file) is paid while the server is idle. A review's
- *   worktree is still its own, fresh, and removed afterwards.
+ * - With `spareWorktree`, one checkout (`spare-<pid>-<random>`) is kept and reused: a review
+ *   checks out its head there (`checkout --force --detach` + `clean -ffdx`, which write only the
+ *   files that differ, then verified clean), and afterwards it is reset to the base branch and
+ *   cleaned before it waits, so no checkout holds a PR's content after its review. Creating every
+ *   file of a large repository for each review would cost more than a clone. A review that finds
+ *   it in use (a second review at once) gets a fresh worktree, removed afterwards.
  * - Every name that comes from remote data is validated before it reaches argv, and git is always
  *   spawned without a shell; `--end-of-options` separates revisions from options.
  */
@@ -44,7 +45,7 @@ export interface GitMirrorOptions {
   logger?: Logger;
   /** Kills a git process that produced no output for this long. Default 120 s. */
   timeoutMs?: number;
-  /** Keep one checkout ready for the next review (see the notes above). Default false. */
+  /** Keep one checkout and reuse it from review to review (see the notes above). Default false. */
   spareWorktree?: boolean;
 }
 
@@ -104,8 +105,8 @@ export class GitMirror {
   private readonly spareWorktree: boolean;
   /** Environment for commands that talk to the remote. */
   private readonly authEnv: Record<string, string>;
-  /** The checkout made for the next review, at `sha`; `ready` says whether making it succeeded. */
-  private spare: { path: string; sha: string; ready: Promise<boolean>; abort: AbortController } | undefined;
+  /** The reused checkout, at `sha` (the base it was reset to, or the head under review while `busy`). */
+  private spare: { path: string; sha: string; busy: boolean } | undefined;
   private closed = false;
 
   constructor(opts: GitMirrorOptions) {
@@ -154,15 +155,17 @@ export class GitMirror {
   }
 
   /**
-   * Checks out PR #N's head in a fresh detached worktree, runs `fn` in it and removes the worktree
-   * afterwards: on success, on a throw and on abort. With `expectedSha`, a head that moved since
-   * the caller looked is refused rather than reviewed.
+   * Checks out PR #N's head in a detached worktree, runs `fn` in it, and afterwards resets the
+   * reused checkout to `baseRef` (or removes a worktree made for this review): on success, on a
+   * throw and on abort. Without `baseRef` the reused checkout is removed too. With `expectedSha`,
+   * a head that moved since the caller looked is refused rather than reviewed.
    */
   async withWorktree<T>(
     prNumber: number,
     expectedSha: string | undefined,
     fn: (wt: Worktree) => Promise<T>,
     signal?: AbortSignal,
+    baseRef?: string,
   ): Promise<T> {
     assertPrNumber(prNumber);
     const expected = expectedSha === undefined ? undefined : assertSha(expectedSha);
@@ -183,101 +186,129 @@ export class GitMirror {
         { pr_number: prNumber, expected_sha: expected, actual_sha: sha },
       );
     }
-    const path = this.worktreePath(`pr-${prNumber}`);
-    this.active.add(path);
+    let path = "";
     try {
       await mkdir(this.worktreesDir, { recursive: true });
-      if (!(await this.takeSpare(path, sha, signal))) {
-        await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], { signal });
-      }
-      this.log.debug("worktree added", { pr_number: prNumber, sha, path });
+      path = await this.checkoutFor(prNumber, sha, signal);
+      this.log.debug("worktree ready", { pr_number: prNumber, sha, path });
       return await settleOrAbort(fn({ path, sha }), signal, prNumber);
     } catch (err) {
       throw withPr(err, prNumber);
     } finally {
-      await this.removeWorktree(path);
-      this.active.delete(path);
-      if (this.spareWorktree && !signal?.aborted) this.prepareSpare(sha);
+      if (path) await this.release(path, baseRef);
     }
   }
 
-  /** Resolves once the checkout for the next review is made (or failed): for tests and benchmarks. */
-  async spareSettled(): Promise<void> {
-    await this.spare?.ready;
-  }
-
   /**
-   * Removes the spare checkout, stopping it if it is still being made; later reviews check out
-   * afresh. Call when the server stops.
+   * A worktree at `sha` with nothing else in it: the reused checkout when it is free and usable,
+   * else a new one (which becomes the reused checkout when there is none).
    */
-  async close(): Promise<void> {
-    this.closed = true;
+  private async checkoutFor(prNumber: number, sha: string, signal?: AbortSignal): Promise<string> {
     const spare = this.spare;
-    this.spare = undefined;
-    if (!spare) return;
-    spare.abort.abort();
-    if (await spare.ready) await this.removeWorktree(spare.path);
-    this.active.delete(spare.path);
-  }
-
-  /** Starts a full checkout of `sha` for the next review, unless one exists or is on its way. */
-  private prepareSpare(sha: string): void {
-    if (this.spare || this.closed) return;
-    const path = this.worktreePath("spare");
-    const abort = new AbortController();
+    if (spare && !spare.busy) {
+      spare.busy = true;
+      if (await this.switchCheckout(spare.path, spare.sha, sha, signal)) {
+        spare.sha = sha;
+        return spare.path;
+      }
+      await this.dropSpare();
+      throwIfAborted(signal, prNumber);
+    }
+    const reuse = this.spareWorktree && !this.spare && !this.closed;
+    const path = this.worktreePath(reuse ? "spare" : `pr-${prNumber}`);
     this.active.add(path);
-    const ready = this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], {
-      signal: abort.signal,
-    }).then(
-      () => true,
-      async (err: unknown) => {
-        this.log.debug("could not prepare a spare worktree", { error: errorMessage(err) });
-        await this.removeWorktree(path);
-        this.active.delete(path);
-        if (this.spare?.path === path) this.spare = undefined;
-        return false;
-      },
-    );
-    this.spare = { path, sha, ready, abort };
+    if (reuse) this.spare = { path, sha, busy: true };
+    try {
+      await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], { signal });
+    } catch (err) {
+      if (reuse) this.spare = undefined;
+      await this.removeWorktree(path);
+      this.active.delete(path);
+      throw err;
+    }
+    return path;
+  }
+
+  /** After a review: the reused checkout goes back to the base, any other worktree is removed. */
+  private async release(path: string, baseRef: string | undefined): Promise<void> {
+    const spare = this.spare;
+    if (spare?.path !== path) {
+      await this.removeWorktree(path);
+      this.active.delete(path);
+      return;
+    }
+    const base =
+      baseRef && !this.closed ? await this.resolveCommit(this.revision(baseRef)).catch(() => "") : "";
+    // Not under the review's signal: a cancelled review's checkout is reset all the same.
+    // The next review verifies it: here checking out and cleaning is enough.
+    if (base && (await this.switchCheckout(path, spare.sha, base, undefined, { verify: false }))) {
+      spare.sha = base;
+      spare.busy = false;
+      return;
+    }
+    await this.dropSpare();
   }
 
   /**
-   * Turns the spare checkout into the review's worktree at `path`, exactly as a fresh checkout of
-   * `sha` would be. False when there is none or it cannot be used: the caller then adds a worktree
-   * afresh.
+   * Moves a checkout from commit `from` to `to`, exactly as a fresh checkout of `to` would be;
+   * false when it cannot be (the caller then makes one afresh).
    */
-  private async takeSpare(path: string, sha: string, signal?: AbortSignal): Promise<boolean> {
-    const spare = this.spare;
-    this.spare = undefined;
-    if (!spare || !(await spare.ready)) return false;
+  private async switchCheckout(
+    path: string,
+    from: string,
+    to: string,
+    signal?: AbortSignal,
+    { verify = true } = {},
+  ): Promise<boolean> {
     try {
       // Attributes (eol, ident, filters, encodings) decide how files are written out, and a
       // checkout rewrites only the files whose content changed: if they differ, start afresh.
-      // (The comparison only reads objects, so the move need not wait for it.)
-      const [attributes, moved] = await Promise.allSettled([
-        this.runWithExit(["diff", "--quiet", spare.sha, sha, "--", ":(glob)**/.gitattributes"], [0, 1], {
-          signal,
-        }),
-        this.run(["worktree", "move", spare.path, path], { signal }),
-      ]);
-      if (moved.status === "rejected") throw moved.reason;
-      this.active.delete(spare.path);
-      if (attributes.status === "rejected") throw attributes.reason;
-      if (attributes.value.exitCode !== 0) throw new Error(".gitattributes differ from the spare's commit");
-      // `--force` rewrites tracked files changed since the checkout (by anything, the spare sat in
-      // a shared directory), `clean` removes untracked and ignored ones: what is left is `sha`'s
-      // tree and nothing else. (`sha` is a checked full commit id, and git 2.39's checkout refuses
+      const attributes =
+        from === to
+          ? { exitCode: 0 }
+          : await this.runWithExit(["diff", "--quiet", from, to, "--", ":(glob)**/.gitattributes"], [0, 1], {
+              signal,
+            });
+      if (attributes.exitCode !== 0) throw new Error(".gitattributes differ between the two commits");
+      // `--force` rewrites tracked files changed since the checkout (by the review's commands, or
+      // by anything while it waited: it sits in a shared directory), `clean` removes untracked and
+      // ignored ones. (`to` is a checked full commit id, and git 2.39's checkout refuses
       // `--end-of-options` after `--detach`.)
-      await this.run(["checkout", "--quiet", "--force", "--detach", sha], { signal, cwd: path });
+      await this.run(["checkout", "--quiet", "--force", "--detach", to], { signal, cwd: path });
       await this.run(["clean", "-ffdxq"], { signal, cwd: path });
+      if (!verify) return true;
+      // Verified, not assumed: what a review sees is `to`'s tree and nothing else. (One status
+      // gives both: `# branch.oid` is HEAD, and any other line a file that differs.)
+      const status = await this.run(
+        ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"],
+        { signal, cwd: path },
+      );
+      const lines = status.split("\n").filter((l) => l && !l.startsWith("# "));
+      if (lines.length || !status.includes(`# branch.oid ${to}\n`)) {
+        throw new Error(`not clean at ${to}: ${status.slice(0, 200)}`);
+      }
       return true;
     } catch (err) {
-      this.log.debug("spare worktree unusable, adding one afresh", { error: errorMessage(err) });
-      for (const p of [spare.path, path]) await this.removeWorktree(p);
-      this.active.delete(spare.path);
-      if (signal?.aborted) throw err;
+      this.log.debug("reused checkout unusable, making one afresh", { error: errorMessage(err) });
       return false;
     }
+  }
+
+  private async dropSpare(): Promise<void> {
+    const spare = this.spare;
+    if (!spare) return;
+    this.spare = undefined;
+    await this.removeWorktree(spare.path);
+    this.active.delete(spare.path);
+  }
+
+  /**
+   * Removes the reused checkout (at once if free, else when its review ends); later reviews get a
+   * fresh worktree each. Call when the server stops.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.spare && !this.spare.busy) await this.dropSpare();
   }
 
   private worktreePath(prefix: string): string {

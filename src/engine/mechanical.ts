@@ -89,6 +89,7 @@ export async function runMechanical(
       }
     },
     ctx.signal,
+    pr.baseRef, // the reused checkout is reset to it afterwards
   );
   const hasCoverageSource = !!(rt.config.review.commands.coverage || rt.config.review.commands.test);
   const gate2 = gate2Local({

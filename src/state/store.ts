@@ -1,15 +1,26 @@
 import { randomUUID } from "node:crypto";
-import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  fdatasync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  truncateSync,
+  watch,
+  writeFileSync,
+  writeSync,
+  type FSWatcher,
+} from "node:fs";
 import { access, link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Low } from "lowdb";
-import { DataFile } from "lowdb/node";
-import lockfile from "proper-lockfile";
-import { applyPatches, enablePatches, produceWithPatches, freeze, type Draft, type Patch } from "immer";
+import type { DataFile } from "lowdb/node";
+import { freeze, type Draft, type Patch } from "immer";
 import { EoaError } from "../errors.js";
-import { emptyState, migrate, type State } from "./schema.js";
-
-enablePatches();
+import { applyToState, StateDraft } from "./draft.js";
+import { emptyState, migrate, STATE_VERSION, type State, type TaskRecord } from "./schema.js";
 
 export type ReadonlyState = Readonly<State>;
 
@@ -25,6 +36,13 @@ export interface StateChange {
 
 export type ChangeListener = (change: StateChange, state: ReadonlyState) => void;
 
+/** The files' identity: the revision token, the document's inode/mtime/size, the journal's size. */
+interface FileKey {
+  rev: string;
+  doc: string;
+  journal: number;
+}
+
 /** A state as read from the files. */
 interface Loaded {
   state: ReadonlyState;
@@ -32,6 +50,13 @@ interface Loaded {
   journalBytes: number;
   /** The bytes of those lines that belong to the document's generation: grows with every append. */
   appliedBytes: number;
+}
+
+export interface StoreOptions {
+  /** When the journal outgrows it, the next change rewrites the document. */
+  journalLimitBytes?: number;
+  /** fsync each journal append and each new generation (default true; the bench turns it off to price it). */
+  fsync?: boolean;
 }
 
 /**
@@ -44,12 +69,18 @@ interface Loaded {
  * would be the dominant cost.
  *
  * Writing the whole document on every change costs O(state) per transaction, which at thousands of
- * tasks dwarfs everything else. So a transaction appends its changes (immer patches, one JSON line)
- * to `state.journal`, and the lowdb document `state.json` is a snapshot that the journal's lines of
+ * tasks dwarfs everything else. So a transaction appends its changes (patches, one JSON line) to
+ * `state.journal`, and the lowdb document `state.json` is a snapshot that the journal's lines of
  * the same `generation` apply to. When the journal grows past a bound, the document is rewritten
  * atomically (temp file + rename) with the next generation and the journal emptied; a crash between
  * the two leaves lines of an old generation, which are ignored. A line cut short by a crash is
  * ignored too, and cut off before the next append. At any point the two files give a valid state.
+ * Both survive power loss as well as a kill: each append is fsynced, and a generation is fsynced
+ * with its directory before the journal is emptied.
+ *
+ * Another process's write is read from the journal's tail (the lines past those this process has):
+ * the document is parsed again only when another process started a generation. A change costs what
+ * it touched, not the size of the state (see StateDraft).
  *
  * Transactions are synchronous functions on purpose: the lock must never be held across a network
  * call.
@@ -58,35 +89,43 @@ export class StateStore {
   readonly file: string;
   /**
    * A fresh random token written by every transaction before the state file: the cache is keyed by
-   * it and the file's identity, so another process's write is noticed even when the inode is
+   * it and the files' identity, so another process's write is noticed even when the inode is
    * recycled and the size and mtime tick are the same.
    */
   private readonly revFile: string;
   readonly journalFile: string;
-  private readonly db: Low<State>;
-  private cache: (Loaded & { key: string }) | undefined;
+  /** lowdb's reader of the document, loaded on the first read: start-up does not wait for it. */
+  private adapterLoaded: Promise<DataFile<State>> | undefined;
+  private cache: (Loaded & { key: FileKey }) | undefined;
   private readonly listeners = new Set<ChangeListener>();
   private watchers = 0;
   private watchTimer: NodeJS.Timeout | undefined;
   /** The revision token this process wrote last: files carrying it are this process's own write. */
   private ownRev: string | undefined;
+  private readonly journalLimit: number;
+  private readonly fsync: boolean;
+  /** Transactions of this store take the file lock one at a time: no polling against itself. */
+  private lockQueue: Promise<void> = Promise.resolve();
+  /** Wakes a lock wait when the lock directory goes (see `acquire`). */
+  private dirWatcher: FSWatcher | undefined;
+  private readonly lockWaiters = new Set<() => void>();
 
   private constructor(
     readonly dir: string,
-    private readonly journalLimit = JOURNAL_LIMIT_BYTES,
+    opts: StoreOptions,
   ) {
     this.file = join(dir, "state.json");
     this.revFile = join(dir, "state.rev");
     this.journalFile = join(dir, "state.journal");
-    // Compact JSON: indentation doubles the cost of a compaction.
-    this.db = new Low<State>(
-      new DataFile<State>(this.file, { parse: JSON.parse, stringify: (d) => JSON.stringify(d) }),
-      emptyState(),
-    );
+    this.journalLimit = opts.journalLimitBytes ?? JOURNAL_LIMIT_BYTES;
+    this.fsync = opts.fsync ?? true;
   }
 
-  /** `journalLimitBytes`: when the journal outgrows it, the next change rewrites the document. */
-  static async open(dir: string, opts: { journalLimitBytes?: number } = {}): Promise<StateStore> {
+  /**
+   * Creates the directory and an empty state file if need be. The state itself is read on first
+   * use, so that a server answers `initialize` before it has parsed a large state.
+   */
+  static async open(dir: string, opts: StoreOptions = {}): Promise<StateStore> {
     try {
       await mkdir(dir, { recursive: true });
       await createOnce(join(dir, "state.json"), JSON.stringify(emptyState(), null, 2));
@@ -97,11 +136,22 @@ export class StateStore {
         "set EOA_STATE_DIR (or stateDir in the config file) to a writable directory",
       );
     }
-    const store = new StateStore(dir, opts.journalLimitBytes);
-    await store.read();
-    // A journal left long (a crash, or a large change) is folded in now rather than replayed on every load.
-    if (store.cache && store.cache.journalBytes > store.journalLimit) await store.compact();
+    const store = new StateStore(dir, opts);
+    await store.refuseNewer();
     return store;
+  }
+
+  /**
+   * A document written by a newer version is refused at open, not at the first tool call. Its
+   * version is the first key of every document this store writes: a few bytes tell, and only a
+   * document written otherwise is parsed whole for it.
+   */
+  private async refuseNewer(): Promise<void> {
+    // Unreadable: the full parse below says why.
+    const head = readBytes(this.file, 0, 64) ?? "";
+    const version = /^\{\s*"version"\s*:\s*(\d+)\s*,/.exec(head)?.[1];
+    if (version !== undefined && Number(version) <= STATE_VERSION) return;
+    migrate(await (await this.adapter()).read().catch(() => null));
   }
 
   /**
@@ -127,15 +177,79 @@ export class StateStore {
     return () => this.listeners.delete(listener);
   }
 
-  /** The current state, frozen. Re-read from disk only when another writer changed the file. */
+  /**
+   * The current state, frozen except for its task map, which only the store changes (task by task,
+   * each task a frozen record: see StateDraft). Re-read from disk only when another writer changed
+   * the files.
+   */
   async read(): Promise<ReadonlyState> {
-    return (await this.current()).state;
+    return (await this.current(false)).state;
   }
 
-  /** The cached state while the files are as it saw them, else a fresh load (see `load`). */
-  private async current(): Promise<Loaded> {
-    const key = await this.fileKey();
-    return this.cache && this.cache.key === key ? this.cache : this.load(key);
+  /** The cached state while the files are as it saw them, else its tail or a fresh load. */
+  private async current(inLock: boolean): Promise<Loaded> {
+    const key = this.fileKey();
+    const had = this.cache;
+    if (had && sameKey(had.key, key)) return had;
+    // A new token with the files as they were, outside the lock: a writer between its token and its
+    // line (a journal holding older lines may have been emptied and refilled to the same size,
+    // though). Inside the lock no writer is half-way: there it is a document rewritten in place.
+    const unchanged = had && had.key.doc === key.doc && had.key.journal === key.journal;
+    if (had && unchanged && !inLock && had.journalBytes === had.appliedBytes) return had;
+    // Only more lines of the same generation can be read as a tail: lines of an older one (a
+    // compaction caught half-way) go when the journal is emptied, and a new token with no new line
+    // may be a document rewritten in place.
+    if (
+      had &&
+      had.key.doc === key.doc &&
+      had.journalBytes === had.appliedBytes &&
+      key.journal > had.journalBytes
+    ) {
+      const tail = this.readTail(had, key);
+      if (tail) return tail;
+    }
+    return this.load(key);
+  }
+
+  /**
+   * The lines another process appended since this one last read, applied to what it has; undefined
+   * when they are not simply more lines of the same generation (then the caller loads afresh).
+   */
+  private readTail(had: Loaded & { key: FileKey }, key: FileKey): Loaded | undefined {
+    const from = Math.max(had.journalBytes - 1, 0);
+    const text = readBytes(this.journalFile, from, key.journal - from);
+    if (text === undefined) return undefined;
+    // It must start where a line ended, or the journal was rewritten meanwhile.
+    if (had.journalBytes > 0 && !text.startsWith("\n")) return undefined;
+    const body = had.journalBytes > 0 ? text.slice(1) : text;
+    const end = body.lastIndexOf("\n") + 1;
+    const patches: Patch[] = [];
+    try {
+      for (const line of body.slice(0, end).split("\n")) {
+        if (!line) continue;
+        const entry = JSON.parse(line) as { g: number; p: Patch[] };
+        if (entry.g !== had.state.generation) return undefined;
+        patches.push(...entry.p);
+      }
+    } catch {
+      return undefined;
+    }
+    // A generation started while the tail was read: load it whole.
+    if (this.fileKey().doc !== key.doc) return undefined;
+    const bytes = Buffer.byteLength(body.slice(0, end));
+    let state = had.state;
+    if (patches.length) {
+      const { tasks, ...rest } = had.state;
+      state = freeze({ ...applyToState(rest, tasks, patches), tasks });
+    }
+    const loaded = {
+      state,
+      journalBytes: had.journalBytes + bytes,
+      appliedBytes: had.appliedBytes + bytes,
+    };
+    this.cache = { key, ...loaded };
+    if (bytes > 0 && key.rev !== this.ownRev) this.announceExternal(state);
+    return loaded;
   }
 
   /**
@@ -147,10 +261,9 @@ export class StateStore {
    * caught half-way (its token written, not yet its line; its document, not yet the emptied
    * journal) is announced once for what it has changed.
    */
-  private async load(key: string): Promise<Loaded> {
+  private async load(key: FileKey): Promise<Loaded> {
     for (let attempt = 0; ; attempt++) {
-      // Straight from the adapter: `db.data` is shared, and two loads in one process may interleave.
-      const snapshot = migrate(await this.db.adapter.read());
+      const snapshot = migrate(await (await this.adapter()).read());
       const journal = await readFile(this.journalFile, "utf8").catch((err: NodeJS.ErrnoException) => {
         // No journal is an empty one; an unreadable one must not silently roll the state back.
         if (err.code === "ENOENT") return "";
@@ -170,20 +283,20 @@ export class StateStore {
         patches.push(...entry.p);
         appliedBytes += Buffer.byteLength(line) + 1;
       }
-      const state = freeze(patches.length ? applyPatches(snapshot, patches) : snapshot, true);
+      const { tasks, ...parsed } = snapshot;
+      const rest = freeze(applyToState(parsed, tasks, patches), true);
+      for (const id of Object.keys(tasks)) freeze(tasks[id], true);
+      const state = freeze({ ...rest, tasks });
       const journalBytes = Buffer.byteLength(journal.slice(0, end));
-      const after = await this.fileKey();
+      const after = this.fileKey();
       const loaded = { state, journalBytes, appliedBytes };
-      if (after === key) {
+      if (sameKey(after, key)) {
         const had = this.cache;
         this.cache = { key, ...loaded };
         const changed =
           had !== undefined &&
           (had.appliedBytes !== appliedBytes || had.state.generation !== state.generation);
-        if (changed && !(this.ownRev && key.startsWith(`${this.ownRev}:`))) {
-          const change: StateChange = { keys: new Set(), taskIds: new Set(), external: true };
-          for (const l of this.listeners) l(change, state);
-        }
+        if (changed && key.rev !== this.ownRev) this.announceExternal(state);
         return loaded;
       }
       if (attempt >= 4) return loaded;
@@ -191,8 +304,20 @@ export class StateStore {
     }
   }
 
+  private adapter(): Promise<DataFile<State>> {
+    return (this.adapterLoaded ??= import("lowdb/node").then(
+      ({ DataFile }) =>
+        new DataFile<State>(this.file, { parse: JSON.parse, stringify: (d) => JSON.stringify(d) }),
+    ));
+  }
+
+  private announceExternal(state: ReadonlyState): void {
+    const change: StateChange = { keys: new Set(), taskIds: new Set(), external: true };
+    for (const l of this.listeners) l(change, state);
+  }
+
   /**
-   * Lock, re-read, apply `fn` to a draft, write atomically if anything changed, unlock.
+   * Lock, re-read, apply `fn` to a draft, write if anything changed, unlock.
    * If `fn` throws, nothing is written and the error propagates: a refused call changes nothing.
    */
   async transact<T>(fn: (draft: Draft<State>) => T): Promise<T> {
@@ -200,24 +325,26 @@ export class StateStore {
     let change: StateChange | undefined;
     let next: ReadonlyState | undefined;
     let result!: T;
+    let flush: (() => Promise<void>) | void = undefined;
     try {
       // Inside the lock the revision token decides: every writer replaces it before writing.
-      const loaded = await this.current();
-      const [produced, patches] = produceWithPatches(loaded.state, (draft) => {
-        result = fn(draft);
-      });
+      const loaded = await this.current(true);
+      const tx = new StateDraft(loaded.state, loaded.state.tasks);
+      result = fn(tx.draft);
+      const { patches, next: rest, tasks } = tx.finish();
       if (patches.length > 0) {
         let saved: Loaded;
         try {
-          const line = `${JSON.stringify({ g: produced.generation, p: patches })}\n`;
+          const line = `${JSON.stringify({ g: rest.generation, p: patches })}\n`;
           const base = loaded.journalBytes;
           const bytes = Buffer.byteLength(line);
           if (base + bytes > this.journalLimit) {
-            saved = await this.writeNextGeneration(produced);
+            const all = Object.assign(Object.create(null) as Record<string, TaskRecord>, loaded.state.tasks);
+            saved = await this.writeNextGeneration({ ...rest, tasks: withChanges(all, tasks) });
           } else {
-            await this.persist({ append: line, after: base });
+            flush = await this.persist({ append: line, after: base });
             saved = {
-              state: produced,
+              state: freeze({ ...rest, tasks: withChanges(loaded.state.tasks, tasks) }),
               journalBytes: base + bytes,
               appliedBytes: loaded.appliedBytes + bytes,
             };
@@ -231,11 +358,23 @@ export class StateStore {
           );
         }
         next = saved.state;
-        this.cache = { key: await this.fileKey(), ...saved };
+        this.cache = { key: this.fileKey(), ...saved };
         change = summarize(patches);
       }
     } finally {
       await release().catch(() => undefined);
+    }
+    // Flushed to the disk after the lock is released, so that other processes need not wait for
+    // the disk; the caller is answered after it. A later writer's flush covers this line too (the
+    // same file), so nothing that follows it is on the disk without it.
+    if (flush) {
+      await flush().catch((err: Error) => {
+        throw new EoaError(
+          "STATE_WRITE_FAILED",
+          `could not flush the state in ${this.dir} to the disk: ${err.message}; the change is recorded but may not survive a power cut`,
+          "check the disk; the call's effect stands (a retry with the same idempotency key returns it)",
+        );
+      });
     }
     if (change && next) for (const l of this.listeners) l(change, next);
     return result;
@@ -245,8 +384,8 @@ export class StateStore {
   async compact(): Promise<void> {
     const release = await this.lock();
     try {
-      const compacted = await this.writeNextGeneration((await this.current()).state);
-      this.cache = { key: await this.fileKey(), ...compacted };
+      const compacted = await this.writeNextGeneration((await this.current(true)).state);
+      this.cache = { key: this.fileKey(), ...compacted };
     } finally {
       await release().catch(() => undefined);
     }
@@ -261,63 +400,114 @@ export class StateStore {
 
   /**
    * The only place that writes the state files (and so the one place a test makes fail, as a full
-   * disk would). The revision token goes first: readers that see it change re-read.
+   * disk would). The revision token goes first: readers that see it change re-read. Synchronous:
+   * the small writes take microseconds, where a thread-pool round trip costs a fraction of a
+   * millisecond. An append returns its flush to the disk, which the caller makes after unlocking;
+   * a generation is flushed here, before the journal is emptied.
    */
-  private async persist(op: { append: string; after: number } | { compact: State }): Promise<void> {
-    // The small writes are synchronous: a few microseconds each, where a thread-pool round trip
-    // costs a fraction of a millisecond and a transaction makes several.
+  private persist(op: { append: string; after: number } | { compact: State }): (() => Promise<void>) | void {
     this.ownRev = randomUUID();
     writeFileSync(this.revFile, this.ownRev);
     if ("compact" in op) {
-      this.db.data = op.compact;
-      await this.db.write();
-      writeFileSync(this.journalFile, "");
+      // Durable before the journal is emptied: a power cut in between leaves the old generation's
+      // lines, ignored beside the new document, never an emptied journal beside the old one.
+      const tmp = join(this.dir, ".state.json.tmp");
+      writeDurably(tmp, JSON.stringify(op.compact), "w", this.fsync);
+      renameSync(tmp, this.file);
+      writeDurably(this.journalFile, "", "w", this.fsync);
+      if (this.fsync) fsyncDir(this.dir);
       return;
     }
     // Whatever follows the last whole line is a crash's remnant: cut it before appending.
-    if (sizeOf(this.journalFile) !== op.after) {
-      try {
-        truncateSync(this.journalFile, op.after);
-      } catch {
-        // Nothing to cut (no journal yet).
-      }
-    }
-    appendFileSync(this.journalFile, op.append);
+    const size = sizeOf(this.journalFile);
+    if (size !== op.after && size >= 0) truncateSync(this.journalFile, op.after);
+    writeDurably(this.journalFile, op.append, "a", false);
+    if (!this.fsync) return;
+    return async () => {
+      await syncData(this.journalFile);
+      // A journal just created is an entry of the directory, durable only with it.
+      if (size < 0) fsyncDir(this.dir);
+    };
   }
 
   /** The files' identity, from three tiny synchronous reads (see `persist`). */
-  private async fileKey(): Promise<string> {
+  private fileKey(): FileKey {
     let rev = "none";
     try {
       rev = readFileSync(this.revFile, "utf8");
     } catch {
       // No token yet: a state directory no transaction has written.
     }
-    const journal = sizeOf(this.journalFile);
+    const journal = Math.max(sizeOf(this.journalFile), 0);
     try {
       const s = statSync(this.file);
-      return `${rev}:${s.ino}:${s.mtimeMs}:${s.size}:${journal}`;
+      return { rev, doc: `${s.ino}:${s.mtimeMs}:${s.size}`, journal };
     } catch {
-      return `${rev}:missing:${journal}`;
+      return { rev, doc: "missing", journal };
     }
   }
 
+  /** The file lock, taken by this store's transactions one at a time. */
   private async lock(): Promise<() => Promise<void>> {
+    const turn = this.lockQueue;
+    let done!: () => void;
+    this.lockQueue = new Promise((resolve) => (done = resolve));
+    await turn;
     try {
-      return await lockfile.lock(this.file, {
-        realpath: false,
-        // A lock left by a killed process is broken after 5 s; a live holder refreshes it every 2 s.
-        stale: 5_000,
-        update: 2_000,
-        retries: { retries: 200, factor: 1.3, minTimeout: 5, maxTimeout: 200, randomize: true },
-      });
+      const release = await this.acquire();
+      return () => release().finally(done);
     } catch (err) {
-      throw new EoaError(
-        "STATE_LOCKED",
-        `the state file ${this.file} stayed locked by another eoa-mcp process: ${(err as Error).message}`,
-        "retry in a moment; if no other eoa-mcp process is running, delete the stale state.json.lock directory",
-      );
+      done();
+      throw err;
     }
+  }
+
+  /**
+   * Takes the lock, waiting while another process holds it. A wait ends when the lock directory is
+   * removed (the state directory is watched) or, at the latest, after a short backoff: a lock left
+   * by a killed process is taken over once stale (5 s; a live holder refreshes it every 2 s).
+   */
+  private async acquire(): Promise<() => Promise<void>> {
+    // Loaded on the first transaction: start-up does not wait for it.
+    const { default: lockfile } = await import("proper-lockfile");
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (let backoff = 2; ; backoff = Math.min(backoff * 2, LOCK_BACKOFF_MAX_MS)) {
+      try {
+        return await lockfile.lock(this.file, { realpath: false, stale: 5_000, update: 2_000, retries: 0 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ELOCKED" || Date.now() > deadline) {
+          throw new EoaError(
+            "STATE_LOCKED",
+            `the state file ${this.file} stayed locked by another eoa-mcp process: ${(err as Error).message}`,
+            "retry in a moment; if no other eoa-mcp process is running, delete the stale state.json.lock directory",
+          );
+        }
+      }
+      await this.lockReleased(backoff);
+    }
+  }
+
+  private lockReleased(ms: number): Promise<void> {
+    if (!this.dirWatcher) {
+      try {
+        this.dirWatcher = watch(this.dir, (_event, name) => {
+          if (name !== "state.json.lock") return;
+          for (const wake of this.lockWaiters) wake();
+        });
+        this.dirWatcher.on("error", () => undefined).unref();
+      } catch {
+        // No file system events here: the backoff alone.
+      }
+    }
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.lockWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.lockWaiters.add(wake);
+    });
   }
 }
 
@@ -332,12 +522,79 @@ export async function readStateDir(dir: string): Promise<State> {
 
 /** Past this, the next change rewrites the document and empties the journal. */
 const JOURNAL_LIMIT_BYTES = 4 * 1024 * 1024;
+/** How long a transaction waits for another process's lock before it gives up. */
+const LOCK_WAIT_MS = 30_000;
+/** The longest a lock wait sleeps between tries when no file system event wakes it. */
+const LOCK_BACKOFF_MAX_MS = 50;
 
+function sameKey(a: FileKey, b: FileKey): boolean {
+  return a.rev === b.rev && a.doc === b.doc && a.journal === b.journal;
+}
+
+/** The file's size, or -1 when it does not exist. */
 function sizeOf(path: string): number {
   try {
     return statSync(path).size;
   } catch {
-    return 0;
+    return -1;
+  }
+}
+
+/** `tasks` with a transaction's changes put in (in place: see StateDraft). */
+function withChanges(
+  tasks: Record<string, TaskRecord>,
+  changes: Map<string, TaskRecord | undefined>,
+): Record<string, TaskRecord> {
+  for (const [id, task] of changes) {
+    if (task === undefined) delete tasks[id];
+    else tasks[id] = task;
+  }
+  return tasks;
+}
+
+/** Writes `text` to `file` (flag "w" replaces, "a" appends) and, with `sync`, to the disk. */
+function writeDurably(file: string, text: string, flag: "w" | "a", sync: boolean): void {
+  const fd = openSync(file, flag);
+  try {
+    if (text) writeSync(fd, text);
+    if (sync) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Flushes `file`'s data to the disk, off the event loop (a flush takes milliseconds). */
+async function syncData(file: string): Promise<void> {
+  const fd = openSync(file, "r");
+  try {
+    await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `length` bytes of `file` from `position` (fewer at its end); undefined when it cannot be read. */
+function readBytes(file: string, position: number, length: number): string | undefined {
+  try {
+    const fd = openSync(file, "r");
+    try {
+      const buf = Buffer.alloc(length);
+      return buf.subarray(0, readSync(fd, buf, 0, length, position)).toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** A rename or a new file is durable once its directory is. */
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

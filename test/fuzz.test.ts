@@ -265,6 +265,11 @@ function schemaShaped(parent: string): Record<string, fc.Arbitrary<Record<string
       ["escalation_id", "decision"],
     ),
     mark_agent_offline: rec({ agent, reason: text }, ["agent"]),
+    send_instructions: rec({ task_id: taskId, instructions: text, in_reply_to: text }, [
+      "task_id",
+      "instructions",
+    ]),
+    reassign_task: rec({ task_id: taskId, agent, reason: text }, ["task_id", "reason"]),
     write_report: rec({ session_id: sessionId }),
   };
 }
@@ -404,6 +409,8 @@ describe("every tool, arbitrary arguments", () => {
       escalate: { category: "security", issue: "inherited", task_id: "T-4" },
       resolve_escalation: { escalation_id: "esc-001", decision: "inherited" },
       mark_agent_offline: { agent: "dev-agent-1" },
+      send_instructions: { task_id: "T-1", instructions: "inherited" },
+      reassign_task: { task_id: "T-1", reason: "inherited" },
     };
     for (const tool of tools) {
       const inherited = required[tool.name];

@@ -93,14 +93,7 @@ export function sessionProposed(
 
 export function sessionApproved(s: Step, e: { session_id: string; directive?: string | undefined }): void {
   const { draft, now } = s;
-  const session = draft.sessions.find((x) => x.id === e.session_id);
-  if (!session) {
-    throw new EoaError(
-      "SESSION_NOT_FOUND",
-      `no session ${e.session_id}`,
-      "read eoa://session for the current session, or call start_session with tasks to prepare one",
-    );
-  }
+  const session = requireSession(s, e.session_id);
   if (session.status !== "awaiting_approval") {
     throw new EoaError(
       "SESSION_NOT_AWAITING_APPROVAL",
@@ -136,14 +129,7 @@ export function sessionApproved(s: Step, e: { session_id: string; directive?: st
 /** Phase 5: the report is recorded; with every task settled the session is complete. */
 export function reportWritten(s: Step, e: { session_id: string; path: string }): { complete: boolean } {
   const { draft, now } = s;
-  const session = draft.sessions.find((x) => x.id === e.session_id);
-  if (!session) {
-    throw new EoaError(
-      "SESSION_NOT_FOUND",
-      `no session ${e.session_id}`,
-      "read eoa://session for the sessions",
-    );
-  }
+  const session = requireSession(s, e.session_id);
   const tasks = session.task_ids.flatMap((id) => (draft.tasks[id] ? [draft.tasks[id]] : []));
   const complete = tasks.every((t) => settled(t.status));
   session.report = { path: e.path, at: now.toISOString() };
@@ -158,6 +144,18 @@ export function reportWritten(s: Step, e: { session_id: string; path: string }):
     });
   }
   return { complete };
+}
+
+function requireSession(s: Step, id: string) {
+  const session = s.draft.sessions.find((x) => x.id === id);
+  if (!session) {
+    throw new EoaError(
+      "SESSION_NOT_FOUND",
+      `no session ${id}`,
+      "read eoa://session for the current session, or call start_session with tasks to prepare one",
+    );
+  }
+  return session;
 }
 
 function nextSessionId(sessions: readonly SessionRecord[], now: Date): string {

@@ -7,6 +7,7 @@ import { GitHubClient } from "../src/clients/github.js";
 import { EoaError } from "../src/errors.js";
 import { LocalRepo } from "../src/sim/git-repo.js";
 import { type GitHubStandIn, startGitHubServer } from "../src/sim/github/index.js";
+import { listedPullFiles } from "./fixtures/pull-requests.js";
 
 /**
  * Issue 15, item 1: the GitHub stand-in over a real bare repository. Pull requests are pushed as
@@ -54,7 +55,7 @@ describe("the GitHub stand-in over a real git remote", () => {
     const pull = await client.getPull(147);
     expect(pull).toMatchObject({ additions: 3, deletions: 1, changedFiles: 2, mergeable: true });
     expect(pull.mergeableState).toBe("clean");
-    const files = await client.listPullFiles(147);
+    const files = await listedPullFiles(gh.url, 147);
     expect(files).toEqual([
       {
         filename: "src/app.py",
@@ -96,7 +97,7 @@ describe("the GitHub stand-in over a real git remote", () => {
     );
     // Its head is now in main; what it changed is still what it changed.
     expect(await client.getPull(147)).toMatchObject({ merged: true, changedFiles: 1, additions: 1 });
-    expect((await client.listPullFiles(147)).map((f) => f.filename)).toEqual(["src/auth/core.py"]);
+    expect((await listedPullFiles(gh.url, 147)).map((f) => f.filename)).toEqual(["src/auth/core.py"]);
   });
 
   it("rebase: each of the PR's commits replayed on main, authors kept", async () => {

@@ -213,13 +213,9 @@ beforeAll(async () => {
   await client.getCollaboratorPermission("dev-agent-1");
   await client.listWorkflows();
   await client.getIssue(101);
-  const created = await client.createIssue({ title: "Follow-up", body: "Found during the night." });
   await client.comment(101, "Assigned to dev-agent-1.");
   await client.setLabels(101, ["status:in-progress", "priority:high"]);
-  await client.addLabels(101, ["effort:m"]);
-  await client.removeLabel(101, "effort:m");
-  await client.ensureLabel("status:blocked", "d73a4a", "Blocked");
-  await client.closeIssue(created.number);
+  await client.closeIssue(101);
 
   const head = await repo.pushPullRequest(147, "feature/auth", {
     "src/auth/core.py": "def login():\n    return True\n",
@@ -247,7 +243,6 @@ beforeAll(async () => {
     ],
   ]);
   await client.getPull(147);
-  await client.listPullFiles(147);
   await client.listCheckRuns(head);
   await client.listWorkflowRuns(head);
   const failed = (await client.listCheckRuns(head)).filter((c) => c.conclusion === "failure");
@@ -269,8 +264,6 @@ beforeAll(async () => {
       () => expect.fail(`expected a refusal: ${what}`),
       () => undefined,
     );
-  await client.removeLabel(101, "never-there");
-  await client.ensureLabel("status:blocked", "d73a4a", "Blocked");
   await refused(client.getIssue(9999), "unknown issue");
   await refused(client.getPull(9999), "unknown pull");
   await refused(client.merge(148, { method: "squash", sha: conflicting }), "conflict");
@@ -282,9 +275,7 @@ beforeAll(async () => {
 
   const project = await client.getProject("acme", 1);
   const issueNode = (await client.getIssue(101)).nodeId;
-  await client.findProjectItem(project.id, issueNode);
   const item = await client.addIssueToProject(project.id, issueNode);
-  await client.findProjectItem(project.id, issueNode);
   await client.setProjectStatus(
     project.id,
     item,
@@ -374,7 +365,8 @@ describe("the GitHub stand-in answers in GitHub's documented shapes", () => {
   });
 
   it("every GraphQL query is valid on GitHub's schema and every answer holds exactly the selected fields", async () => {
-    expect(graphql().length).toBeGreaterThanOrEqual(5);
+    // The board (organization and user), adding an item, setting its status.
+    expect(graphql().length).toBeGreaterThanOrEqual(3);
     for (const e of graphql()) {
       const { query, variables } = e.requestBody as { query: string; variables: Record<string, unknown> };
       const document = parse(query);

@@ -134,16 +134,6 @@ export interface GitHubPull {
   htmlUrl: string;
 }
 
-export interface GitHubPullFile {
-  filename: string;
-  status: string;
-  additions: number;
-  deletions: number;
-  /** Absent for binary or very large diffs. */
-  patch?: string;
-  previousFilename?: string;
-}
-
 export interface GitHubCheckRun {
   id: number;
   name: string;
@@ -418,22 +408,6 @@ export class GitHubClient {
     });
   }
 
-  async createIssue(input: {
-    title: string;
-    body?: string;
-    labels?: string[];
-  }): Promise<{ number: number; nodeId: string; htmlUrl: string }> {
-    return this.call({ op: "create an issue" }, async () => {
-      const { data } = await this.octokit.rest.issues.create({
-        ...this.params(),
-        title: input.title,
-        ...(input.body !== undefined ? { body: input.body } : {}),
-        ...(input.labels ? { labels: input.labels } : {}),
-      });
-      return { number: data.number, nodeId: data.node_id, htmlUrl: data.html_url };
-    });
-  }
-
   async comment(number: number, body: string): Promise<{ id: number; htmlUrl: string }> {
     return this.call({ op: `comment on #${number}` }, async () => {
       const { data } = await this.octokit.rest.issues.createComment({
@@ -468,49 +442,6 @@ export class GitHubClient {
     });
   }
 
-  async addLabels(number: number, labels: string[]): Promise<string[]> {
-    return this.call({ op: `add labels to #${number}` }, async () => {
-      const { data } = await this.octokit.rest.issues.addLabels({
-        ...this.params(),
-        issue_number: number,
-        labels,
-      });
-      return labelNames(data);
-    });
-  }
-
-  /** Removes one label; a label the issue does not carry is not an error. Returns whether it was removed. */
-  async removeLabel(number: number, name: string): Promise<boolean> {
-    try {
-      await this.call({ op: `remove label ${JSON.stringify(name)} from #${number}` }, () =>
-        this.octokit.rest.issues.removeLabel({ ...this.params(), issue_number: number, name }),
-      );
-      return true;
-    } catch (err) {
-      if (isEoaError(err) && err.code === "GITHUB_NOT_FOUND") return false;
-      throw err;
-    }
-  }
-
-  /** Creates a repository label; one that already exists is left as it is. Returns whether it was created. */
-  async ensureLabel(name: string, color = "ededed", description?: string): Promise<boolean> {
-    try {
-      await this.call({ op: `create label ${JSON.stringify(name)}` }, () =>
-        this.octokit.rest.issues.createLabel({
-          ...this.params(),
-          name,
-          color: color.replace(/^#/, ""),
-          ...(description !== undefined ? { description } : {}),
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isEoaError(err) && err.code === "GITHUB_VALIDATION" && err.details?.already_exists === true)
-        return false;
-      throw err;
-    }
-  }
-
   // ---- pull requests ----
 
   async getPull(number: number): Promise<GitHubPull> {
@@ -535,25 +466,6 @@ export class GitHubClient {
         changedFiles: data.changed_files,
         htmlUrl: data.html_url,
       };
-    });
-  }
-
-  /** Every changed file (GitHub lists at most 3000). */
-  async listPullFiles(number: number): Promise<GitHubPullFile[]> {
-    return this.call({ op: `list files of pull request #${number}` }, async () => {
-      const files = await this.octokit.paginate(this.octokit.rest.pulls.listFiles, {
-        ...this.params(),
-        pull_number: number,
-        per_page: 100,
-      });
-      return files.map((f) => ({
-        filename: f.filename,
-        status: f.status,
-        additions: f.additions,
-        deletions: f.deletions,
-        ...(f.patch !== undefined ? { patch: f.patch } : {}),
-        ...(f.previous_filename ? { previousFilename: f.previous_filename } : {}),
-      }));
     });
   }
 
@@ -734,24 +646,6 @@ export class GitHubClient {
         ? { id: field.id, options: field.options.map((o) => ({ id: o.id, name: o.name })) }
         : null,
     };
-  }
-
-  /** The project item of an issue or pull request (by its node id), or null when it is not on the board. */
-  async findProjectItem(projectId: string, contentNodeId: string): Promise<string | null> {
-    const data = await this.call({ op: "read the project items of an issue" }, () =>
-      this.octokit.graphql<{
-        node: { projectItems?: { nodes: { id: string; project: { id: string } }[] } } | null;
-      }>(
-        `query($id: ID!) {
-  node(id: $id) {
-    ... on Issue { projectItems(first: 100) { nodes { id project { id } } } }
-    ... on PullRequest { projectItems(first: 100) { nodes { id project { id } } } }
-  }
-}`,
-        { id: contentNodeId },
-      ),
-    );
-    return data.node?.projectItems?.nodes.find((i) => i.project.id === projectId)?.id ?? null;
   }
 
   /** Adds an issue or pull request to the board; GitHub returns the existing item when it is already there. */

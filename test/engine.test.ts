@@ -1083,6 +1083,84 @@ describe("hostile text on the way out", () => {
   });
 });
 
+describe("merges and retries racing (found by review)", () => {
+  it("an approval without a merge, after an earlier merge failed, keeps waiting for a person", async () => {
+    await setup();
+    await startSession([{ task_id: "T-1", title: "First" }]);
+    await assign({ task_id: "T-1", agent: "dev-agent-1" });
+    const sha = "7".repeat(40);
+    e().github.addPull({ number: 7, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
+    const now = e().clock.now();
+    // An older head's auto-merge failed; review_pr {merge: false} then approved the new head.
+    await e().rt.store.transact((d) => {
+      Object.assign(d.tasks["T-1"]!, { status: "merge-release", pr_number: 7, review_head: sha });
+      d.outbox.push({
+        id: "eff-99997",
+        kind: "merge",
+        status: "failed",
+        decision: "dec-0001",
+        payload: {
+          pr_number: 7,
+          method: "squash",
+          sha: "6".repeat(40),
+          title: "T-1: work (#7)",
+          task_id: "T-1",
+        },
+        created_at: now.toISOString(),
+        attempts: 8,
+        error: "405 checks",
+      });
+    });
+    await cycle();
+    expect((await task("T-1")).status).toBe("merge-release");
+  });
+
+  it("a retry pass never takes the effects a call has just committed and is about to make", async () => {
+    await setup();
+    await startSession([{ task_id: "T-1", title: "First" }]);
+    await assign({ task_id: "T-1", agent: "dev-agent-1" });
+    const sha = "8".repeat(40);
+    e().github.addPull({ number: 8, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
+    await e().rt.store.transact((d) => {
+      Object.assign(d.tasks["T-1"]!, {
+        status: "ai-review",
+        pr_number: 8,
+        acked_at: e().clock.now().toISOString(),
+      });
+    });
+    const t = (await state()).tasks["T-1"]!;
+    const judged = await e().rt.step({
+      type: "review-judged",
+      task_id: "T-1",
+      epoch: t.assignment_epoch,
+      pr: {
+        number: 8,
+        head_sha: sha,
+        head_ref: "feature/t1",
+        base_ref: "main",
+        title: "T-1: work",
+        body: "Closes T-1",
+        mergeable: true,
+      },
+      mechanical: {
+        files: [{ path: "src/a.py", additions: 1, deletions: 0 }],
+        gate2_findings: [],
+        commands: [],
+        conflicts: [],
+      },
+      checks: [{ id: 1, name: "ci", status: "completed", conclusion: "success" }],
+      has_workflows: true,
+      assessment: { implements_request: true, no_scope_creep: true, interface_contract_met: true },
+      merge: true,
+    });
+    expect(judged.result.merge_effect).toBeTruthy();
+    // A poll cycle's retry pass in the same process, between the review's commit and its flush.
+    const [retry, own] = await Promise.all([e().rt.outbox.flush(), e().rt.outbox.flush(judged.effects)]);
+    expect(retry.map((o) => o.id)).not.toContain(judged.result.merge_effect);
+    expect(own.find((o) => o.id === judged.result.merge_effect)).toMatchObject({ ok: true });
+  });
+});
+
 describe("check_messages with many messages", () => {
   it("reads and marks them a few at a time (never one after another, never all at once), in inbox order", async () => {
     await setup();
@@ -1122,7 +1200,12 @@ describe("a merge decided before a crash", () => {
     const dead = await deadOwner();
     const now = e().clock.now();
     await e().rt.store.transact((d) => {
-      Object.assign(d.tasks["T-1"]!, { status: "merge-release", pr_number: 6, review_head: sha });
+      Object.assign(d.tasks["T-1"]!, {
+        status: "merge-release",
+        pr_number: 6,
+        review_head: sha,
+        merge_effect: "eff-99998",
+      });
       d.outbox.push({
         id: "eff-99998",
         kind: "merge",
@@ -1170,7 +1253,12 @@ describe("a merge decided before a crash", () => {
     e().github.addPull({ number: 7, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
     const now = e().clock.now();
     await e().rt.store.transact((d) => {
-      Object.assign(d.tasks["T-1"]!, { status: "merge-release", pr_number: 7, review_head: sha });
+      Object.assign(d.tasks["T-1"]!, {
+        status: "merge-release",
+        pr_number: 7,
+        review_head: sha,
+        merge_effect: "eff-99997",
+      });
       d.outbox.push({
         id: "eff-99997",
         kind: "merge",

@@ -14,6 +14,7 @@ describe("a 405 on merge, read for its reason", () => {
     ['Required status check "ci" is expected.', "checks"],
     ['Required status check "build" is failing.', "checks"],
     ["2 of 3 required status checks are expected.", "checks"],
+    ["Base branch was modified. Review and try the merge again.", "base_moved"],
     ["Repository rule violations found", "unknown"],
   ] as const)("%s → %s", (message, reason) => {
     expect(mergeRefusal(message)).toBe(reason);

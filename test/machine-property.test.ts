@@ -215,21 +215,26 @@ function eventOf(s: State, cmd: Command, seq: number): ProtocolEvent | null {
           : {}),
       };
     }
-    case "merged":
-    case "refused": {
-      // GitHub merges (or refuses) only what the server asked it to merge.
+    case "merged": {
+      // GitHub merges only what the server asked it to merge.
       const asked = Object.values(s.tasks).filter((x) => x.status === "merge-release" && x.pr_number);
       const t = asked[cmd.task % Math.max(1, asked.length)];
       if (!t?.pr_number) return null;
-      if (cmd.c === "merged")
-        return {
-          type: "merge-observed",
-          task_id: t.task_id,
-          pr_number: t.pr_number,
-          head_sha: SHA,
-          merge_sha: "d".repeat(40),
-          method: "squash",
-        };
+      return {
+        type: "merge-observed",
+        task_id: t.task_id,
+        pr_number: t.pr_number,
+        head_sha: SHA,
+        merge_sha: "d".repeat(40),
+        method: "squash",
+      };
+    }
+    case "refused": {
+      // Any task with a PR, not only one being merged: a refusal read late (a reconciliation racing
+      // a review) must change nothing once the task has moved on.
+      const withPr = Object.values(s.tasks).filter((x) => x.pr_number && x.status !== "done");
+      const t = withPr[cmd.task % Math.max(1, withPr.length)];
+      if (!t?.pr_number) return null;
       const reason = (["conflict", "checks", "approvals", "unknown"] as const)[cmd.reason]!;
       return {
         type: "merge-refused",
@@ -281,6 +286,11 @@ function checkInvariants(before: State, after: State, out: { effects: string[]; 
       }
     }
     if (t.queue) expect(t.status).toBe("todo");
+    // A parked task is blocked, by an escalation that is open.
+    if (t.parked_by) {
+      expect(t.status, `${t.task_id} parked by ${t.parked_by}`).toBe("blocked");
+      expect(after.escalations.find((x) => x.id === t.parked_by)?.status).toBe("open");
+    }
   }
   for (const [agent, load] of loads) {
     expect(load, `${agent}'s load`).toBeLessThanOrEqual(after.agents[agent]!.max_concurrent_tasks);

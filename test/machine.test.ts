@@ -526,6 +526,53 @@ describe("found by the property test", () => {
   });
 });
 
+describe("found by review: late merge outcomes and second approvals", () => {
+  const refused = (reason: "conflict" | "failed") =>
+    ({
+      type: "merge-refused",
+      task_id: "GH-1",
+      pr: { number: 7, head_sha: SHA, base_ref: "main" },
+      reason,
+      error: reason,
+    }) as const;
+  const inMergeRelease = () => {
+    const s = inReview();
+    return run(s, [review(s, "GH-1")]).state;
+  };
+
+  it("a late refusal (a reconciliation racing the review) leaves a blocked task blocked", () => {
+    let s = inMergeRelease();
+    s = run(s, [refused("conflict")]).state;
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "blocked" });
+    expect(refusal(() => step(s, refused("failed"), env(1))).code).toBe("TASK_CHANGED");
+  });
+
+  it("a late refusal never reopens a merged task", () => {
+    let s = inMergeRelease();
+    s = run(s, [
+      {
+        type: "merge-observed",
+        task_id: "GH-1",
+        pr_number: 7,
+        head_sha: SHA,
+        merge_sha: "b".repeat(40),
+        method: "squash",
+      },
+    ]).state;
+    expect(refusal(() => step(s, refused("failed"), env(1))).code).toBe("TASK_CHANGED");
+  });
+
+  it("an approved task reviewed again at the same head gets no second APPROVE and no second merge", () => {
+    let s = inReview();
+    s = run(s, [{ ...review(s, "GH-1"), merge: false }]).state;
+    expect(s.tasks["GH-1"]!.status).toBe("merge-release");
+    const again = run(s, [{ ...review(s, "GH-1"), merge: false }]);
+    expect(effectsOf(again.state, again.last.effects)).toEqual([]);
+    const auto = run(s, [review(s, "GH-1")]);
+    expect(effectsOf(auto.state, auto.last.effects).some((e) => e.kind === "merge")).toBe(false);
+  });
+});
+
 describe("rule 10 and the outbox: every effect has its decision", () => {
   it("an assignment whose message failed is not an assignment: the task goes back", () => {
     const s = night();

@@ -154,6 +154,7 @@ export function mapGitHubError(err: unknown, ctx: ErrorContext, client: ClientCo
         conflict: "the pull request conflicts with its base: resolve the conflict, then review it again",
         checks: "required status checks have not passed on the head: wait for CI, then review it again",
         approvals: "branch protection requires more approving reviews: a person must approve (and merge) it",
+        base_moved: "the base branch moved while GitHub checked the merge: review the pull request again",
         unknown:
           "the pull request is not mergeable: see GitHub's message, resolve that, then review it again",
       }[reason],
@@ -245,9 +246,14 @@ function rateLimited(
 /**
  * Why GitHub answered 405 to a merge, read from its message: "Pull Request is not mergeable" (a
  * conflict), "Required status check \"ci\" is expected/failing" or "N of M required status checks
- * …" (checks), "At least N approving review(s) … required …" or "Review required" (approvals).
+ * …" (checks), "At least N approving review(s) … required …" or "Review required" (approvals),
+ * "Base branch was modified. Review and try the merge again." (the base moved: review again).
  */
-export function mergeRefusal(message: string): "conflict" | "checks" | "approvals" | "unknown" {
+export function mergeRefusal(
+  message: string,
+): "conflict" | "checks" | "approvals" | "base_moved" | "unknown" {
+  // Transient: the base moved while GitHub checked; a new review merges the new state.
+  if (/base branch was modified/i.test(message)) return "base_moved";
   if (/approving review|review required|changes requested|approv/i.test(message)) return "approvals";
   if (/status check|required check|checks? (are|is) (expected|failing|pending)/i.test(message))
     return "checks";

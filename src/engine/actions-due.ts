@@ -75,7 +75,7 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
     } else if (t.status === "merge-release" && t.pr_number) {
       // Its completion is pending: a merge decided (made, or left by a process that is gone) is
       // finished by the next cycle; an approval without a merge waits for a person to merge.
-      const merging = state.outbox.some((e) => e.kind === "merge" && e.payload.task_id === id);
+      const merging = t.merge_effect !== undefined;
       reviews.push(
         merging
           ? {

@@ -25,8 +25,13 @@ export async function resolveEscalation(
   escalationId: string,
   decision: string,
 ): Promise<ResolveOutcome> {
-  const { result } = await rt.step({ type: "escalation-answered", escalation_id: escalationId, decision });
-  // Everything pending, not only this answer's effects: a dispatch it allowed may follow older ones.
+  const { result, effects } = await rt.step({
+    type: "escalation-answered",
+    escalation_id: escalationId,
+    decision,
+  });
+  await rt.outbox.flush(effects);
+  // And anything older still pending: a dispatch this answer allowed may follow earlier effects.
   await rt.outbox.flush();
   return result;
 }

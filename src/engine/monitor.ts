@@ -89,7 +89,7 @@ export async function checkMessages(
     warnings.push(`agent presence unknown, heartbeats not counted this cycle: ${errorMessage(err)}`);
   }
 
-  const { result: cycle } = await rt.step({
+  const { result: cycle, effects } = await rt.step({
     type: "poll-cycle",
     messages: fetched.map(({ entry: _entry, ...m }) => m),
     online,
@@ -112,8 +112,8 @@ export async function checkMessages(
   for (const w of marked) if (w) warnings.push(w);
   for (const a of cycle.applied) read.push(describe(byId.get(a.id)!, a.outcome, a.note));
   for (const o of cycle.offline) await finishOffline(rt, o, []);
-  // The cycle's own effects and every earlier one still undelivered.
-  const flushed = await rt.outbox.flush();
+  // The cycle's own effects, then every earlier one still undelivered.
+  const flushed = [...(await rt.outbox.flush(effects)), ...(await rt.outbox.flush())];
   for (const f of flushed.filter((x) => !x.ok))
     warnings.push(`side effect ${f.id} (${f.kind}) failed, will retry: ${f.error}`);
   // A merge decided by a process that is gone is finished here (docs/PROTOCOL.md, Durability).

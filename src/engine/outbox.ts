@@ -38,10 +38,23 @@ export class Outbox {
    */
   private readonly settleUntil = new Map<string, number>();
 
+  /**
+   * Effects a call of this process has just committed and is about to make itself (wall time of
+   * the commit): a retry pass running meanwhile leaves them to it, unless the call never came for
+   * them (it failed between its commit and its flush).
+   */
+  private readonly reserved = new Map<string, number>();
+
   constructor(
     private readonly rt: Runtime,
     private readonly wallMs: () => number = Date.now,
   ) {}
+
+  /** Called in the same tick as the commit that recorded `ids`. */
+  reserve(ids: readonly string[]): void {
+    const at = this.wallMs();
+    for (const id of ids) this.reserved.set(id, at);
+  }
 
   /**
    * Makes effects and records their outcomes in one transaction. With `ids`: the effects this
@@ -87,6 +100,7 @@ export class Outbox {
   }
 
   private async own(ids: readonly string[]): Promise<EffectRecord[]> {
+    for (const id of ids) this.reserved.delete(id);
     const state = await this.rt.store.read();
     const due = state.outbox.filter(
       (e) =>
@@ -143,7 +157,11 @@ export class Outbox {
   private claimable(e: EffectRecord, now: Date): boolean {
     if ((this.settleUntil.get(e.id) ?? 0) > this.wallMs()) return false;
     if (!e.claimed_by) return true;
-    if (e.claimed_by === PROCESS_ID) return !this.inFlight.has(e.id);
+    if (e.claimed_by === PROCESS_ID) {
+      const reservedAt = this.reserved.get(e.id);
+      if (reservedAt !== undefined && this.wallMs() - reservedAt < CLAIM_STALE_MS) return false;
+      return !this.inFlight.has(e.id);
+    }
     if (now.getTime() - new Date(e.claimed_at ?? 0).getTime() > CLAIM_STALE_MS) return true;
     return processGone(e.claimed_by);
   }

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { EoaError } from "../errors.js";
 import { PROCESS_ID, processGone } from "../owner.js";
+import type { Config } from "../config.js";
+import type { State } from "../state/schema.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -9,6 +11,17 @@ import type { Runtime } from "./runtime.js";
  * the review reads anything and released on every path; one whose process died, or that outlived
  * any review (its commands' time limit, three times over), is taken over.
  */
+/** How long a claim may stand before it is taken over although its process looks alive. */
+function staleMs(config: Config): number {
+  return 3 * config.review.command_timeout_minutes * 60_000 + 10 * 60_000;
+}
+
+/** Whether a review of `pr` holds its claim now (its process alive, the claim not stale). */
+export function claimHeld(state: Readonly<State>, pr: number, now: Date, config: Config): boolean {
+  const held = state.review_claims[String(pr)];
+  return !!held && !processGone(held.owner) && now.getTime() - new Date(held.at).getTime() < staleMs(config);
+}
+
 export async function withReviewClaim<T>(
   rt: Runtime,
   pr: number,
@@ -17,10 +30,9 @@ export async function withReviewClaim<T>(
 ): Promise<T> {
   const call = randomUUID();
   const now = rt.now();
-  const staleMs = 3 * rt.config.review.command_timeout_minutes * 60_000 + 10 * 60_000;
   await rt.store.transact((draft) => {
     const held = draft.review_claims[String(pr)];
-    if (held && !processGone(held.owner) && now.getTime() - new Date(held.at).getTime() < staleMs) {
+    if (held && claimHeld(draft as State, pr, now, rt.config)) {
       throw new EoaError(
         "REVIEW_IN_PROGRESS",
         `PR #${pr} is being reviewed by another call (since ${held.at}${held.owner === PROCESS_ID ? "" : ", in another server process"})`,

@@ -1,6 +1,6 @@
 import { assertRefName } from "../clients/git.js";
 import type { GitHubPull } from "../clients/github.js";
-import { EoaError } from "../errors.js";
+import { EoaError, isEoaError } from "../errors.js";
 import type { DecisionResult, SpecAssessment } from "../protocol/gates.js";
 import {
   reviewKey,
@@ -161,23 +161,32 @@ async function finish(
     const merge = flushed.find((f) => f.id === applied.merge_effect);
     // A merge GitHub made but answered with a 5xx is retried by the client, and the retry is refused
     // as not mergeable: look at the PR before calling the failure a refusal.
-    const mergedAnyway = !merge?.ok && (await isMerged(rt, pr.number));
-    if (merge?.ok || mergedAnyway) {
-      mergedSha = (merge?.result?.sha as string | undefined) ?? null;
+    const mergedAnyway = merge !== undefined && !merge.ok && (await isMerged(rt, pr.number));
+    if (!merge) {
+      // Not made by this call (another pass holds it): the cycle that sees its outcome finishes it.
+      reason = `${reason}; the merge is being made by another pass: the next cycle completes ${task.task_id}`;
+    } else if (merge.ok || mergedAnyway) {
+      mergedSha = (merge.result?.sha as string | undefined) ?? null;
       dispatched = await completeMerge(rt, task.task_id, pr, mergedSha);
     } else {
-      const refused = await rt.step({
-        type: "merge-refused",
-        task_id: task.task_id,
-        pr: { number: pr.number, head_sha: pr.headSha, base_ref: pr.baseRef },
-        reason: refusalOf(merge?.code, merge?.details),
-        error: merge?.error ?? "unknown error",
-      });
-      await rt.outbox.flush(refused.effects);
-      decision = refused.result.decision;
-      reason = refused.result.reason;
-      escalationId = refused.result.escalation_id ?? escalationId;
-      dispatched = refused.result.dispatched;
+      try {
+        const refused = await rt.step({
+          type: "merge-refused",
+          task_id: task.task_id,
+          pr: { number: pr.number, head_sha: pr.headSha, base_ref: pr.baseRef },
+          reason: refusalOf(merge.code, merge.details),
+          error: merge.error ?? "unknown error",
+        });
+        await rt.outbox.flush(refused.effects);
+        decision = refused.result.decision;
+        reason = refused.result.reason;
+        escalationId = refused.result.escalation_id ?? escalationId;
+        dispatched = refused.result.dispatched;
+      } catch (err) {
+        // Settled meanwhile by a reconciliation: the task stands where that left it.
+        if (!(isEoaError(err) && err.code === "TASK_CHANGED")) throw err;
+        reason = `${reason}; the merge was refused (${merge.error ?? "unknown error"}) and the task has moved on since`;
+      }
     }
   }
   const finalState = await rt.store.read();
@@ -199,6 +208,7 @@ async function finish(
 function refusalOf(code: string | undefined, details: Record<string, unknown> | undefined): MergeRefusal {
   if (code === "GITHUB_NOT_MERGEABLE") {
     const reason = details?.reason;
+    if (reason === "base_moved") return "head_moved";
     return reason === "conflict" || reason === "checks" || reason === "approvals" ? reason : "unknown";
   }
   return code === "GITHUB_HEAD_CHANGED" ? "head_moved" : "failed";

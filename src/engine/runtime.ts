@@ -67,9 +67,12 @@ export class Runtime {
    */
   async step<T extends ProtocolEvent["type"]>(event: EventOf<T>): Promise<Reduced<T>> {
     const now = this.now();
-    const out = await this.store.transact((draft) =>
-      reduce(draft, event, { now, config: this.config, owner: PROCESS_ID }),
-    );
+    const out = await this.store.transact((draft) => {
+      const reduced = reduce(draft, event, { now, config: this.config, owner: PROCESS_ID });
+      // Before the commit can be seen: no retry pass of this process may claim them before the caller.
+      this.outbox.reserve(reduced.effects);
+      return reduced;
+    });
     const call = this.call.getStore();
     if (call) call.committed = true;
     return out;

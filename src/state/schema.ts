@@ -108,6 +108,8 @@ export interface TaskRecord {
   review_head?: string;
   ci_polls: number;
   ci_failures: number;
+  /** The merge effect of the approval that put the task in merge-release (none: a person merges). */
+  merge_effect?: string;
   merged_at?: string;
   merge_sha?: string;
   completed_at?: string;

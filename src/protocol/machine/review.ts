@@ -106,6 +106,10 @@ export function reviewJudged(s: Step, e: ReviewEvidence): ReviewApplied {
   });
   // Handed to a person, who merges it: its agent took other work meanwhile (rule 1's limit), so a
   // second look changes nothing but the record.
+  const approvedAlready =
+    t.status === "merge-release" &&
+    t.review_head === pr.head_sha &&
+    (decided.decision === "approve" || decided.decision === "merge");
   const result: DecisionResult =
     t.status === "human-review"
       ? {
@@ -113,7 +117,14 @@ export function reviewJudged(s: Step, e: ReviewEvidence): ReviewApplied {
           decision: "human_review",
           reason: `it waits for a person at human review (${decided.reason})`,
         }
-      : decided;
+      : approvedAlready
+        ? // Approved (and being merged, or waiting for a person to merge) already: no second approval.
+          {
+            ...decided,
+            decision: "approve",
+            reason: `approved already at ${pr.head_sha.slice(0, 12)}; waiting for the merge`,
+          }
+        : decided;
 
   t.pr_number = pr.number;
   Object.assign(t, countersForHead(t, pr.head_sha));
@@ -367,6 +378,8 @@ function applyDecision(
       return toHumanReview(s, decision, t, pr, `both review gates passed; ${result.reason}`);
     case "approve":
     case "merge": {
+      // Approved at this head already: the merge (or the person merging) is awaited, not repeated.
+      if (t.status === "merge-release" && t.review_head === pr.head_sha) return none;
       t.status = "merge-release";
       effect(s, decision, "review", {
         pr_number: pr.number,
@@ -383,6 +396,7 @@ function applyDecision(
         title: `${oneLine(pr.title, 200)} (#${pr.number})`,
         task_id: t.task_id,
       });
+      t.merge_effect = merge;
       return { ...none, merge_effect: merge };
     }
   }
@@ -422,6 +436,7 @@ export function mergeObserved(s: Step, e: MergeObserved): { dispatched: string[]
   const t = draft.tasks[e.task_id]!;
   if (t.status === "done") return { dispatched: [] };
   t.status = "done";
+  delete t.merge_effect;
   t.merged_at = now.toISOString();
   if (e.merge_sha) t.merge_sha = e.merge_sha;
   t.completed_at = now.toISOString();
@@ -469,7 +484,21 @@ export interface MergeRefusedOutcome {
 }
 
 export function mergeRefused(s: Step, e: MergeRefused): MergeRefusedOutcome {
-  const t = s.draft.tasks[e.task_id]!;
+  const t = s.draft.tasks[e.task_id];
+  // A refusal of an earlier approval, read late (a review and a reconciliation racing): the task
+  // has moved on, and what it is now stands.
+  if (
+    !t ||
+    t.status !== "merge-release" ||
+    (t.review_head !== undefined && t.review_head !== e.pr.head_sha)
+  ) {
+    throw new EoaError(
+      "TASK_CHANGED",
+      `${e.task_id} is no longer waiting for the merge of PR #${e.pr.number} at ${e.pr.head_sha.slice(0, 12)} (now ${t?.status ?? "gone"})`,
+      "read eoa://tasks/" + e.task_id + " for where it stands",
+    );
+  }
+  delete t.merge_effect;
   const { pr, error } = e;
   const base = { escalation_id: null, dispatched: [] };
   const decision = decide(s, {

@@ -6,7 +6,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Progress } from "@modelcontextprotocol/sdk/types.js";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { GitHubClient } from "../src/clients/github.js";
 import type { ReviewOutcome } from "../src/engine/review.js";
 import { Runtime } from "../src/engine/runtime.js";
@@ -827,6 +827,49 @@ describe("review_pr: one review of a PR at a time, across processes", () => {
       expect((await readState(n.env.stateDir)).review_claims).toEqual({});
     } finally {
       for (const p of procs) await p.close();
+    }
+  });
+
+  it("a merge cut off by SIGKILL (GitHub merged, the server never heard) completes by itself on the next start", async () => {
+    assertBuilt();
+    // GH-102 waits in the queue for GH-101.
+    const n = await night({
+      tasks: ["GH-101", "GH-102"],
+      assign: [
+        ["GH-101", "dev-agent-1"],
+        ["GH-102", "dev-agent-1"],
+      ],
+    });
+    expect((await n.task("GH-102")).status).toBe("todo");
+    await openPr(n, { report: true });
+    const first = await ServerProcess.spawn("killed", n.env.configFile, n.env.root);
+    await first.ready();
+    // GitHub merges; before its answer reaches the server, the server is killed.
+    n.env.github.beforeReply("PUT", "/repos/acme/webapp/pulls/147/merge", () => first.kill());
+    const cut = await first.call("review_pr", {
+      pr_number: 147,
+      task_id: "GH-101",
+      spec_assessment: ASSESS_OK,
+    });
+    expect(cut.kind).toBe("lost");
+    expect(n.env.github.pull(147)!.merged).toBe(true);
+    let st = await readState(n.env.stateDir);
+    expect(st.tasks["GH-101"]!.status).toBe("merge-release");
+
+    // A new server: its start-up recovery finishes the merge by itself (no tool call), once.
+    const next = await ServerProcess.spawn("next", n.env.configFile, n.env.root);
+    try {
+      await next.ready();
+      await vi.waitFor(
+        async () => expect((await readState(n.env.stateDir)).tasks["GH-101"]!.status).toBe("done"),
+        { timeout: 30_000, interval: 100 },
+      );
+      st = await readState(n.env.stateDir);
+      expect(st.tasks["GH-102"]!.status).toBe("in-progress");
+      expect((await next.call("check_messages", {})).kind).toBe("ok");
+      expect(mergeCalls(n.env)).toHaveLength(1);
+    } finally {
+      await next.close();
     }
   });
 

@@ -110,12 +110,14 @@ export interface ServeOptions {
 export interface Served {
   url: string;
   failNext(fault: Fault): void;
+  beforeReply(method: string, path: string, hook: () => Promise<void>): void;
   close(): Promise<void>;
 }
 
 export async function serve(opts: ServeOptions): Promise<Served> {
   const { clock, routes, calls } = opts;
   const faults: (Fault & { left: number })[] = [];
+  const hooks: Array<{ method: string; path: string; hook: () => Promise<void> }> = [];
   let apiCalls = 0;
 
   function defaultFault(f: Fault): { body: unknown; headers: Record<string, string> } {
@@ -269,6 +271,9 @@ export async function serve(opts: ServeOptions): Promise<Served> {
         else reply = await dispatch(method, { method, url, query: url.searchParams, body, base });
       }
       call.status = reply.status;
+      const h = hooks.findIndex((x) => x.method === method && x.path === url.pathname);
+      // Done, not answered yet: what a client killed at this moment leaves behind.
+      if (h >= 0) await hooks.splice(h, 1)[0]!.hook();
       send(res, reply, !denied);
     })().catch((err: unknown) => {
       // A bug in the stand-in must show up as a 500, not a hung request.
@@ -287,6 +292,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   return {
     url: `http://127.0.0.1:${port}`,
     failNext: (fault) => void faults.push({ ...fault, left: fault.count ?? 1 }),
+    beforeReply: (method, path, hook) => void hooks.push({ method, path, hook }),
     // Idempotent, so a test may close it early and its teardown close it again.
     close: () =>
       new Promise<void>((resolve, reject) => {

@@ -105,6 +105,7 @@ export async function startGitHubServer(opts: GitHubServerOptions = {}): Promise
     },
 
     failNext: served.failNext,
+    beforeReply: served.beforeReply,
 
     setProject(spec) {
       const ownerType = spec.ownerType ?? (spec.owner === s.login ? "user" : "organization");

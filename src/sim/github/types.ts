@@ -162,6 +162,8 @@ export interface GitHubStandIn {
   protectBranch(branch: string, rules?: { requiredChecks?: string[]; requiredApprovals?: number }): void;
   setCollaborator(login: string, role: "admin" | "maintain" | "write" | "triage" | "read" | "none"): void;
   failNext(fault: Fault): void;
+  /** Runs `hook` once, after the next such request is done and before it is answered. */
+  beforeReply(method: string, path: string, hook: () => Promise<void>): void;
   setProject(spec: {
     owner: string;
     number: number;

@@ -33,8 +33,8 @@ export class Outbox {
   private readonly unrecorded = new Set<string>();
   /**
    * Sends that timed out may still land at the hub a moment later: they are looked for (and resent
-   * if absent) only after this time, so that a late arrival is found rather than doubled. The hub's
-   * lateness is real time, whatever the protocol's clock says (a rehearsal's clock jumps minutes).
+   * if absent) only after this time (the runtime's clock), so that a late arrival is found rather
+   * than doubled.
    */
   private readonly settleUntil = new Map<string, number>();
 
@@ -45,14 +45,15 @@ export class Outbox {
    */
   private readonly reserved = new Map<string, number>();
 
-  constructor(
-    private readonly rt: Runtime,
-    private readonly wallMs: () => number = Date.now,
-  ) {}
+  constructor(private readonly rt: Runtime) {}
+
+  private nowMs(): number {
+    return this.rt.now().getTime();
+  }
 
   /** Called in the same tick as the commit that recorded `ids`. */
   reserve(ids: readonly string[]): void {
-    const at = this.wallMs();
+    const at = this.nowMs();
     for (const id of ids) this.reserved.set(id, at);
   }
 
@@ -73,7 +74,7 @@ export class Outbox {
       for (const eff of due) outcomes.push(await this.make(eff, uncertain.has(eff.id)));
       try {
         await rt.step({ type: "effects-settled", outcomes });
-        const now = this.wallMs();
+        const now = this.nowMs();
         for (const o of outcomes) {
           this.unrecorded.delete(o.id);
           if (o.uncertain) this.settleUntil.set(o.id, now + 2 * rt.config.aimaestro.timeout_ms);
@@ -155,11 +156,11 @@ export class Outbox {
   }
 
   private claimable(e: EffectRecord, now: Date): boolean {
-    if ((this.settleUntil.get(e.id) ?? 0) > this.wallMs()) return false;
+    if ((this.settleUntil.get(e.id) ?? 0) > this.nowMs()) return false;
     if (!e.claimed_by) return true;
     if (e.claimed_by === PROCESS_ID) {
       const reservedAt = this.reserved.get(e.id);
-      if (reservedAt !== undefined && this.wallMs() - reservedAt < CLAIM_STALE_MS) return false;
+      if (reservedAt !== undefined && this.nowMs() - reservedAt < CLAIM_STALE_MS) return false;
       return !this.inFlight.has(e.id);
     }
     if (now.getTime() - new Date(e.claimed_at ?? 0).getTime() > CLAIM_STALE_MS) return true;

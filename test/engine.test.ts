@@ -308,6 +308,8 @@ describe("capacity (rule 1)", () => {
     expect(back.changes).toEqual(
       expect.arrayContaining(["dev-agent-1 is back online", "dev-agent-2 is back online"]),
     );
+    // The user answers the all-agents-offline page: the halt lifts and the queue drains in one pass.
+    await ok("resolve_escalation", { escalation_id: "esc-001", decision: "both back" });
     const s = await state();
     const held = (id: string) =>
       Object.values(s.tasks)
@@ -598,7 +600,7 @@ describe("offline agents (rules 4 and 5)", () => {
 });
 
 describe("every agent offline", () => {
-  it("halts assignment, snapshots the state, pages the user once, and resumes when an agent is back", async () => {
+  it("halts assignment, snapshots the state, pages the user once, and resumes when the user has answered and an agent is back", async () => {
     await setup();
     await startSession(inline("T-1", "T-2", "T-3"));
     await assign({ task_id: "T-1" });
@@ -610,7 +612,9 @@ describe("every agent offline", () => {
     await cycle();
     await cycle();
     const third = await cycle();
-    expect(third.changes.join("\n")).toContain("every agent offline: assignment halted, user paged");
+    expect(third.changes.join("\n")).toMatch(
+      /every agent offline: assignment halted until the user answers esc-001 \(urgent page queued\)/,
+    );
 
     const s = await state();
     expect(Object.values(s.agents).map((a) => a.availability)).toEqual(["offline", "offline"]);
@@ -658,10 +662,14 @@ describe("every agent offline", () => {
     expect(q.reason).toMatch(/halted/);
     const sentBefore = assignments("dev-agent-1").length + assignments("dev-agent-2").length;
 
-    // An agent comes back: the session resumes and the queue drains to it.
+    // An agent comes back: the night still waits for the user's answer to the page.
     e().aimaestro.setOnline("dev-agent-2", true);
     const back = await cycle();
     expect(back.changes).toContain("dev-agent-2 is back online");
+    expect((await state()).sessions[0]!.status).toBe("halted");
+    expect(assignments("dev-agent-1").length + assignments("dev-agent-2").length).toBe(sentBefore);
+    // The user answers: the session resumes and the queue drains to the agent that is back.
+    await ok("resolve_escalation", { escalation_id: "esc-001", decision: "agents restarted" });
     const after = await state();
     expect(after.sessions[0]!.status).toBe("running");
     for (const id of ["T-1", "T-2", "T-3"]) {
@@ -716,6 +724,8 @@ describe("quarantine (rule 2)", () => {
     e().aimaestro.setOnline("dev-agent-2", false);
     say("dev-agent-1", "back", undefined, "heartbeat");
     await cycle();
+    // The halt waits for the user's answer to the all-agents-offline page.
+    await ok("resolve_escalation", { escalation_id: "esc-001", decision: "dev-agent-1 is back" });
     expect(await task("T-1")).toMatchObject({ assignee: "dev-agent-1", assignment_epoch: 3 });
 
     say("dev-agent-1", "done", { type: "completion", task_id: "T-1", pr_number: 150, assignment_epoch: 1 });

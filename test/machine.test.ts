@@ -3,7 +3,7 @@ import { EoaError } from "../src/errors.js";
 import type { Classified } from "../src/protocol/classify.js";
 import type { CheckRunView } from "../src/protocol/gates.js";
 import { step, type EventOf } from "../src/protocol/machine/index.js";
-import type { EffectRecord, MechanicalResults, State } from "../src/state/schema.js";
+import { emptyState, type EffectRecord, type MechanicalResults, type State } from "../src/state/schema.js";
 import { SHA, env, night, run, testConfig } from "./fixtures/machine.js";
 
 /**
@@ -60,6 +60,16 @@ function review(
       ? {}
       : { assessment: { implements_request: true, no_scope_creep: true, interface_contract_met: true } }),
   };
+}
+
+/** A running night whose user gave `directive`. */
+function emptyNight(directive: string): State {
+  let { state } = run(emptyState(), [
+    { type: "roster-synced" },
+    { type: "session-proposed", specs: [{ task_id: "GH-1", title: "Task GH-1" }], directive },
+  ]);
+  state = run(state, [{ type: "session-approved", session_id: state.current_session_id! }]).state;
+  return state;
 }
 
 /** GH-1 assigned to dev-1, acknowledged, reported done with PR #7. */
@@ -235,6 +245,32 @@ describe("rules 4-5: heartbeats and offline agents", () => {
       occurrence: "holding no task",
       action: "no task to reassign",
     });
+  });
+});
+
+describe("rule 5: every agent offline", () => {
+  it("pages the user (urgent, user channel) even under 'Escalate only for security issues', and waits for the answer", () => {
+    const directive = "Escalate only for security issues";
+    let { state } = run(emptyNight(directive), [
+      { type: "agent-offline-reported", agent: "dev-1", reason: "test" },
+      { type: "agent-offline-reported", agent: "dev-2", reason: "test" },
+    ]);
+    const esc = state.escalations.at(-1)!;
+    expect(esc).toMatchObject({
+      category: "infrastructure",
+      level: "immediate",
+      channel: "user-notification-channel",
+    });
+    expect(state.sessions[0]).toMatchObject({ status: "halted", halted_by: esc.id });
+    // An agent comes back: the night still waits for the user's answer.
+    state = run(state, [cycle([msg("dev-1", { kind: "heartbeat" })], ["dev-1"])]).state;
+    expect(state.agents["dev-1"]!.availability).toBe("active");
+    expect(state.sessions[0]!.status).toBe("halted");
+    // The answer resumes it.
+    state = run(state, [
+      { type: "escalation-answered", escalation_id: esc.id, decision: "agents restarted" },
+    ]).state;
+    expect(state.sessions[0]!.status).toBe("running");
   });
 });
 

@@ -135,6 +135,8 @@ export interface SessionRecord {
   started_at?: string;
   ended_at?: string;
   halted_reason?: string;
+  /** The escalation whose answer the halt waits for (all agents offline: the user decides). */
+  halted_by?: string;
   /** The last report written for this session. */
   report?: { path: string; at: string };
 }

@@ -42,7 +42,11 @@ export const markAgentOfflineTool = defineTool({
       ...out.queued.map((q) => `- ${q.task_id} queued: ${q.reason}`),
       ...(out.halted
         ? [
-            `Every agent is offline: assignment halted, user paged (${out.escalation_id}), snapshot ${out.snapshot}.`,
+            `Every agent is offline: assignment halted until the user answers ${out.escalation_id}; ` +
+              (out.paged
+                ? "the user was paged (urgent)"
+                : "the page is not delivered yet and is retried every cycle") +
+              `; snapshot ${out.snapshot}.`,
           ]
         : []),
     ];

@@ -351,6 +351,9 @@ function describeOffline(o: OfflineOutcome): string {
   const parts = [`${o.agent} marked offline`];
   for (const r of o.reassigned) parts.push(`${r.task_id} → ${r.to}`);
   for (const q of o.queued) parts.push(`${q.task_id} queued`);
-  if (o.halted) parts.push("every agent offline: assignment halted, user paged");
+  if (o.halted)
+    parts.push(
+      `every agent offline: assignment halted until the user answers ${o.escalation_id ?? "the page"} (urgent page queued)`,
+    );
   return parts.join("; ");
 }

@@ -42,6 +42,8 @@ export interface EscalateInput {
   action_required?: string | undefined;
   /** Who raised it (the orchestrator, an agent, a server rule), for the decision log. */
   raised_by: string;
+  /** Pages the user whatever the directive says (rule 5's critical-infrastructure case). */
+  always_immediate?: { rule: string } | undefined;
 }
 
 export interface EscalateOutcome {
@@ -86,7 +88,7 @@ export function escalate(s: Step, input: EscalateInput): EscalateOutcome {
     });
     return { escalation: plain(dup) as EscalationRecord, merged: true, delivery_effect: null, decision };
   }
-  const level = escalationLevel(input.category, policy);
+  const level = input.always_immediate ? "immediate" : escalationLevel(input.category, policy);
   const esc: EscalationRecord = {
     id: nextEscalationId(s),
     level,
@@ -112,8 +114,9 @@ export function escalate(s: Step, input: EscalateInput): EscalateOutcome {
   draft.escalations.push(esc);
   const decision = decide(s, {
     action: "escalate",
-    rule:
-      level === "immediate"
+    rule: input.always_immediate
+      ? input.always_immediate.rule
+      : level === "immediate"
         ? `rule 8: ${input.category} is immediate under ${policy.source}`
         : `rule 8: ${input.category} is deferred under ${policy.source}`,
     ...(input.task_id ? { task_id: input.task_id } : {}),
@@ -232,6 +235,20 @@ export function resolve(s: Step, escalationId: string, answer: string): ResolveO
       task.status = back;
       tell(holder.id, p.id);
       syncLabels(s, decision, p.id);
+    }
+  }
+  for (const x of draft.sessions.filter((y) => y.status === "halted" && y.halted_by === esc.id)) {
+    // The user answered the page: assignment resumes if an agent is there to take work.
+    delete x.halted_by;
+    if (Object.values(draft.agents).some((a) => a.availability === "active")) {
+      x.status = "running";
+      delete x.halted_reason;
+      decide(s, {
+        action: "resume",
+        rule: "rule 5: the user answered the all-agents-offline page and an agent is active",
+        inputs: { escalation_id: esc.id },
+        outcome: `session ${x.id} running`,
+      });
     }
   }
   const dispatched = dispatchedIds(autoDispatch(s));

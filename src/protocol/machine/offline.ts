@@ -97,24 +97,32 @@ export function markOffline(
   const agents = Object.values(draft.agents);
   if (agents.length && agents.every((a) => a.availability === "offline")) {
     halted = true;
-    for (const x of draft.sessions.filter((y) => y.status === "running")) {
-      x.status = "halted";
-      x.halted_reason = "every agent is offline";
-      decide(s, {
-        action: "halt",
-        rule: "rule 5: all agents offline: stop assigning new tasks",
-        inputs: { agents: agents.map((a) => a.id) },
-        outcome: `session ${x.id} halted`,
-      });
-    }
+    const running = draft.sessions.filter(
+      (y) => y.status === "running" || (y.status === "halted" && !y.halted_by),
+    );
+    // The seed's critical-infrastructure case: the user is paged whatever the directive says, and
+    // the night waits for the user's answer, even if agents come back meanwhile.
     const esc = escalate(s, {
       category: "infrastructure",
       issue: "Every developer agent is offline: autonomous operation is halted",
-      risk: "No work progresses until an agent comes back",
-      action_required: "Restart or reconnect the agents; assignment resumes by itself when one shows life",
+      risk: "No work progresses until the agents are back and you have answered",
+      action_required:
+        "Restart or reconnect the agents, then answer this escalation (resolve_escalation): assignment stays halted until you do",
       raised_by: "server: all agents offline",
+      always_immediate: { rule: "rule 5: every agent offline pages the user, whatever the directive" },
     });
     escalationId = esc.escalation.id;
+    for (const x of running) {
+      x.status = "halted";
+      x.halted_reason = "every agent is offline";
+      x.halted_by = esc.escalation.id;
+      decide(s, {
+        action: "halt",
+        rule: "rule 5: all agents offline: stop assigning new tasks until the user answers",
+        inputs: { agents: agents.map((a) => a.id), escalation_id: esc.escalation.id },
+        outcome: `session ${x.id} halted`,
+      });
+    }
   }
   return {
     agent: agentId,
@@ -150,7 +158,8 @@ export function agentBack(s: Step, agentId: string, evidence: string): void {
     inputs: { evidence },
     outcome: "active",
   });
-  for (const x of s.draft.sessions.filter((y) => y.status === "halted")) {
+  // A halt that waits for the user's answer (all agents offline) stays until that answer.
+  for (const x of s.draft.sessions.filter((y) => y.status === "halted" && !y.halted_by)) {
     x.status = "running";
     delete x.halted_reason;
     decide(s, {

@@ -8,7 +8,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { EoaError, errorMessage, isEoaError } from "../errors.js";
 import type { Runtime } from "../engine/runtime.js";
-import { errorResult, toolResult } from "../response.js";
+import { errorResult, redactValue, toolResult } from "../response.js";
 
 /**
  * Every tool is declared once: name, title, description, kind, input and output shapes, handler.
@@ -180,7 +180,10 @@ export function registerTools(
           .catch(() => undefined);
       },
     };
-    const { idempotency_key: key, ...args } = parsed.data as { idempotency_key?: string };
+    // Arguments are text entering the process too: a secret in them is never stored or sent.
+    const { idempotency_key: key, ...args } = redactValue(parsed.data, (t) => rt.redact(t)) as {
+      idempotency_key?: string;
+    };
     const strictOutput = strictOutputs.get(tool)!;
     const run = async (): Promise<CallToolResult> => {
       const out = await tool.handle(args, ctx);

@@ -99,10 +99,30 @@ export function listedTool(tool: AnyTool) {
     name: tool.name,
     title: tool.title,
     description: tool.description,
-    inputSchema: z.toJSONSchema(inputSchemaOf(tool), { io: "input" }) as { type: "object" },
-    outputSchema: z.toJSONSchema(outputSchemaOf(tool), { io: "output" }) as { type: "object" },
+    inputSchema: portable(z.toJSONSchema(inputSchemaOf(tool), { io: "input" })) as { type: "object" },
+    outputSchema: portable(z.toJSONSchema(outputSchemaOf(tool), { io: "output" })) as { type: "object" },
     annotations: { title: tool.title, ...ANNOTATIONS[tool.kind] },
   };
+}
+
+/**
+ * The schema in the spelling every client accepts (the Inspector's `--strict` checks it): a
+ * nullable `type: ["string", "null"]` becomes `anyOf` branches of one type each, and an empty
+ * schema for free-form values (`additionalProperties: {}`) says `true`, which is what it means.
+ */
+export function portable(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(portable);
+  if (!schema || typeof schema !== "object") return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    const isEmpty = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0;
+    out[k] = k === "additionalProperties" && isEmpty ? true : portable(v);
+  }
+  if (Array.isArray(out.type)) {
+    const { type, ...rest } = out;
+    return { ...rest, anyOf: (type as string[]).map((t) => ({ type: t })) };
+  }
+  return out;
 }
 
 /**

@@ -22,6 +22,14 @@ describe("untrusted text in the start_session confirmation", () => {
       expect(outside).not.toMatch(/IGNORE PREVIOUS|SYSTEM:|Deploy key/);
       expect(text.match(/<untrusted/g)).toHaveLength(1);
       expect(text.match(/<\/untrusted>/g)).toHaveLength(1);
+
+      // The task's resource marks the title and instructions the same way.
+      const read = await night.client.readResource({ uri: "eoa://tasks/GH-301" });
+      const task = JSON.parse((read.contents[0] as { text: string }).text) as Record<string, string>;
+      for (const field of ["title", "instructions"]) {
+        expect(task[field], field).toMatch(/^<untrusted source="GH-301 \w+">\n[\s\S]*\n<\/untrusted>$/);
+      }
+      expect(task.title).toContain(injection);
     } finally {
       await night.client.close();
       await night.env.close();

@@ -73,6 +73,8 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       token: z.string().min(16, "at least 16 characters").optional(),
       port: int(0, 65535, 3333),
+      /** Browser origins allowed to call the HTTP transport (a local web client); none by default. */
+      allowed_origins: z.array(z.url({ protocol: /^https?$/ })).default([]),
     })
     .prefault({}),
 });
@@ -176,6 +178,13 @@ function jsonErrorAt(text: string, message: string): string {
   return `${message.replace(m[0], "")} at line ${line}, column ${column}`;
 }
 
+/** A comma-separated variable as a list (EOA_HTTP_ALLOWED_ORIGINS). */
+const list = (value: string) =>
+  value
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+
 /** The environment's layer, and which variable set each key (an error names the variable to fix). */
 function fromEnv(env: NodeJS.ProcessEnv): { layer: Layer; names: Map<string, string> } {
   const layer: Layer = {};
@@ -184,7 +193,11 @@ function fromEnv(env: NodeJS.ProcessEnv): { layer: Layer; names: Map<string, str
     const variable = variables.find((v) => env[v] !== undefined && env[v] !== "");
     if (!variable) return;
     const value = env[variable]!;
-    setPath(layer, path, path === "github.project" ? numeric(value) : value);
+    setPath(
+      layer,
+      path,
+      path === "github.project" ? numeric(value) : path.endsWith("_origins") ? list(value) : value,
+    );
     names.set(path, variable);
   };
   set("orchestrator", "EOA_ORCHESTRATOR");
@@ -198,6 +211,7 @@ function fromEnv(env: NodeJS.ProcessEnv): { layer: Layer; names: Map<string, str
   set("stateDir", "EOA_STATE_DIR");
   set("rosterFile", "EOA_ROSTER_FILE");
   set("http.token", "EOA_HTTP_TOKEN");
+  set("http.allowed_origins", "EOA_HTTP_ALLOWED_ORIGINS");
   return { layer, names };
 }
 

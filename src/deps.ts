@@ -45,6 +45,7 @@ export function buildClients(
     ...(config.aimaestro.token ? { token: config.aimaestro.token } : {}),
     timeoutMs: config.aimaestro.timeout_ms,
     logger: logger.child("aimaestro"),
+    redact: (t) => redactSecrets(t, secrets),
     ...(opts.fast ? { retries: 2, retryBaseMs: 20 } : {}),
   });
   const github = config.github.repo
@@ -53,6 +54,7 @@ export function buildClients(
         token: config.github.token,
         apiUrl: config.github.apiUrl,
         logger: logger.child("github"),
+        redact: (t) => redactSecrets(t, secrets),
         ...(opts.fast ? { retries: 1, retryBaseMs: 10, throttle: false } : {}),
         clock: opts.clock ?? systemClock,
       })

@@ -12,8 +12,8 @@ import type { LogSink } from "./log.js";
 import { createServer, type EoaServer } from "./server.js";
 
 /**
- * Streamable HTTP on 127.0.0.1 only, behind a bearer token (EOA_HTTP_TOKEN) and Host-header
- * (DNS rebinding) protection. One McpServer per MCP session, all sharing the runtime, so HTTP and
+ * Streamable HTTP on 127.0.0.1 only, behind a bearer token (EOA_HTTP_TOKEN), Host-header
+ * (DNS rebinding) protection and an Origin check (http.allowed_origins). One McpServer per MCP session, all sharing the runtime, so HTTP and
  * stdio servers can work the same state directory at once (the store's lock keeps them honest).
  */
 
@@ -67,6 +67,25 @@ export async function serveHttp(
         };
       },
     },
+  });
+
+  // Streamable HTTP's security rules: a browser page from another origin (or a sandboxed one, whose
+  // Origin is "null") must not reach the server; clients that send no Origin are not browsers.
+  const allowed = new Set(rt.config.http.allowed_origins.map((o) => new URL(o).origin));
+  app.use("/mcp", (req, res, next) => {
+    const origin = req.headers.origin;
+    if (origin === undefined || allowed.has(origin)) {
+      next();
+      return;
+    }
+    res.status(403).json({
+      jsonrpc: "2.0",
+      error: {
+        code: -32000,
+        message: `Origin ${JSON.stringify(origin)} is not allowed: add it to http.allowed_origins (EOA_HTTP_ALLOWED_ORIGINS)`,
+      },
+      id: null,
+    });
   });
 
   const sessions = new Map<string, Session>();

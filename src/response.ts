@@ -13,13 +13,17 @@ export type Redact = (text: string) => string;
 /** What a tool answer, a resource or a log line is allowed to weigh. */
 export const MAX_TEXT_CHARS = 256 * 1024;
 
+/** Deeper than any data eoa-mcp reads or answers: a hostile 10,000-level message context is cut here, not walked. */
+const MAX_DEPTH = 64;
+
 /** Every string in `value` (object keys included) through `redact`; other values as they are. */
-export function redactValue(value: unknown, redact: Redact): unknown {
+export function redactValue(value: unknown, redact: Redact, depth = 0): unknown {
   if (typeof value === "string") return redact(value);
-  if (Array.isArray(value)) return value.map((v) => redactValue(v, redact));
+  if (value && typeof value === "object" && depth >= MAX_DEPTH) return "[too deep]";
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, redact, depth + 1));
   if (value && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[redact(k)] = redactValue(v, redact);
+    for (const [k, v] of Object.entries(value)) out[redact(k)] = redactValue(v, redact, depth + 1);
     return out;
   }
   return value;

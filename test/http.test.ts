@@ -1,11 +1,13 @@
 import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
 import { isEoaError } from "../src/errors.js";
 import { serveHttp, type HttpHandle } from "../src/http.js";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
@@ -27,8 +29,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-async function served(token: string | null = TOKEN): Promise<{ env: NightEnvironment; http: HttpHandle }> {
-  const env = await createEnvironment(token ? { config: { http: { token } } } : {});
+async function served(
+  token: string | null = TOKEN,
+  more: Record<string, unknown> = {},
+): Promise<{ env: NightEnvironment; http: HttpHandle }> {
+  const env = await createEnvironment(token ? { config: { http: { token, ...more } } } : {});
   cleanups.push(() => env.close());
   const http = await serveHttp(env.rt, { port: 0 });
   cleanups.push(() => http.close());
@@ -240,6 +245,28 @@ describe("serveHttp", () => {
       authorization: `Bearer ${TOKEN}`,
     });
     expect(local.status).toBe(200);
+  });
+
+  it("answers 403 to a foreign or null Origin, token or not; an allowed Origin and none at all pass", async () => {
+    const { http } = await served(TOKEN, { allowed_origins: ["http://localhost:6274"] });
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    for (const origin of ["http://evil.example.com", "null", "http://localhost:6275"]) {
+      const r = await rawPost(http.url, { ...auth, origin });
+      expect(r.status, origin).toBe(403);
+      expect(r.body).toContain("http.allowed_origins");
+      expect((await rawPost(http.url, { origin })).status, `${origin} without a token`).toBe(403);
+    }
+    expect((await rawPost(http.url, { ...auth, origin: "http://localhost:6274" })).status).toBe(200);
+    expect((await rawPost(http.url, auth)).status).toBe(200);
+  });
+
+  it("takes the allowed origins from EOA_HTTP_ALLOWED_ORIGINS", () => {
+    const config = loadConfig({
+      argv: [],
+      env: { EOA_HTTP_ALLOWED_ORIGINS: "http://localhost:6274, https://app.example" },
+      cwd: tmpdir(),
+    });
+    expect(config.http.allowed_origins).toEqual(["http://localhost:6274", "https://app.example"]);
   });
 
   it("refuses to start without a token: HTTP_TOKEN_REQUIRED", async () => {

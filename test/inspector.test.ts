@@ -76,6 +76,17 @@ function json<T>(r: { stdout: string; stderr: string }): T {
 
 describe("MCP Inspector CLI against the built server", () => {
   it.concurrent(
+    "tools/list in strict mode: no schema-portability warning",
+    async () => {
+      const r = await inspect(["--strict", "--method", "tools/list"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/Warning|Error: tool/);
+      expect(json<{ tools: unknown[] }>(r).tools).toHaveLength(tools.length);
+    },
+    SLOW,
+  );
+
+  it.concurrent(
     "tools/list: every tool with its schemas and annotations",
     async () => {
       const r = await inspect(["--method", "tools/list"]);

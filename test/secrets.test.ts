@@ -13,7 +13,7 @@ import { GitMirror } from "../src/clients/git.js";
 import { EoaError } from "../src/errors.js";
 import { createLogger, type LogSink } from "../src/log.js";
 import { ScriptedAgent, type Faults } from "../src/sim/agents.js";
-import { createSurroundings, SEED_AGENTS, type Surroundings } from "../src/sim/environment.js";
+import { createSurroundings, SEED_AGENTS, SEED_ISSUES, type Surroundings } from "../src/sim/environment.js";
 import { assertBuilt, CLI } from "./fixtures/cli.js";
 import { walk } from "./fixtures/file-tree.js";
 import { FIXED_RESOURCES } from "./fixtures/resources.js";
@@ -45,6 +45,11 @@ const TOKENS = {
   http: `http-SECRET-TOKEN-${alnum(32)}`,
 } as const;
 type TokenName = keyof typeof TOKENS;
+
+/** All three tokens in one text, as a careless author pastes them. */
+const PLANTED = `creds: github ${TOKENS.github} maestro=${TOKENS.aimaestro}\nhttp: ${TOKENS.http}`;
+/** The ids of messages the test itself put into the orchestrator's inbox: the hub got them from an agent, not from eoa-mcp. */
+const planted = new Set<string>();
 
 /** What counts as a leak: the whole token, or any 16 characters of its random tail (a cut or wrapped copy). */
 function needles(token: string): string[] {
@@ -98,6 +103,9 @@ beforeAll(async () => {
   sur = await createSurroundings({
     root,
     tokens: { github: TOKENS.github, aimaestro: TOKENS.aimaestro },
+    // Issue 14: the tokens planted in text that enters the process (an issue body here, a PR body
+    // and an agent's message below) are redacted before they are stored, sent or written.
+    issues: SEED_ISSUES.map((i) => (i.number === 102 ? { ...i, body: `${i.body}\n${PLANTED}\n` } : i)),
     config: {
       http: { token: TOKENS.http },
       review: {
@@ -160,6 +168,7 @@ async function runNight(): Promise<void> {
     (a) =>
       new ScriptedAgent(a.id, sur.aimaestro.url, world, {
         token: TOKENS.aimaestro,
+        prBodyNote: `\n\n${PLANTED}`,
         ...(a.id === "dev-agent-1" ? { raisesSecurityOn: "GH-103" } : {}),
       }),
   );
@@ -219,6 +228,16 @@ async function runNight(): Promise<void> {
         continue;
       }
       for (const a of agents) await a.tick();
+      if (cycle === 2) {
+        // An agent's message carrying the tokens, delivered as the hub delivers it.
+        const m = sur.aimaestro.inject({
+          from: "dev-agent-2",
+          to: ORCH,
+          subject: `[PROGRESS] GH-102 ${PLANTED}`.slice(0, 80),
+          content: { type: "message", message: `[PROGRESS] GH-102 60% db set up with ${PLANTED}` },
+        });
+        planted.add(m.id);
+      }
       if (cycle === 3) {
         // The hub refuses the server's token once (and answers 500 once after that).
         await sur.aimaestro.setFault({ status: 401, count: 1 });
@@ -350,7 +369,9 @@ async function collectAfterwards(): Promise<void> {
     "orchestrator-queue",
     ORCH,
   ]) {
-    for (const m of sur.aimaestro.messagesFor(name)) add("messages sent to AI Maestro", json(m));
+    for (const m of sur.aimaestro.messagesFor(name)) {
+      if (!planted.has(m.id)) add("messages sent to AI Maestro", json(m));
+    }
   }
   for (const body of sur.aimaestro.sent) add("messages sent to AI Maestro", json(body));
   for (const c of sur.aimaestro.calls) add("AI Maestro requests", json(c));
@@ -431,6 +452,12 @@ describe("secrets: a whole night with recognisable tokens", () => {
     // The stand-ins demanded them: the night got through, so the server sent them where they belong.
     expect(notes.reviews, `${notes.reviews.join("\n")}\n---\n${notes.errors.join("\n")}`).toContain("merge");
     expect(sinks["report files"]!.join("")).toMatch(/# Autonomous Operation Report/);
+    // The planted text came in (the issue body in GH-102's assignment, the PR body in a review, the
+    // agent's message in the state), its tokens redacted.
+    const redacted = "creds: github [REDACTED] maestro=[REDACTED]";
+    expect(sinks["messages sent to AI Maestro"]!.join("")).toContain(redacted);
+    expect(sinks["tool results"]!.join("")).toMatch(/Closes #10\d\\n\\ncreds: github \[REDACTED\]/);
+    expect(sinks["state directory"]!.join("")).toContain("GH-102 creds: github [REDACTED]");
     expect(sinks["snapshots"]!.length).toBeGreaterThan(0);
     // Every resource was read, the task template's instances included.
     expect(notes.uris).toEqual(

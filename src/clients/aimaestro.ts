@@ -9,6 +9,7 @@ import { z } from "zod";
 import { BoundedJsonError, readBoundedJson, type BoundedJsonLimits } from "./bounded-json.js";
 import { EoaError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
+import { redactValue } from "../response.js";
 
 export const PRIORITIES = ["low", "normal", "high", "urgent"] as const;
 export type Priority = (typeof PRIORITIES)[number];
@@ -20,6 +21,8 @@ export interface AiMaestroClientOptions {
   retries?: number;
   retryBaseMs?: number;
   logger?: Logger;
+  /** Applied to every text read from or sent to the hub: known secrets never enter or leave. */
+  redact?: (text: string) => string;
 }
 
 export interface MessageContent {
@@ -275,7 +278,11 @@ export class AiMaestroClient {
     this.retries = opts.retries ?? 3;
     this.retryBaseMs = opts.retryBaseMs ?? 200;
     this.log = opts.logger ?? silentLogger;
+    const redact = opts.redact;
+    this.scrub = redact ? <T>(v: T) => redactValue(v, redact) as T : <T>(v: T) => v;
   }
+
+  private readonly scrub: <T>(value: T) => T;
 
   /** undici is loaded on the first request: a server answers `initialize` without paying for it. */
   private http: Promise<{ agent: Agent; request: typeof import("undici").request }> | undefined;
@@ -395,10 +402,10 @@ export class AiMaestroClient {
     const body = {
       from: msg.from,
       to: msg.to,
-      subject: msg.subject,
+      subject: this.scrub(msg.subject),
       priority: msg.priority,
       inReplyTo: msg.inReplyTo,
-      content: msg.content,
+      content: this.scrub(msg.content),
     };
     const res = await this.call("POST", path, { body, notIdempotent: true });
     return { id: this.parse(sendSchema, this.ok(res, "POST", path, msg.to), path) };
@@ -416,7 +423,7 @@ export class AiMaestroClient {
     const path = "/api/messages";
     const query = { agent, box: "inbox", status: opts.status, limit: opts.limit ?? 0 };
     const res = await this.call("GET", path, { query, bounded: LISTING_LIMITS });
-    return this.parse(inboxSchema, this.ok(res, "GET", path), path).messages;
+    return this.scrub(this.parse(inboxSchema, this.ok(res, "GET", path), path).messages);
   }
 
   /** Reading a message by id does not mark it read. */
@@ -424,7 +431,7 @@ export class AiMaestroClient {
     const path = "/api/messages";
     const res = await this.call("GET", path, { query: { agent, id } });
     if (res.status === 404) return null;
-    const m = this.parse(fullMessageSchema, this.ok(res, "GET", path), path);
+    const m = this.scrub(this.parse(fullMessageSchema, this.ok(res, "GET", path), path));
     return EXTERNAL_CONTENT.test(m.content.message) ? { ...m, fromVerified: false } : m;
   }
 

@@ -62,6 +62,8 @@ export interface GitHubClientOptions {
   retryBaseMs?: number | undefined;
   /** GitHub's recommended pacing of writes (default true). The stand-ins turn it off to run fast. */
   throttle?: boolean | undefined;
+  /** Applied to issue and PR text read, and to comments and reviews written: known secrets never enter or leave. */
+  redact?: ((text: string) => string) | undefined;
   /** Time budget of one call, retries included (default 30 s). */
   timeoutMs?: number | undefined;
   /** Used to turn `retry-after` into a reset time. */
@@ -207,6 +209,7 @@ export class GitHubClient {
   private readonly token: string | undefined;
   private readonly logger: Logger;
   private readonly clock: Clock;
+  private readonly redactText: (text: string) => string;
 
   constructor(opts: GitHubClientOptions) {
     const [owner, repo, ...rest] = opts.repo.split("/");
@@ -220,6 +223,7 @@ export class GitHubClient {
     this.owner = owner;
     this.repo = repo;
     this.token = opts.token || undefined;
+    this.redactText = opts.redact ?? ((t) => t);
     this.logger = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
     const log = this.logger;
@@ -398,8 +402,8 @@ export class GitHubClient {
       return {
         number: data.number,
         nodeId: data.node_id,
-        title: data.title,
-        body: data.body ?? "",
+        title: this.redactText(data.title),
+        body: this.redactText(data.body ?? ""),
         state: data.state === "closed" ? "closed" : "open",
         labels: labelNames(data.labels),
         isPullRequest: data.pull_request != null,
@@ -413,7 +417,7 @@ export class GitHubClient {
       const { data } = await this.octokit.rest.issues.createComment({
         ...this.params(),
         issue_number: number,
-        body,
+        body: this.redactText(body),
       });
       return { id: data.id, htmlUrl: data.html_url };
     });
@@ -449,8 +453,8 @@ export class GitHubClient {
       const { data } = await this.octokit.rest.pulls.get({ ...this.params(), pull_number: number });
       return {
         number: data.number,
-        title: data.title,
-        body: data.body ?? "",
+        title: this.redactText(data.title),
+        body: this.redactText(data.body ?? ""),
         state: data.state === "closed" ? "closed" : "open",
         merged: data.merged,
         mergeCommitSha: data.merged ? (data.merge_commit_sha ?? null) : null,
@@ -478,7 +482,7 @@ export class GitHubClient {
         ...this.params(),
         pull_number: number,
         event: review.event,
-        body: review.body,
+        body: this.redactText(review.body),
         ...(review.commitId ? { commit_id: review.commitId } : {}),
       });
       return { id: data.id, state: data.state };
@@ -704,7 +708,7 @@ export class GitHubClient {
 
   /** Never lets the token into text that leaves this client. */
   private scrub(text: string): string {
-    return this.token ? text.split(this.token).join("[REDACTED]") : text;
+    return this.redactText(this.token ? text.split(this.token).join("[REDACTED]") : text);
   }
 }
 

@@ -95,7 +95,8 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
     ),
     agents: Object.keys(state.agents),
   };
-  const markdown = renderReport(model);
+  // The file outlives the process: no secret may reach it, whatever the state holds.
+  const markdown = rt.redact(renderReport(model));
   const dir = join(rt.config.stateDir, "reports");
   const path = join(dir, `${session.id}.md`);
   const tmp = `${path}.${process.pid}.tmp`;

@@ -56,6 +56,8 @@ export class ScriptedAgent {
       raisesSecurityOn?: string;
       /** The hub's bearer token, when the hub requires one. */
       token?: string;
+      /** Added to every PR body it opens (the secrets test plants tokens there). */
+      prBodyNote?: string;
     } = {},
   ) {
     this.client = new AiMaestroClient({
@@ -165,7 +167,7 @@ export class ScriptedAgent {
         this.world.github.addPull({
           number: t.pr,
           title: `${t.taskId}: ${t.title}`,
-          body: `Implements ${t.taskId}.\n\nCloses #${t.taskId.replace(/^GH-/, "")}`,
+          body: `Implements ${t.taskId}.\n\nCloses #${t.taskId.replace(/^GH-/, "")}${this.opts.prBodyNote ?? ""}`,
           headSha: sha,
           headRef: t.branch,
           author: this.name,

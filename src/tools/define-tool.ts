@@ -8,7 +8,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { EoaError, errorMessage, isEoaError } from "../errors.js";
 import type { Runtime } from "../engine/runtime.js";
-import { errorResult, toolResult } from "../response.js";
+import { errorResult, redactValue, toolResult } from "../response.js";
 
 /**
  * Every tool is declared once: name, title, description, kind, input and output shapes, handler.
@@ -99,10 +99,30 @@ export function listedTool(tool: AnyTool) {
     name: tool.name,
     title: tool.title,
     description: tool.description,
-    inputSchema: z.toJSONSchema(inputSchemaOf(tool), { io: "input" }) as { type: "object" },
-    outputSchema: z.toJSONSchema(outputSchemaOf(tool), { io: "output" }) as { type: "object" },
+    inputSchema: portable(z.toJSONSchema(inputSchemaOf(tool), { io: "input" })) as { type: "object" },
+    outputSchema: portable(z.toJSONSchema(outputSchemaOf(tool), { io: "output" })) as { type: "object" },
     annotations: { title: tool.title, ...ANNOTATIONS[tool.kind] },
   };
+}
+
+/**
+ * The schema in the spelling every client accepts (the Inspector's `--strict` checks it): a
+ * nullable `type: ["string", "null"]` becomes `anyOf` branches of one type each, and an empty
+ * schema for free-form values (`additionalProperties: {}`) says `true`, which is what it means.
+ */
+export function portable(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(portable);
+  if (!schema || typeof schema !== "object") return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    const isEmpty = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0;
+    out[k] = k === "additionalProperties" && isEmpty ? true : portable(v);
+  }
+  if (Array.isArray(out.type)) {
+    const { type, ...rest } = out;
+    return { ...rest, anyOf: (type as string[]).map((t) => ({ type: t })) };
+  }
+  return out;
 }
 
 /**
@@ -180,7 +200,10 @@ export function registerTools(
           .catch(() => undefined);
       },
     };
-    const { idempotency_key: key, ...args } = parsed.data as { idempotency_key?: string };
+    // Arguments are text entering the process too: a secret in them is never stored or sent.
+    const { idempotency_key: key, ...args } = redactValue(parsed.data, (t) => rt.redact(t)) as {
+      idempotency_key?: string;
+    };
     const strictOutput = strictOutputs.get(tool)!;
     const run = async (): Promise<CallToolResult> => {
       const out = await tool.handle(args, ctx);

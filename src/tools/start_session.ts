@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { EFFORTS, PRIORITIES } from "../state/schema.js";
 import { startSession } from "../engine/session.js";
+import { untrusted } from "../protocol/text.js";
 import { defineTool } from "./define-tool.js";
 import { SessionId, TaskId } from "./shapes.js";
 
@@ -64,9 +65,15 @@ export const startSessionTool = defineTool({
       c.status === "awaiting_approval"
         ? [
             "Confirming autonomous tasks:",
-            ...c.tasks.map(
-              (t) =>
-                `- ${t.task_id}: ${t.title} (${t.priority} priority)${t.depends_on.length ? ` after ${t.depends_on.join(", ")}` : ""}`,
+            // Titles are issue text (or the caller's): data to show the user, never instructions.
+            untrusted(
+              "task titles",
+              c.tasks
+                .map(
+                  (t) =>
+                    `- ${t.task_id}: ${t.title} (${t.priority} priority)${t.depends_on.length ? ` after ${t.depends_on.join(", ")}` : ""}`,
+                )
+                .join("\n"),
             ),
             "",
             `Scope estimate: ${c.scope_estimate}`,

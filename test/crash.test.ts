@@ -13,11 +13,12 @@ import {
   type Success,
 } from "./fixtures/night-checks.js";
 import { readState, Rng, seedFrom, ServerProcess, type CallResult } from "./fixtures/server-process.js";
+import { ASSESS_OK, GREEN } from "./fixtures/pull-requests.js";
 
 /**
  * Crash safety (SPEC §5, issue 6 part 1). A stream of mutating tool calls (start_session and its
  * approval, assign_task, check_messages with agents' messages waiting, escalate, resolve_escalation,
- * mark_agent_offline) runs against a real server process (the built CLI over stdio), which is
+ * mark_agent_offline, review_pr with merges of real PRs, write_report) runs against a real server process (the built CLI over stdio), which is
  * SIGKILLed at random points: while it starts (reconciling the outbox), a random delay into a call,
  * between calls, or the instant a stand-in receives a send, a mark-read or a GitHub write (the side
  * effect made, its outcome not yet recorded). Each time it is restarted on the same state directory
@@ -159,8 +160,46 @@ describe("a server process killed at random points", () => {
           [10, "escalate"],
           [10, "resolve"],
           [5, "offline"],
+          [14, "review"],
+          [2, "report"],
         ] as const);
         const open = st.escalations.filter((e) => e.status === "open");
+        const reported = TASKS.filter((t) => {
+          const rec = st.tasks[t.task_id];
+          return rec?.pr_number && (rec.status === "ai-review" || rec.status === "merge-release");
+        });
+        if (op === "review" && reported.length) {
+          // The agent's PR, pushed for real so that the review and the merge run on git.
+          const task = st.tasks[rng.pick(reported).task_id]!;
+          const number = task.pr_number!;
+          if (!sur.github.pull(number)) {
+            const sha = await sur.repo.pushPullRequest(
+              number,
+              `feature/${task.task_id.toLowerCase()}-${number}`,
+              {
+                [`src/${task.task_id.toLowerCase()}-${number}.ts`]: `export const done = ${number};\n`,
+              },
+            );
+            sur.github.addPull({
+              number,
+              title: `${task.task_id}: ${task.title}`,
+              body: `Implements ${task.task_id}.`,
+              headSha: sha,
+              headRef: `feature/${task.task_id.toLowerCase()}-${number}`,
+            });
+            sur.github.setCheckRuns(sha, GREEN);
+          }
+          return {
+            name: "review_pr",
+            args: {
+              pr_number: number,
+              task_id: task.task_id,
+              spec_assessment: ASSESS_OK,
+              idempotency_key: key,
+            },
+          };
+        }
+        if (op === "report") return { name: "write_report", args: { idempotency_key: key } };
         if (op === "assign") {
           const todo = TASKS.filter((t) => st.tasks[t.task_id]?.status === "todo");
           const task = todo.length && rng.chance(0.8) ? rng.pick(todo) : rng.pick(TASKS);
@@ -309,6 +348,18 @@ describe("a server process killed at random points", () => {
       const context = `seed ${SEED}\n${log.join("\n")}`;
 
       expect(await endOfNightProblems(sur, st, ledger, sim.injected), context).toEqual([]);
+      // Every PR GitHub merged was merged once, and its task is done: a merge cut off by a kill was
+      // completed by a later process, never made again.
+      const merges = sur.github.calls.filter((c) => c.method === "PUT" && c.path.endsWith("/merge"));
+      for (const t of Object.values(st.tasks).filter(
+        (x) => x.pr_number && sur.github.pull(x.pr_number)?.merged,
+      )) {
+        expect(t.status, `${t.task_id}: PR #${t.pr_number} is merged\n${context}`).toBe("done");
+        expect(
+          merges.filter((c) => c.path.endsWith(`/pulls/${t.pr_number}/merge`) && c.status === 200),
+          context,
+        ).toHaveLength(1);
+      }
       expect(existsSync(join(sur.stateDir, "state.json.lock")), context).toBe(false);
       // The stream did real work: sessions, dispatches, cycles that applied messages.
       expect(

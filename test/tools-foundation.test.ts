@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { describe, expect, it } from "vitest";
+import { untrustedInline } from "../src/protocol/text.js";
 import { StateStore } from "../src/state/store.js";
 import { isMutating, type ToolKind } from "../src/tools/define-tool.js";
 import { tools } from "../src/tools/index.js";
@@ -135,6 +136,7 @@ describe("start_session (User Handoff Protocol)", () => {
 
     const text = r.content[0]!.text;
     expect(text).toMatch(/^Confirming autonomous tasks:\n/);
+    // Inside one untrusted block: titles are issue text.
     expect(text).toContain("- GH-101: User Authentication (high priority)\n");
     expect(text).toContain("- GH-102: Password Reset (normal priority) after GH-101\n");
     expect(text).toContain("- GH-103: Session Management (normal priority) after GH-101\n");
@@ -150,9 +152,11 @@ describe("start_session (User Handoff Protocol)", () => {
       issue_number: 101,
       status: "backlog",
       session_id: c.session_id,
-      completion_criteria: ["Users can log in with email and password", "Passwords are hashed"],
-      test_requirements: ["unit tests for login"],
-      files_in_scope: ["src/auth/**", "tests/**"],
+      completion_criteria: ["Users can log in with email and password", "Passwords are hashed"].map((c) =>
+        untrustedInline("GH-101 criterion", c),
+      ),
+      test_requirements: [untrustedInline("GH-101 test requirement", "unit tests for login")],
+      files_in_scope: ["src/auth/**", "tests/**"].map((f) => untrustedInline("GH-101 file in scope", f)),
       completion: { percent: 0, done: false },
     });
     const session = await json<{ session: { status: string; task_ids: string[] } }>("eoa://session");
@@ -260,7 +264,9 @@ describe("start_session (User Handoff Protocol)", () => {
       },
     ]);
     const task = await json<{ completion_criteria: string[]; issue_number?: number }>("eoa://tasks/DOCS-1");
-    expect(task.completion_criteria).toEqual(["Every endpoint documented"]);
+    expect(task.completion_criteria).toEqual([
+      untrustedInline("DOCS-1 criterion", "Every endpoint documented"),
+    ]);
     expect(task.issue_number).toBeUndefined();
   });
 
@@ -584,7 +590,10 @@ describe("resources", () => {
       "eoa://tasks/GH-102",
     );
     expect(task.completion.criteria).toEqual([
-      { criterion: "Reset link expires after one hour", verified: false },
+      {
+        criterion: untrustedInline("GH-102 criterion", "Reset link expires after one hour"),
+        verified: false,
+      },
     ]);
     await expect(night.client.readResource({ uri: "eoa://tasks/GH-404" })).rejects.toThrow(
       /resource not found/,

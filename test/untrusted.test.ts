@@ -27,7 +27,7 @@ describe("untrusted text in the start_session confirmation", () => {
       const read = await night.client.readResource({ uri: "eoa://tasks/GH-301" });
       const task = JSON.parse((read.contents[0] as { text: string }).text) as Record<string, string>;
       for (const field of ["title", "instructions"]) {
-        expect(task[field], field).toMatch(/^<untrusted source="GH-301 \w+">\n[\s\S]*\n<\/untrusted>$/);
+        expect(task[field], field).toMatch(/^<untrusted source="GH-301 \w+">[\s\S]*<\/untrusted>$/);
       }
       expect(task.title).toContain(injection);
     } finally {

@@ -5,7 +5,7 @@ import type {
   KanbanColumn,
   TaskRecord,
 } from "../state/schema.js";
-import { oneLine } from "./text.js";
+import { oneLine, untrustedInline } from "./text.js";
 
 /**
  * Phase 5: the completion report in the seed's format, plus what awaits the user, a timeline and a
@@ -136,7 +136,7 @@ function taskSection(r: TaskRow): string[] {
       ? `IN PROGRESS (${t.progress_percent}%)`
       : STATUS_WORD[t.status];
   const lines = [
-    `### ${t.task_id}: ${text(t.title)}`,
+    `### ${t.task_id}: ${note(t.task_id, "title", t.title)}`,
     `- **Status**: ${status}`,
     `- **Agent**: ${t.assignee ?? "unassigned"}`,
   ];
@@ -151,10 +151,12 @@ function taskSection(r: TaskRow): string[] {
   lines.push(
     `- **Tests**: ${r.tests ? `${r.tests.passed} passed, ${r.tests.failed} failed` : "not run yet"}`,
   );
-  if (t.status === "blocked") lines.push(`- **Blocker**: ${text(t.blocked_reason ?? "unknown")}`);
+  if (t.status === "blocked")
+    lines.push(`- **Blocker**: ${note(t.task_id, "blocked_reason", t.blocked_reason ?? "unknown")}`);
   else if (t.status !== "done") lines.push(`- **Blocker**: ${t.queue ? text(t.queue.reason) : "None"}`);
   if (t.fix_rounds) lines.push(`- **Fix rounds**: ${t.fix_rounds}`);
-  if (t.status !== "done" && t.progress_note) lines.push(`- **Remaining**: ${text(t.progress_note)}`);
+  if (t.status !== "done" && t.progress_note)
+    lines.push(`- **Remaining**: ${note(t.task_id, "progress_note", t.progress_note)}`);
   return lines;
 }
 
@@ -175,7 +177,9 @@ function waitingForYou(m: ReportModel): string[] {
       `- **${r.task.task_id}** awaits your review and merge: PR #${r.pr?.number ?? r.task.pr_number ?? "?"}`,
     );
   for (const r of blocked)
-    out.push(`- **${r.task.task_id}** is blocked: ${text(r.task.blocked_reason ?? "unknown")}`);
+    out.push(
+      `- **${r.task.task_id}** is blocked: ${note(r.task.task_id, "blocked_reason", r.task.blocked_reason ?? "unknown")}`,
+    );
   out.push("");
   return out;
 }
@@ -196,7 +200,9 @@ function recommendations(m: ReportModel): string[] {
     );
   }
   for (const r of m.rows.filter((x) => x.task.status === "blocked"))
-    recs.push(`Unblock ${r.task.task_id}: ${text(r.task.blocked_reason ?? "see its history")}`);
+    recs.push(
+      `Unblock ${r.task.task_id}: ${note(r.task.task_id, "blocked_reason", r.task.blocked_reason ?? "see its history")}`,
+    );
   for (const r of m.rows.filter((x) => !["done", "blocked", "human-review"].includes(x.task.status))) {
     recs.push(
       `${r.task.task_id} is ${STATUS_WORD[r.task.status].toLowerCase()}${r.task.progress_percent !== undefined ? ` at ${r.task.progress_percent}%` : ""}: let the next session finish it`,
@@ -227,11 +233,11 @@ const CLASS: Record<KanbanColumn, string> = {
 
 function mermaid(rows: TaskRow[]): string[] {
   const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
-  const label = (s: string) => oneLine(s, 60).replace(/["`[\]{}()<>|]/g, "'");
+  // Ids and statuses only: an issue title here would sit outside any untrusted marking.
   const lines = ["graph TD"];
   for (const r of rows)
     lines.push(
-      `  ${id(r.task.task_id)}["${r.task.task_id}: ${label(r.task.title)}<br/>${STATUS_WORD[r.task.status]}"]:::${CLASS[r.task.status]}`,
+      `  ${id(r.task.task_id)}["${r.task.task_id}<br/>${STATUS_WORD[r.task.status]}"]:::${CLASS[r.task.status]}`,
     );
   const known = new Set(rows.map((r) => r.task.task_id));
   for (const r of rows)
@@ -249,6 +255,11 @@ function mermaid(rows: TaskRow[]): string[] {
 /** Free text as one line of markdown. */
 function text(s: string): string {
   return oneLine(s, 600);
+}
+
+/** Issue and agent text, marked as check_messages marks it: the report is read by the model too. */
+function note(taskId: string, field: string, s: string): string {
+  return untrustedInline(`${taskId} ${field}`, text(s));
 }
 
 function title(kind: string): string {

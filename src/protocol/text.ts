@@ -17,5 +17,23 @@ export function oneLine(text: string, max = 120): string {
 
 /** Marks text that came from outside (agents, PRs, issues) before it is shown to the model. */
 export function untrusted(source: string, text: string): string {
-  return `<untrusted source="${source}">\n${text.replace(/<\/?untrusted[^>]*>/gi, "")}\n</untrusted>`;
+  return `<untrusted source="${source}">\n${unmarked(text)}\n</untrusted>`;
+}
+
+/** The same marking within one line: a title in a list, a line of the report, a JSON value. */
+export function untrustedInline(source: string, text: string): string {
+  return `<untrusted source="${source}">${unmarked(text)}</untrusted>`;
+}
+
+/**
+ * Forged marking tags removed until none is left: removing once would turn
+ * `</untr</untrusted>usted>` into a closing tag that ends the block early.
+ */
+function unmarked(text: string): string {
+  let out = text;
+  for (let before = ""; before !== out;) {
+    before = out;
+    out = out.replace(/<\/?untrusted[^>]*>?/gi, "");
+  }
+  return out;
 }

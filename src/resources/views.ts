@@ -1,6 +1,5 @@
 import { agentLoads } from "../protocol/assignment.js";
 import { escalationOrder } from "../protocol/escalation.js";
-import { untrusted } from "../protocol/text.js";
 import type { ReadonlyState } from "../state/store.js";
 import type { TaskRecord } from "../state/schema.js";
 
@@ -94,9 +93,6 @@ export function taskView(state: ReadonlyState, taskId: string) {
   const last = reviews.at(-1);
   return {
     ...t,
-    // Issue (or caller) text: marked as data for the model, as check_messages marks agent text.
-    title: untrusted(`${t.task_id} title`, t.title),
-    instructions: untrusted(`${t.task_id} instructions`, t.instructions),
     completion: {
       percent: t.status === "done" ? 100 : (t.progress_percent ?? 0),
       done: t.status === "done",

@@ -12,7 +12,7 @@ export function handoffWarnings(config: Pick<Config, "github" | "git" | "review"
     );
   else if (!config.github.token)
     out.push(
-      "no GitHub token configured (GITHUB_TOKEN): GitHub allows reads only, so no review can be posted and no PR merged",
+      "no GitHub token configured (GITHUB_TOKEN): github.com refuses writes without one (reviews, labels, merges); set it before a real night",
     );
   if (!gitRemoteOf(config))
     out.push(

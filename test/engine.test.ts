@@ -1036,6 +1036,10 @@ describe("hostile text on the way out", () => {
     });
     const c = await cycle();
     expect(c.read).toHaveLength(1);
+    // Agent text is marked in the structured answer as in the text answer.
+    expect(c.read[0]!.subject).toMatch(
+      /^<untrusted source="[^"]+ subject">\[SECURITY\] T-1 [\s\S]*<\/untrusted>$/,
+    );
     const r = await client.readResource({ uri: "eoa://escalations" });
     const text = (r.contents[0] as { text: string }).text;
     const escalations = JSON.parse(text) as { open: unknown[] };

@@ -193,7 +193,11 @@ describe("review_pr: a clean PR", () => {
       merged_sha: null,
     });
     expect(first.packet?.files.map((f) => f.path).sort()).toEqual(["src/auth/login.py", "tests/auth.test"]);
-    expect(first.packet?.completion_criteria).toContain("Passwords are hashed");
+    // Issue text, marked as data in the structured answer too.
+    expect(first.packet?.completion_criteria).toContain(
+      '<untrusted source="PR #147 criterion">Passwords are hashed</untrusted>',
+    );
+    expect(first.packet?.pr.body).toMatch(/^<untrusted source="PR #147 body">[\s\S]*<\/untrusted>$/);
     expect(n.env.github.pull(147)).toMatchObject({ merged: false, reviews: [] });
     expect(mergeCalls(n.env)).toHaveLength(0);
     expect((await n.task("GH-101")).status).toBe("ai-review");

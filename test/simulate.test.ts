@@ -93,7 +93,9 @@ describe("eoa-mcp simulate", () => {
 
       // The SQL injection on GH-103 pages the user at once, even under "Escalate only for security issues".
       expect(md).toContain("**Directive**: Escalate only for security issues");
-      expect(waiting).toMatch(/\*\*esc-\d+\*\* \(immediate security, GH-103\): SQL injection/);
+      expect(waiting).toMatch(
+        /\*\*esc-\d+\*\* \(immediate security, GH-103\): <untrusted source="[^"]*">SQL injection/,
+      );
       expect(tasks["GH-103"]!.Status).toBe("BLOCKED");
 
       // The summary agrees with the sections.

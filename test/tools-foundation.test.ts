@@ -98,7 +98,7 @@ describe("start_session (User Handoff Protocol)", () => {
     expect(c.tasks).toEqual([
       {
         task_id: "GH-101",
-        title: "User Authentication",
+        title: untrustedInline("GH-101 title", "User Authentication"),
         priority: "high",
         effort: "m",
         depends_on: [],
@@ -107,7 +107,7 @@ describe("start_session (User Handoff Protocol)", () => {
       },
       {
         task_id: "GH-102",
-        title: "Password Reset",
+        title: untrustedInline("GH-102 title", "Password Reset"),
         priority: "normal",
         effort: "m",
         depends_on: ["GH-101"],
@@ -116,7 +116,7 @@ describe("start_session (User Handoff Protocol)", () => {
       },
       {
         task_id: "GH-103",
-        title: "Session Management",
+        title: untrustedInline("GH-103 title", "Session Management"),
         priority: "normal",
         effort: "m",
         depends_on: ["GH-101"],
@@ -246,7 +246,7 @@ describe("start_session (User Handoff Protocol)", () => {
     expect(c.tasks).toEqual([
       {
         task_id: "DOCS-2",
-        title: "Publish the guide",
+        title: untrustedInline("DOCS-2 title", "Publish the guide"),
         priority: "normal",
         effort: "s",
         depends_on: ["DOCS-1"],
@@ -255,7 +255,7 @@ describe("start_session (User Handoff Protocol)", () => {
       },
       {
         task_id: "DOCS-1",
-        title: "Write the API guide",
+        title: untrustedInline("DOCS-1 title", "Write the API guide"),
         priority: "low",
         effort: null,
         depends_on: [],

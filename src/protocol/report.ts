@@ -94,7 +94,7 @@ export function renderReport(m: ReportModel): string {
       `### Issue ${n + 1}: ${title(i.kind)}`,
       `- **Task**: ${i.task_id ?? "-"}`,
       `- **Occurrence**: ${text(i.occurrence)} (${short(i.at)})`,
-      `- **Description**: ${text(i.description)}`,
+      `- **Description**: ${note(i.task_id ?? i.id, "incident", i.description)}`,
       `- **Resolution**: ${text(i.resolution ?? "none yet")}`,
       `- **Action Taken**: ${text(i.action)}`,
       "",
@@ -169,7 +169,7 @@ function waitingForYou(m: ReportModel): string[] {
   const out = ["## Waiting for You", ""];
   for (const e of open) {
     out.push(
-      `- **${e.id}** (${e.level} ${e.category}${e.task_id ? `, ${e.task_id}` : ""}): ${text(e.issue)}${e.action_required ? ` — action required: ${text(e.action_required)}` : ""}${e.current_action ? ` — current action: ${text(e.current_action)}` : ""}${e.delivery.status !== "delivered" ? ` — not delivered yet (${text(e.delivery.last_error ?? "pending")})` : ""}`,
+      `- **${e.id}** (${e.level} ${e.category}${e.task_id ? `, ${e.task_id}` : ""}): ${note(e.task_id ?? e.id, "escalation", e.issue)}${e.action_required ? ` — action required: ${text(e.action_required)}` : ""}${e.current_action ? ` — current action: ${note(e.task_id ?? e.id, "current action", e.current_action)}` : ""}${e.delivery.status !== "delivered" ? ` — not delivered yet (${text(e.delivery.last_error ?? "pending")})` : ""}`,
     );
   }
   for (const r of human)

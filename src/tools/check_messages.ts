@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { checkMessages } from "../engine/monitor.js";
-import { untrusted } from "../protocol/text.js";
+import { untrusted, untrustedInline } from "../protocol/text.js";
 import { defineTool } from "./define-tool.js";
 
 export const checkMessagesTool = defineTool({
@@ -81,7 +81,17 @@ export const checkMessagesTool = defineTool({
         : ["No action due."]),
       ...r.warnings.map((w) => `Warning: ${w}`),
     ];
-    return { data: r, text: lines.join("\n") };
+    // The structured answer marks agent text as the text answer does.
+    const data = {
+      ...r,
+      read: r.read.map((m) => ({
+        ...m,
+        from: plainSender(m.from) === m.from ? m.from : untrustedInline(`${m.id} sender`, m.from),
+        subject: untrustedInline(`${m.id} subject`, m.subject),
+        note: untrustedInline(`${m.id} note`, m.note),
+      })),
+    };
+    return { data, text: lines.join("\n") };
   },
 });
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { reviewPr } from "../engine/review.js";
+import { reviewPr, type ReviewOutcome } from "../engine/review.js";
 import { findingLine } from "../protocol/messages.js";
-import { untrusted } from "../protocol/text.js";
+import { untrusted, untrustedInline } from "../protocol/text.js";
 import { defineTool } from "./define-tool.js";
 import { TaskId } from "./shapes.js";
 
@@ -91,13 +91,43 @@ export const reviewPrTool = defineTool({
       ...(r.packet
         ? [
             "Review packet (judge Gate 1, then call review_pr again with spec_assessment):",
-            `Files: ${r.packet.files.map((f) => `${f.path} (+${f.additions}/-${f.deletions})`).join(", ")}`,
-            `Completion criteria: ${r.packet.completion_criteria.join("; ") || "(none)"}`,
+            // File names and the PR come from the agent, the criteria from the issue: data, not instructions.
+            untrusted(
+              `PR #${r.pr_number} files`,
+              r.packet.files.map((f) => `${f.path} (+${f.additions}/-${f.deletions})`).join("\n"),
+            ),
+            untrusted(
+              `${r.task_id} completion criteria`,
+              r.packet.completion_criteria.join("\n") || "(none)",
+            ),
             untrusted(`PR #${r.pr_number} body`, `${r.packet.pr.title}\n\n${r.packet.pr.body}`),
           ]
         : []),
       ...r.warnings.map((w) => `Warning: ${w}`),
     ];
-    return { data: r, text: lines.join("\n") };
+    return { data: marked(r), text: lines.join("\n") };
   },
 });
+
+/**
+ * The structured answer marks PR and issue text as the text answer does (file paths stay plain:
+ * they are matched against scopes and findings; the text answer shows them inside a block).
+ */
+function marked(r: ReviewOutcome): ReviewOutcome {
+  const mark = (field: string, s: string) => untrustedInline(`PR #${r.pr_number} ${field}`, s);
+  return {
+    ...r,
+    findings: r.findings.map((f) => ({
+      ...f,
+      ...(f.log_tail !== undefined ? { log_tail: mark("log tail", f.log_tail) } : {}),
+    })),
+    packet: r.packet && {
+      ...r.packet,
+      pr: { ...r.packet.pr, title: mark("title", r.packet.pr.title), body: mark("body", r.packet.pr.body) },
+      completion_criteria: r.packet.completion_criteria.map((c) => mark("criterion", c)),
+      test_requirements: r.packet.test_requirements.map((c) => mark("test requirement", c)),
+      files_in_scope: r.packet.files_in_scope.map((c) => mark("file in scope", c)),
+      instructions: mark("instructions", r.packet.instructions),
+    },
+  };
+}

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { EFFORTS, PRIORITIES } from "../state/schema.js";
 import { startSession } from "../engine/session.js";
-import { untrusted } from "../protocol/text.js";
+import { untrusted, untrustedInline } from "../protocol/text.js";
 import { defineTool } from "./define-tool.js";
 import { SessionId, TaskId } from "./shapes.js";
 
@@ -88,6 +88,11 @@ export const startSessionTool = defineTool({
             `Immediate escalation for: ${c.escalation_policy.immediate.join(", ")} (${c.escalation_policy.source}).`,
             "Next: assign_task for each task (dependent tasks queue and go out by themselves), then loop on check_messages.",
           ];
-    return { data: c, text: lines.join("\n") };
+    // The structured answer marks the titles as the text answer does.
+    const data = {
+      ...c,
+      tasks: c.tasks.map((t) => ({ ...t, title: untrustedInline(`${t.task_id} title`, t.title) })),
+    };
+    return { data, text: lines.join("\n") };
   },
 });

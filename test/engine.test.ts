@@ -1042,8 +1042,14 @@ describe("hostile text on the way out", () => {
     );
     const r = await client.readResource({ uri: "eoa://escalations" });
     const text = (r.contents[0] as { text: string }).text;
-    const escalations = JSON.parse(text) as { open: unknown[] };
+    const escalations = JSON.parse(text) as { open: Array<{ issue: string }> };
     expect(escalations.open.length).toBeGreaterThan(0);
+    // The agent's words, marked as data in the resource too.
+    expect(escalations.open[0]!.issue).toMatch(/^<untrusted source="esc-\d+ issue">[\s\S]*<\/untrusted>$/);
+    const decisions = JSON.parse(
+      ((await client.readResource({ uri: "eoa://decisions" })).contents[0] as { text: string }).text,
+    ) as { decisions: Array<{ action: string; inputs: { issue?: string } }> };
+    expect(decisions.decisions.find((d) => d.action === "escalate")!.inputs.issue).toMatch(/^<untrusted /);
     expect(text).not.toContain("b3BlbnNzaC1rZXktdjEAAAAABG5vbmU");
     expect(JSON.stringify(c)).not.toContain("b3BlbnNzaC1rZXktdjEAAAAABG5vbmU");
   });

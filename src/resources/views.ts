@@ -1,7 +1,8 @@
 import { agentLoads } from "../protocol/assignment.js";
 import { escalationOrder } from "../protocol/escalation.js";
 import type { ReadonlyState } from "../state/store.js";
-import type { TaskRecord } from "../state/schema.js";
+import type { EscalationRecord, TaskRecord } from "../state/schema.js";
+import { untrustedInline } from "../protocol/text.js";
 
 /** Read models behind the resources: derived values (load, busy, completion) computed here, never stored. */
 
@@ -136,5 +137,17 @@ export function decisionsView(state: ReadonlyState) {
     total: state.decisions.length,
     shown: Math.min(DECISIONS_SHOWN, state.decisions.length),
     decisions: state.decisions.slice(-DECISIONS_SHOWN),
+  };
+}
+
+/** What an agent (or an issue) may have written: marked as check_messages marks agent text. */
+export function markedEscalation(e: EscalationRecord): EscalationRecord {
+  const mark = (field: string, s: string | undefined) =>
+    s === undefined ? {} : { [field]: untrustedInline(`${e.id} ${field}`, s) };
+  return {
+    ...e,
+    ...mark("issue", e.issue),
+    ...mark("context", e.context),
+    ...mark("current_action", e.current_action),
   };
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ESCALATION_CATEGORIES } from "../state/schema.js";
 import { escalate } from "../engine/escalation.js";
+import { markedEscalation } from "../resources/views.js";
 import { defineTool } from "./define-tool.js";
 import { EscalationShape, TaskId } from "./shapes.js";
 
@@ -38,7 +39,8 @@ export const escalateTool = defineTool({
         (e.parked_tasks.length ? ` Parked until resolved: ${e.parked_tasks.join(", ")}.` : "");
     return {
       data: {
-        escalation: e,
+        // Merged into an agent's open escalation, its text is that agent's: marked as data.
+        escalation: markedEscalation(e),
         merged: out.merged,
         delivered: out.delivered,
         delivery_error: out.delivery_error ?? null,

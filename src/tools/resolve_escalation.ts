@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { resolveEscalation } from "../engine/escalation.js";
+import { markedEscalation } from "../resources/views.js";
 import { defineTool } from "./define-tool.js";
 import { EscalationShape } from "./shapes.js";
 
@@ -23,7 +24,7 @@ export const resolveEscalationTool = defineTool({
   async handle(args, { rt }) {
     const out = await resolveEscalation(rt, args.escalation_id, args.decision);
     return {
-      data: out,
+      data: { ...out, escalation: markedEscalation(out.escalation) },
       text: `${out.escalation.id} resolved: ${args.decision}.${out.unparked.length ? ` Un-parked: ${out.unparked.join(", ")}.` : ""}${out.still_parked.length ? ` Still parked: ${out.still_parked.map((p) => `${p.task_id} (until ${p.escalation_id} is resolved)`).join(", ")}.` : ""}${out.dispatched.length ? ` Dispatched: ${out.dispatched.join(", ")}.` : ""}`,
     };
   },

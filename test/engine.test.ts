@@ -6,7 +6,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EnvironmentOptions, NightEnvironment } from "../src/sim/environment.js";
 import type { InjectedMessage, StoredMessage } from "../src/sim/aimaestro-server.js";
-import type { EscalationRecord, State, TaskRecord } from "../src/state/schema.js";
+import type { EffectOf, EscalationRecord, State, TaskRecord } from "../src/state/schema.js";
 import { stateBytes } from "./fixtures/state-files.js";
 import { callTool, connectedNight, failure, okResult } from "./fixtures/tool-calls.js";
 import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/actions-due.js";
@@ -956,17 +956,12 @@ describe("the outbox after a crash", () => {
     const dead = await deadOwner();
     const now = e().clock.now();
     await e().rt.store.transact((d) => {
-      d.outbox.push({
-        id: "eff-99999",
-        kind: "merge",
-        status: "pending",
-        decision: "dec-0001",
-        payload: { pr_number: 5, method: "squash", sha, title: "GH-5", task_id: "GH-5" },
-        created_at: now.toISOString(),
-        attempts: 0,
-        claimed_by: dead,
-        claimed_at: now.toISOString(),
-      });
+      d.outbox.push(
+        mergeEffect("eff-99999", { pr_number: 5, sha, title: "GH-5", task_id: "GH-5" }, now, {
+          claimed_by: dead,
+          claimed_at: now.toISOString(),
+        }),
+      );
     });
     const merges = () =>
       e().github.calls.filter((c) => c.method === "PUT" && c.path.endsWith("/pulls/5/merge"));
@@ -1114,22 +1109,14 @@ describe("merges and retries racing (found by review)", () => {
     // An older head's auto-merge failed; review_pr {merge: false} then approved the new head.
     await e().rt.store.transact((d) => {
       Object.assign(d.tasks["T-1"]!, { status: "merge-release", pr_number: 7, review_head: sha });
-      d.outbox.push({
-        id: "eff-99997",
-        kind: "merge",
-        status: "failed",
-        decision: "dec-0001",
-        payload: {
-          pr_number: 7,
-          method: "squash",
-          sha: "6".repeat(40),
-          title: "T-1: work (#7)",
-          task_id: "T-1",
-        },
-        created_at: now.toISOString(),
-        attempts: 8,
-        error: "405 checks",
-      });
+      d.outbox.push(
+        mergeEffect(
+          "eff-99997",
+          { pr_number: 7, sha: "6".repeat(40), title: "T-1: work (#7)", task_id: "T-1" },
+          now,
+          { status: "failed", attempts: 8, error: "405 checks" },
+        ),
+      );
     });
     await cycle();
     expect((await task("T-1")).status).toBe("merge-release");
@@ -1226,17 +1213,12 @@ describe("a merge decided before a crash", () => {
         review_head: sha,
         merge_effect: "eff-99998",
       });
-      d.outbox.push({
-        id: "eff-99998",
-        kind: "merge",
-        status: "pending",
-        decision: "dec-0001",
-        payload: { pr_number: 6, method: "squash", sha, title: "T-1: work (#6)", task_id: "T-1" },
-        created_at: now.toISOString(),
-        attempts: 0,
-        claimed_by: dead,
-        claimed_at: now.toISOString(),
-      });
+      d.outbox.push(
+        mergeEffect("eff-99998", { pr_number: 6, sha, title: "T-1: work (#6)", task_id: "T-1" }, now, {
+          claimed_by: dead,
+          claimed_at: now.toISOString(),
+        }),
+      );
     });
     const peek = await cycle({ peek: true });
     expect(peek.actions_due).toContainEqual(
@@ -1279,21 +1261,37 @@ describe("a merge decided before a crash", () => {
         review_head: sha,
         merge_effect: "eff-99997",
       });
-      d.outbox.push({
-        id: "eff-99997",
-        kind: "merge",
-        status: "failed",
-        decision: "dec-0001",
-        payload: { pr_number: 7, method: "squash", sha, title: "T-1: work (#7)", task_id: "T-1" },
-        created_at: now.toISOString(),
-        attempts: 8,
-        error: "GitHub would not merge pull request #7: Head branch was modified",
-      });
+      d.outbox.push(
+        mergeEffect("eff-99997", { pr_number: 7, sha, title: "T-1: work (#7)", task_id: "T-1" }, now, {
+          status: "failed",
+          attempts: 8,
+          error: "GitHub would not merge pull request #7: Head branch was modified",
+        }),
+      );
     });
     await cycle();
     expect((await state()).tasks["T-1"]).toMatchObject({ status: "ai-review" });
   });
 });
+
+/** A merge effect as the outbox records it: what a crash or an earlier review left behind. */
+function mergeEffect(
+  id: string,
+  p: { pr_number: number; sha: string; title: string; task_id: string },
+  now: Date,
+  over: Partial<EffectOf<"merge">> = {},
+): EffectOf<"merge"> {
+  return {
+    id,
+    kind: "merge",
+    status: "pending",
+    decision: "dec-0001",
+    payload: { ...p, method: "squash" },
+    created_at: now.toISOString(),
+    attempts: 0,
+    ...over,
+  };
+}
 
 /** A PROCESS_ID-shaped owner of this host whose process has ended. */
 async function deadOwner(): Promise<string> {

@@ -72,6 +72,31 @@ function emptyNight(directive: string): State {
   return state;
 }
 
+/** A night whose only agent is dev-1, GH-1 assigned to it. */
+function soloNight() {
+  const config = testConfig({ agents: [{ id: "dev-1", capabilities: ["python"] }] });
+  const state = run(
+    night(["GH-1"], { config }),
+    [{ type: "assign-requested", request: { task_id: "GH-1" } }],
+    0,
+    config,
+  ).state;
+  return { config, state };
+}
+
+/** GitHub's refusal of the merge of GH-1's PR #7. */
+const mergeRefused = (
+  reason: "conflict" | "checks" | "approvals" | "unknown" | "failed",
+  error: string = reason,
+) =>
+  ({
+    type: "merge-refused",
+    task_id: "GH-1",
+    pr: { number: 7, head_sha: SHA, base_ref: "main" },
+    reason,
+    error,
+  }) as const;
+
 /** GH-1 assigned to dev-1, acknowledged, reported done with PR #7. */
 function inReview(): State {
   let s = night();
@@ -191,13 +216,9 @@ describe("rule 3: acknowledgement", () => {
 
 describe("rule 3 with no other agent", () => {
   it("sends the task again to the same agent only when no other may take it, and the decision says so", () => {
-    const config = testConfig({ agents: [{ id: "dev-1", capabilities: ["python"] }] });
-    let s = run(
-      night(["GH-1"], { config }),
-      [{ type: "assign-requested", request: { task_id: "GH-1" } }],
-      0,
-      config,
-    ).state;
+    const solo = soloNight();
+    const config = solo.config;
+    let s = solo.state;
     s = run(s, [cycle([], ["dev-1"])], 5, config).state;
     const { state, last } = run(s, [cycle([], ["dev-1"])], 8, config);
     expect(state.tasks["GH-1"]).toMatchObject({
@@ -368,15 +389,7 @@ describe("a merge refused with 405 is handled as what it is", () => {
   const refused = (reason: "conflict" | "checks" | "approvals" | "unknown", error: string) => {
     let s = inReview();
     s = run(s, [review(s, "GH-1")]).state;
-    return run(s, [
-      {
-        type: "merge-refused",
-        task_id: "GH-1",
-        pr: { number: 7, head_sha: SHA, base_ref: "main" },
-        reason,
-        error,
-      },
-    ]);
+    return run(s, [mergeRefused(reason, error)]);
   };
 
   it("missing approvals: a person approves and merges (human-review), not a conflict", () => {
@@ -496,13 +509,7 @@ describe("rule 5b: instructions and moving one task", () => {
   });
 
   it("is refused, changing nothing, when no other agent may take it", () => {
-    const config = testConfig({ agents: [{ id: "dev-1", capabilities: ["python"] }] });
-    const s = run(
-      night(["GH-1"], { config }),
-      [{ type: "assign-requested", request: { task_id: "GH-1" } }],
-      0,
-      config,
-    ).state;
+    const { config, state: s } = soloNight();
     const err = refusal(() =>
       step(s, { type: "reassign-requested", task_id: "GH-1", reason: "x" }, env(0, config)),
     );
@@ -514,15 +521,7 @@ describe("found by the property test", () => {
   it("a task at human review stays there when reviewed again (it would take a slot its agent gave up)", () => {
     let s = inReview();
     s = run(s, [review(s, "GH-1")]).state;
-    s = run(s, [
-      {
-        type: "merge-refused",
-        task_id: "GH-1",
-        pr: { number: 7, head_sha: SHA, base_ref: "main" },
-        reason: "approvals",
-        error: "Review required",
-      },
-    ]).state;
+    s = run(s, [mergeRefused("approvals", "Review required")]).state;
     expect(s.tasks["GH-1"]!.status).toBe("human-review");
     const again = run(s, [review(s, "GH-1")]);
     expect(again.last.result.result.decision).toBe("human_review");
@@ -563,14 +562,6 @@ describe("found by the property test", () => {
 });
 
 describe("found by review: late merge outcomes and second approvals", () => {
-  const refused = (reason: "conflict" | "failed") =>
-    ({
-      type: "merge-refused",
-      task_id: "GH-1",
-      pr: { number: 7, head_sha: SHA, base_ref: "main" },
-      reason,
-      error: reason,
-    }) as const;
   const inMergeRelease = () => {
     const s = inReview();
     return run(s, [review(s, "GH-1")]).state;
@@ -578,9 +569,9 @@ describe("found by review: late merge outcomes and second approvals", () => {
 
   it("a late refusal (a reconciliation racing the review) leaves a blocked task blocked", () => {
     let s = inMergeRelease();
-    s = run(s, [refused("conflict")]).state;
+    s = run(s, [mergeRefused("conflict")]).state;
     expect(s.tasks["GH-1"]).toMatchObject({ status: "blocked" });
-    expect(refusal(() => step(s, refused("failed"), env(1))).code).toBe("TASK_CHANGED");
+    expect(refusal(() => step(s, mergeRefused("failed"), env(1))).code).toBe("TASK_CHANGED");
   });
 
   it("a late refusal never reopens a merged task", () => {
@@ -595,7 +586,7 @@ describe("found by review: late merge outcomes and second approvals", () => {
         method: "squash",
       },
     ]).state;
-    expect(refusal(() => step(s, refused("failed"), env(1))).code).toBe("TASK_CHANGED");
+    expect(refusal(() => step(s, mergeRefused("failed"), env(1))).code).toBe("TASK_CHANGED");
   });
 
   it("an approved task reviewed again at the same head gets no second APPROVE and no second merge", () => {

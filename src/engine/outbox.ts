@@ -1,6 +1,6 @@
 import { errorMessage, isEoaError } from "../errors.js";
 import { PROCESS_ID, processGone } from "../owner.js";
-import { retryable, type EffectOutcome } from "../protocol/machine/index.js";
+import { retryable, supersede, type EffectOutcome } from "../protocol/machine/index.js";
 import { plain } from "../state/records.js";
 import type { EffectRecord, State } from "../state/schema.js";
 import { perform } from "./perform.js";
@@ -129,11 +129,7 @@ export class Outbox {
           // Labels are level-triggered: one sync per task brings them up to date.
           if (e.kind === "labels") {
             if (seenLabels.has(e.payload.task_id)) {
-              e.status = "done";
-              e.done_at = now.toISOString();
-              e.result = { superseded: true };
-              delete e.claimed_by;
-              delete e.claimed_at;
+              supersede(e, now);
               continue;
             }
             seenLabels.add(e.payload.task_id);

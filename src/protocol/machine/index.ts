@@ -155,7 +155,7 @@ export type { DispatchOutcome } from "./dispatch.js";
 export type { EscalateInput, EscalateOutcome, ResolveOutcome } from "./escalation.js";
 export type { OfflineOutcome } from "./offline.js";
 export type { InstructionsOutcome, ReassignOutcome } from "./instruct.js";
-export { MAX_EFFECT_ATTEMPTS, retryable, type EffectOutcome } from "./outbox.js";
+export { MAX_EFFECT_ATTEMPTS, retryable, supersede, type EffectOutcome } from "./outbox.js";
 export {
   reviewKey,
   type MergeRefusal,

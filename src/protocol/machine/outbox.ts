@@ -61,6 +61,18 @@ export function effectsSettled(s: Step, outcomes: readonly EffectOutcome[]): voi
   pruneOutbox(draft);
 }
 
+/**
+ * Labels are level-triggered: of several pending syncs of one task, one brings them up to date and
+ * the others are done without being made.
+ */
+export function supersede(e: Draft<EffectRecord>, at: Date): void {
+  e.status = "done";
+  e.done_at = at.toISOString();
+  e.result = { superseded: true };
+  delete e.claimed_by;
+  delete e.claimed_at;
+}
+
 /** Rule 8: an undelivered escalation is retried every cycle while it is open, however long the outage. */
 export function retryable(state: Readonly<State>, e: EffectRecord): boolean {
   if (e.status === "done" || e.refused) return false;

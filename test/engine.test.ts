@@ -1100,11 +1100,7 @@ describe("hostile text on the way out", () => {
 
 describe("merges and retries racing (found by review)", () => {
   it("an approval without a merge, after an earlier merge failed, keeps waiting for a person", async () => {
-    await setup();
-    await startSession([{ task_id: "T-1", title: "First" }]);
-    await assign({ task_id: "T-1", agent: "dev-agent-1" });
-    const sha = "7".repeat(40);
-    e().github.addPull({ number: 7, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
+    const sha = await t1WithPull(7, "7");
     const now = e().clock.now();
     // An older head's auto-merge failed; review_pr {merge: false} then approved the new head.
     await e().rt.store.transact((d) => {
@@ -1123,11 +1119,7 @@ describe("merges and retries racing (found by review)", () => {
   });
 
   it("a retry pass never takes the effects a call has just committed and is about to make", async () => {
-    await setup();
-    await startSession([{ task_id: "T-1", title: "First" }]);
-    await assign({ task_id: "T-1", agent: "dev-agent-1" });
-    const sha = "8".repeat(40);
-    e().github.addPull({ number: 8, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
+    const sha = await t1WithPull(8, "8");
     await e().rt.store.transact((d) => {
       Object.assign(d.tasks["T-1"]!, {
         status: "ai-review",
@@ -1248,11 +1240,7 @@ describe("a merge decided before a crash", () => {
   });
 
   it("a merge GitHub refused while nobody was looking sends the task back to review", async () => {
-    await setup();
-    await startSession([{ task_id: "T-1", title: "First" }]);
-    await assign({ task_id: "T-1", agent: "dev-agent-1" });
-    const sha = "7".repeat(40);
-    e().github.addPull({ number: 7, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
+    const sha = await t1WithPull(7, "7");
     const now = e().clock.now();
     await e().rt.store.transact((d) => {
       Object.assign(d.tasks["T-1"]!, {
@@ -1273,6 +1261,16 @@ describe("a merge decided before a crash", () => {
     expect((await state()).tasks["T-1"]).toMatchObject({ status: "ai-review" });
   });
 });
+
+/** A session with T-1 held by dev-agent-1 and its PR open on GitHub; the PR's head sha. */
+async function t1WithPull(number: number, shaDigit: string): Promise<string> {
+  await setup();
+  await startSession([{ task_id: "T-1", title: "First" }]);
+  await assign({ task_id: "T-1", agent: "dev-agent-1" });
+  const sha = shaDigit.repeat(40);
+  e().github.addPull({ number, title: "T-1: work", headSha: sha, headRef: "feature/t1" });
+  return sha;
+}
 
 /** A merge effect as the outbox records it: what a crash or an earlier review left behind. */
 function mergeEffect(

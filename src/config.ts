@@ -38,6 +38,8 @@ export const ConfigSchema = z.strictObject({
   rosterFile: z.string().min(1).optional(),
   limits: z
     .strictObject({
+      /** A poll cycle counts (heartbeats, ack deadlines, CI polls) at most once per interval. */
+      poll_interval_seconds: int(1, 3600, 300),
       heartbeat_missed_threshold: int(1, 100, 3),
       ci_poll_attempts: int(1, 100, 5),
       max_concurrent_tasks: int(1, 50, 3),

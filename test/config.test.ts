@@ -48,6 +48,7 @@ describe("loadConfig layering: defaults ← file ← environment ← flags", () 
     expect(cfg.github).toMatchObject({ apiUrl: "https://api.github.com" });
     expect(cfg.github.repo).toBeUndefined();
     expect(cfg.limits).toEqual({
+      poll_interval_seconds: 300,
       heartbeat_missed_threshold: 3,
       ci_poll_attempts: 5,
       max_concurrent_tasks: 3,

@@ -8,7 +8,7 @@ import type { EnvironmentOptions, NightEnvironment } from "../src/sim/environmen
 import type { InjectedMessage, StoredMessage } from "../src/sim/aimaestro-server.js";
 import type { EffectOf, EscalationRecord, State, TaskRecord } from "../src/state/schema.js";
 import { stateBytes } from "./fixtures/state-files.js";
-import { callTool, connectedNight, failure, okResult } from "./fixtures/tool-calls.js";
+import { callTool, connectedNight, failure, okResult, POLL_SECONDS } from "./fixtures/tool-calls.js";
 import { ACTIONS_DUE_LIMIT, actionsDue } from "../src/engine/actions-due.js";
 import { emptyState } from "../src/state/schema.js";
 
@@ -96,7 +96,11 @@ const ok = <T>(name: string, args: Record<string, unknown> = {}) => okResult<T>(
 const fails = async (name: string, args: Record<string, unknown> = {}) =>
   (await failure(client, name, args)).error;
 
-const cycle = (args: Record<string, unknown> = {}) => ok<CycleOut>("check_messages", args);
+/** A poll interval passes, then the orchestrator checks its messages: a counted cycle. */
+const cycle = (args: Record<string, unknown> = {}) => {
+  e().clock.advance(POLL_SECONDS / 60);
+  return ok<CycleOut>("check_messages", args);
+};
 const assign = (args: Record<string, unknown>) => ok<AssignOut>("assign_task", args);
 
 type TaskSpec = string | { task_id: string; title: string; [k: string]: unknown };
@@ -440,7 +444,7 @@ describe("acknowledgement (rule 3)", () => {
     await setup();
     await startSession(inline("T-1"));
     await assign({ task_id: "T-1" });
-    e().clock.advance(3);
+    e().clock.advance(3 - POLL_SECONDS / 60);
     say("dev-agent-1", "[ACK] T-1 - RECEIVED");
     const c = await cycle();
     expect(c.read).toEqual([expect.objectContaining({ kind: "ack", task_id: "T-1", outcome: "applied" })]);
@@ -468,6 +472,28 @@ describe("acknowledgement (rule 3)", () => {
 });
 
 describe("offline agents (rules 4 and 5)", () => {
+  it("ten check_messages within one poll interval count one cycle: nobody goes offline for quick calls", async () => {
+    await setup({ config: { limits: { poll_interval_seconds: 300 } } });
+    await startSession(inline("T-1"));
+    await assign({ task_id: "T-1", agent: "dev-agent-1" });
+    e().aimaestro.setOnline("dev-agent-1", false);
+    const journal = () => readFile(join(e().stateDir, "state.journal"), "utf8").catch(() => "");
+    let quiet = "";
+    for (let i = 0; i < 10; i++) {
+      const c = await ok<CycleOut>("check_messages");
+      if (i === 1) quiet = await journal();
+      expect(c.changes).toEqual([]);
+      e().clock.advance(0.25);
+    }
+    // After the first (counted) cycle, the calls in between wrote nothing at all.
+    expect(await journal()).toBe(quiet);
+    expect((await state()).agents["dev-agent-1"]).toMatchObject({
+      availability: "active",
+      missed_heartbeats: 1,
+    });
+    expect(await task("T-1")).toMatchObject({ assignee: "dev-agent-1", assignment_epoch: 1 });
+  });
+
   it("an agent silent for three cycles goes offline and its tasks move to its backup", async () => {
     await setup();
     await startSession(inline("T-1", "T-2"));

@@ -126,7 +126,11 @@ async function failsOn(c: Client, name: string, args: Record<string, unknown> = 
 
 const ok = <T>(name: string, args: Record<string, unknown> = {}) => okResult<T>(client, name, args);
 const fails = (name: string, args: Record<string, unknown> = {}) => failsOn(client, name, args);
-const cycle = (c: Client = client) => okResult<CycleOut>(c, "check_messages", {});
+/** A poll interval passes, then the orchestrator checks its messages: a counted cycle. */
+const cycle = (c: Client = client) => {
+  e().clock.advance(e().config.limits.poll_interval_seconds / 60);
+  return okResult<CycleOut>(c, "check_messages", {});
+};
 const assign = (args: Record<string, unknown>, c: Client = client) =>
   okResult<AssignOut>(c, "assign_task", args);
 
@@ -784,8 +788,10 @@ describe("GitHub faults during review_pr", () => {
     const got = ghStatuses("GET", checks);
     const err = await fails("review_pr", { pr_number: 147, spec_assessment: ASSESS_OK });
     expect(err.code).toBe("GITHUB_RATE_LIMITED");
-    expect(err.message).toContain(RESET_AT);
-    expect(err.next_step).toContain(RESET_AT);
+    // The stand-in's limit resets an hour after its clock's now (the night's cycles moved it on).
+    const resetAt = new Date(e().clock.now().getTime() + 3_600_000).toISOString();
+    expect(err.message).toContain(resetAt);
+    expect(err.next_step).toContain(resetAt);
     expect(got()).toEqual([403]);
     expect(await worktreeEntries(e())).toEqual([]);
     expect(await gitWorktrees(e())).toEqual([]);

@@ -235,6 +235,26 @@ describe("rule 3 with no other agent", () => {
 });
 
 describe("rules 4-5: heartbeats and offline agents", () => {
+  it("ten cycles within one poll interval count once: no agent goes offline for quick calls", () => {
+    let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    s = run(s, [cycle([msg("dev-1", { kind: "ack", task_id: "GH-1" })])]).state;
+    const before = s.cycle.count;
+    for (let i = 1; i <= 10; i++) s = run(s, [cycle([], ["dev-2"])], 1 + i * 0.05).state;
+    expect(s.cycle.count).toBe(before + 1);
+    expect(s.agents["dev-1"]).toMatchObject({ availability: "active", missed_heartbeats: 1 });
+    // An uncounted cycle with nothing new changes nothing at all.
+    const quiet = run(s, [cycle([], ["dev-2"])], 1.9);
+    expect(quiet.state).toBe(s);
+  });
+
+  it("records a gap when no cycle ran for more than two intervals", () => {
+    let s = run(night(), [cycle([], ["dev-1", "dev-2"])], 1).state;
+    s = run(s, [cycle([], ["dev-1", "dev-2"])], 2).state;
+    expect(s.cycle.gaps ?? []).toEqual([]);
+    s = run(s, [cycle([], ["dev-1", "dev-2"])], 480).state;
+    expect(s.cycle.gaps).toEqual([{ from: "2026-01-05T22:02:00.000Z", to: "2026-01-06T06:00:00.000Z" }]);
+  });
+
   it("takes an agent offline after the threshold of missed cycles and hands its task to its backup", () => {
     let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
     s = run(s, [cycle([msg("dev-1", { kind: "ack", task_id: "GH-1" })])]).state;
@@ -348,16 +368,25 @@ describe("rule 6: review", () => {
     expect(s.incidents.at(-1)!.resolution).toBe("re-run passed");
   });
 
-  it("CI pending: counted per review, blocked as CI blocked past ci_poll_attempts", () => {
+  it("CI pending: counted once per poll interval, blocked as CI blocked past ci_poll_attempts", () => {
     let s = inReview();
     const pending = [{ id: 1, name: "test", status: "in_progress", conclusion: null }];
-    for (let i = 0; i < 5; i++) s = run(s, [review(s, "GH-1", { checks: pending })]).state;
+    for (let i = 0; i < 5; i++) s = run(s, [review(s, "GH-1", { checks: pending })], i).state;
     expect(s.tasks["GH-1"]).toMatchObject({ status: "ai-review", ci_polls: 5 });
-    s = run(s, [review(s, "GH-1", { checks: pending })]).state;
+    s = run(s, [review(s, "GH-1", { checks: pending })], 5).state;
     expect(s.tasks["GH-1"]).toMatchObject({
       status: "blocked",
       blocked_reason: expect.stringMatching(/CI blocked/),
     });
+  });
+
+  it("ten reviews of a pending PR within one poll interval count one CI poll and never block it", () => {
+    let s = inReview();
+    const pending = [{ id: 1, name: "test", status: "in_progress", conclusion: null }];
+    for (let i = 0; i < 10; i++) s = run(s, [review(s, "GH-1", { checks: pending })], i * 0.09).state;
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "ai-review", ci_polls: 1 });
+    s = run(s, [review(s, "GH-1", { checks: pending })], 1).state;
+    expect(s.tasks["GH-1"]!.ci_polls).toBe(2);
   });
 
   it("code findings go back to the agent as a fix request naming them", () => {

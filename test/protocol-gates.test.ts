@@ -290,6 +290,7 @@ describe("decideReview", () => {
       effort: "m",
       merge: true,
       counters: { fix_rounds: 0, ci_polls: 0, ci_failures: 0 },
+      ciPollCounts: true,
       limits: { max_fix_rounds: 5, ci_poll_attempts: 5, max_retry_attempts: 3 },
       ...over,
     };
@@ -384,6 +385,13 @@ describe("decideReview", () => {
     const r = decideReview(d({ ci: { state: "pending", failed: [] }, ...counters({ ci_polls }) }));
     expect(r).toMatchObject({ decision, gate2: "pending", findings: [] });
     if (decision === "ci_blocked") expect(r.reason).toMatch(/CI blocked/);
+  });
+
+  it("a poll within the same interval counts nothing: never CI blocked by calling again", () => {
+    const r = decideReview(
+      d({ ci: { state: "pending", failed: [] }, ...counters({ ci_polls: 5 }), ciPollCounts: false }),
+    );
+    expect(r.decision).toBe("ci_pending");
   });
 
   it("waits on GitHub's mergeability computation like on pending CI", () => {

@@ -466,7 +466,10 @@ describe("review_pr: CI", () => {
     const n = await night();
     await openPr(n, { checks: [{ name: "build", status: "in_progress" }] });
     const decisions: string[] = [];
-    for (let i = 0; i < 6; i++) decisions.push((await n.review({ pr_number: 147 })).decision);
+    for (let i = 0; i < 6; i++) {
+      decisions.push((await n.review({ pr_number: 147 })).decision);
+      n.env.clock.advance(n.env.config.limits.poll_interval_seconds / 60); // one CI poll per interval
+    }
     expect(decisions).toEqual([...Array(5).fill("ci_pending"), "ci_blocked"]);
     const t = await n.task("GH-101");
     expect(t).toMatchObject({ status: "blocked", ci_polls: 6, previous_status: "ai-review" });
@@ -474,6 +477,15 @@ describe("review_pr: CI", () => {
     expect(statusLabels(n.env, 101)).toContain("status:blocked");
     expect(n.env.github.reruns()).toHaveLength(0);
     expect(mergeCalls(n.env)).toHaveLength(0);
+  });
+});
+
+describe("review_pr: time, not calls", () => {
+  it("ten reviews of a pending PR within one poll interval never block it", async () => {
+    const n = await night();
+    await openPr(n, { checks: [{ name: "build", status: "in_progress" }] });
+    for (let i = 0; i < 10; i++) expect((await n.review({ pr_number: 147 })).decision).toBe("ci_pending");
+    expect(await n.task("GH-101")).toMatchObject({ status: "ai-review", ci_polls: 1 });
   });
 });
 

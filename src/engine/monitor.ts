@@ -53,9 +53,12 @@ export async function checkMessages(
   const me = rt.config.orchestrator;
 
   let inbox: InboxEntry[] = [];
+  let unread: number | null = null;
   let inboxRead = true;
   try {
-    inbox = (await rt.aimaestro.listUnread(me, 0)).slice().reverse().slice(0, limit); // oldest first
+    const all = await rt.aimaestro.listUnread(me, 0);
+    inbox = all.slice().reverse().slice(0, limit); // oldest first
+    unread = all.length;
   } catch (err) {
     inboxRead = false;
     warnings.push(`inbox not read (no heartbeat or ack deadline judged this cycle): ${errorMessage(err)}`);
@@ -94,6 +97,7 @@ export async function checkMessages(
     messages: fetched.map(({ entry: _entry, ...m }) => m),
     online,
     inbox_read: inboxRead,
+    unread: unread === null ? null : unread - fetched.length,
   });
   const changes = [...cycle.changes];
   const byId = new Map(fetched.map((f) => [f.id, f]));

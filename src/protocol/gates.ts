@@ -228,6 +228,8 @@ export interface DecisionInput {
   effort?: Effort | undefined;
   merge: boolean;
   counters: { fix_rounds: number; ci_polls: number; ci_failures: number };
+  /** A CI poll counts at most once per poll interval: calls in between count nothing. */
+  ciPollCounts: boolean;
   limits: { max_fix_rounds: number; ci_poll_attempts: number; max_retry_attempts: number };
 }
 
@@ -332,12 +334,13 @@ export function decideReview(i: DecisionInput): DecisionResult {
     };
   }
   if (i.ci.state === "pending" || i.mergeableUnknown) {
-    if (i.counters.ci_polls + 1 > i.limits.ci_poll_attempts) {
+    const polls = i.counters.ci_polls + (i.ciPollCounts ? 1 : 0);
+    if (polls > i.limits.ci_poll_attempts) {
       return {
         ...base,
         decision: "ci_blocked",
         findings: [],
-        reason: `CI still pending after ${i.counters.ci_polls + 1} polls (max ${i.limits.ci_poll_attempts}): CI blocked`,
+        reason: `CI still pending after ${polls} polls (max ${i.limits.ci_poll_attempts}): CI blocked`,
       };
     }
     return {
@@ -346,7 +349,7 @@ export function decideReview(i: DecisionInput): DecisionResult {
       findings: [],
       reason:
         i.ci.state === "pending"
-          ? `CI pending (poll ${i.counters.ci_polls + 1} of ${i.limits.ci_poll_attempts})`
+          ? `CI pending (poll ${Math.max(polls, 1)} of ${i.limits.ci_poll_attempts}${i.ciPollCounts ? "" : ", counted once per poll interval"})`
           : "GitHub is still computing mergeability",
     };
   }

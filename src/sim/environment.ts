@@ -141,6 +141,8 @@ export async function createSurroundings(opts: EnvironmentOptions = {}): Promise
       git: { remote },
       roster: agents,
       review: { commands: { test: "sh tests/run.sh", lint: "sh lint.sh" }, command_timeout_minutes: 2 },
+      // The rehearsal's night runs in minutes: a poll cycle counts once a minute of its clock.
+      limits: { poll_interval_seconds: 60 },
     },
     // Merged key by key, so that e.g. { github: { project: 1 } } keeps the stand-in's URL.
     opts.config ?? {},

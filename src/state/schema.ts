@@ -107,6 +107,8 @@ export interface TaskRecord {
   /** The PR head the CI counters below belong to. */
   review_head?: string;
   ci_polls: number;
+  /** When the last CI poll was counted: one counts per poll interval, however often review_pr runs. */
+  ci_polled_at?: string;
   ci_failures: number;
   /** The merge effect of the approval that put the task in merge-release (none: a person merges). */
   merge_effect?: string;
@@ -333,6 +335,11 @@ export interface IdempotencyRecord {
   result?: unknown;
 }
 
+export interface PollGap {
+  from: string;
+  to: string;
+}
+
 export interface State {
   version: number;
   /** Which lines of the journal (state.journal) apply to this document: those of the same generation. */
@@ -351,8 +358,12 @@ export interface State {
   idempotency: Record<string, IdempotencyRecord>;
   /** Reviews under way, by PR number. */
   review_claims: Record<string, ReviewClaim>;
-  /** Poll cycles run so far; heartbeats are counted per cycle. */
-  cycle: { count: number; last_at?: string };
+  /**
+   * Counted poll cycles (at most one per poll interval; heartbeats and ack deadlines are judged in
+   * them), when the last one ran, the gaps of more than two intervals between two of them (the
+   * last 50), and the messages left unread in the inbox after the last cycle.
+   */
+  cycle: { count: number; last_at?: string; gaps?: PollGap[]; unread?: number };
 }
 
 export function emptyState(): State {

@@ -30,6 +30,8 @@ export interface PollCycleEvidence {
   online: ReadonlySet<string> | null;
   /** The inbox was read: without it no heartbeat or ack deadline is judged blind. */
   inbox_read: boolean;
+  /** Messages still unread in the inbox after this cycle (beyond the limit, unreadable); null: unknown. */
+  unread?: number | null | undefined;
 }
 
 export interface AppliedMessage {
@@ -40,6 +42,8 @@ export interface AppliedMessage {
 
 export interface CycleOutcome {
   count: number;
+  /** Whether this cycle counted (heartbeats, ack deadlines): at most one per poll interval. */
+  counted: boolean;
   applied: AppliedMessage[];
   offline: OfflineOutcome[];
   changes: string[];
@@ -60,11 +64,12 @@ export function pollCycle(s: Step, e: PollCycleEvidence): CycleOutcome {
     applied.push({ id: m.id, outcome: a.outcome, note: a.note });
     if (a.outcome === "applied") changes.push(`${m.id}: ${a.note}`);
   }
-  draft.cycle.count += 1;
-  draft.cycle.last_at = now.toISOString();
+  if (e.unread !== undefined && e.unread !== null && draft.cycle.unread !== e.unread)
+    draft.cycle.unread = e.unread;
+  const counted = countCycle(s);
   const offline: OfflineOutcome[] = [];
   const leaving: Array<{ id: string; missed: number }> = [];
-  if (e.online && e.inbox_read) {
+  if (counted && e.online && e.inbox_read) {
     for (const agent of Object.values(draft.agents)) {
       const v = heartbeatVerdict(
         {
@@ -76,7 +81,7 @@ export function pollCycle(s: Step, e: PollCycleEvidence): CycleOutcome {
         config.limits.heartbeat_missed_threshold,
       );
       if (v.missed !== agent.missed_heartbeats) agent.missed_heartbeats = v.missed;
-      if (v.missed === 0) agent.last_seen = now.toISOString();
+      if (v.missed === 0) agent.last_seen = now.toISOString(); // once per interval at most
       if (v.comesBack) {
         agentBack(s, agent.id, senders.has(agent.id) ? "sent a message" : "online in AI Maestro");
         changes.push(`${agent.id} is back online`);
@@ -93,11 +98,34 @@ export function pollCycle(s: Step, e: PollCycleEvidence): CycleOutcome {
     changes.push(describeOffline(out));
   }
   // The ack may be in the inbox that could not be read: no deadline is judged blind.
-  if (e.inbox_read) ackChecks(s, changes);
+  if (counted && e.inbox_read) ackChecks(s, changes);
   for (const o of autoDispatch(s)) {
     if (o.status === "dispatched") changes.push(`dispatched ${o.task_id} to ${o.agent}`);
   }
-  return { count: draft.cycle.count, applied, offline, changes };
+  return { count: draft.cycle.count, counted, applied, offline, changes };
+}
+
+/** Most poll cycles recorded as gaps (the report names each). */
+const MAX_GAPS = 50;
+
+/**
+ * Rule 4: a cycle counts at most once per poll interval, however often it is asked for, so that quick
+ * calls never take an agent offline. A counted cycle more than two intervals after the last one
+ * records the gap: nobody looked in between.
+ */
+function countCycle(s: Step): boolean {
+  const { draft, now, config } = s;
+  const interval = config.limits.poll_interval_seconds * 1000;
+  const last = draft.cycle.last_at;
+  if (last && now.getTime() - new Date(last).getTime() < interval) return false;
+  if (last && now.getTime() - new Date(last).getTime() > 2 * interval) {
+    const gaps = (draft.cycle.gaps ??= []);
+    gaps.push({ from: last, to: now.toISOString() });
+    if (gaps.length > MAX_GAPS) gaps.splice(0, gaps.length - MAX_GAPS);
+  }
+  draft.cycle.count += 1;
+  draft.cycle.last_at = now.toISOString();
+  return true;
 }
 
 interface Applied {

@@ -102,6 +102,7 @@ export function reviewJudged(s: Step, e: ReviewEvidence): ReviewApplied {
     effort: t.effort,
     merge: e.merge ?? config.review.auto_merge,
     counters: countersForHead(t, pr.head_sha),
+    ciPollCounts: ciPollCounts(t, pr.head_sha, now, config.limits.poll_interval_seconds),
     limits: config.limits,
   });
   // Handed to a person, who merges it: its agent took other work meanwhile (rule 1's limit), so a
@@ -292,7 +293,10 @@ function applyDecision(
       };
     case "ci_pending":
     case "mergeability_pending":
-      t.ci_polls += 1;
+      if (ciPollCounts(t, pr.head_sha, s.now, config.limits.poll_interval_seconds)) {
+        t.ci_polls += 1;
+        t.ci_polled_at = s.now.toISOString();
+      }
       toReview();
       return none;
     case "ci_blocked":
@@ -580,4 +584,10 @@ export function mergeRefused(s: Step, e: MergeRefused): MergeRefusedOutcome {
       };
     }
   }
+}
+
+/** Rule 6: a CI poll counts once per poll interval (the seed's wait is time, not calls). */
+function ciPollCounts(t: Draft<TaskRecord>, head: string, now: Date, intervalSeconds: number): boolean {
+  if (t.review_head !== head || t.ci_polls === 0 || !t.ci_polled_at) return true;
+  return now.getTime() - new Date(t.ci_polled_at).getTime() >= intervalSeconds * 1000;
 }

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { CONFIG_FLAGS, ConfigError, loadConfig, secretsOf } from "./config.js";
+import { CONFIG_FLAGS, type Config, ConfigError, loadConfig, secretsOf } from "./config.js";
 import { buildClients, buildRuntime, closeRuntime, prepareRuntime, recover } from "./deps.js";
+import { type Night, startNight } from "./engine/night.js";
 import { EoaError, errorMessage, isEoaError } from "./errors.js";
 import { redactSecrets } from "./protocol/secrets.js";
 import { emptyState } from "./state/schema.js";
@@ -19,7 +20,9 @@ const USAGE = `eoa-mcp ${VERSION}: MCP server for autonomous operation of develo
 
 Usage:
   eoa-mcp [options]              serve MCP on stdio (what Claude Code / Claude Desktop run)
-  eoa-mcp --http [--port N]      serve Streamable HTTP on 127.0.0.1 (needs EOA_HTTP_TOKEN)
+  eoa-mcp serve [--port N]       the daemon for unattended nights: Streamable HTTP on 127.0.0.1 (needs
+                                 EOA_HTTP_TOKEN), running the night's poll cycles with no client attached
+  eoa-mcp --http [--port N]      the same as serve
   eoa-mcp simulate [faults]      rehearse a whole night against local stand-ins (see: eoa-mcp simulate --help)
   eoa-mcp sandbox [--speed N]    start that rehearsal world alone for a real client to drive (until Ctrl-C)
   eoa-mcp preflight [options]    print the Prerequisites Checklist and exit (1 when an item fails)
@@ -38,7 +41,7 @@ Options:
 
 stdout carries only the MCP protocol; logs go to stderr (EOA_LOG_LEVEL=debug|info|warning|error).`;
 
-const COMMANDS = new Set(["serve", "preflight", "report"]);
+const COMMANDS = new Set(["stdio", "serve", "preflight", "report"]);
 
 // undici parses HTTP with WebAssembly (llhttp). V8's optimising tier recompiles it in the background
 // a few seconds after the first request, and that compilation alone lifted a server's peak memory
@@ -75,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`); // stdout-ok
     return 0;
   }
-  const command = parsed.positionals[0] ?? "serve";
+  const command = parsed.positionals[0] ?? "stdio";
   if (!COMMANDS.has(command) || parsed.positionals.length > 1) {
     process.stderr.write(`unknown command: ${parsed.positionals.join(" ")}\n\n${USAGE}\n`);
     return 2;
@@ -121,17 +124,25 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const rt = await buildRuntime(config, { logSinks: sinks, ...clockOpts, deferPrepare: !parsed.values.http });
+  const daemon = command === "serve" || !!parsed.values.http;
+  const rt = await buildRuntime(config, { logSinks: sinks, ...clockOpts, deferPrepare: !daemon });
   let closing = false;
-  if (parsed.values.http) {
+  if (daemon) {
     const { serveHttp } = await import("./http.js");
-    const http = await serveHttp(rt, { port: config.http.port, logSinks: sinks });
+    const http = await serveHttp(rt, { port: config.http.port, logSinks: sinks }).catch(
+      async (err: unknown) => {
+        await closeRuntime(rt);
+        throw err;
+      },
+    );
     void recover(rt);
+    const night = startNight(rt, nightTick(config, clockFile));
     rt.logger.info("serving MCP over Streamable HTTP", { url: http.url });
     process.stderr.write(`eoa-mcp: listening on ${http.url}\n`);
     const stop = async () => {
       if (closing) return;
       closing = true;
+      await night.stop();
       await http.close();
       await closeRuntime(rt);
       process.exit(0);
@@ -145,9 +156,14 @@ async function main(argv: string[]): Promise<number> {
   // client's `initialized` starts it); start-up recovery follows it. A state that cannot be read
   // ends the process, as it would have before the answer.
   let preparing: Promise<void> | undefined;
+  let night: Night | undefined;
   const ready = () =>
     (preparing ??= prepareRuntime(rt).then(
-      () => void recover(rt),
+      () => {
+        void recover(rt);
+        // The night goes on between tool calls (and with none): rule 4.
+        night = startNight(rt, nightTick(config, clockFile));
+      },
       (err: unknown) => {
         process.stderr.write(`eoa-mcp: ${isEoaError(err) ? `${err.code}: ` : ""}${errorMessage(err)}\n`);
         process.exit(2);
@@ -159,6 +175,7 @@ async function main(argv: string[]): Promise<number> {
     if (closing) return;
     closing = true;
     rt.logger.info("shutting down", { why });
+    await night?.stop();
     await eoa.close().catch(() => undefined);
     await closeRuntime(rt);
     process.exit(0);
@@ -212,3 +229,12 @@ main(process.argv.slice(2)).then(
     process.exitCode = 2;
   },
 );
+
+/**
+ * How often the night looks whether a cycle is due: a quarter interval, at most a second; a
+ * rehearsal's clock jumps, so it looks often.
+ */
+function nightTick(config: Config, clockFile: string | undefined): { tickMs: number } {
+  if (clockFile) return { tickMs: 50 };
+  return { tickMs: Math.min(1000, (config.limits.poll_interval_seconds * 1000) / 4) };
+}

@@ -5,6 +5,7 @@ import {
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+import { AttentionTracker, channelEvent } from "./engine/attention.js";
 import { Runtime, type RuntimeDeps } from "./engine/runtime.js";
 import type { LogLevel, LogSink } from "./log.js";
 import { prompts, SERVER_INSTRUCTIONS } from "./prompts/index.js";
@@ -38,7 +39,11 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
   const rt = deps instanceof Runtime ? deps : new Runtime(deps);
   const server = new McpServer(
     { name: "eoa-mcp", title: "EOA autonomous operation", version: VERSION },
-    { capabilities: { logging: {} }, instructions: SERVER_INSTRUCTIONS },
+    {
+      // Claude Code channels: events that need the model arrive in its session (issue 11).
+      capabilities: { logging: {}, experimental: { "claude/channel": {} } },
+      instructions: SERVER_INSTRUCTIONS,
+    },
   );
 
   const ready = opts.ready ?? (() => Promise.resolve());
@@ -95,6 +100,33 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
   const onExtra = (uri: string) => notify(uri);
   rt.extraUpdates.add(onExtra);
 
+  // What needs the model is pushed as it happens, whichever process's cycle caused it: the store
+  // is watched for other processes' writes while a client is connected.
+  let tracker: AttentionTracker | undefined;
+  let unwatchAttention: (() => void) | undefined;
+  const offAttention = rt.store.onChange((_change, state) => {
+    if (!tracker || !server.isConnected()) return;
+    for (const e of tracker.news(state)) {
+      server.server
+        .notification({
+          method: "notifications/claude/channel",
+          params: channelEvent(e, (t) => rt.redact(t)),
+        })
+        .catch(() => undefined);
+    }
+  });
+  const previousInitialized = server.server.oninitialized;
+  server.server.oninitialized = () => {
+    previousInitialized?.();
+    void ready()
+      .then(() => rt.store.read())
+      .then((state) => {
+        tracker = new AttentionTracker(state);
+        unwatchAttention = rt.store.watch(opts.externalPollMs ?? 1000);
+      })
+      .catch(() => undefined);
+  };
+
   const sink: LogSink = (level: LogLevel, logger: string, data: unknown) => {
     // Nothing may precede the initialize answer; getClientVersion is set by initialize.
     if (!server.isConnected() || !server.server.getClientVersion()) return;
@@ -107,6 +139,8 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
     rt,
     async close() {
       unwatch?.();
+      unwatchAttention?.();
+      offAttention();
       offChange();
       rt.extraUpdates.delete(onExtra);
       opts.logSinks?.delete(sink);

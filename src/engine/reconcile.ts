@@ -7,7 +7,8 @@ import type { Runtime } from "./runtime.js";
  * Finishes what a committed decision started when the process that made it is gone (docs/PROTOCOL.md,
  * Durability): a task left in `merge-release` whose PR GitHub shows merged is completed (done,
  * capacity freed, dependents and the next task dispatched); one whose own merge (the effect of the
- * approval that put it there) failed goes back to review. Runs at start-up and in every poll cycle;
+ * approval that put it there) failed goes back to review; one at human review whose PR a person
+ * merged is completed the same way. Runs at start-up and in every poll cycle;
  * the outbox has made (or looked up) any merge a dead process left pending before this runs. A PR
  * a review is working on right now (its claim is held) is that review's to finish.
  */
@@ -15,8 +16,12 @@ export async function reconcileMerges(rt: Runtime): Promise<string[]> {
   if (!rt.hasGithub) return [];
   const state = await rt.store.read();
   const now = rt.now();
+  // At human review a person merges on GitHub: the cycle sees it and the night goes on (dependents).
   const waiting = Object.values(state.tasks).filter(
-    (t) => t.status === "merge-release" && t.pr_number && !claimHeld(state, t.pr_number, now, rt.config),
+    (t) =>
+      (t.status === "merge-release" || t.status === "human-review") &&
+      t.pr_number &&
+      !claimHeld(state, t.pr_number, now, rt.config),
   );
   const done: string[] = [];
   for (const task of waiting) {
@@ -42,6 +47,7 @@ export async function reconcileMerges(rt: Runtime): Promise<string[]> {
           head_sha: sha,
           merge_sha: (merge?.result?.sha as string | undefined) ?? pr.mergeCommitSha,
           method: merge?.payload.method ?? rt.config.review.merge_method,
+          by_person: task.status === "human-review",
         });
         await rt.outbox.flush(out.effects);
         done.push(task.task_id);

@@ -364,6 +364,8 @@ export interface State {
    * last 50), and the messages left unread in the inbox after the last cycle.
    */
   cycle: { count: number; last_at?: string; gaps?: PollGap[]; unread?: number };
+  /** Which server process runs the night's cycles, until when (src/engine/night.ts). */
+  night_lease?: { holder: string; expires_at: string };
 }
 
 export function emptyState(): State {

@@ -432,6 +432,8 @@ export interface MergeObserved {
   /** The merge commit; null when GitHub did not say (merged by a person, or found merged later). */
   merge_sha: string | null;
   method: MergeMethod;
+  /** A person merged it on GitHub (a task at human review), not this server. */
+  by_person?: boolean | undefined;
 }
 
 /** After a merge: done, capacity freed, issue closed, next task and dependents dispatched. */
@@ -448,7 +450,9 @@ export function mergeObserved(s: Step, e: MergeObserved): { dispatched: string[]
   note(s, t, "merged", `PR #${e.pr_number}${e.merge_sha ? ` as ${e.merge_sha.slice(0, 12)}` : ""}`);
   const decision = decide(s, {
     action: "merge",
-    rule: "rule 6: both gates pass",
+    rule: e.by_person
+      ? "rule 6: at human review, a person merged the PR on GitHub"
+      : "rule 6: both gates pass",
     task_id: e.task_id,
     ...(t.assignee ? { agent: t.assignee } : {}),
     inputs: { pr_number: e.pr_number, head_sha: e.head_sha, method: e.method },

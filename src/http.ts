@@ -168,9 +168,11 @@ export async function serveHttp(
   app.get("/mcp", auth, sessionRequest);
   app.delete("/mcp", auth, sessionRequest);
 
+  // Express 5 hands a listen error to the callback (a port in use must not read as "listening").
   const listener: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(opts.port, "127.0.0.1", () => resolve(s));
-    s.on("error", reject);
+    const s = app.listen(opts.port, "127.0.0.1", (err?: Error) =>
+      err ? reject(listenError(err, opts.port)) : resolve(s),
+    );
   });
   const address = listener.address();
   const port = typeof address === "object" && address ? address.port : opts.port;
@@ -203,4 +205,20 @@ function unknownSession(res: Response): void {
     error: { code: -32001, message: "unknown or terminated MCP session: send initialize again" },
     id: null,
   });
+}
+
+function listenError(err: NodeJS.ErrnoException, port: number): Error {
+  if (err.code === "EADDRINUSE")
+    return new EoaError(
+      "HTTP_PORT_IN_USE",
+      `port ${port} is in use on 127.0.0.1`,
+      "stop the other server on that port (another eoa-mcp serve?), or set http.port in the config file or --port",
+    );
+  if (err.code === "EACCES")
+    return new EoaError(
+      "HTTP_PORT_DENIED",
+      `port ${port} on 127.0.0.1 may not be opened by this user`,
+      "use a port above 1023 (http.port or --port)",
+    );
+  return err;
 }

@@ -392,6 +392,44 @@ describe("write_report after a night driven through the tools", () => {
   });
 });
 
+describe("the report tells the truth about attention (issue 11)", () => {
+  it("names the last poll cycle, a night nobody looked, and the messages still unread", async () => {
+    const { env, client } = await setup();
+    const sessionId = await startSession(client, ["GH-101"]);
+    await ok(client, "assign_task", { task_id: "GH-101", agent: "dev-agent-1" });
+    env.clock.advance(10); // 22:10
+    await ok(client, "check_messages");
+    // Then nobody looks: a security report and a completion sit in the inbox until morning.
+    for (const text of ["[SECURITY] GH-101 SQL injection in the login query", "[DONE] GH-101 PR #147"])
+      env.aimaestro.inject({
+        from: "dev-agent-1",
+        to: "eoa-orchestrator",
+        subject: text,
+        content: { type: "message", message: text },
+      });
+    env.clock.advance(8 * 60); // 06:10
+    const md = (await ok(client, "write_report", { session_id: sessionId })).markdown as string;
+    const summary = sections(md).get("Summary")!;
+    expect(summary).toContain("- Last poll cycle: 2025-12-30 22:10");
+    expect(summary).toContain("- No poll between 2025-12-30 22:10 and 2025-12-31 06:10");
+    expect(summary).toContain("- Messages unread in the orchestrator's inbox now: 2");
+
+    // The hub unreachable: unknown, with why, and what the last cycle left.
+    await env.aimaestro.setFault({ down: true });
+    const later = (await ok(client, "write_report", { session_id: sessionId })).markdown as string;
+    expect(sections(later).get("Summary")).toMatch(
+      /Messages unread in the orchestrator's inbox now: unknown \(AI Maestro not reached: .*\); 0 left unread by the last poll cycle/,
+    );
+  });
+
+  it("says unknown when no poll cycle has run", async () => {
+    const { client } = await setup();
+    const sessionId = await startSession(client, ["GH-101"]);
+    const md = (await ok(client, "write_report", { session_id: sessionId })).markdown as string;
+    expect(sections(md).get("Summary")).toContain("- Last poll cycle: unknown (no poll cycle has run)");
+  });
+});
+
 describe("write_report for an earlier session", () => {
   it("leaves out what happened in the next session", async () => {
     const { env, client } = await setup();

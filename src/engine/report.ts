@@ -2,6 +2,7 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EoaError, errorMessage } from "../errors.js";
 import {
+  type Attention,
   renderReport,
   reportFigures,
   type ReportFigures,
@@ -94,6 +95,12 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
       d.task_id ? session.task_ids.includes(d.task_id) && d.at >= session.created_at : during(d.at),
     ),
     agents: Object.keys(state.agents),
+    attention: {
+      last_cycle_at: state.cycle.last_at ?? null,
+      interval_seconds: rt.config.limits.poll_interval_seconds,
+      gaps: (state.cycle.gaps ?? []).filter((g) => g.to >= session.created_at),
+      unread: await unreadNow(rt, state.cycle.unread ?? null),
+    },
   };
   // The file outlives the process: no secret may reach it, whatever the state holds.
   const markdown = rt.redact(renderReport(model));
@@ -123,4 +130,13 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
     session_complete: complete,
     warnings,
   };
+}
+
+/** The inbox counted as the report is written: a message nobody read is a fact the user must see. */
+async function unreadNow(rt: Runtime, atLastCycle: number | null): Promise<Attention["unread"]> {
+  try {
+    return { now: (await rt.aimaestro.listUnread(rt.config.orchestrator, 0)).length };
+  } catch (err) {
+    return { unknown: `AI Maestro not reached: ${errorMessage(err)}`, at_last_cycle: atLastCycle };
+  }
 }

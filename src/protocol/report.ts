@@ -2,6 +2,7 @@ import type {
   DecisionRecord,
   EscalationRecord,
   IncidentRecord,
+  PollGap,
   KanbanColumn,
   TaskRecord,
 } from "../state/schema.js";
@@ -37,6 +38,17 @@ export interface ReportModel {
   escalations: EscalationRecord[];
   decisions: DecisionRecord[];
   agents: string[];
+  attention: Attention;
+}
+
+/** When the server looked (issue 11): the facts behind "nothing happened" or "nothing was seen". */
+export interface Attention {
+  last_cycle_at: string | null;
+  interval_seconds: number;
+  /** Gaps of more than two intervals between counted cycles during the session. */
+  gaps: PollGap[];
+  /** The orchestrator's inbox as the report was written: unread messages, or why unknown. */
+  unread: { now: number } | { unknown: string; at_last_cycle: number | null };
 }
 
 export interface ReportFigures {
@@ -81,6 +93,7 @@ export function renderReport(m: ReportModel): string {
     `- PRs Merged: ${f.prs_merged}`,
     `- Issues Encountered: ${f.issues_encountered}`,
     `- Escalations: ${f.escalations}`,
+    ...attention(m),
     "",
     ...waitingForYou(m),
     "## Task Status",
@@ -127,6 +140,31 @@ export function renderReport(m: ReportModel): string {
   }
   if (timeline.length > 100) out.push(`- … ${timeline.length - 100} earlier entries in eoa://decisions`);
   return out.join("\n") + "\n";
+}
+
+/** The server's own looking: the last poll cycle, the gaps nobody looked, the messages left unread. */
+function attention(m: ReportModel): string[] {
+  const a = m.attention;
+  const interval = a.interval_seconds * 1000;
+  const out = [
+    a.last_cycle_at
+      ? `- Last poll cycle: ${short(a.last_cycle_at)} (every ${a.interval_seconds} s)`
+      : "- Last poll cycle: unknown (no poll cycle has run)",
+  ];
+  const gaps = [...a.gaps];
+  // Not looking right up to now is a gap too, though no cycle has recorded it yet.
+  if (a.last_cycle_at && m.generatedAt.getTime() - new Date(a.last_cycle_at).getTime() > 2 * interval)
+    gaps.push({ from: a.last_cycle_at, to: m.generatedAt.toISOString() });
+  for (const g of gaps) out.push(`- No poll between ${short(g.from)} and ${short(g.to)}`);
+  const u = a.unread;
+  out.push(
+    "now" in u
+      ? `- Messages unread in the orchestrator's inbox now: ${u.now}`
+      : `- Messages unread in the orchestrator's inbox now: unknown (${text(u.unknown)})${
+          u.at_last_cycle === null ? "" : `; ${u.at_last_cycle} left unread by the last poll cycle`
+        }`,
+  );
+  return out;
 }
 
 function taskSection(r: TaskRow): string[] {

@@ -1,6 +1,8 @@
 import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
-import { connect } from "node:net";
+import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -11,6 +13,7 @@ import { loadConfig } from "../src/config.js";
 import { isEoaError } from "../src/errors.js";
 import { serveHttp, type HttpHandle } from "../src/http.js";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import { readStateDir } from "../src/state/store.js";
 import { tools } from "../src/tools/index.js";
 import { assertBuilt, CLI, runCli } from "./fixtures/cli.js";
 
@@ -327,6 +330,84 @@ describe("eoa-mcp --http (the built CLI)", () => {
     child.kill("SIGTERM");
     expect(await exited).toEqual({ code: 0, signal: null });
     expect(stdout).toBe("");
+  });
+
+  it("serve on a port already in use fails with HTTP_PORT_IN_USE and a non-zero exit", async () => {
+    const env = await createEnvironment();
+    cleanups.push(() => env.close());
+    const taken = createNetServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise((resolve) => taken.close(resolve)));
+    const port = String((taken.address() as AddressInfo).port);
+    for (const args of [["serve"], ["--http"]]) {
+      const r = await runCli([...args, "--port", port, "--config", env.configFile], env.root, {
+        EOA_HTTP_TOKEN: TOKEN,
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`HTTP_PORT_IN_USE: port ${port} is in use on 127.0.0.1`);
+      expect(r.stderr).not.toContain("listening");
+      expect(r.stdout).toBe("");
+    }
+  });
+
+  it("serve keeps the night going with no client attached", async () => {
+    const env = await createEnvironment();
+    cleanups.push(() => env.close());
+    const clockFile = join(env.root, "clock.txt");
+    await writeFile(clockFile, env.clock.now().toISOString());
+    const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--config", env.configFile], {
+      cwd: env.root,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: env.root,
+        EOA_HTTP_TOKEN: TOKEN,
+        EOA_FAKE_CLOCK_FILE: clockFile,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      let stderr = "";
+      child.stderr.on("data", (c: Buffer) => {
+        stderr += c.toString();
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/.exec(stderr);
+        if (m) resolve(m[1]!);
+      });
+      child.once("exit", () => reject(new Error(`exited before listening: ${stderr}`)));
+    });
+    const client = await httpClient(url);
+    const call = async (name: string, args: Record<string, unknown>) => {
+      const r = (await client.callTool({ name, arguments: args })) as {
+        isError?: boolean;
+        structuredContent: Record<string, unknown>;
+      };
+      expect(r.isError, JSON.stringify(r)).toBeFalsy();
+      return r.structuredContent;
+    };
+    const confirm = await call("start_session", { tasks: ["GH-101"] });
+    await call("start_session", { session_id: confirm.session_id, approve: true });
+    await call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" });
+    await client.close(); // the chat window closes; the night goes on
+
+    env.aimaestro.inject({
+      from: "dev-agent-1",
+      to: "eoa-orchestrator",
+      subject: "[ACK] GH-101 - RECEIVED",
+      content: { type: "message", message: "[ACK] GH-101 - RECEIVED" },
+    });
+    env.clock.advance(env.config.limits.poll_interval_seconds / 60);
+    await writeFile(clockFile, env.clock.now().toISOString());
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const s = await readStateDir(env.stateDir);
+      const read = env.aimaestro.messagesFor("eoa-orchestrator").every((m) => m.status === "read");
+      if (s.tasks["GH-101"]?.acked_at && read) break;
+      if (Date.now() > deadline) throw new Error("the daemon's cycle never applied the ack");
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    child.kill("SIGTERM");
   });
 
   it("shares one state directory with a stdio server process: each sees the other's changes", async () => {

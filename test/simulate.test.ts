@@ -46,6 +46,10 @@ describe("eoa-mcp simulate", () => {
       expect(md).toContain("- Tasks Completed: 3/3");
       expect(md).toContain("- PRs Merged: 3");
       expect(md).toContain("- Escalations: 0");
+      // The server's own cycles moved the night, one every interval, with no gap.
+      expect(md).toMatch(/- Last poll cycle: 2025-12-30 \d\d:\d0 \(every 600 s\)/);
+      expect(md).not.toContain("No poll between");
+      expect(md).toContain("- Messages unread in the orchestrator's inbox now: 0");
       const tasks = byTask(sections(md).get("Task Status")!);
       expect(Object.keys(tasks)).toEqual(["GH-101", "GH-102", "GH-103"]);
       for (const [id, t] of Object.entries(tasks)) {

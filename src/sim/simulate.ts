@@ -68,7 +68,8 @@ export async function simulate(
     if (!quiet) out(line);
   };
 
-  const sur = await createSurroundings();
+  // One poll cycle per step of the rehearsal's clock: the server's own cycles move the night.
+  const sur = await createSurroundings({ config: { limits: { poll_interval_seconds: CYCLE_MINUTES * 60 } } });
   const clockFile = join(sur.root, "clock.txt");
   const tick = async (minutes: number) => {
     sur.clock.advance(minutes);
@@ -186,22 +187,17 @@ export async function simulate(
       );
     }
 
+    // The night moves on the server's own poll cycles: this scripted orchestrator never polls; it
+    // waits for each cycle, then only judges (Gate 1) and answers what is due.
     let cycles = 0;
+    let seenDecisions = new Set<string>();
     for (; cycles < MAX_CYCLES; cycles++) {
-      await tick(CYCLE_MINUTES);
       for (const a of agents) await a.tick();
-      const cycle = await call("check_messages");
-      const sc = cycle.structuredContent ?? {};
-      for (const m of (sc.read ?? []) as Array<{
-        from: string;
-        kind: string;
-        task_id: string | null;
-        outcome: string;
-      }>) {
-        event(`${m.from} → orchestrator: ${m.kind}${m.task_id ? ` ${m.task_id}` : ""} (${m.outcome})`);
-      }
-      for (const c of (sc.changes ?? []) as string[])
-        if (!/reported complete|acknowledged|at \d+%|heartbeat/.test(c)) event(`  ${c}`);
+      await tick(CYCLE_MINUTES);
+      await serverCycle();
+      seenDecisions = await printDecisions(seenDecisions);
+      const digest = await call("check_messages", { peek: true });
+      const sc = digest.structuredContent ?? {};
       for (const a of (sc.actions_due ?? []) as Array<{ tool: string; arguments: Record<string, unknown> }>) {
         if (a.tool === "review_pr") await review(a.arguments);
         else if (a.tool === "assign_task") {
@@ -261,6 +257,36 @@ export async function simulate(
       `review PR #${s.pr_number as number} (${s.task_id as string}): ${s.decision as string} — ${s.reason as string}${tests ? ` [tests ${tests.passed} passed, ${tests.failed} failed]` : ""}`,
     );
     for (const d of (s.dispatched ?? []) as string[]) event(`  dispatched ${d}`);
+  }
+
+  /** Waits until the server has run its poll cycle for the night's current time. */
+  async function serverCycle(): Promise<void> {
+    const now = sur.clock.now().toISOString();
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await client.readResource({ uri: "eoa://session" });
+      const view = JSON.parse((r.contents[0] as { text: string }).text) as { last_cycle_at: string | null };
+      if (view.last_cycle_at && view.last_cycle_at >= now) return;
+      if (Date.now() > deadline) throw new Error(`the server ran no poll cycle at ${now}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** The decisions made since the last look (the server's cycles and the orchestrator's calls). */
+  async function printDecisions(seen: Set<string>): Promise<Set<string>> {
+    const r = await client.readResource({ uri: "eoa://decisions" });
+    const view = JSON.parse((r.contents[0] as { text: string }).text) as {
+      decisions: Array<{ id: string; action: string; task_id?: string; agent?: string; outcome: string }>;
+    };
+    for (const d of view.decisions) {
+      if (seen.has(d.id)) continue;
+      // Assignments, queueing and reviews are printed from the calls that made them.
+      if (!/^(start-session|assign|queue|review-due|review|merge)$/.test(d.action))
+        event(
+          `  ${d.action}${d.task_id ? ` ${d.task_id}` : ""}${d.agent ? ` (${d.agent})` : ""}: ${d.outcome}`,
+        );
+    }
+    return new Set(view.decisions.map((d) => d.id));
   }
 
   async function readTasks(): Promise<Array<{ task_id: string; status: KanbanColumn }>> {

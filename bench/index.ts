@@ -101,12 +101,16 @@ async function assign(server: Server, taskId: string, agent: string): Promise<vo
   if (out.status !== "dispatched") throw new Error(`bench error: ${taskId} was ${String(out.status)}`);
 }
 
-async function checkMessages(server: Server, expected: number): Promise<void> {
-  const out = await call(server, "check_messages", { limit: 500 });
+async function checkMessages(server: Server, expected: number): Promise<number> {
+  const r = await server.client.callTool({ name: "check_messages", arguments: { limit: 500 } });
+  if (r.isError) throw new Error(`bench error: check_messages was refused\n${server.stderr()}`);
+  const out = r.structuredContent as Record<string, unknown>;
   const read = out.read as Array<{ outcome: string }>;
   if (read.length !== expected) {
     throw new Error(`bench error: check_messages read ${read.length} messages, ${expected} were waiting`);
   }
+  // What one cycle costs the model's context: the whole result as the client receives it.
+  return Buffer.byteLength(JSON.stringify(r));
 }
 
 async function peakRss(pid: number): Promise<number> {
@@ -128,7 +132,12 @@ async function night(tasks: number, agents: number): Promise<Surroundings> {
     max_concurrent_tasks: 50,
     backup: [`agent-${(i + 1) % agents}`],
   }));
-  const sur = await createSurroundings({ agents: roster, config: { limits: { max_concurrent_tasks: 50 } } });
+  // An hour's poll interval: the servers' own cycles (the first runs at start) must not read the
+  // messages a measured check_messages is waiting for.
+  const sur = await createSurroundings({
+    agents: roster,
+    config: { limits: { max_concurrent_tasks: 50, poll_interval_seconds: 3600 } },
+  });
   const store = await StateStore.open(sur.stateDir);
   const now = new Date().toISOString();
   const busy = Math.min(200, Math.floor(tasks / 2));
@@ -318,14 +327,21 @@ async function inbox(sur: Surroundings, server: Server, agents: number): Promise
     );
   const rtt = median(rtts);
   const by = new Map<number, number>();
+  const bytes = new Map<number, number>();
   for (const n of [0, 1, 50]) {
     const times: number[] = [];
     for (let rep = 0; rep < 5; rep++) {
       injectProgress(sur, n, agents);
-      times.push((await timed(() => checkMessages(server, n)))[0]);
+      const [t, size] = await timed(() => checkMessages(server, n));
+      times.push(t);
+      bytes.set(n, size);
     }
     by.set(n, median(times));
   }
+  row(
+    "check_messages answer size with 0 / 1 / 50 messages (what a cycle costs in context, ~4 bytes a token)",
+    [0, 1, 50].map((n) => `${kb(bytes.get(n)!)} (~${Math.round(bytes.get(n)! / 4)} tokens)`).join(" / "),
+  );
   const perMessage = (by.get(50)! - by.get(0)! - rtt) / 50;
   row(
     "check_messages with 0 / 1 / 50 messages @ 1k tasks",

@@ -11,10 +11,10 @@ import { EoaError, errorMessage, isEoaError } from "./errors.js";
 import { redactSecrets } from "./protocol/secrets.js";
 import { emptyState } from "./state/schema.js";
 import { readStateDir } from "./state/store.js";
-import type { LogSink } from "./log.js";
+import { logSettings, type LogSink } from "./log.js";
 import { createServer } from "./server.js";
 import { VERSION } from "./version.js";
-import { FileClock } from "./clock.js";
+import { FileClock, systemClock } from "./clock.js";
 
 const USAGE = `eoa-mcp ${VERSION}: MCP server for autonomous operation of developer agents (AI Maestro + GitHub)
 
@@ -27,6 +27,9 @@ Usage:
   eoa-mcp sandbox [--speed N]    start that rehearsal world alone for a real client to drive (until Ctrl-C)
   eoa-mcp preflight [options]    print the Prerequisites Checklist and exit (1 when an item fails)
   eoa-mcp report [options]       write the current session's report and print it
+  eoa-mcp status [--watch [--interval S]]
+                                 the current session at a glance (tasks, agents, last poll cycle,
+                                 what waits for you, the last decisions), read-only; --watch redraws
   eoa-mcp --help | --version
 
 Options:
@@ -39,9 +42,13 @@ Options:
   --roster-file FILE     AGENT_ROSTER.md (EOA_ROSTER_FILE)
   --port N               HTTP port (default 3333; 0 picks a free one)
 
-stdout carries only the MCP protocol; logs go to stderr (EOA_LOG_LEVEL=debug|info|warning|error).`;
+  --log-level LEVEL      debug, info (default), warning or error (EOA_LOG_LEVEL)
+  --log-format FORMAT    text (default) or json: one JSON object a line (EOA_LOG_FORMAT)
 
-const COMMANDS = new Set(["stdio", "serve", "preflight", "report"]);
+stdout carries only the MCP protocol; logs go to stderr. At info, every decision, message sent,
+review verdict and escalation is one line.`;
+
+const COMMANDS = new Set(["stdio", "serve", "preflight", "report", "status"]);
 
 // undici parses HTTP with WebAssembly (llhttp). V8's optimising tier recompiles it in the background
 // a few seconds after the first request, and that compilation alone lifted a server's peak memory
@@ -62,6 +69,10 @@ async function main(argv: string[]): Promise<number> {
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
         http: { type: "boolean" },
+        "log-level": { type: "string" },
+        watch: { type: "boolean" },
+        interval: { type: "string" },
+        "log-format": { type: "string" },
       },
       allowPositionals: true,
       strict: true,
@@ -77,6 +88,18 @@ async function main(argv: string[]): Promise<number> {
   if (parsed.values.version) {
     process.stdout.write(`${VERSION}\n`); // stdout-ok
     return 0;
+  }
+  try {
+    // Read by every logger: checked once here, so that a misspelt level stops the server at start.
+    const log = logSettings(
+      { level: parsed.values["log-level"], format: parsed.values["log-format"] },
+      process.env,
+    );
+    process.env.EOA_LOG_LEVEL = log.level;
+    process.env.EOA_LOG_FORMAT = log.format;
+  } catch (err) {
+    process.stderr.write(`eoa-mcp: ${errorMessage(err)}\n`);
+    return 2;
   }
   const command = parsed.positionals[0] ?? "stdio";
   if (!COMMANDS.has(command) || parsed.positionals.length > 1) {
@@ -108,8 +131,30 @@ async function main(argv: string[]): Promise<number> {
     return result.ready ? 0 : 1;
   }
 
+  if (command === "status") {
+    if (!hasState) throw noSession(config.stateDir, "status");
+    const { renderStatus } = await import("./status.js");
+    const clock = clockOpts.clock ?? systemClock;
+    const show = async () => renderStatus(await readStateDir(config.stateDir), clock.now(), config.stateDir);
+    if (!parsed.values.watch) {
+      process.stdout.write(await show()); // stdout-ok: a terminal command
+      return 0;
+    }
+    const seconds = Number(parsed.values.interval ?? 5);
+    if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) {
+      process.stderr.write("eoa-mcp: --interval takes seconds between 1 and 3600\n");
+      return 2;
+    }
+    // Redrawn until Ctrl-C; on a terminal the screen is cleared first, in a pipe frames follow.
+    for (;;) {
+      const frame = await show();
+      process.stdout.write(process.stdout.isTTY ? `\x1b[2J\x1b[H${frame}` : `${frame}\n`); // stdout-ok
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    }
+  }
+
   if (command === "report") {
-    if (!hasState) throw noSessionToReport(config.stateDir);
+    if (!hasState) throw noSession(config.stateDir, "report");
     const rt = await buildRuntime(config, { logSinks: sinks, ...clockOpts });
     const { writeReport } = await import("./engine/report.js");
     try {
@@ -118,7 +163,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`written to ${r.path}\n`);
       return 0;
     } catch (err) {
-      throw isEoaError(err) && err.code === "SESSION_NOT_FOUND" ? noSessionToReport(config.stateDir) : err;
+      throw isEoaError(err) && err.code === "SESSION_NOT_FOUND" ? noSession(config.stateDir, "report") : err;
     } finally {
       await closeRuntime(rt);
     }
@@ -199,12 +244,12 @@ async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
-/** `report` is run in a terminal: its next step is a command, not a tool name. */
-function noSessionToReport(stateDir: string): EoaError {
+/** `report` and `status` are run in a terminal: the next step is a command, not a tool name. */
+function noSession(stateDir: string, command: "report" | "status"): EoaError {
   return new EoaError(
     "SESSION_NOT_FOUND",
-    `there is no session to report on in ${stateDir}`,
-    "hand a batch over first (ask Claude to complete some issues autonomously), or point eoa-mcp report at the " +
+    `there is no session to ${command === "report" ? "report on" : "show"} in ${stateDir}`,
+    `hand a batch over first (ask Claude to complete some issues autonomously), or point eoa-mcp ${command} at the ` +
       "state directory your MCP server uses: run it from the same directory, or pass --state-dir DIR (EOA_STATE_DIR)",
   );
 }

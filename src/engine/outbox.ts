@@ -1,6 +1,7 @@
 import { errorMessage, isEoaError } from "../errors.js";
 import { PROCESS_ID, processGone } from "../owner.js";
 import { retryable, supersede, type EffectOutcome } from "../protocol/machine/index.js";
+import { oneLine } from "../protocol/text.js";
 import { plain } from "../state/records.js";
 import type { EffectRecord, State } from "../state/schema.js";
 import { perform } from "./perform.js";
@@ -167,6 +168,7 @@ export class Outbox {
     const { rt } = this;
     try {
       const result = await perform(rt, eff, mayHaveHappened);
+      rt.logger.info(`made ${eff.kind} ${effectTarget(eff)}`, { effect: eff.id, decision: eff.decision });
       return { id: eff.id, kind: eff.kind, ok: true, result };
     } catch (err) {
       const error = rt.redact(errorMessage(err));
@@ -192,4 +194,17 @@ export class Outbox {
       };
     }
   }
+}
+
+/** Who or what a side effect reaches, for its log line (never the content: that may be an agent's). */
+function effectTarget(eff: EffectRecord): string {
+  const p = eff.payload as Record<string, unknown>;
+  if (eff.kind === "message") {
+    const m = p.message as { to?: string; subject?: string } | undefined;
+    return `to ${m?.to ?? "?"}${m?.subject ? ` (${oneLine(m.subject, 80)})` : ""}`;
+  }
+  if (typeof p.pr_number === "number") return `on PR #${p.pr_number}`;
+  if (typeof p.issue_number === "number") return `on issue #${p.issue_number}`;
+  if (typeof p.task_id === "string") return `for ${p.task_id}`;
+  return "";
 }

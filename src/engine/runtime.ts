@@ -6,6 +6,7 @@ import type { Clock } from "../clock.js";
 import { type Config, secretsOf } from "../config.js";
 import { EoaError } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { DecisionRecord } from "../state/schema.js";
 import type { StateStore } from "../state/store.js";
 import type { AiMaestroClient } from "../clients/aimaestro.js";
 import type { GitHubClient } from "../clients/github.js";
@@ -67,14 +68,24 @@ export class Runtime {
    */
   async step<T extends ProtocolEvent["type"]>(event: EventOf<T>): Promise<Reduced<T>> {
     const now = this.now();
+    let decided: DecisionRecord[] = [];
     const out = await this.store.transact((draft) => {
       const reduced = reduce(draft, event, { now, config: this.config, owner: PROCESS_ID });
       // Before the commit can be seen: no retry pass of this process may claim them before the caller.
       this.outbox.reserve(reduced.effects);
+      const ids = new Set(reduced.decisions);
+      decided = ids.size ? plain(draft.decisions.filter((d) => ids.has(d.id))) : [];
       return reduced;
     });
     const call = this.call.getStore();
     if (call) call.committed = true;
+    // One line per decision at info: a night can be watched in its log (issue 13).
+    for (const d of decided)
+      this.logger.info(`decision ${d.action}${d.task_id ? ` ${d.task_id}` : ""}: ${d.outcome}`, {
+        id: d.id,
+        rule: d.rule,
+        ...(d.agent ? { agent: d.agent } : {}),
+      });
     return out;
   }
 

@@ -332,15 +332,24 @@ describe("rule 6: review", () => {
     expect(effectsOf(last.state, last.effects).some((e) => e.kind === "merge")).toBe(false);
   });
 
-  it("a failed check that a re-run can clear is re-run by name, and the decision names it", () => {
+  it("a failed check that a re-run can clear is re-run by name on the next poll cycle, and the decision names it", () => {
     const s = inReview();
-    const { state, last } = run(s, [
-      review(s, "GH-1", { checks: [{ id: 41, name: "test", status: "completed", conclusion: "failure" }] }),
-    ]);
+    const red = [{ id: 41, name: "test", status: "completed", conclusion: "failure" }];
+    const { state, last } = run(s, [review(s, "GH-1", { checks: red })], 1);
     expect(last.result.result.decision).toBe("ci_rerun");
-    const rerun = effectsOf(state, last.effects).find((e) => e.kind === "rerun");
+    expect(state.decisions.at(-1)!.rule).toContain('"test" re-run on the next poll cycle');
+    // Not in the call that saw it: nothing is re-run yet, and seeing it again counts nothing.
+    expect(effectsOf(state, last.effects).some((e) => e.kind === "rerun")).toBe(false);
+    const again = run(state, [review(state, "GH-1", { checks: red })], 1).state;
+    expect(again.tasks["GH-1"]!.ci_failures).toBe(1);
+    // The next counted cycle makes it.
+    const next = run(again, [cycle([])], 2);
+    const rerun = effectsOf(next.state, next.last.effects).find((e) => e.kind === "rerun");
     expect(rerun?.payload).toMatchObject({ checks: [{ id: 41, name: "test" }] });
-    expect(state.decisions.at(-1)!.rule).toContain('re-running "test"');
+    expect(next.state.decisions.find((d) => d.action === "ci-rerun")).toMatchObject({
+      outcome: expect.stringMatching(/^re-run test on PR #\d+$/),
+    });
+    expect(next.state.tasks["GH-1"]!.ci_rerun_due).toBeUndefined();
   });
 
   it("action_required cannot be re-run: escalated and blocked, never reported as re-run", () => {
@@ -364,7 +373,8 @@ describe("rule 6: review", () => {
       review(s, "GH-1", { checks: [{ id: 41, name: "test", status: "completed", conclusion: "failure" }] }),
     ]).state;
     expect(s.incidents.at(-1)!.resolution).toBeUndefined();
-    s = run(s, [review(s, "GH-1")]).state;
+    s = run(s, [cycle([])], 1).state; // the re-run is made
+    s = run(s, [review(s, "GH-1")], 1).state;
     expect(s.incidents.at(-1)!.resolution).toBe("re-run passed");
   });
 

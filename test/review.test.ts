@@ -41,6 +41,13 @@ interface Night {
   task(id: string): Promise<TaskRecord>;
 }
 
+/** A poll interval passes and the orchestrator checks its messages: a counted cycle. */
+async function nextCycle(n: Night): Promise<void> {
+  n.env.clock.advance(n.env.config.limits.poll_interval_seconds / 60);
+  const r = await n.call("check_messages", {});
+  expect(r.isError).toBeFalsy();
+}
+
 const envs: NightEnvironment[] = [];
 const clients: Client[] = [];
 afterEach(async () => {
@@ -416,7 +423,10 @@ describe("review_pr: CI", () => {
     ];
     await openPr(n, { checks: [red, red, red, red] });
     const decisions: string[] = [];
-    for (let i = 0; i < 4; i++) decisions.push((await n.review({ pr_number: 147 })).decision);
+    for (let i = 0; i < 4; i++) {
+      decisions.push((await n.review({ pr_number: 147 })).decision);
+      await nextCycle(n); // the re-run is made by the next poll cycle
+    }
     expect(decisions).toEqual(["ci_rerun", "ci_rerun", "ci_rerun", "ci_failed_blocked"]);
     expect(n.env.github.reruns()).toHaveLength(3);
     expect(n.env.github.reruns().every((e) => e.workflowRunId !== undefined)).toBe(true);
@@ -454,6 +464,9 @@ describe("review_pr: CI", () => {
     expect(first.findings).toEqual([
       expect.objectContaining({ gate: 2, check: "build", url: expect.any(String) }),
     ]);
+    // Not in the call that saw the failure: the next poll cycle re-runs it, by name.
+    expect(n.env.github.reruns()).toHaveLength(0);
+    await nextCycle(n);
     expect(n.env.github.reruns()).toHaveLength(1);
     expect(fixRequests(n)).toHaveLength(0);
     const second = await n.review({ pr_number: 147, spec_assessment: ASSESS_OK });

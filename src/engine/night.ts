@@ -160,13 +160,17 @@ export function nightRunning(state: Readonly<State>): boolean {
   return status === "running" || status === "halted";
 }
 
-/** Tasks in ai-review whose PR's last review waits on CI or mergeability. */
+/** Tasks in ai-review whose PR's last review waits on CI (pending, or re-run) or mergeability. */
 export function waitingForCi(state: Readonly<State>): Array<{ task_id: string; pr_number: number }> {
   const out: Array<{ task_id: string; pr_number: number }> = [];
   for (const t of Object.values(state.tasks)) {
     if (t.status !== "ai-review" || t.pr_number === undefined || !t.review_head) continue;
     const last = state.reviews[reviewKey({ number: t.pr_number, head_sha: t.review_head })];
-    if (last?.decision === "ci_pending" || last?.decision === "mergeability_pending")
+    if (
+      last?.decision === "ci_pending" ||
+      last?.decision === "mergeability_pending" ||
+      last?.decision === "ci_rerun"
+    )
       out.push({ task_id: t.task_id, pr_number: t.pr_number });
   }
   return out;

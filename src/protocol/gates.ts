@@ -330,7 +330,7 @@ export function decideReview(i: DecisionInput): DecisionResult {
       decision: "ci_rerun",
       findings: ciFindings,
       rerun: i.ci.failed,
-      reason: `CI failed (failure ${i.counters.ci_failures + 1} of ${i.limits.max_retry_attempts} allowed retries): re-running ${i.ci.failed.map((r) => `"${r.name}"`).join(", ")}`,
+      reason: `CI failed (failure ${i.counters.ci_failures + 1} of ${i.limits.max_retry_attempts} allowed retries): ${i.ci.failed.map((r) => `"${r.name}"`).join(", ")} re-run on the next poll cycle`,
     };
   }
   if (i.ci.state === "pending" || i.mergeableUnknown) {

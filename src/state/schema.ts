@@ -110,6 +110,16 @@ export interface TaskRecord {
   /** When the last CI poll was counted: one counts per poll interval, however often review_pr runs. */
   ci_polled_at?: string;
   ci_failures: number;
+  /**
+   * A failed CI's re-run, decided by a review and made on the next counted poll cycle (the seed's
+   * "retry once after the next poll cycle").
+   */
+  ci_rerun_due?: {
+    sha: string;
+    pr_number: number;
+    checks: Array<{ id: number; name: string }>;
+    seen_at: string;
+  };
   /** The merge effect of the approval that put the task in merge-release (none: a person merges). */
   merge_effect?: string;
   merged_at?: string;

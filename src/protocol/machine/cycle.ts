@@ -9,7 +9,7 @@ import { cap, oneLine } from "../text.js";
 import { autoDispatch, dispatch, requeue } from "./dispatch.js";
 import { block, escalate } from "./escalation.js";
 import { agentBack, markOffline, type OfflineOutcome } from "./offline.js";
-import { decide, incident, note, notice, syncLabels, type Step } from "./records.js";
+import { decide, effect, incident, note, notice, syncLabels, type Step } from "./records.js";
 
 /**
  * Phase 3, one poll cycle (rules 2-5): the inbox's messages applied in order (never an id twice),
@@ -99,6 +99,7 @@ export function pollCycle(s: Step, e: PollCycleEvidence): CycleOutcome {
   }
   // The ack may be in the inbox that could not be read: no deadline is judged blind.
   if (counted && e.inbox_read) ackChecks(s, changes);
+  if (counted) dueReruns(s, changes);
   for (const o of autoDispatch(s)) {
     if (o.status === "dispatched") changes.push(`dispatched ${o.task_id} to ${o.agent}`);
   }
@@ -384,4 +385,29 @@ function describeOffline(o: OfflineOutcome): string {
       `every agent offline: assignment halted until the user answers ${o.escalation_id ?? "the page"} (urgent page queued)`,
     );
   return parts.join("; ");
+}
+
+/**
+ * Rule 6: a failed CI seen by a review is re-run on the next counted poll cycle after it, by name,
+ * and only while the task still waits on that head in review.
+ */
+function dueReruns(s: Step, changes: string[]): void {
+  for (const seen of tasksNow(s.draft)) {
+    const due = seen.ci_rerun_due;
+    if (!due || due.seen_at >= s.now.toISOString()) continue;
+    const t = s.draft.tasks[seen.task_id]!;
+    delete t.ci_rerun_due;
+    if (t.status !== "ai-review" || t.review_head !== due.sha) continue;
+    const names = due.checks.map((c) => c.name).join(", ");
+    const decision = decide(s, {
+      action: "ci-rerun",
+      rule: "rule 6: a failed check a re-run can clear is re-run on the next poll cycle",
+      task_id: t.task_id,
+      ...(t.assignee ? { agent: t.assignee } : {}),
+      inputs: { pr_number: due.pr_number, sha: due.sha, checks: names },
+      outcome: `re-run ${names} on PR #${due.pr_number}`,
+    });
+    effect(s, decision, "rerun", { sha: due.sha, pr_number: due.pr_number, checks: due.checks });
+    changes.push(`${t.task_id}: CI re-run of ${names} on PR #${due.pr_number}`);
+  }
 }

@@ -174,6 +174,8 @@ export function reviewJudged(s: Step, e: ReviewEvidence): ReviewApplied {
  */
 function settleReruns(s: Step, taskId: string, pr: PullView, state: "pass" | "pending" | "fail"): void {
   if (state === "pending") return;
+  // Not re-run yet: what CI says now is still the failure the re-run is for.
+  if (s.draft.tasks[taskId]?.ci_rerun_due?.sha === pr.head_sha) return;
   const occurrence = `PR #${pr.number} at ${pr.head_sha.slice(0, 12)}`;
   for (const i of s.draft.incidents) {
     if (i.task_id !== taskId || i.kind !== "ci-failure" || i.resolution || i.occurrence !== occurrence)
@@ -311,6 +313,8 @@ function applyDecision(
       block(s, t, "CI blocked: checks still pending after the poll limit", decision);
       return none;
     case "ci_rerun": {
+      // Seen again before the next cycle made the re-run: the same failure, counted once.
+      if (t.ci_rerun_due?.sha === pr.head_sha) return none;
       t.ci_failures += 1;
       t.ci_polls = 0;
       const checks = (result.rerun ?? []).flatMap((r) =>
@@ -321,9 +325,9 @@ function applyDecision(
         kind: "ci-failure",
         occurrence: `PR #${pr.number} at ${pr.head_sha.slice(0, 12)}`,
         description: result.findings.map((f) => f.message).join("; "),
-        action: `re-run ${t.ci_failures} of ${config.limits.max_retry_attempts} requested: ${checks.map((c) => c.name).join(", ")}`,
+        action: `re-run ${t.ci_failures} of ${config.limits.max_retry_attempts} due on the next poll cycle: ${checks.map((c) => c.name).join(", ")}`,
       });
-      effect(s, decision, "rerun", { sha: pr.head_sha, pr_number: pr.number, checks });
+      t.ci_rerun_due = { sha: pr.head_sha, pr_number: pr.number, checks, seen_at: s.now.toISOString() };
       return none;
     }
     case "ci_failed_blocked":

@@ -46,6 +46,8 @@ export const ConfigSchema = z.strictObject({
       max_retry_attempts: int(0, 20, 3),
       max_fix_rounds: int(1, 50, 5),
       ack_timeout_minutes: int(1, 1440, 5),
+      /** Error reports from one agent within the ack window that make taking it offline due. */
+      errors_before_offline: int(1, 100, 3),
     })
     .prefault({}),
   review: z

@@ -55,6 +55,7 @@ describe("loadConfig layering: defaults ← file ← environment ← flags", () 
       max_retry_attempts: 3,
       max_fix_rounds: 5,
       ack_timeout_minutes: 5,
+      errors_before_offline: 3,
     });
     expect(cfg.review).toMatchObject({
       coverage_threshold: 80,

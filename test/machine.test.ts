@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { actionsDue } from "../src/engine/actions-due.js";
 import { EoaError } from "../src/errors.js";
 import type { Classified } from "../src/protocol/classify.js";
 import type { CheckRunView } from "../src/protocol/gates.js";
@@ -323,6 +324,27 @@ describe("rule 6: review", () => {
     const kinds = effectsOf(judged.state, judged.last.effects).map((e) => e.kind);
     expect(kinds).toEqual(["review", "labels", "merge"]);
     expect(judged.state.tasks["GH-1"]!.status).toBe("merge-release");
+  });
+
+  it("an agent going offline while its task's merge is decided leaves the task in merge-release (found by the crash test, seed 3186040173)", () => {
+    const s = inReview();
+    const judged = run(s, [review(s, "GH-1")]).state;
+    expect(judged.tasks["GH-1"]!.status).toBe("merge-release");
+    const off = run(judged, [{ type: "agent-offline-reported", agent: "dev-1", reason: "gone" }]);
+    expect(off.state.tasks["GH-1"]).toMatchObject({ status: "merge-release", assignee: "dev-1" });
+    expect(off.last.result.reassigned).toEqual([]);
+    // The merge the approval made still completes it.
+    const merged = run(off.state, [
+      {
+        type: "merge-observed",
+        task_id: "GH-1",
+        pr_number: 147,
+        head_sha: SHA,
+        merge_sha: "b".repeat(40),
+        method: "squash",
+      },
+    ]).state;
+    expect(merged.tasks["GH-1"]!.status).toBe("done");
   });
 
   it("without an assessment the server never merges", () => {
@@ -665,5 +687,98 @@ describe("rule 10 and the outbox: every effect has its decision", () => {
     const before = JSON.stringify(s);
     step(s, review(s, "GH-1"), env());
     expect(JSON.stringify(s)).toBe(before);
+  });
+});
+
+describe("rule 5b: an agent's question or error report has a move (issue 12)", () => {
+  const held = () =>
+    run(night(["GH-1"]), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+  const due = (s: State) => actionsDue(s).actions.map((a) => `${a.tool} ${JSON.stringify(a.arguments)}`);
+
+  it("a question is the orchestrator's to judge now: deferred for the user, the task goes on, send_instructions due", () => {
+    const q = msg(
+      "dev-1",
+      { kind: "escalation", category: "architecture", task_id: "GH-1", note: "Redis or Memcached?" },
+      "m-q",
+    );
+    const s = run(held(), [cycle([q])], 1).state;
+    expect(s.tasks["GH-1"]).toMatchObject({
+      status: "in-progress",
+      awaiting: { kind: "question", message_id: "m-q" },
+    });
+    expect(s.escalations.at(-1)).toMatchObject({
+      level: "deferred",
+      category: "architecture",
+      parked_tasks: [],
+    });
+    expect(due(s)).toContain('send_instructions {"task_id":"GH-1","in_reply_to":"m-q"}');
+    const answered = run(
+      s,
+      [{ type: "instructions-sent", task_id: "GH-1", instructions: "Use Redis", in_reply_to: "m-q" }],
+      2,
+    ).state;
+    expect(answered.tasks["GH-1"]!.awaiting).toBeUndefined();
+    expect(due(answered).some((a) => a.startsWith("send_instructions"))).toBe(false);
+  });
+
+  it("a question from an agent that says it stopped parks the task until the answer", () => {
+    const q = msg("dev-1", {
+      kind: "escalation",
+      category: "dependency",
+      task_id: "GH-1",
+      note: "Which version? I have stopped until I hear back",
+      stopped: true,
+    });
+    const s = run(held(), [cycle([q])], 1).state;
+    expect(s.tasks["GH-1"]).toMatchObject({ status: "blocked", parked_by: s.escalations.at(-1)!.id });
+  });
+
+  it("errors are read for their kind: environment → reassign_task, the task's own → send_instructions, three in the ack window → mark_agent_offline", () => {
+    const env1 = msg(
+      "dev-1",
+      { kind: "error", task_id: "GH-1", note: "git push: Permission denied (publickey)" },
+      "m-e1",
+    );
+    let s = run(held(), [cycle([env1])], 1).state;
+    expect(due(s)).toContain(
+      `reassign_task {"task_id":"GH-1","reason":"dev-1's environment failed (message m-e1)"}`,
+    );
+    expect(s.decisions.at(-1)).toMatchObject({ action: "error-report", inputs: { kind: "environment" } });
+    const own = msg(
+      "dev-1",
+      { kind: "error", task_id: "GH-1", note: "TypeError in src/auth.py line 4" },
+      "m-e2",
+    );
+    s = run(s, [cycle([own])], 2).state;
+    expect(due(s)).toContain('send_instructions {"task_id":"GH-1","in_reply_to":"m-e2"}');
+    const fixed = run(
+      s,
+      [{ type: "instructions-sent", task_id: "GH-1", instructions: "fix the import", in_reply_to: "m-e2" }],
+      2,
+    ).state;
+    expect(fixed.incidents.at(-1)).toMatchObject({
+      kind: "agent-error",
+      resolution: "fix instructions sent to dev-1",
+    });
+    expect(due(s).some((a) => a.startsWith("mark_agent_offline"))).toBe(false);
+    const third = msg("dev-1", { kind: "error", task_id: "GH-1", note: "tests fail again" }, "m-e3");
+    s = run(s, [cycle([third])], 3).state;
+    expect(due(s)).toContain(
+      'mark_agent_offline {"agent":"dev-1","reason":"3 error reports in a short time"}',
+    );
+    s = run(s, [{ type: "agent-offline-reported", agent: "dev-1", reason: "errors" }], 4).state;
+    expect(s.agents["dev-1"]!.failing).toBeUndefined();
+    expect(due(s).some((a) => a.startsWith("mark_agent_offline"))).toBe(false);
+  });
+
+  it("errors spread beyond the ack window do not take an agent offline", () => {
+    let s = held();
+    for (const [i, at] of [1, 7, 13].entries())
+      s = run(
+        s,
+        [cycle([msg("dev-1", { kind: "error", task_id: "GH-1", note: `flaky test ${i}` })])],
+        at,
+      ).state;
+    expect(s.agents["dev-1"]!.failing).toBeUndefined();
   });
 });

@@ -8,7 +8,7 @@ import {
   dispatchBlocker,
   dispatchOrder,
 } from "../src/protocol/assignment.js";
-import { classifyMessage, type InboundMessage } from "../src/protocol/classify.js";
+import { classifyMessage, errorKind, type InboundMessage } from "../src/protocol/classify.js";
 import { dependenciesFromIssueBody, findCycle, unmetDependencies } from "../src/protocol/dependencies.js";
 import {
   escalationLevel,
@@ -698,5 +698,43 @@ describe("classifyMessage", () => {
       expect(c).toMatchObject({ kind: "progress", task_id: "GH-101", percent: 10 });
       expect(c).not.toHaveProperty("pr_number");
     });
+  });
+});
+
+describe("an agent's question and error report, read (issue 12)", () => {
+  const read = (subject: string, context?: Record<string, unknown>) =>
+    classifyMessage({
+      id: "m",
+      from: "dev-1",
+      subject,
+      content: { type: "", message: subject, ...(context ? { context } : {}) },
+    });
+
+  it("a question that says the agent stopped, or carries what it does meanwhile", () => {
+    expect(
+      read("[ESCALATION] GH-1 architecture: Redis or Memcached? Stopped until I hear back"),
+    ).toMatchObject({
+      kind: "escalation",
+      category: "architecture",
+      stopped: true,
+    });
+    const going = read("[ESCALATION] GH-1 architecture: Redis or Memcached?", {
+      current_action: "Proceeded with Redis",
+      reversible: true,
+    });
+    expect(going).toMatchObject({ current_action: "Proceeded with Redis" });
+    expect(going).not.toHaveProperty("stopped");
+  });
+
+  it("an error's kind: the agent's environment or the task's own", () => {
+    for (const env of [
+      "git push: Permission denied (publickey)",
+      "npm: command not found",
+      "write failed: No space left on device",
+      "HTTP 401 Unauthorized from the registry",
+    ])
+      expect(errorKind(env), env).toBe("environment");
+    for (const own of ["TypeError: x is undefined in src/auth.py", "3 tests fail in tests/test_login.py"])
+      expect(errorKind(own), own).toBe("task");
   });
 });

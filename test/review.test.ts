@@ -493,6 +493,86 @@ describe("review_pr: CI", () => {
   });
 });
 
+describe("review_pr: a completion report naming a PR that does not exist (issue 12 item 5)", () => {
+  const report = async (n: Night, pr: number) => {
+    n.env.aimaestro.inject({
+      from: "dev-agent-1",
+      to: "eoa-orchestrator",
+      subject: `[DONE] GH-101 PR #${pr}`,
+      content: { type: "notification", message: `[DONE] GH-101 PR #${pr}` },
+    });
+    await nextCycle(n);
+  };
+
+  it("tells the agent once and gives the task back; the second such report blocks it for the user; never a review loop", async () => {
+    const n = await night({ assign: [["GH-101", "dev-agent-1"]] });
+    await report(n, 999);
+    const first = await n.review({ pr_number: 999 });
+    expect(first).toMatchObject({
+      decision: "pr_not_found",
+      task_status: "in-progress",
+      escalation_id: null,
+    });
+    const told = n.env.aimaestro
+      .messagesFor("dev-agent-1")
+      .filter((m) => m.subject.startsWith("PR NOT FOUND"));
+    expect(told).toHaveLength(1);
+    expect(told[0]!.content.message).toContain("PR #999, which does not exist in acme/webapp");
+    const s1 = await n.env.rt.store.read();
+    expect(s1.decisions.at(-1)).toMatchObject({ action: "pr-not-found", task_id: "GH-101" });
+    // Nothing is due for it: review_pr is not asked for again.
+    const c = await n.call("check_messages", {});
+    const due = (c.structuredContent?.actions_due ?? []) as Array<{ tool: string }>;
+    expect(due.some((a) => a.tool === "review_pr")).toBe(false);
+
+    await report(n, 998);
+    const second = await n.review({ pr_number: 998 });
+    expect(second).toMatchObject({ decision: "pr_not_found", task_status: "blocked" });
+    expect(second.escalation_id).toMatch(/^esc-/);
+    const t = await n.task("GH-101");
+    expect(t.blocked_reason).toMatch(/does not exist/);
+    expect(
+      n.env.aimaestro.messagesFor("dev-agent-1").filter((m) => m.subject.startsWith("PR NOT FOUND")),
+    ).toHaveLength(1);
+  });
+});
+
+describe("review_pr: Gate 1 is judged from the code (issue 12 item 8)", () => {
+  it("the packet carries the diff's first page, marked untrusted; the rest are read by page from eoa://reviews/{pr}/diff/{page}", async () => {
+    const n = await night({ assign: [["GH-101", "dev-agent-1"]] });
+    const big = Array.from({ length: 4000 }, (_, i) => `line_${i} = "${"x".repeat(20)}"`).join("\n");
+    await openPr(n, { files: { ...LOGIN, "src/auth/tables.py": `${big}\n` } });
+    const r = await n.call("review_pr", { pr_number: 147 });
+    const packet = r.structuredContent?.packet as {
+      diff: { page: number; pages: number; text: string; next: string };
+    };
+    expect(packet.diff.page).toBe(1);
+    expect(packet.diff.pages).toBeGreaterThan(1);
+    expect(packet.diff.next).toBe("eoa://reviews/147/diff/2");
+    expect(packet.diff.text).toMatch(/^<untrusted source="PR #147 diff, page 1">\ndiff --git a\//);
+    const text = (r.content as Array<{ text: string }>)[0]!.text;
+    expect(text).toMatch(/Diff, page 1 of \d+ \(next: read eoa:\/\/reviews\/147\/diff\/2\)/);
+    expect(text).toContain("+def login");
+
+    const pages: string[] = [];
+    for (let p = 2; p <= packet.diff.pages; p++) {
+      const res = await n.client.readResource({ uri: `eoa://reviews/147/diff/${p}` });
+      const page = JSON.parse((res.contents[0] as { text: string }).text) as {
+        page: number;
+        diff: string;
+        next: string | null;
+      };
+      expect(page.page).toBe(p);
+      expect(page.next).toBe(p < packet.diff.pages ? `eoa://reviews/147/diff/${p + 1}` : null);
+      pages.push(page.diff);
+    }
+    expect(pages.join("")).toContain(`+line_3999 = "${"x".repeat(20)}"`);
+    await expect(
+      n.client.readResource({ uri: `eoa://reviews/147/diff/${packet.diff.pages + 1}` }),
+    ).rejects.toThrow(/resource not found/);
+  });
+});
+
 describe("review_pr: time, not calls", () => {
   it("ten reviews of a pending PR within one poll interval never block it", async () => {
     const n = await night();

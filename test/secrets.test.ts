@@ -153,6 +153,9 @@ async function runNight(): Promise<void> {
     mergeConflict: false,
     securityIssue: true,
     overlappingPrs: false,
+    agentQuestion: false,
+    agentError: false,
+    bogusPr: false,
   };
   let pr = 146;
   const world = {

@@ -111,7 +111,10 @@ describe("eoa-mcp simulate", () => {
       expect(md).toContain(`- PRs Merged: ${merged}`);
       expect(md).toContain(`- Issues Encountered: ${issueCount}`);
       expect(md).toContain(`- Escalations: ${escalations}`);
-      expect([done, merged, escalations]).toEqual([1, 1, 2]);
+      // The conflict, the SQL injection, and dev-agent-1's architecture question (answered by the
+      // orchestrator, deferred for the user).
+      expect(waiting).toMatch(/\*\*esc-\d+\*\* \(deferred architecture, GH-101\)/);
+      expect([done, merged, escalations]).toEqual([1, 1, 3]);
       expect(await readdir(r.tmp)).toEqual([]);
     },
     SLOW,
@@ -157,6 +160,29 @@ describe("eoa-mcp simulate", () => {
     SLOW,
   );
 
+  it.concurrent(
+    "every branch of the loop has a move: a question answered, an error instructed, a bogus PR told, and all three tasks merge",
+    async () => {
+      const r = await simulate(["--agent-question", "--agent-error", "--bogus-pr", "--quiet"]);
+      expect(r.code, r.stderr).toBe(0);
+      const md = r.stdout;
+      expect(md).toContain("- Tasks Completed: 3/3");
+      expect(md).toContain("- Escalations: 1"); // the question, deferred for the user
+      const timeline = sections(md).get("Timeline")!;
+      expect(timeline).toMatch(/escalate GH-101: esc-001 deferred/);
+      expect(timeline).toMatch(/instruct GH-101 \(dev-agent-1\): instructions sent to dev-agent-1/);
+      expect(timeline).toMatch(/error-report GH-102 \(dev-agent-2\): send_instructions due/);
+      expect(timeline).toMatch(/instruct GH-102 \(dev-agent-2\)/);
+      expect(timeline).toMatch(
+        /pr-not-found GH-103 \(dev-agent-1\): dev-agent-1 told PR #\d+ does not exist/,
+      );
+      expect(sections(md).get("Issues Encountered")).toMatch(
+        /Agent error[\s\S]*\*\*Resolution\*\*: fix instructions sent to dev-agent-2/,
+      );
+    },
+    SLOW,
+  );
+
   it.concurrent("refuses an unknown flag with the usage on stderr and a non-zero exit", async () => {
     const r = await simulate(["--bogus"]);
     expect(r.code).not.toBe(0);
@@ -176,6 +202,9 @@ describe("eoa-mcp simulate", () => {
       "--merge-conflict",
       "--security-issue",
       "--overlapping-prs",
+      "--agent-question",
+      "--agent-error",
+      "--bogus-pr",
       "--all-faults",
     ])
       expect(r.stdout).toContain(flag);

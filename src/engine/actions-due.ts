@@ -1,5 +1,5 @@
 import { settled as settledStatus } from "../protocol/kanban.js";
-import type { ReviewRecord, State } from "../state/schema.js";
+import type { ReviewRecord, State, TaskRecord } from "../state/schema.js";
 
 export interface ActionDue {
   tool: string;
@@ -56,12 +56,24 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
     : [];
   const reviews: ActionDue[] = [];
   const assigns: ActionDue[] = [];
+  const judgments: ActionDue[] = [];
+  for (const a of Object.values(state.agents)) {
+    if (!a.failing || a.availability === "offline") continue;
+    judgments.push({
+      tool: "mark_agent_offline",
+      task_id: null,
+      why: `${a.id} reported ${a.failing.errors} errors within ack_timeout_minutes: take it offline (its tasks go to backups)`,
+      arguments: { agent: a.id, reason: `${a.failing.errors} error reports in a short time` },
+    });
+  }
   let settled = true;
   const latestReview = latestReviews(state);
   for (const id of session.task_ids) {
     const t = state.tasks[id];
     if (!settledStatus(t?.status)) settled = false;
     if (!t) continue;
+    const w = t.awaiting;
+    if (w && w.agent === t.assignee && w.epoch === t.assignment_epoch) judgments.push(judgment(id, w));
     if (t.status === "ai-review" && t.pr_number) {
       const awaiting = latestReview.get(`${id}#${t.pr_number}`)?.decision === "awaiting_assessment";
       reviews.push({
@@ -111,8 +123,34 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
           },
         ]
       : [];
-  const all = [...escalations, ...reviews, ...report, ...assigns];
+  const all = [...escalations, ...judgments, ...reviews, ...report, ...assigns];
   return { actions: all.slice(0, ACTIONS_DUE_LIMIT), more: Math.max(0, all.length - ACTIONS_DUE_LIMIT) };
+}
+
+/** An agent's question or error report: the orchestrator's move (rule 5b). */
+function judgment(taskId: string, w: NonNullable<TaskRecord["awaiting"]>): ActionDue {
+  if (w.kind === "question")
+    return {
+      tool: "send_instructions",
+      task_id: taskId,
+      why:
+        `${w.agent} asked a question (${w.escalation_id ?? "escalation"}, message ${w.message_id}; read it in eoa://escalations): ` +
+        "judge conservatively and reversibly, answer with send_instructions, and document it",
+      arguments: { task_id: taskId, in_reply_to: w.message_id },
+    };
+  if (w.error_kind === "environment")
+    return {
+      tool: "reassign_task",
+      task_id: taskId,
+      why: `${w.agent} reported an error in its own environment (message ${w.message_id}): move ${taskId} to another agent`,
+      arguments: { task_id: taskId, reason: `${w.agent}'s environment failed (message ${w.message_id})` },
+    };
+  return {
+    tool: "send_instructions",
+    task_id: taskId,
+    why: `${w.agent} reported an error on ${taskId} (message ${w.message_id}): send fix instructions`,
+    arguments: { task_id: taskId, in_reply_to: w.message_id },
+  };
 }
 
 /** The newest review of each task's PR, keyed `task#pr`. */

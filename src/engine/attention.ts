@@ -49,6 +49,19 @@ export function attentionNeeded(state: Readonly<State>): AttentionEvent[] {
         task_id: null,
         content: `Every task of ${session.id} is settled (${a.why}). Call write_report ${JSON.stringify(a.arguments)} for the morning report.`,
       });
+    } else if (
+      a.tool === "send_instructions" ||
+      a.tool === "reassign_task" ||
+      a.tool === "mark_agent_offline"
+    ) {
+      // An agent's question or error report waiting for the orchestrator's judgment.
+      const w = a.task_id ? state.tasks[a.task_id]?.awaiting : undefined;
+      out.push({
+        key: `judge:${a.task_id ?? String(a.arguments.agent)}:${w?.message_id ?? state.agents[String(a.arguments.agent)]?.failing?.since ?? ""}`,
+        kind: w?.kind === "question" ? "agent_question" : "agent_error",
+        task_id: a.task_id,
+        content: `${a.why}${w ? `. The agent wrote: ${untrustedInline(`${w.message_id} text`, w.note)}` : ""}. Call ${a.tool} ${JSON.stringify(a.arguments)}.`,
+      });
     } else if (a.tool === "assign_task" && a.task_id) {
       out.push({
         key: `assign:${a.task_id}`,
@@ -60,16 +73,16 @@ export function attentionNeeded(state: Readonly<State>): AttentionEvent[] {
   }
   for (const e of state.escalations) {
     if (e.created_at < session.created_at) continue;
+    // A question the orchestrator must answer is told as that (above), not twice.
+    if (e.task_id && state.tasks[e.task_id]?.awaiting?.escalation_id === e.id && e.status === "open")
+      continue;
     const issue = untrustedInline(`${e.id} issue`, e.issue);
     if (e.status === "open" && e.category !== "infrastructure") {
-      const question = e.category === "architecture" || e.category === "dependency";
       out.push({
         key: `escalation:${e.id}`,
-        kind: question ? "agent_question" : "escalation",
+        kind: "escalation",
         task_id: e.task_id ?? null,
-        content: question
-          ? `${e.id} (${e.category}, ${e.level}) for ${e.task_id ?? "no task"}: ${issue}. Judge conservatively and reversibly, answer the agent with send_instructions, and document it; the user sees the escalation in the report.`
-          : `${e.id} (${e.category}, ${e.level}, to ${e.channel}) for ${e.task_id ?? "no task"}: ${issue}. Read eoa://escalations; the user answers with resolve_escalation.`,
+        content: `${e.id} (${e.category}, ${e.level}, to ${e.channel}) for ${e.task_id ?? "no task"}: ${issue}. Read eoa://escalations; the user answers with resolve_escalation.`,
       });
     }
     if (e.status === "resolved" && e.resolution) {
@@ -80,15 +93,6 @@ export function attentionNeeded(state: Readonly<State>): AttentionEvent[] {
         content: `${e.id} was answered: ${untrustedInline(`${e.id} decision`, e.resolution.decision)}. Parked tasks are released; call check_messages for what is due now.`,
       });
     }
-  }
-  for (const i of state.incidents) {
-    if (i.kind !== "agent-error" || i.at < session.created_at) continue;
-    out.push({
-      key: `incident:${i.id}`,
-      kind: "agent_error",
-      task_id: i.task_id ?? null,
-      content: `An agent reported an error (${i.occurrence}) on ${i.task_id ?? "no task"}: ${untrustedInline(`${i.id} description`, i.description)}. Send fix instructions (send_instructions), move the task (reassign_task) or take the agent offline (mark_agent_offline).`,
-    });
   }
   if (session.status === "halted") {
     out.push({
@@ -118,7 +122,13 @@ export class AttentionTracker {
 }
 
 /** The kinds the model can act on at once: a wait returns at the start when one is there. */
-const ACTIONABLE = new Set<AttentionEvent["kind"]>(["review_due", "assign_due", "session_finished"]);
+const ACTIONABLE = new Set<AttentionEvent["kind"]>([
+  "review_due",
+  "assign_due",
+  "session_finished",
+  "agent_question",
+  "agent_error",
+]);
 
 /** How often a waiting `check_messages` tells the client it is alive (its request timeout resets). */
 const WAIT_PROGRESS_MS = 15_000;

@@ -1,4 +1,4 @@
-import { assertRefName } from "../clients/git.js";
+import { assertRefName, type DiffText } from "../clients/git.js";
 import type { GitHubPull } from "../clients/github.js";
 import { EoaError, isEoaError } from "../errors.js";
 import type { DecisionResult, SpecAssessment } from "../protocol/gates.js";
@@ -9,6 +9,7 @@ import {
   type ReviewApplied,
 } from "../protocol/machine/index.js";
 import { cap, oneLine } from "../protocol/text.js";
+import { diffPages } from "../review/diff-pages.js";
 import type { Finding, MechanicalResults, ReviewRecord, State, TaskRecord } from "../state/schema.js";
 import { runMechanical } from "./mechanical.js";
 import { withReviewClaim } from "./review-claim.js";
@@ -37,6 +38,8 @@ export interface ReviewPacket {
   pr: { number: number; title: string; url: string; head_sha: string; base: string; body: string };
   diff_stat: { files: number; additions: number; deletions: number };
   files: Array<{ path: string; additions: number; deletions: number }>;
+  /** The diff's first page of per-file patches; the rest by `next` (eoa://reviews/{pr}/diff/{page}). */
+  diff: { page: number; pages: number; text: string; next: string | null; truncated: boolean } | null;
   completion_criteria: string[];
   test_requirements: string[];
   files_in_scope: string[];
@@ -47,7 +50,8 @@ export interface ReviewOutcome {
   pr_number: number;
   task_id: string;
   head_sha: string;
-  decision: DecisionResult["decision"] | "already_merged" | "fix_request_pending" | "merge_refused";
+  decision:
+    DecisionResult["decision"] | "already_merged" | "fix_request_pending" | "merge_refused" | "pr_not_found";
   gate1: string;
   gate2: string;
   reason: string;
@@ -75,7 +79,21 @@ async function review(rt: Runtime, args: ReviewArgs, ctx: ReviewContext): Promis
   const task = findTask(state, args);
   const gh = rt.github;
   await ctx.progress(`reading PR #${args.pr_number}`);
-  const pr = await getPull(rt, args.pr_number);
+  let pr: GitHubPull;
+  try {
+    pr = await getPull(rt, args.pr_number);
+  } catch (err) {
+    // The agent reported a PR that does not exist: told once, blocked the second time; never a
+    // review that fails the same way every cycle.
+    if (
+      isEoaError(err) &&
+      err.code === "PR_NOT_FOUND" &&
+      task.status === "ai-review" &&
+      task.pr_number === args.pr_number
+    )
+      return prNotFound(rt, task, args.pr_number);
+    throw err;
+  }
   checkPull(rt, pr, task);
 
   if (pr.merged) return recordAlreadyMerged(rt, task, pr);
@@ -191,6 +209,9 @@ async function finish(
   }
   const finalState = await rt.store.read();
   const record = finalState.reviews[reviewKey(pullView(pr))]!;
+  const judging = decision === "awaiting_assessment" || decision === "human_review";
+  // Gate 1 is judged from the code: the diff's first page rides in the packet.
+  const diff = judging ? await rt.git.diff(pr.baseRef, pr.headSha).catch(() => null) : null;
   return outcome(finalState.tasks[task.task_id]!, pr, record, {
     decision,
     reason,
@@ -200,7 +221,7 @@ async function finish(
     escalationId,
     fixRound: applied.fix_round,
     warnings,
-    packet: decision === "awaiting_assessment" || decision === "human_review" ? packet(task, pr, mech) : null,
+    packet: judging ? packet(task, pr, mech, diff) : null,
   });
 }
 
@@ -256,6 +277,42 @@ async function recordAlreadyMerged(rt: Runtime, task: TaskRecord, pr: GitHubPull
       dispatched,
     },
   );
+}
+
+async function prNotFound(rt: Runtime, task: TaskRecord, number: number): Promise<ReviewOutcome> {
+  const repo = rt.config.github.repo ?? "the repository";
+  const { result, effects } = await rt.step({
+    type: "pr-missing",
+    task_id: task.task_id,
+    pr_number: number,
+    repo,
+  });
+  const flushed = await rt.outbox.flush(effects);
+  const after = (await rt.store.read()).tasks[task.task_id]!;
+  return {
+    pr_number: number,
+    task_id: task.task_id,
+    head_sha: "",
+    decision: "pr_not_found",
+    gate1: "fail",
+    gate2: "pending",
+    reason: result.escalation_id
+      ? `PR #${number} does not exist in ${repo}, reported a second time: ${task.task_id} blocked, ${result.escalation_id} for the user`
+      : `PR #${number} does not exist in ${repo}: ${task.assignee} was told and ${task.task_id} is back in progress`,
+    findings: [],
+    task_status: after.status,
+    tests: null,
+    coverage: null,
+    merged_sha: null,
+    fix_round: null,
+    escalation_id: result.escalation_id,
+    dispatched: [],
+    cached: false,
+    packet: null,
+    warnings: flushed
+      .filter((f) => !f.ok)
+      .map((f) => `message to the agent not delivered yet, retried: ${f.error}`),
+  };
 }
 
 function findTask(state: Readonly<State>, args: ReviewArgs): TaskRecord {
@@ -389,7 +446,13 @@ function outcome(
   };
 }
 
-function packet(task: TaskRecord, pr: GitHubPull, mech: MechanicalResults): ReviewPacket {
+function packet(
+  task: TaskRecord,
+  pr: GitHubPull,
+  mech: MechanicalResults,
+  diff: DiffText | null,
+): ReviewPacket {
+  const pages = diff ? diffPages(diff.text) : null;
   return {
     pr: {
       number: pr.number,
@@ -404,6 +467,15 @@ function packet(task: TaskRecord, pr: GitHubPull, mech: MechanicalResults): Revi
       ...diffTotals(mech.files),
     },
     files: mech.files.slice(0, 300),
+    diff: pages
+      ? {
+          page: 1,
+          pages: pages.length,
+          text: pages[0]!,
+          next: pages.length > 1 ? `eoa://reviews/${pr.number}/diff/2` : null,
+          truncated: diff!.truncated,
+        }
+      : null,
     completion_criteria: task.completion_criteria,
     test_requirements: task.test_requirements,
     files_in_scope: task.files_in_scope,

@@ -21,7 +21,17 @@ export type Classified =
   | { kind: "completion"; task_id: string; pr_number?: number; branch?: string; note: string; epoch?: number }
   | { kind: "error"; task_id?: string; note: string; epoch?: number }
   | { kind: "blocked"; task_id: string; note: string; epoch?: number }
-  | { kind: "escalation"; task_id?: string; category: EscalationCategory; note: string; epoch?: number }
+  | {
+      kind: "escalation";
+      task_id?: string;
+      category: EscalationCategory;
+      note: string;
+      epoch?: number;
+      /** What the agent is doing meanwhile (the seed's current_action), when it says. */
+      current_action?: string;
+      /** The agent says it stopped until it gets an answer. */
+      stopped?: boolean;
+    }
   | { kind: "heartbeat" }
   | { kind: "unknown"; reason: string };
 
@@ -140,7 +150,17 @@ export function classifyMessage(msg: InboundMessage): Classified {
       return { kind, ...(taskId ? { task_id: taskId } : {}), note, ...base };
     case "escalation": {
       const category = escalationCategory(str(ctx.category), tag, whole);
-      return { kind, category, ...(taskId ? { task_id: taskId } : {}), note, ...base };
+      const current = str(ctx.current_action);
+      const stopped = ctx.stopped === true || STOPPED.test(whole);
+      return {
+        kind,
+        category,
+        ...(taskId ? { task_id: taskId } : {}),
+        note,
+        ...(current ? { current_action: cap(current, 500) } : {}),
+        ...(stopped ? { stopped } : {}),
+        ...base,
+      };
     }
   }
   return { kind: "unknown", reason: "unhandled kind" };
@@ -159,6 +179,21 @@ function escalationCategory(
   if (/dependenc|library|package version/i.test(text)) return "dependency";
   if (/infrastructure|outage/i.test(text)) return "infrastructure";
   return "blocker";
+}
+
+/** An agent saying it waits for an answer before going on. */
+const STOPPED =
+  /\b(stopped|halted|paused|blocked until|waiting for (an |your )?(answer|decision)|cannot (continue|proceed)|can't (continue|proceed))\b/i;
+
+/**
+ * An error report's kind (issue 12): the agent's own environment (credentials, permissions,
+ * tooling, disk), which another agent would not meet, or the task's own failure.
+ */
+const ENVIRONMENT =
+  /permission denied|publickey|authenticat|credential|unauthori[sz]ed|\b40[13]\b|token (expired|invalid|revoked)|no space left|ENOSPC|disk (is )?full|quota exceeded|command not found|not installed|no such file or directory.*\b(git|node|npm|python|docker)\b|could not resolve host|network is unreachable/i;
+
+export function errorKind(note: string): "environment" | "task" {
+  return ENVIRONMENT.test(note) ? "environment" : "task";
 }
 
 function missingTask(kind: string): Classified {

@@ -311,3 +311,27 @@ function label(category: string): string {
   const s = category.replace(/_/g, " ");
   return s[0]!.toUpperCase() + s.slice(1);
 }
+
+/** A completion report named a PR that GitHub does not have: the agent is told, under its epoch. */
+export function missingPrMessage(
+  task: TaskRecord,
+  to: string,
+  epoch: number,
+  prNumber: number,
+  repo: string,
+): OutboundMessage {
+  const text =
+    `Your completion report for ${task.task_id} names PR #${prNumber}, which does not exist in ${repo}. ` +
+    `Push your branch, open the PR against the default branch with "${task.task_id}" in its title or body, ` +
+    "and report again with its number. A second report naming a PR that does not exist is escalated to the user.";
+  return {
+    to,
+    subject: `PR NOT FOUND: #${prNumber} for ${task.task_id}`,
+    priority: "high",
+    content: {
+      type: "pr-not-found",
+      message: text,
+      context: { type: "pr-not-found", task_id: task.task_id, assignment_epoch: epoch, pr_number: prNumber },
+    },
+  };
+}

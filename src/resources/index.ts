@@ -1,6 +1,7 @@
 import type { ResourceDefinition } from "./define-resource.js";
 import { configResource } from "./config.js";
 import { decisionsResource } from "./decisions.js";
+import { diffResource } from "./diff.js";
 import { escalationsResource } from "./escalations.js";
 import { rosterMarkdownResource, rosterResource } from "./roster.js";
 import { latestReportResource } from "./reports.js";
@@ -17,4 +18,5 @@ export const resources: readonly ResourceDefinition[] = [
   decisionsResource,
   configResource,
   latestReportResource,
+  diffResource,
 ];

@@ -15,6 +15,12 @@ export interface Faults {
   mergeConflict: boolean;
   securityIssue: boolean;
   overlappingPrs: boolean;
+  /** dev-agent-1 asks an architecture question on GH-101 and goes on while it waits. */
+  agentQuestion: boolean;
+  /** GH-102's agent reports its tests failing once, and fixes them when instructed. */
+  agentError: boolean;
+  /** GH-103's agent first reports a PR number that does not exist. */
+  bogusPr: boolean;
 }
 
 export interface AgentWorld {
@@ -31,7 +37,7 @@ interface HeldTask {
   taskId: string;
   title: string;
   epoch: number;
-  phase: "acked" | "working" | "pr-open" | "fixing" | "stopped";
+  phase: "acked" | "working" | "pr-open" | "fixing" | "stopped" | "report-again";
   pr?: number;
   branch: string;
   fixRound: number;
@@ -46,6 +52,8 @@ export class ScriptedAgent {
   private readonly held = new Map<string, HeldTask>();
   private silent = false;
   private raisedSecurity = false;
+  /** Faults played once per agent: the question asked, the error reported, the bogus PR named. */
+  private readonly played = new Set<string>();
 
   constructor(
     readonly name: string,
@@ -120,6 +128,11 @@ export class ScriptedAgent {
     } else if (type === "stop") {
       const t = this.held.get(taskId);
       if (t) t.phase = "stopped";
+    } else if (type === "instructions") {
+      this.world.log(`${this.name} received instructions for ${taskId}`);
+    } else if (type === "pr-not-found") {
+      const t = this.held.get(taskId);
+      if (t?.pr) t.phase = "report-again";
     }
   }
 
@@ -128,12 +141,36 @@ export class ScriptedAgent {
     switch (t.phase) {
       case "acked":
         t.phase = "working";
+        if (this.world.faults.agentQuestion && t.taskId === "GH-101" && this.once("question")) {
+          await this.say(
+            "escalation",
+            t.taskId,
+            `[ESCALATION] ${t.taskId} architecture: bcrypt or argon2 for password hashing?`,
+            {
+              category: "architecture",
+              issue: "bcrypt or argon2 for password hashing?",
+              current_action: "going on with bcrypt; easy to switch",
+              reversible: true,
+            },
+          );
+          this.world.log(`${this.name} asks an architecture question (fault: --agent-question)`);
+          return;
+        }
         await this.say("progress", t.taskId, `[PROGRESS] ${t.taskId} 50% core logic written, tests next`, {
           progress: 50,
           branch: t.branch,
         });
         return;
       case "working": {
+        if (this.world.faults.agentError && t.taskId === "GH-102" && this.once("error")) {
+          await this.say(
+            "error",
+            t.taskId,
+            `[ERROR] ${t.taskId} tests fail: ImportError in src/reset/core.py`,
+          );
+          this.world.log(`${this.name} reports an error (fault: --agent-error)`);
+          return;
+        }
         if (this.opts.raisesSecurityOn === t.taskId && !this.raisedSecurity) {
           this.raisedSecurity = true;
           t.phase = "stopped";
@@ -174,14 +211,31 @@ export class ScriptedAgent {
         });
         this.setChecks(t, sha);
         t.phase = "pr-open";
+        // --bogus-pr: the first report names a PR number that does not exist.
+        const named =
+          this.world.faults.bogusPr && t.taskId === "GH-103" && this.once("bogus-pr") ? t.pr + 900 : t.pr;
+        if (named !== t.pr)
+          this.world.log(`${this.name} reports PR #${named}, which does not exist (fault: --bogus-pr)`);
+        await this.say(
+          "completion",
+          t.taskId,
+          `[DONE] ${t.taskId} ${t.title} ready for review, PR #${named}`,
+          { pr_number: named, branch: t.branch },
+        );
+        return;
+      }
+      case "report-again":
+        t.phase = "pr-open";
         await this.say(
           "completion",
           t.taskId,
           `[DONE] ${t.taskId} ${t.title} ready for review, PR #${t.pr}`,
-          { pr_number: t.pr, branch: t.branch },
+          {
+            pr_number: t.pr,
+            branch: t.branch,
+          },
         );
         return;
-      }
       case "fixing": {
         t.fixRound++;
         const sha = await this.world.repo.pushFix(t.pr!, t.branch, {
@@ -199,6 +253,13 @@ export class ScriptedAgent {
       default:
         return;
     }
+  }
+
+  /** True the first time a fault is played by this agent. */
+  private once(fault: string): boolean {
+    if (this.played.has(fault)) return false;
+    this.played.add(fault);
+    return true;
   }
 
   private setChecks(t: HeldTask, sha: string): void {

@@ -16,7 +16,8 @@ import { removeOnExit } from "./temp-dir.js";
  * scripted agents, on a fake clock (10 minutes a poll cycle). Faults are flags.
  */
 
-export const SIMULATE_USAGE = `Usage: eoa-mcp simulate [--silent-agent] [--ci-failure] [--merge-conflict] [--security-issue] [--overlapping-prs] [--all-faults] [--keep] [--quiet]
+export const SIMULATE_USAGE = `Usage: eoa-mcp simulate [--silent-agent] [--ci-failure] [--merge-conflict] [--security-issue] [--overlapping-prs]
+                        [--agent-question] [--agent-error] [--bogus-pr] [--all-faults] [--keep] [--quiet]
 
 Rehearses the protocol's night (GH-101 User Authentication; GH-102 Password Reset and GH-103 Session
 Management after it; agents dev-agent-1 and dev-agent-2) with nothing installed but Node and git.
@@ -27,6 +28,9 @@ Management after it; agents dev-agent-1 and dev-agent-2) with nothing installed 
   --security-issue   dev-agent-1 finds a SQL injection while on GH-103 (urgent escalation)
   --overlapping-prs  GH-102's and GH-103's PRs write the same line of tests/conftest.py: the second to merge
                      conflicts with the first (blocked, queued for the user)
+  --agent-question   dev-agent-1 asks an architecture question on GH-101 (the orchestrator answers; the task goes on)
+  --agent-error      GH-102's agent reports failing tests once (the orchestrator sends fix instructions)
+  --bogus-pr         GH-103's agent first reports a PR that does not exist (told once, then reports the real one)
   --all-faults       all of the above
   --keep             keep the temporary state directory and print where it is
   --quiet            print only the final report`;
@@ -37,6 +41,9 @@ const FLAGS = {
   "merge-conflict": { type: "boolean" },
   "security-issue": { type: "boolean" },
   "overlapping-prs": { type: "boolean" },
+  "agent-question": { type: "boolean" },
+  "agent-error": { type: "boolean" },
+  "bogus-pr": { type: "boolean" },
   "all-faults": { type: "boolean" },
   keep: { type: "boolean" },
   quiet: { type: "boolean" },
@@ -62,6 +69,9 @@ export async function simulate(
     mergeConflict: all || !!values["merge-conflict"],
     securityIssue: all || !!values["security-issue"],
     overlappingPrs: all || !!values["overlapping-prs"],
+    agentQuestion: all || !!values["agent-question"],
+    agentError: all || !!values["agent-error"],
+    bogusPr: all || !!values["bogus-pr"],
   };
   const quiet = !!values.quiet;
   const say = (line: string) => {
@@ -200,7 +210,18 @@ export async function simulate(
       const sc = digest.structuredContent ?? {};
       for (const a of (sc.actions_due ?? []) as Array<{ tool: string; arguments: Record<string, unknown> }>) {
         if (a.tool === "review_pr") await review(a.arguments);
-        else if (a.tool === "assign_task") {
+        else if (a.tool === "send_instructions") {
+          // The scripted orchestrator's judgment: conservative and reversible, documented.
+          const r = await call("send_instructions", {
+            ...a.arguments,
+            instructions:
+              "Go on with the reversible choice you named; keep it behind one function so it can change.",
+          });
+          if (!r.isError) event(`instructions to the agent on ${a.arguments.task_id as string}`);
+        } else if (a.tool === "reassign_task" || a.tool === "mark_agent_offline") {
+          const r = await call(a.tool, a.arguments);
+          if (!r.isError) event(`${a.tool} ${JSON.stringify(a.arguments)}`);
+        } else if (a.tool === "assign_task") {
           const r = await call("assign_task", a.arguments);
           event(
             `assign ${a.arguments.task_id as string}: ${(r.structuredContent?.status as string) ?? "refused"}`,

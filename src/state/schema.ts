@@ -48,6 +48,8 @@ export interface AgentRecord {
   last_seen?: string;
   offline_since?: string;
   offline_reason?: string;
+  /** Errors reported too often within the ack window: taking it offline is due (issue 12). */
+  failing?: { errors: number; since: string };
 }
 
 export interface EscalationRules {
@@ -120,6 +122,23 @@ export interface TaskRecord {
     checks: Array<{ id: number; name: string }>;
     seen_at: string;
   };
+  /**
+   * An agent's question or error report that waits for the orchestrator's judgment (issue 12):
+   * shown as an action due while the same agent holds the task under the same epoch.
+   */
+  awaiting?: {
+    kind: "question" | "error";
+    message_id: string;
+    agent: string;
+    epoch: number;
+    at: string;
+    note: string;
+    escalation_id?: string;
+    /** An error's kind: the agent's environment (move the task) or the task's own (instruct). */
+    error_kind?: "environment" | "task";
+  };
+  /** Completion reports naming a PR that GitHub does not have (a reply each; the second blocks). */
+  missing_pr_reports?: number;
   /** The merge effect of the approval that put the task in merge-release (none: a person merges). */
   merge_effect?: string;
   merged_at?: string;

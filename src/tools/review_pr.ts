@@ -71,6 +71,15 @@ export const reviewPrTool = defineTool({
         }),
         diff_stat: z.object({ files: z.number(), additions: z.number(), deletions: z.number() }),
         files: z.array(z.object({ path: z.string(), additions: z.number(), deletions: z.number() })),
+        diff: z
+          .object({
+            page: z.number().int(),
+            pages: z.number().int(),
+            text: z.string(),
+            next: z.string().nullable().describe("Read the next page of the diff from this resource"),
+            truncated: z.boolean(),
+          })
+          .nullable(),
         completion_criteria: z.array(z.string()),
         test_requirements: z.array(z.string()),
         files_in_scope: z.array(z.string()),
@@ -101,6 +110,12 @@ export const reviewPrTool = defineTool({
               r.packet.completion_criteria.join("\n") || "(none)",
             ),
             untrusted(`PR #${r.pr_number} body`, `${r.packet.pr.title}\n\n${r.packet.pr.body}`),
+            ...(r.packet.diff
+              ? [
+                  `Diff, page ${r.packet.diff.page} of ${r.packet.diff.pages}${r.packet.diff.next ? ` (next: read ${r.packet.diff.next})` : ""}${r.packet.diff.truncated ? "; the diff is longer than eoa-mcp reads (2 MB): judge the rest on GitHub" : ""}:`,
+                  untrusted(`PR #${r.pr_number} diff, page ${r.packet.diff.page}`, r.packet.diff.text),
+                ]
+              : ["Diff: not read (the git mirror could not give it); judge from the files and GitHub."]),
           ]
         : []),
       ...r.warnings.map((w) => `Warning: ${w}`),
@@ -128,6 +143,10 @@ function marked(r: ReviewOutcome): ReviewOutcome {
       test_requirements: r.packet.test_requirements.map((c) => mark("test requirement", c)),
       files_in_scope: r.packet.files_in_scope.map((c) => mark("file in scope", c)),
       instructions: mark("instructions", r.packet.instructions),
+      diff: r.packet.diff && {
+        ...r.packet.diff,
+        text: untrusted(`PR #${r.pr_number} diff, page ${r.packet.diff.page}`, r.packet.diff.text),
+      },
     },
   };
 }

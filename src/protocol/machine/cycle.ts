@@ -2,7 +2,7 @@ import type { Draft } from "immer";
 import { plain, tasksNow } from "../../state/records.js";
 import type { AgentRecord, MessageOutcome, TaskRecord } from "../../state/schema.js";
 import { agentLoads, chooseReplacement } from "../assignment.js";
-import type { Classified } from "../classify.js";
+import { errorKind, type Classified } from "../classify.js";
 import { ackVerdict, heartbeatVerdict } from "../liveness.js";
 import { ackReminderMessage, stopNoticeMessage } from "../messages.js";
 import { cap, oneLine } from "../text.js";
@@ -137,7 +137,7 @@ interface Applied {
 
 /** One inbound message's effect on state, recorded with its outcome. */
 function applyMessage(s: Step, m: InboxMessage): Applied {
-  const { draft, now } = s;
+  const { draft, now, config } = s;
   const { id, from, classified: c } = m;
   const agent = Object.values(draft.agents).find(
     (a) => a.session.toLowerCase() === from || a.id.toLowerCase() === from,
@@ -237,16 +237,48 @@ function applyMessage(s: Step, m: InboxMessage): Applied {
       syncLabels(s, decision, t.task_id);
       return record("applied", `${taskId} reported complete with PR #${t.pr_number}: review it`, taskId);
     }
-    case "error":
+    case "error": {
+      const kind = errorKind(c.note);
+      const repeated = recentErrors(s, from) + 1 >= config.limits.errors_before_offline;
+      const next = repeated
+        ? `mark_agent_offline ${agent.id} due (${config.limits.errors_before_offline} errors within ${config.limits.ack_timeout_minutes} min)`
+        : kind === "environment"
+          ? "reassign_task due: the agent's environment, not the task"
+          : "send_instructions due: fix instructions for the task's own failure";
       incident(s, {
         ...(taskId ? { task_id: taskId } : {}),
         kind: "agent-error",
         occurrence: `reported by ${agent.id}`,
         description: cap(c.note, 500),
-        action: "reported to the orchestrator for analysis",
+        action: next,
       });
-      if (task) note(s, task, "error-report", oneLine(c.note, 200));
-      return record("applied", `${agent.id} reports an error${taskId ? ` on ${taskId}` : ""}`, taskId);
+      decide(s, {
+        action: "error-report",
+        rule: "rule 5b: an error report is read for its kind and the orchestrator's move is due",
+        ...(taskId ? { task_id: taskId } : {}),
+        agent: agent.id,
+        inputs: { message_id: id, kind, repeated },
+        outcome: next,
+      });
+      if (repeated) agent.failing = { errors: config.limits.errors_before_offline, since: now.toISOString() };
+      if (task && task.assignee === agent.id) {
+        note(s, task, "error-report", oneLine(c.note, 200));
+        task.awaiting = {
+          kind: "error",
+          message_id: id,
+          agent: agent.id,
+          epoch: task.assignment_epoch,
+          at: now.toISOString(),
+          note: cap(c.note, 500),
+          error_kind: kind,
+        };
+      }
+      return record(
+        "applied",
+        `${agent.id} reports an error${taskId ? ` on ${taskId}` : ""}: ${next}`,
+        taskId,
+      );
+    }
     case "blocked": {
       const t = task!;
       const esc = escalate(s, {
@@ -264,13 +296,31 @@ function applyMessage(s: Step, m: InboxMessage): Applied {
       return record("applied", `${taskId} blocked; ${esc.escalation.id} queued for the user`, taskId);
     }
     case "escalation": {
+      // A question (architecture, dependency) is the orchestrator's to judge now and the user's to
+      // see later: the task is parked only if the agent says it stopped.
+      const question = c.category === "architecture" || c.category === "dependency";
+      const going = question && !c.stopped;
       const esc = escalate(s, {
         category: c.category,
         ...(taskId ? { task_id: taskId } : {}),
         issue: oneLine(c.note, 500),
         context: `raised by ${agent.id} in message ${id}`,
         raised_by: agent.id,
+        ...(c.current_action || going
+          ? { current_action: c.current_action ?? `${agent.id} goes on while the orchestrator judges` }
+          : {}),
       });
+      if (question && task && task.assignee === agent.id) {
+        task.awaiting = {
+          kind: "question",
+          message_id: id,
+          agent: agent.id,
+          epoch: task.assignment_epoch,
+          at: now.toISOString(),
+          note: cap(c.note, 500),
+          escalation_id: esc.escalation.id,
+        };
+      }
       return record(
         "applied",
         `${agent.id} escalated (${c.category}): ${esc.merged ? `merged into ${esc.escalation.id}` : `${esc.escalation.id} ${esc.escalation.level}`}`,
@@ -410,4 +460,13 @@ function dueReruns(s: Step, changes: string[]): void {
     effect(s, decision, "rerun", { sha: due.sha, pr_number: due.pr_number, checks: due.checks });
     changes.push(`${t.task_id}: CI re-run of ${names} on PR #${due.pr_number}`);
   }
+}
+
+/** Error reports already recorded from this sender within the ack window. */
+function recentErrors(s: Step, from: string): number {
+  const since = s.now.getTime() - s.config.limits.ack_timeout_minutes * 60_000;
+  let n = 0;
+  for (const m of Object.values(s.draft.messages))
+    if (m.kind === "error" && m.from === from && new Date(m.at).getTime() >= since) n++;
+  return n;
 }

@@ -23,10 +23,12 @@ import type { Step, StepOutput } from "./records.js";
 import {
   mergeObserved,
   mergeRefused,
+  prMissing,
   reviewJudged,
   type MergeObserved,
   type MergeRefused,
   type MergeRefusedOutcome,
+  type PrMissing,
   type ReviewApplied,
   type ReviewEvidence,
 } from "./review.js";
@@ -56,6 +58,7 @@ export type ProtocolEvent =
   | ({ type: "review-judged" } & ReviewEvidence)
   | ({ type: "merge-observed" } & MergeObserved)
   | ({ type: "merge-refused" } & MergeRefused)
+  | ({ type: "pr-missing" } & PrMissing)
   | { type: "effects-settled"; outcomes: readonly EffectOutcome[] }
   | { type: "report-written"; session_id: string; path: string };
 
@@ -74,6 +77,7 @@ export interface EventResults {
   "review-judged": ReviewApplied;
   "merge-observed": { dispatched: string[] };
   "merge-refused": MergeRefusedOutcome;
+  "pr-missing": { reported: number; escalation_id: string | null };
   "effects-settled": void;
   "report-written": { complete: boolean };
 }
@@ -142,6 +146,8 @@ function apply(s: Step, e: ProtocolEvent): EventResults[ProtocolEvent["type"]] {
       return mergeObserved(s, e);
     case "merge-refused":
       return mergeRefused(s, e);
+    case "pr-missing":
+      return prMissing(s, e);
     case "effects-settled":
       return effectsSettled(s, e.outcomes);
     case "report-written":

@@ -41,6 +41,9 @@ export function instructionsSent(
 ): InstructionsOutcome {
   const t = heldTask(s, e.task_id);
   const agent = s.draft.agents[t.assignee!]!;
+  // The question or error it answers is answered; an error's incident says how.
+  if (t.awaiting?.kind === "error") settleAgentError(s, t.task_id, `fix instructions sent to ${agent.id}`);
+  delete t.awaiting;
   const decision = decide(s, {
     action: "instruct",
     rule: "rule 5b: the orchestrator judges and answers the agent holding the task, and it is documented",
@@ -129,5 +132,15 @@ export function reassignRequested(
     throw new Error(`reassign of ${e.task_id}: dispatch queued it (${out.reason})`);
   }
   const stopEffect = notice(s, out.decision, t.task_id, stop);
+  if (t.awaiting?.kind === "error") settleAgentError(s, t.task_id, `reassigned from ${from} to ${out.agent}`);
+  delete t.awaiting;
   return { task_id: t.task_id, from, to: out.agent, epoch: out.epoch, effects: [...out.effects, stopEffect] };
+}
+
+/** The open agent-error incident of a task, resolved with what the orchestrator did about it. */
+export function settleAgentError(s: Step, taskId: string, resolution: string): void {
+  const open = s.draft.incidents.findLast(
+    (i) => i.task_id === taskId && i.kind === "agent-error" && !i.resolution,
+  );
+  if (open) open.resolution = resolution;
 }

@@ -31,8 +31,13 @@ export function markOffline(
   const { draft } = s;
   const agent = requireAgent(draft, agentId);
   const already = agent.availability === "offline";
-  const held = tasksNow(draft).filter((t) => t.assignee === agentId && OCCUPYING.includes(t.status));
+  // A task in merge-release has no work left for an agent: its merge is decided, and the next cycle
+  // completes it; handing it over would take it out of merge-release and lose the merge.
+  const held = tasksNow(draft).filter(
+    (t) => t.assignee === agentId && OCCUPYING.includes(t.status) && t.status !== "merge-release",
+  );
   agent.availability = "offline";
+  delete agent.failing;
   agent.offline_since ??= s.now.toISOString();
   agent.offline_reason = reason;
   const decision = decide(s, {

@@ -11,7 +11,7 @@ import {
   type DecisionResult,
   type SpecAssessment,
 } from "../gates.js";
-import { findingLine, fixRequestMessage } from "../messages.js";
+import { findingLine, fixRequestMessage, missingPrMessage } from "../messages.js";
 import { oneLine } from "../text.js";
 import { autoDispatch, type DispatchOutcome } from "./dispatch.js";
 import { block, dispatchedIds, escalate } from "./escalation.js";
@@ -598,4 +598,60 @@ export function mergeRefused(s: Step, e: MergeRefused): MergeRefusedOutcome {
 function ciPollCounts(t: Draft<TaskRecord>, head: string, now: Date, intervalSeconds: number): boolean {
   if (t.review_head !== head || t.ci_polls === 0 || !t.ci_polled_at) return true;
   return now.getTime() - new Date(t.ci_polled_at).getTime() >= intervalSeconds * 1000;
+}
+
+export interface PrMissing {
+  task_id: string;
+  pr_number: number;
+  repo: string;
+}
+
+/**
+ * Rule 6: a completion report naming a PR GitHub does not have is not reviewed again and again: the
+ * agent is told and the task goes back to it; the second such report blocks it (a blocker for the
+ * user).
+ */
+export function prMissing(s: Step, e: PrMissing): { reported: number; escalation_id: string | null } {
+  const t = s.draft.tasks[e.task_id];
+  if (!t || t.status !== "ai-review" || t.pr_number !== e.pr_number || !t.assignee) {
+    throw new EoaError(
+      "TASK_CHANGED",
+      `${e.task_id} no longer waits for review of PR #${e.pr_number}`,
+      "call check_messages for what is due now",
+    );
+  }
+  const reported = (t.missing_pr_reports = (t.missing_pr_reports ?? 0) + 1);
+  if (reported >= 2) {
+    const id = escalateBlocker(s, t, {
+      kind: "pr-not-found",
+      occurrence: `completion report ${reported} for ${t.task_id}`,
+      description: `${t.assignee} reported PR #${e.pr_number}, which does not exist in ${e.repo}, ${reported} times`,
+      action: "escalated to the user; task blocked",
+      issue: `${t.task_id}: ${t.assignee} reported a PR that does not exist (#${e.pr_number}) twice`,
+      context: `repository ${e.repo}`,
+      raisedBy: "server: PR not found",
+      reason: `reported PR #${e.pr_number} does not exist (twice)`,
+    });
+    return { reported, escalation_id: id };
+  }
+  const agent = s.draft.agents[t.assignee]!;
+  const decision = decide(s, {
+    action: "pr-not-found",
+    rule: "rule 6: a completion report must name a PR that exists; the agent is told, once",
+    task_id: t.task_id,
+    agent: agent.id,
+    inputs: { pr_number: e.pr_number, repo: e.repo, reports: reported },
+    outcome: `${agent.id} told PR #${e.pr_number} does not exist; ${t.task_id} back in progress`,
+  });
+  notice(
+    s,
+    decision,
+    t.task_id,
+    missingPrMessage(plain(t) as TaskRecord, agent.session, t.assignment_epoch, e.pr_number, e.repo),
+  );
+  delete t.pr_number;
+  t.status = "in-progress";
+  note(s, t, "pr-not-found", `PR #${e.pr_number} does not exist`);
+  syncLabels(s, decision, t.task_id);
+  return { reported, escalation_id: null };
 }

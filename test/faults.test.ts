@@ -1057,3 +1057,26 @@ describe("disk full for the state directory (simulated)", () => {
     expect(assignments("dev-agent-1")).toHaveLength(1);
   });
 });
+
+describe("a note on GitHub is made once (issue 12 item 9)", () => {
+  it("a comment that may have been made is found by its marker and not made again", async () => {
+    await setup();
+    const { perform } = await import("../src/engine/perform.js");
+    const eff = {
+      id: "eff-09999",
+      kind: "comment" as const,
+      status: "pending" as const,
+      decision: "dec-0001",
+      created_at: e().clock.now().toISOString(),
+      attempts: 1,
+      payload: { issue_number: 101, body: "eoa-mcp: GH-101 is blocked: CI blocked" },
+    };
+    expect(await perform(e().rt, eff, false)).toMatchObject({ comment_id: expect.any(Number) });
+    // The answer was lost (a crash, a timeout): the retry looks first.
+    expect(await perform(e().rt, eff, true)).toEqual({ reconciled: true });
+    const notes = e()
+      .github.issue(101)!
+      .comments.filter((c) => c.body.includes("<!-- eoa-mcp eff-09999 -->"));
+    expect(notes).toHaveLength(1);
+  });
+});

@@ -214,6 +214,10 @@ beforeAll(async () => {
   await client.listWorkflows();
   await client.getIssue(101);
   await client.comment(101, "Assigned to dev-agent-1.");
+  expect(await client.listCommentBodies(101)).toEqual(["Assigned to dev-agent-1."]);
+  await client.markLabel(101, "eoa:blocked", true);
+  await client.markLabel(101, "eoa:blocked", false);
+  await client.markLabel(101, "eoa:blocked", false); // removing a label it lacks is done already
   await client.setLabels(101, ["status:in-progress", "priority:high"]);
   await client.closeIssue(101);
 

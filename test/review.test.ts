@@ -319,6 +319,12 @@ describe("review_pr: Gate 1 and Gate 2 failures", () => {
     expect(fixRequests(n)).toHaveLength(1);
     expect((await n.task("GH-101")).fix_rounds).toBe(1);
     expect(mergeCalls(n.env)).toHaveLength(0);
+    // The issue says why, once (issue 12 item 9).
+    const notes = n.env.github
+      .issue(101)!
+      .comments.filter((c) => c.body.startsWith("eoa-mcp: fixes requested on PR #147"));
+    expect(notes).toHaveLength(1);
+    expect(notes[0]!.body).toContain("src/billing/charge.py");
   });
 
   it("escalates a blocker on the sixth failing round instead of a sixth fix request", async () => {
@@ -614,6 +620,29 @@ describe("review_pr: merge conflicts, large tasks, protected paths", () => {
     expect(statusLabels(n.env, 101)).toEqual(
       expect.arrayContaining(["status:blocked", "assign:dev-agent-1"]),
     );
+    // GitHub says why (issue 12 item 9): one comment on the issue and one on the PR, and the PR labelled.
+    const blockedNote = (c: { body: string }) => /GH-101 is blocked: .*src\/auth\/login\.py/.test(c.body);
+    expect(n.env.github.issue(101)!.comments.filter(blockedNote)).toHaveLength(1);
+    expect(n.env.github.issue(147)!.comments.filter(blockedNote)).toHaveLength(1);
+    expect(n.env.github.issue(147)!.labels).toContain("eoa:blocked");
+
+    // The user answers: the task unblocks, and the label comes off; no note is made twice.
+    await n.call("resolve_escalation", { escalation_id: r.escalation_id, decision: "rebase onto main" });
+    await nextCycle(n);
+    expect(n.env.github.issue(147)!.labels).not.toContain("eoa:blocked");
+    expect(n.env.github.issue(101)!.comments.filter(blockedNote)).toHaveLength(1);
+  });
+
+  it("leaves a note on the issue for a fix request and for the merge (issue 12 item 9)", async () => {
+    const n = await night({ assign: [["GH-101", "dev-agent-1"]] });
+    await openPr(n, { checks: GREEN });
+    const merged = await n.review({ pr_number: 147, spec_assessment: ASSESS_OK });
+    expect(merged.decision).toBe("merge");
+    const notes = n.env.github.issue(101)!.comments.map((c) => c.body);
+    expect(
+      notes.filter((b) => /^eoa-mcp: PR #147 merged as [0-9a-f]{12}; GH-101 is done\./.test(b)),
+    ).toHaveLength(1);
+    expect(notes.every((b) => /<!-- eoa-mcp eff-\d+ -->$/.test(b))).toBe(true);
   });
 
   it("blocks and queues for the user when GitHub refuses the merge", async () => {

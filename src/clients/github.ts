@@ -423,6 +423,33 @@ export class GitHubClient {
     });
   }
 
+  /** The bodies of an issue's (or a PR's) most recent comments, newest last. */
+  async listCommentBodies(number: number): Promise<string[]> {
+    return this.call({ op: `list comments of #${number}` }, async () => {
+      const { data } = await this.octokit.rest.issues.listComments({
+        ...this.params(),
+        issue_number: number,
+        per_page: 100,
+      });
+      return data.map((c) => c.body ?? "");
+    });
+  }
+
+  /** Adds (present) or removes one label of an issue or PR; removing one it lacks is done already. */
+  async markLabel(number: number, label: string, present: boolean): Promise<void> {
+    await this.call({ op: `${present ? "add" : "remove"} label ${label} on #${number}` }, async () => {
+      if (present) {
+        await this.octokit.rest.issues.addLabels({ ...this.params(), issue_number: number, labels: [label] });
+        return;
+      }
+      try {
+        await this.octokit.rest.issues.removeLabel({ ...this.params(), issue_number: number, name: label });
+      } catch (err) {
+        if ((err as { status?: number }).status !== 404) throw err;
+      }
+    });
+  }
+
   async closeIssue(number: number): Promise<void> {
     await this.call({ op: `close issue #${number}` }, () =>
       this.octokit.rest.issues.update({

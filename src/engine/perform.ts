@@ -64,8 +64,17 @@ export async function perform(
       );
       return { workflow_runs: r.workflowRuns, check_runs: r.checkRuns, skipped: r.skipped };
     }
-    case "comment":
-      await rt.github.comment(eff.payload.issue_number, eff.payload.body);
+    case "comment": {
+      const { issue_number: number, body } = eff.payload;
+      // Never twice: a comment that may have been made is looked for by its marker first.
+      const marker = `<!-- eoa-mcp ${eff.id} -->`;
+      if (mayHaveHappened && (await rt.github.listCommentBodies(number)).some((b) => b.includes(marker)))
+        return { reconciled: true };
+      const c = await rt.github.comment(number, `${body}\n\n${marker}`);
+      return { comment_id: c.id };
+    }
+    case "pr_label":
+      await rt.github.markLabel(eff.payload.pr_number, eff.payload.label, eff.payload.present);
       return {};
     case "close_issue":
       await rt.github.closeIssue(eff.payload.issue_number);

@@ -310,7 +310,10 @@ export interface EffectPayloads {
   message: MessagePayload;
   /** Level-triggered: brings the task's labels (and project status) up to date with its record. */
   labels: { task_id: string };
+  /** One note on GitHub (an issue, or a PR as an issue), made once: a hidden marker names the effect. */
   comment: { issue_number: number; body: string };
+  /** The `eoa:blocked` label on a blocked task's PR, removed when it unblocks. */
+  pr_label: { pr_number: number; label: string; present: boolean };
   review: { pr_number: number; sha: string; event: "APPROVE" | "REQUEST_CHANGES" | "COMMENT"; body: string };
   merge: { pr_number: number; sha: string; method: MergeMethod; title: string; task_id: string };
   close_issue: { issue_number: number };

@@ -19,6 +19,7 @@ import {
   nextEscalationId,
   note,
   notice,
+  noteOnGitHub,
   requireTask,
   syncLabels,
   type Step,
@@ -55,9 +56,20 @@ export interface EscalateOutcome {
   decision: string;
 }
 
-/** Rule 7: blocks the task (its column kept for when it is unblocked) and syncs its labels. */
+/** On a blocked task's PR while it is blocked (rule 7). */
+export const BLOCKED_LABEL = "eoa:blocked";
+
+/**
+ * Rule 7: blocks the task (its column kept for when it is unblocked) and syncs its labels; newly
+ * blocked, it says why on its issue and PR and labels the PR.
+ */
 export function block(s: Step, t: Draft<TaskRecord>, reason: string, decision: string): void {
-  if (t.status !== "blocked") Object.assign(t, blockTransition(t.status));
+  if (t.status !== "blocked") {
+    Object.assign(t, blockTransition(t.status));
+    noteOnGitHub(s, decision, t, `eoa-mcp: ${t.task_id} is blocked: ${reason}`, true);
+    if (t.pr_number)
+      effect(s, decision, "pr_label", { pr_number: t.pr_number, label: BLOCKED_LABEL, present: true });
+  }
   t.blocked_reason = reason;
   note(s, t, "blocked", reason);
   syncLabels(s, decision, t.task_id);
@@ -225,6 +237,8 @@ export function resolve(s: Step, escalationId: string, answer: string): ResolveO
     const back = unblockTransition(task.previous_status);
     delete task.previous_status;
     delete task.blocked_reason;
+    if (task.pr_number)
+      effect(s, decision, "pr_label", { pr_number: task.pr_number, label: BLOCKED_LABEL, present: false });
     const holder = task.assignee ? draft.agents[task.assignee] : undefined;
     // Parked, the task stopped counting against its agent, who may have taken other work since:
     // it resumes there only while that agent may take it (rule 1), else it waits in the queue for it.

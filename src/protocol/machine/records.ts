@@ -87,6 +87,22 @@ export function syncLabels(s: Step, decision: string, taskId: string): string {
   return effect(s, decision, "labels", { task_id: taskId });
 }
 
+/**
+ * A note on GitHub about a task (rule 7, the seed's "add notes to cards"): one comment on its issue,
+ * and on its PR too when it is about the PR; made once through the outbox.
+ */
+export function noteOnGitHub(
+  s: Step,
+  decision: string,
+  t: Pick<TaskRecord, "issue_number" | "pr_number">,
+  body: string,
+  onPr = false,
+): void {
+  if (t.issue_number) effect(s, decision, "comment", { issue_number: t.issue_number, body });
+  if (onPr && t.pr_number && t.pr_number !== t.issue_number)
+    effect(s, decision, "comment", { issue_number: t.pr_number, body });
+}
+
 /** A message to an agent about a task (reminder, fix request, stop, decision, instructions). */
 export function notice(s: Step, decision: string, taskId: string, message: OutboundMessage): string {
   return effect(s, decision, "message", { purpose: "notice", task_id: taskId, message });

@@ -15,7 +15,7 @@ import { findingLine, fixRequestMessage, missingPrMessage } from "../messages.js
 import { oneLine } from "../text.js";
 import { autoDispatch, type DispatchOutcome } from "./dispatch.js";
 import { block, dispatchedIds, escalate } from "./escalation.js";
-import { decide, effect, incident, note, notice, syncLabels, type Step } from "./records.js";
+import { decide, effect, incident, note, notice, noteOnGitHub, syncLabels, type Step } from "./records.js";
 
 /**
  * Rule 6, Phase 4: what a review's evidence decides (both gates, CI, mergeability, the
@@ -267,12 +267,19 @@ function applyDecision(
           max,
         ),
       );
+      const findings = `eoa-mcp review (fix round ${t.fix_rounds}/${max}):\n${result.findings.map(findingLine).join("\n")}`;
       effect(s, decision, "review", {
         pr_number: pr.number,
         sha: pr.head_sha,
         event: "COMMENT",
-        body: `eoa-mcp review (fix round ${t.fix_rounds}/${max}):\n${result.findings.map(findingLine).join("\n")}`,
+        body: findings,
       });
+      noteOnGitHub(
+        s,
+        decision,
+        t,
+        `eoa-mcp: fixes requested on PR #${pr.number}, ${findings.slice("eoa-mcp ".length)}`,
+      );
       syncLabels(s, decision, t.task_id);
       return { ...none, fix_round: t.fix_rounds };
     }
@@ -425,6 +432,7 @@ function toHumanReview(
     issue_number: pr.number,
     body: `eoa-mcp: ${why}. Waiting for a human to merge.`,
   });
+  noteOnGitHub(s, decision, t, `eoa-mcp: PR #${pr.number} waits for a human to merge: ${why}.`);
   syncLabels(s, decision, t.task_id);
   return { ...none, dispatched: dispatchedIds(autoDispatch(s)) };
 }
@@ -463,6 +471,12 @@ export function mergeObserved(s: Step, e: MergeObserved): { dispatched: string[]
     outcome: `merged${e.merge_sha ? ` as ${e.merge_sha.slice(0, 12)}` : ""}`,
   });
   syncLabels(s, decision, e.task_id);
+  noteOnGitHub(
+    s,
+    decision,
+    t,
+    `eoa-mcp: PR #${e.pr_number} merged${e.merge_sha ? ` as ${e.merge_sha.slice(0, 12)}` : ""}${e.by_person ? " by a person" : ""}; ${e.task_id} is done.`,
+  );
   if (t.issue_number) effect(s, decision, "close_issue", { issue_number: t.issue_number });
   const next = t.next_task_on_complete ? draft.tasks[t.next_task_on_complete] : undefined;
   if (next && next.status === "todo" && !next.assignee && !next.parked_by) {

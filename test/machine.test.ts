@@ -236,6 +236,14 @@ describe("rule 3 with no other agent", () => {
 });
 
 describe("rules 4-5: heartbeats and offline agents", () => {
+  it("an agent that comes back resolves its offline incident with what happened", () => {
+    let s = run(night(), [{ type: "agent-offline-reported", agent: "dev-1", reason: "gone" }], 1).state;
+    expect(s.incidents.at(-1)).toMatchObject({ kind: "agent-offline", agent: "dev-1" });
+    expect(s.incidents.at(-1)!.resolution).toBeUndefined();
+    s = run(s, [cycle([], ["dev-1", "dev-2"])], 2).state;
+    expect(s.incidents.at(-1)!.resolution).toBe("dev-1 back at 22:02 (online in AI Maestro)");
+  });
+
   it("ten cycles within one poll interval count once: no agent goes offline for quick calls", () => {
     let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
     s = run(s, [cycle([msg("dev-1", { kind: "ack", task_id: "GH-1" })])]).state;

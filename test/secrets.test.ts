@@ -156,6 +156,7 @@ async function runNight(): Promise<void> {
     agentQuestion: false,
     agentError: false,
     bogusPr: false,
+    allOffline: false,
   };
   let pr = 146;
   const world = {
@@ -165,6 +166,7 @@ async function runNight(): Promise<void> {
     orchestrator: ORCH,
     faults,
     nextPr: () => ++pr,
+    outage: () => false,
     log: () => undefined,
   };
   const agents = SEED_AGENTS.map(

@@ -110,7 +110,11 @@ describe("eoa-mcp simulate", () => {
       expect(md).toContain(`- Tasks Completed: ${done}/3`);
       expect(md).toContain(`- PRs Merged: ${merged}`);
       expect(md).toContain(`- Issues Encountered: ${issueCount}`);
-      expect(md).toContain(`- Escalations: ${escalations}`);
+      // Besides the open ones, the all-agents-offline page, answered by the user (in the timeline).
+      expect(timeline).toMatch(
+        /escalate: esc-\d+ immediate to user-notification-channel[\s\S]*resume: session/,
+      );
+      expect(md).toContain(`- Escalations: ${escalations + 1}`);
       // The conflict, the SQL injection, and dev-agent-1's architecture question (answered by the
       // orchestrator, deferred for the user).
       expect(waiting).toMatch(/\*\*esc-\d+\*\* \(deferred architecture, GH-101\)/);
@@ -183,6 +187,30 @@ describe("eoa-mcp simulate", () => {
     SLOW,
   );
 
+  it.concurrent(
+    "--all-offline: the session halts and the user is paged; it resumes only on the user's answer, and the night finishes",
+    async () => {
+      const r = await simulate(["--all-offline"]);
+      expect(r.code, r.stderr).toBe(0);
+      const out = r.stdout;
+      const halt = out.indexOf("halt: session");
+      const back = out.indexOf("agent-back (dev-agent-1)");
+      const answer = out.indexOf('USER: "The agents are back; resume."');
+      const resume = out.indexOf("resume: session");
+      expect(out).toMatch(/escalate: esc-001 immediate to user-notification-channel/);
+      expect(halt).toBeGreaterThan(0);
+      // Agents back do not resume it; the user's answer does.
+      expect(back).toBeGreaterThan(halt);
+      expect(answer).toBeGreaterThan(back);
+      expect(resume).toBeGreaterThan(answer);
+      expect(out).toContain("- Tasks Completed: 3/3");
+      expect(
+        sections(out.slice(out.indexOf("# Autonomous Operation Report"))).get("Issues Encountered"),
+      ).toMatch(/Agent offline[\s\S]*\*\*Resolution\*\*: dev-agent-\d back at \d\d:\d\d/);
+    },
+    SLOW,
+  );
+
   it.concurrent("refuses an unknown flag with the usage on stderr and a non-zero exit", async () => {
     const r = await simulate(["--bogus"]);
     expect(r.code).not.toBe(0);
@@ -205,6 +233,7 @@ describe("eoa-mcp simulate", () => {
       "--agent-question",
       "--agent-error",
       "--bogus-pr",
+      "--all-offline",
       "--all-faults",
     ])
       expect(r.stdout).toContain(flag);

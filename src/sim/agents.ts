@@ -21,6 +21,8 @@ export interface Faults {
   agentError: boolean;
   /** GH-103's agent first reports a PR number that does not exist. */
   bogusPr: boolean;
+  /** Every agent drops off AI Maestro for a while (the user is paged), then comes back. */
+  allOffline: boolean;
 }
 
 export interface AgentWorld {
@@ -31,6 +33,8 @@ export interface AgentWorld {
   faults: Faults;
   nextPr(): number;
   log(line: string): void;
+  /** True while every agent is cut off (--all-offline). */
+  outage(): boolean;
 }
 
 interface HeldTask {
@@ -86,10 +90,12 @@ export class ScriptedAgent {
 
   /** One step of the agent's night: presence, inbox, then a step of work on each held task. */
   async tick(): Promise<void> {
-    if (this.silent) {
+    if (this.silent || this.world.outage()) {
       this.world.aimaestro.setOnline(this.name, false);
       return;
     }
+    // Its AI Maestro session runs again (after an outage): shown online, as at the start.
+    this.world.aimaestro.setOnline(this.name, true);
     await this.client.heartbeat(this.name);
     for (const entry of await this.client.listUnread(this.name)) {
       const msg = await this.client.getMessage(this.name, entry.id);

@@ -95,8 +95,10 @@ export async function sandbox(
       agentQuestion: false,
       agentError: false,
       bogusPr: false,
+      allOffline: false,
     },
     nextPr: () => ++prNumber,
+    outage: () => false,
     log,
   };
   agents = SEED_AGENTS.map((a) => new ScriptedAgent(a.id, sur.aimaestro.url, world));

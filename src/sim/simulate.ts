@@ -17,7 +17,7 @@ import { removeOnExit } from "./temp-dir.js";
  */
 
 export const SIMULATE_USAGE = `Usage: eoa-mcp simulate [--silent-agent] [--ci-failure] [--merge-conflict] [--security-issue] [--overlapping-prs]
-                        [--agent-question] [--agent-error] [--bogus-pr] [--all-faults] [--keep] [--quiet]
+                        [--agent-question] [--agent-error] [--bogus-pr] [--all-offline] [--all-faults] [--keep] [--quiet]
 
 Rehearses the protocol's night (GH-101 User Authentication; GH-102 Password Reset and GH-103 Session
 Management after it; agents dev-agent-1 and dev-agent-2) with nothing installed but Node and git.
@@ -31,6 +31,8 @@ Management after it; agents dev-agent-1 and dev-agent-2) with nothing installed 
   --agent-question   dev-agent-1 asks an architecture question on GH-101 (the orchestrator answers; the task goes on)
   --agent-error      GH-102's agent reports failing tests once (the orchestrator sends fix instructions)
   --bogus-pr         GH-103's agent first reports a PR that does not exist (told once, then reports the real one)
+  --all-offline      every agent drops off AI Maestro for a while: the session halts and the user is paged;
+                     the user answers once they are back
   --all-faults       all of the above
   --keep             keep the temporary state directory and print where it is
   --quiet            print only the final report`;
@@ -44,6 +46,7 @@ const FLAGS = {
   "agent-question": { type: "boolean" },
   "agent-error": { type: "boolean" },
   "bogus-pr": { type: "boolean" },
+  "all-offline": { type: "boolean" },
   "all-faults": { type: "boolean" },
   keep: { type: "boolean" },
   quiet: { type: "boolean" },
@@ -72,6 +75,7 @@ export async function simulate(
     agentQuestion: all || !!values["agent-question"],
     agentError: all || !!values["agent-error"],
     bogusPr: all || !!values["bogus-pr"],
+    allOffline: all || !!values["all-offline"],
   };
   const quiet = !!values.quiet;
   const say = (line: string) => {
@@ -90,6 +94,10 @@ export async function simulate(
   const event = (line: string) => say(`${time()}  ${line}`);
 
   let prNumber = 146;
+  // --all-offline: every agent is cut off for these poll cycles (more than the missed-beat threshold):
+  // alone, while tasks are in progress; with every fault, after the others have played out.
+  let step = 0;
+  const OUTAGE = all ? { from: 10, to: 14 } : { from: 3, to: 7 };
   const world = {
     aimaestro: sur.aimaestro,
     github: sur.github,
@@ -98,6 +106,7 @@ export async function simulate(
     faults,
     nextPr: () => ++prNumber,
     log: (l: string) => event(`  ! ${l}`),
+    outage: () => faults.allOffline && step >= OUTAGE.from && step < OUTAGE.to,
   };
   const agents = SEED_AGENTS.map(
     (a) =>
@@ -202,10 +211,15 @@ export async function simulate(
     let cycles = 0;
     let seenDecisions = new Set<string>();
     for (; cycles < MAX_CYCLES; cycles++) {
+      step = cycles;
+      if (faults.allOffline && step === OUTAGE.from)
+        event("  ! every agent drops off AI Maestro (fault: --all-offline)");
+      if (faults.allOffline && step === OUTAGE.to) event("  ! the agents are back in AI Maestro");
       for (const a of agents) await a.tick();
       await tick(CYCLE_MINUTES);
       await serverCycle();
       seenDecisions = await printDecisions(seenDecisions);
+      if (faults.allOffline && step >= OUTAGE.to) await answerPages();
       const digest = await call("check_messages", { peek: true });
       const sc = digest.structuredContent ?? {};
       for (const a of (sc.actions_due ?? []) as Array<{ tool: string; arguments: Record<string, unknown> }>) {
@@ -230,7 +244,8 @@ export async function simulate(
       }
       const tasks = await readTasks();
       say(progressBar(time(), tasks));
-      if (tasks.every((t) => settled(t.status))) break;
+      const outageAhead = faults.allOffline && step < OUTAGE.to + 2;
+      if (tasks.every((t) => settled(t.status)) && !outageAhead) break;
     }
 
     if (cycles >= MAX_CYCLES)
@@ -278,6 +293,18 @@ export async function simulate(
       `review PR #${s.pr_number as number} (${s.task_id as string}): ${s.decision as string} — ${s.reason as string}${tests ? ` [tests ${tests.passed} passed, ${tests.failed} failed]` : ""}`,
     );
     for (const d of (s.dispatched ?? []) as string[]) event(`  dispatched ${d}`);
+  }
+
+  /** The user, back at the keyboard: answers the all-agents-offline page once the agents are back. */
+  async function answerPages(): Promise<void> {
+    const r = await client.readResource({ uri: "eoa://escalations" });
+    const view = JSON.parse((r.contents[0] as { text: string }).text) as {
+      open: Array<{ id: string; category: string }>;
+    };
+    for (const e of view.open.filter((x) => x.category === "infrastructure")) {
+      event(`USER: "The agents are back; resume." (answers ${e.id})`);
+      await call("resolve_escalation", { escalation_id: e.id, decision: "The agents are back; resume." });
+    }
   }
 
   /** Waits until the server has run its poll cycle for the night's current time. */

@@ -273,6 +273,8 @@ export interface IncidentRecord {
   id: string;
   at: string;
   task_id?: string;
+  /** The agent it happened to (an agent offline, an agent's error), when it is about one. */
+  agent?: string;
   kind: string;
   occurrence: string;
   description: string;

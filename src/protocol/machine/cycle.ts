@@ -248,6 +248,7 @@ function applyMessage(s: Step, m: InboxMessage): Applied {
       incident(s, {
         ...(taskId ? { task_id: taskId } : {}),
         kind: "agent-error",
+        agent: agent.id,
         occurrence: `reported by ${agent.id}`,
         description: cap(c.note, 500),
         action: next,

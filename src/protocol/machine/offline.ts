@@ -90,6 +90,7 @@ export function markOffline(
   if (!already) {
     incident(s, {
       kind: "agent-offline",
+      agent: agentId,
       ...(held.length === 1 ? { task_id: held[0]!.task_id } : {}),
       occurrence: held.length ? `while holding ${held.map((t) => t.task_id).join(", ")}` : "holding no task",
       description: `${agentId} went offline: ${reason}`,
@@ -156,6 +157,10 @@ export function agentBack(s: Step, agentId: string, evidence: string): void {
   agent.missed_heartbeats = 0;
   delete agent.offline_since;
   delete agent.offline_reason;
+  // What really happened to the incident: the agent came back (report: no sentence without its fact).
+  for (const i of s.draft.incidents)
+    if (i.kind === "agent-offline" && i.agent === agentId && !i.resolution)
+      i.resolution = `${agentId} back at ${s.now.toISOString().slice(11, 16)} (${evidence})`;
   decide(s, {
     action: "agent-back",
     rule: "rule 4: any sign of life brings an offline agent back",

@@ -207,7 +207,8 @@ describe("write_report after a night driven through the tools", () => {
       Status: "COMPLETE",
       Agent: "dev-agent-1",
       PR: "#147 (merged)",
-      Scope: "2 files modified, 10 lines added, 1 removed",
+      // What git measured on the reviewed head (2 + 1 lines), not the PR's own count (7 + 3, 1).
+      Scope: "2 files modified, 3 lines added, 0 removed",
       Tests: "2 passed, 0 failed",
     });
     expect(byId["GH-102"]).toMatchObject({
@@ -220,11 +221,14 @@ describe("write_report after a night driven through the tools", () => {
     });
     expect(byId["GH-102"]!.Blocker).toContain("src/reset/token.py");
     expect(byId["GH-103"]).toMatchObject({
-      Status: "IN PROGRESS (40%)",
+      Status: "IN PROGRESS",
       Agent: "dev-agent-1",
       Tests: "not run yet",
     });
-    expect(byId["GH-103"]!.Remaining).toContain("session store written");
+    // The agent's percent and words are its claim, attributed and dated.
+    expect(byId["GH-103"]!["Agent's claim"]).toMatch(
+      /^dev-agent-1 said 40% at \d{4}-\d\d-\d\d \d\d:\d\d: <untrusted source="GH-103 progress_note">.*session store written/,
+    );
     for (const t of tasks)
       for (const f of ["Status", "Agent", "Tests"]) expect(t.fields[f], `${t.heading} ${f}`).toBeDefined();
 
@@ -543,5 +547,47 @@ describe("eoa-mcp report (the built CLI)", () => {
     const path = join(env.stateDir, "reports", `${sessionId}.md`);
     expect(r.stderr).toContain(path);
     expect(await readFile(path, "utf8")).toBe(r.stdout);
+  });
+});
+
+describe("Agent Performance counts only what the agent's work got past (issue 13)", () => {
+  it("a blocked task's failed re-runs are not 'issues resolved'; a finished task's passed re-run is", async () => {
+    const { renderReport } = await import("../src/protocol/report.js");
+    const { night, run } = await import("./fixtures/machine.js");
+    let s = night(["GH-1", "GH-2"]);
+    s = run(s, [
+      { type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } },
+      { type: "assign-requested", request: { task_id: "GH-2", agent: "dev-2" } },
+    ]).state;
+    const task = (id: string, status: "done" | "blocked") => ({ ...s.tasks[id]!, status });
+    const incident = (id: string, taskId: string, resolution: string) => ({
+      id,
+      at: "2026-01-05T22:10:00.000Z",
+      task_id: taskId,
+      kind: "ci-failure",
+      occurrence: "PR",
+      description: "CI failed",
+      action: "re-run",
+      resolution,
+    });
+    const md = renderReport({
+      sessionId: "s",
+      generatedAt: new Date("2026-01-06T06:00:00Z"),
+      directive: null,
+      rows: [
+        { task: task("GH-1", "done"), pr: null, tests: null },
+        { task: task("GH-2", "blocked"), pr: null, tests: null },
+      ],
+      incidents: [
+        incident("inc-001", "GH-1", "re-run passed"),
+        ...[2, 3, 4].map((n) => incident(`inc-00${n}`, "GH-2", "re-run failed")),
+      ],
+      escalations: [],
+      decisions: [],
+      agents: ["dev-1", "dev-2"],
+      attention: { last_cycle_at: null, interval_seconds: 300, gaps: [], unread: { now: 0 } },
+    });
+    expect(md).toContain("| dev-1 | 1 | 0 | 1 |");
+    expect(md).toContain("| dev-2 | 0 | 0 | 0 |");
   });
 });

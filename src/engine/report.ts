@@ -58,27 +58,25 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
     const tested = [...reviews].reverse().find((r) => r.tests);
     let pr: TaskRow["pr"] = null;
     if (task.pr_number) {
+      // The scope git measured on the head last reviewed; GitHub's own count only when never reviewed.
+      const reviewed = last
+        ? { files: last.files_changed, additions: last.additions, deletions: last.deletions }
+        : undefined;
       try {
         const p = await rt.github.getPull(task.pr_number);
         pr = {
           number: p.number,
           merged: p.merged,
           state: p.state,
-          files: p.changedFiles,
-          additions: p.additions,
-          deletions: p.deletions,
+          scope: reviewed ?? { files: p.changedFiles, additions: p.additions, deletions: p.deletions },
         };
       } catch (err) {
-        warnings.push(
-          `PR #${task.pr_number} not read from GitHub (${errorMessage(err)}); scope taken from the last review`,
-        );
+        warnings.push(`PR #${task.pr_number} not read from GitHub (${errorMessage(err)})`);
         pr = {
           number: task.pr_number,
           merged: task.status === "done" && !!task.merged_at,
           state: task.status === "done" ? "closed" : "open",
-          files: last?.files_changed ?? 0,
-          additions: last?.additions ?? 0,
-          deletions: last?.deletions ?? 0,
+          scope: reviewed ?? `the PR was never reviewed and GitHub could not be read: ${errorMessage(err)}`,
         };
       }
     }

@@ -22,9 +22,8 @@ export interface TaskRow {
     number: number;
     merged: boolean;
     state: string;
-    files: number;
-    additions: number;
-    deletions: number;
+    /** Figures from GitHub or the last review's git diff; a string says why they are unknown. */
+    scope: { files: number; additions: number; deletions: number } | string;
   } | null;
   tests: { passed: number; failed: number } | null;
 }
@@ -124,8 +123,13 @@ export function renderReport(m: ReportModel): string {
   );
   for (const a of m.agents) {
     const mine = m.rows.filter((r) => r.task.assignee === a && r.task.status === "done");
+    // An incident counts for the agent whose work got past it: on a task it finished, resolved
+    // by something other than a failure.
     const resolved = m.incidents.filter(
-      (i) => i.resolution && m.rows.some((r) => r.task.task_id === i.task_id && r.task.assignee === a),
+      (i) =>
+        i.resolution &&
+        !/fail|pending|queued/i.test(i.resolution) &&
+        mine.some((r) => r.task.task_id === i.task_id),
     ).length;
     out.push(`| ${a} | ${mine.length} | ${mine.filter((r) => r.pr?.merged).length} | ${resolved} |`);
   }
@@ -169,19 +173,18 @@ function attention(m: ReportModel): string[] {
 
 function taskSection(r: TaskRow): string[] {
   const t = r.task;
-  const status =
-    t.status === "in-progress" && t.progress_percent !== undefined
-      ? `IN PROGRESS (${t.progress_percent}%)`
-      : STATUS_WORD[t.status];
   const lines = [
     `### ${t.task_id}: ${note(t.task_id, "title", t.title)}`,
-    `- **Status**: ${status}`,
+    `- **Status**: ${STATUS_WORD[t.status]}`,
     `- **Agent**: ${t.assignee ?? "unassigned"}`,
   ];
   if (r.pr) {
     lines.push(`- **PR**: #${r.pr.number} (${r.pr.merged ? "merged" : r.pr.state})`);
+    const sc = r.pr.scope;
     lines.push(
-      `- **Scope**: ${r.pr.files} file${r.pr.files === 1 ? "" : "s"} modified, ${r.pr.additions} lines added, ${r.pr.deletions} removed`,
+      typeof sc === "string"
+        ? `- **Scope**: unknown (${sc})`
+        : `- **Scope**: ${sc.files} file${sc.files === 1 ? "" : "s"} modified, ${sc.additions} lines added, ${sc.deletions} removed`,
     );
   } else if (t.branch) {
     lines.push(`- **Branch**: ${t.branch}`);
@@ -193,8 +196,14 @@ function taskSection(r: TaskRow): string[] {
     lines.push(`- **Blocker**: ${note(t.task_id, "blocked_reason", t.blocked_reason ?? "unknown")}`);
   else if (t.status !== "done") lines.push(`- **Blocker**: ${t.queue ? text(t.queue.reason) : "None"}`);
   if (t.fix_rounds) lines.push(`- **Fix rounds**: ${t.fix_rounds}`);
-  if (t.status !== "done" && t.progress_note)
-    lines.push(`- **Remaining**: ${note(t.task_id, "progress_note", t.progress_note)}`);
+  // The agent's words are its claim, attributed and dated, never the report's statement.
+  const said = t.history.findLast((h) => h.event === "progress");
+  if (t.status !== "done" && said && (t.progress_percent !== undefined || t.progress_note))
+    lines.push(
+      `- **Agent's claim**: ${t.assignee ?? "the agent"} said${t.progress_percent !== undefined ? ` ${t.progress_percent}%` : ""} at ${short(said.at)}${
+        t.progress_note ? `: ${note(t.task_id, "progress_note", t.progress_note)}` : ""
+      }`,
+    );
   return lines;
 }
 

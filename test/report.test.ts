@@ -591,3 +591,43 @@ describe("Agent Performance counts only what the agent's work got past (issue 13
     expect(md).toContain("| dev-2 | 0 | 0 | 0 |");
   });
 });
+
+describe("the night at a glance: a Mermaid gantt per task (issue 13 item 4)", () => {
+  it("has a bar per phase and a milestone per review and for the end, from recorded times only, in valid gantt lines", async () => {
+    const { ganttChart } = await import("../src/protocol/report.js");
+    const { night, run } = await import("./fixtures/machine.js");
+    let s = night(["GH-1"]);
+    s = run(s, [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }], 0).state;
+    const msg = (kind: string, extra: Record<string, unknown>) => ({
+      type: "poll-cycle" as const,
+      messages: [
+        {
+          id: `m-${kind}`,
+          from: "dev-1",
+          subject: "",
+          classified: { kind, task_id: "GH-1", note: "n", ...extra } as never,
+        },
+      ],
+      online: new Set(["dev-1", "dev-2"]),
+      inbox_read: true,
+    });
+    s = run(s, [msg("ack", {})], 3).state;
+    s = run(s, [msg("completion", { pr_number: 147 })], 40).state;
+    const task = { ...s.tasks["GH-1"]!, title: "</untrusted> :; injected\ntitle" };
+    const lines = ganttChart([{ task, pr: null, tests: null }], new Date("2026-01-05T23:30:00Z"));
+    expect(lines.slice(0, 4)).toEqual([
+      "gantt",
+      "  title The night per task (UTC)",
+      "  dateFormat YYYY-MM-DD HH:mm",
+      "  axisFormat %H:%M",
+    ]);
+    expect(lines).toContain("  section GH-1");
+    expect(lines).toContain("  waiting for ack :t0, 2026-01-05 22:00, 2026-01-05 22:03");
+    expect(lines).toContain("  work :done, t1, 2026-01-05 22:03, 2026-01-05 22:40");
+    expect(lines).toContain("  review :active, t2, 2026-01-05 22:40, 2026-01-05 23:30");
+    const line =
+      /^ {2}(section [A-Za-z0-9_.-]+|[a-z0-9 ]+ :((done|active|milestone|crit), )*t\d+, \d{4}-\d\d-\d\d \d\d:\d\d, (\d{4}-\d\d-\d\d \d\d:\d\d|0m))$/;
+    for (const l of lines.slice(4)) expect(l).toMatch(line);
+    expect(lines.join("\n")).not.toContain("injected");
+  });
+});

@@ -133,7 +133,10 @@ export function renderReport(m: ReportModel): string {
     ).length;
     out.push(`| ${a} | ${mine.length} | ${mine.filter((r) => r.pr?.merged).length} | ${resolved} |`);
   }
-  out.push("", "## Dependency Graph", "", "```mermaid", ...mermaid(m.rows), "```", "", "## Timeline", "");
+  out.push("", "## Dependency Graph", "", "```mermaid", ...mermaid(m.rows), "```", "");
+  const gantt = ganttChart(m.rows, m.generatedAt);
+  if (gantt.length) out.push("## Night at a Glance", "", "```mermaid", ...gantt, "```", "");
+  out.push("## Timeline", "");
   const timeline = m.decisions.filter(
     (d) => d.action !== "review" || /merge|fix_request|conflict|blocked/.test(d.outcome),
   );
@@ -277,6 +280,52 @@ const CLASS: Record<KanbanColumn, string> = {
   done: "done",
   blocked: "blocked",
 };
+
+/**
+ * The night per task as a Mermaid gantt (issue 13, item 4), from recorded times only: waiting for
+ * the acknowledgement, the work up to the PR, the review up to the merge or the block, with each
+ * review round and the end as milestones. Task ids and fixed words only: no title reaches it.
+ */
+export function ganttChart(rows: TaskRow[], now: Date): string[] {
+  const at = (iso: string) => iso.replace("T", " ").slice(0, 16);
+  const section = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, "_");
+  const out: string[] = [];
+  let n = 0;
+  for (const { task: t } of rows) {
+    const first = (...events: string[]) => t.history.find((h) => events.includes(h.event))?.at;
+    const assigned = first("assigned", "handoff");
+    if (!assigned) continue;
+    const acked = first("acknowledged") ?? (t.acked_at && t.acked_at >= assigned ? t.acked_at : undefined);
+    const pr = first("completion-report");
+    const end =
+      first("merged") ??
+      (t.status === "blocked" ? t.history.findLast((h) => h.event === "blocked")?.at : undefined);
+    const lines = [`  section ${section(t.task_id)}`];
+    const bar = (label: string, from: string, to: string | undefined, tag = "") => {
+      const stop = to ?? now.toISOString();
+      if (stop > from) lines.push(`  ${label} :${tag}t${n++}, ${at(from)}, ${at(stop)}`);
+    };
+    bar("waiting for ack", assigned, acked ?? pr ?? end);
+    if (acked) bar("work", acked, pr ?? end, pr ? "done, " : "active, ");
+    if (pr) bar("review", pr, end, end ? "done, " : "active, ");
+    let round = 0;
+    for (const h of t.history.filter((x) => x.event === "review"))
+      lines.push(`  review ${++round} :milestone, t${n++}, ${at(h.at)}, 0m`);
+    if (end)
+      lines.push(
+        `  ${t.status === "done" ? "merged" : "blocked"} :milestone, ${t.status === "done" ? "" : "crit, "}t${n++}, ${at(end)}, 0m`,
+      );
+    if (lines.length > 1) out.push(...lines);
+  }
+  if (!out.length) return [];
+  return [
+    "gantt",
+    "  title The night per task (UTC)",
+    "  dateFormat YYYY-MM-DD HH:mm",
+    "  axisFormat %H:%M",
+    ...out,
+  ];
+}
 
 function mermaid(rows: TaskRow[]): string[] {
   const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");

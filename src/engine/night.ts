@@ -1,5 +1,6 @@
 import { errorMessage } from "../errors.js";
 import { PROCESS_ID, processGone } from "../owner.js";
+import { cycleDue } from "../protocol/machine/cycle.js";
 import { reviewKey } from "../protocol/machine/review.js";
 import type { State } from "../state/schema.js";
 import { checkMessages, type CycleResult } from "./monitor.js";
@@ -86,8 +87,7 @@ export class Night {
     if (!nightRunning(state)) return null;
     const now = rt.now();
     const interval = rt.config.limits.poll_interval_seconds * 1000;
-    const last = state.cycle.last_at ? new Date(state.cycle.last_at).getTime() : undefined;
-    if (last !== undefined && now.getTime() - last < interval) {
+    if (!cycleDue(state.cycle, now, rt.config)) {
       // Not due (a cycle recorded late, or by a call): the holder keeps its lease alive all the same.
       const lease = state.night_lease;
       if (lease?.holder === PROCESS_ID && new Date(lease.expires_at).getTime() - now.getTime() <= interval)

@@ -1,4 +1,5 @@
 import type { Draft } from "immer";
+import type { Config } from "../../config.js";
 import { plain, tasksNow } from "../../state/records.js";
 import type { AgentRecord, MessageOutcome, TaskRecord } from "../../state/schema.js";
 import { agentLoads, chooseReplacement } from "../assignment.js";
@@ -106,6 +107,12 @@ export function pollCycle(s: Step, e: PollCycleEvidence): CycleOutcome {
   return { count: draft.cycle.count, counted, applied, offline, changes };
 }
 
+/** Whether a poll cycle would count now: the first, or one a whole interval after the last. */
+export function cycleDue(cycle: { last_at?: string | undefined }, now: Date, config: Config): boolean {
+  const last = cycle.last_at;
+  return !last || now.getTime() - new Date(last).getTime() >= config.limits.poll_interval_seconds * 1000;
+}
+
 /** Most poll cycles recorded as gaps (the report names each). */
 const MAX_GAPS = 50;
 
@@ -118,7 +125,7 @@ function countCycle(s: Step): boolean {
   const { draft, now, config } = s;
   const interval = config.limits.poll_interval_seconds * 1000;
   const last = draft.cycle.last_at;
-  if (last && now.getTime() - new Date(last).getTime() < interval) return false;
+  if (!cycleDue(draft.cycle, now, config)) return false;
   if (last && now.getTime() - new Date(last).getTime() > 2 * interval) {
     const gaps = (draft.cycle.gaps ??= []);
     gaps.push({ from: last, to: now.toISOString() });

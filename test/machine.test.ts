@@ -355,6 +355,42 @@ describe("rule 6: review", () => {
     expect(merged.tasks["GH-1"]!.status).toBe("done");
   });
 
+  it("an escalation about a task whose merge is decided does not park it: the merge still completes it (crash test, seed 2436656047)", () => {
+    const s = inReview();
+    const judged = run(s, [review(s, "GH-1")]).state;
+    const esc = run(judged, [
+      {
+        type: "escalation-raised",
+        input: { category: "security", task_id: "GH-1", issue: "a key in the diff", raised_by: "dev-1" },
+      },
+    ]).state;
+    expect(esc.escalations.at(-1)).toMatchObject({ level: "immediate", parked_tasks: [] });
+    expect(esc.tasks["GH-1"]!.status).toBe("merge-release");
+    const merged = run(esc, [
+      {
+        type: "merge-observed",
+        task_id: "GH-1",
+        pr_number: 147,
+        head_sha: SHA,
+        merge_sha: "b".repeat(40),
+        method: "squash",
+      },
+    ]).state;
+    expect(merged.tasks["GH-1"]!.status).toBe("done");
+  });
+
+  it("an agent's [BLOCKED] about a task whose merge is decided is escalated, and the merge still completes it", () => {
+    const s = inReview();
+    const judged = run(s, [review(s, "GH-1")]).state;
+    const after = run(
+      judged,
+      [cycle([msg("dev-1", { kind: "blocked", task_id: "GH-1", note: "cannot go on" })])],
+      1,
+    ).state;
+    expect(after.tasks["GH-1"]!.status).toBe("merge-release");
+    expect(after.escalations.at(-1)).toMatchObject({ category: "blocker", task_id: "GH-1" });
+  });
+
   it("without an assessment the server never merges", () => {
     const s = inReview();
     const { last } = run(s, [review(s, "GH-1", { assess: false })]);

@@ -299,7 +299,9 @@ function applyMessage(s: Step, m: InboxMessage): Applied {
       // The agent's report is in the history either way; parked by a new escalation the task is
       // blocked already (the escalation is its reason), merged into an open one it is blocked here.
       const report = `${agent.id}: ${oneLine(c.note, 300)}`;
-      if (esc.merged || t.parked_by !== esc.escalation.id) block(s, t, report, esc.decision);
+      // Its merge is decided: the merge goes on, and the report waits for the user as an escalation.
+      if (t.status === "merge-release") note(s, t, "blocked-report", report);
+      else if (esc.merged || t.parked_by !== esc.escalation.id) block(s, t, report, esc.decision);
       else note(s, t, "blocked", report);
       return record("applied", `${taskId} blocked; ${esc.escalation.id} queued for the user`, taskId);
     }

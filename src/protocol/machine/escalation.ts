@@ -121,7 +121,13 @@ export function escalate(s: Step, input: EscalateInput): EscalateOutcome {
     parked_tasks: [],
   };
   const task = input.task_id ? draft.tasks[input.task_id]! : undefined;
-  const parks = !!task && task.status !== "done" && parksTask(level, input.category, input.current_action);
+  // A task whose merge is decided is not parked: the merge goes on (it may be made already), and a
+  // blocked task would never see it completed (found by the crash test, seed 2436656047).
+  const parks =
+    !!task &&
+    task.status !== "done" &&
+    task.status !== "merge-release" &&
+    parksTask(level, input.category, input.current_action);
   if (parks) esc.parked_tasks.push(task.task_id);
   draft.escalations.push(esc);
   const decision = decide(s, {

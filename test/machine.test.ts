@@ -334,61 +334,55 @@ describe("rule 6: review", () => {
     expect(judged.state.tasks["GH-1"]!.status).toBe("merge-release");
   });
 
+  /** GH-1 approved and its merge decided; `after` must leave it where the merge completes it. */
+  const mergeStillCompletes = (after: (approved: State) => State) => {
+    const s = inReview();
+    const approved = run(s, [review(s, "GH-1")]).state;
+    expect(approved.tasks["GH-1"]!.status).toBe("merge-release");
+    const state = after(approved);
+    expect(state.tasks["GH-1"]).toMatchObject({ status: "merge-release", assignee: "dev-1" });
+    const merged = run(state, [
+      {
+        type: "merge-observed",
+        task_id: "GH-1",
+        pr_number: 147,
+        head_sha: SHA,
+        merge_sha: "b".repeat(40),
+        method: "squash",
+      },
+    ]).state;
+    expect(merged.tasks["GH-1"]!.status).toBe("done");
+    return state;
+  };
+
   it("an agent going offline while its task's merge is decided leaves the task in merge-release (found by the crash test, seed 3186040173)", () => {
-    const s = inReview();
-    const judged = run(s, [review(s, "GH-1")]).state;
-    expect(judged.tasks["GH-1"]!.status).toBe("merge-release");
-    const off = run(judged, [{ type: "agent-offline-reported", agent: "dev-1", reason: "gone" }]);
-    expect(off.state.tasks["GH-1"]).toMatchObject({ status: "merge-release", assignee: "dev-1" });
-    expect(off.last.result.reassigned).toEqual([]);
-    // The merge the approval made still completes it.
-    const merged = run(off.state, [
-      {
-        type: "merge-observed",
-        task_id: "GH-1",
-        pr_number: 147,
-        head_sha: SHA,
-        merge_sha: "b".repeat(40),
-        method: "squash",
-      },
-    ]).state;
-    expect(merged.tasks["GH-1"]!.status).toBe("done");
+    mergeStillCompletes((approved) => {
+      const off = run(approved, [{ type: "agent-offline-reported", agent: "dev-1", reason: "gone" }]);
+      expect(off.last.result.reassigned).toEqual([]);
+      return off.state;
+    });
   });
 
-  it("an escalation about a task whose merge is decided does not park it: the merge still completes it (crash test, seed 2436656047)", () => {
-    const s = inReview();
-    const judged = run(s, [review(s, "GH-1")]).state;
-    const esc = run(judged, [
-      {
-        type: "escalation-raised",
-        input: { category: "security", task_id: "GH-1", issue: "a key in the diff", raised_by: "dev-1" },
-      },
-    ]).state;
-    expect(esc.escalations.at(-1)).toMatchObject({ level: "immediate", parked_tasks: [] });
-    expect(esc.tasks["GH-1"]!.status).toBe("merge-release");
-    const merged = run(esc, [
-      {
-        type: "merge-observed",
-        task_id: "GH-1",
-        pr_number: 147,
-        head_sha: SHA,
-        merge_sha: "b".repeat(40),
-        method: "squash",
-      },
-    ]).state;
-    expect(merged.tasks["GH-1"]!.status).toBe("done");
+  it("an escalation about a task whose merge is decided does not park it (crash test, seed 2436656047)", () => {
+    const state = mergeStillCompletes(
+      (approved) =>
+        run(approved, [
+          {
+            type: "escalation-raised",
+            input: { category: "security", task_id: "GH-1", issue: "a key in the diff", raised_by: "dev-1" },
+          },
+        ]).state,
+    );
+    expect(state.escalations.at(-1)).toMatchObject({ level: "immediate", parked_tasks: [] });
   });
 
-  it("an agent's [BLOCKED] about a task whose merge is decided is escalated, and the merge still completes it", () => {
-    const s = inReview();
-    const judged = run(s, [review(s, "GH-1")]).state;
-    const after = run(
-      judged,
-      [cycle([msg("dev-1", { kind: "blocked", task_id: "GH-1", note: "cannot go on" })])],
-      1,
-    ).state;
-    expect(after.tasks["GH-1"]!.status).toBe("merge-release");
-    expect(after.escalations.at(-1)).toMatchObject({ category: "blocker", task_id: "GH-1" });
+  it("an agent's [BLOCKED] about a task whose merge is decided is escalated, not blocked", () => {
+    const state = mergeStillCompletes(
+      (approved) =>
+        run(approved, [cycle([msg("dev-1", { kind: "blocked", task_id: "GH-1", note: "cannot go on" })])], 1)
+          .state,
+    );
+    expect(state.escalations.at(-1)).toMatchObject({ category: "blocker", task_id: "GH-1" });
   });
 
   it("without an assessment the server never merges", () => {

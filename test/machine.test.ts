@@ -473,6 +473,32 @@ describe("rule 6: review", () => {
     const fix = messagesTo(state, last.effects, "dev-1")[0]!;
     expect(fix.payload.message.content.message).toContain("key.pem:1");
     expect(state.tasks["GH-1"]).toMatchObject({ status: "in-progress", fix_rounds: 1 });
+    // A secret found by the review gate is an issue encountered (issue 13), not only a fix request.
+    expect(state.incidents.at(-1)).toMatchObject({
+      kind: "security-finding",
+      task_id: "GH-1",
+      description: "1 possible secret(s) in the diff: key.pem:1",
+      action: "fix request 1 sent: remove the secret and rotate it",
+    });
+  });
+
+  it("a security escalation is an issue encountered too", () => {
+    const s = run(inReview(), [
+      {
+        type: "escalation-raised",
+        input: {
+          category: "security",
+          task_id: "GH-1",
+          issue: "SQL injection in the login query",
+          raised_by: "dev-1",
+        },
+      },
+    ]).state;
+    expect(s.incidents.at(-1)).toMatchObject({
+      kind: "security-finding",
+      description: "SQL injection in the login query",
+      action: expect.stringMatching(/^esc-\d+ to user-notification-channel \(immediate\); GH-1 parked$/),
+    });
   });
 
   it("a merge conflict is never resolved: blocked, with a deferred escalation", () => {

@@ -16,6 +16,7 @@ import { autoDispatch, requeue, type DispatchOutcome } from "./dispatch.js";
 import {
   decide,
   effect,
+  incident,
   nextEscalationId,
   note,
   notice,
@@ -141,6 +142,15 @@ export function escalate(s: Step, input: EscalateInput): EscalateOutcome {
     inputs: { category: input.category, raised_by: input.raised_by, issue: input.issue },
     outcome: `${esc.id} ${level} to ${esc.channel}${parks ? `; parked ${task.task_id}` : ""}`,
   });
+  // A security concern is an issue encountered in the night, found by an agent or by the orchestrator.
+  if (input.category === "security")
+    incident(s, {
+      ...(input.task_id ? { task_id: input.task_id } : {}),
+      kind: "security-finding",
+      occurrence: `raised by ${input.raised_by}`,
+      description: input.issue,
+      action: `${esc.id} to ${esc.channel} (${level})${parks ? `; ${task.task_id} parked` : ""}`,
+    });
   const delivery = effect(s, decision, "message", {
     message: escalationMessage(esc),
     purpose: "escalation",

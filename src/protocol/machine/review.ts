@@ -252,6 +252,17 @@ function applyDecision(
       t.fix_rounds += 1;
       t.ci_polls = 0;
       t.status = "in-progress";
+      // A secret in the diff is a security finding: an issue encountered, whatever happens next.
+      const secrets = result.findings.filter((f) => f.check === "secrets");
+      if (secrets.length)
+        incident(s, {
+          task_id: t.task_id,
+          ...(t.assignee ? { agent: t.assignee } : {}),
+          kind: "security-finding",
+          occurrence: `review of PR #${pr.number} at ${pr.head_sha.slice(0, 12)}`,
+          description: `${secrets.length} possible secret(s) in the diff: ${secrets.map((f) => `${f.file ?? "?"}:${f.line ?? "?"}`).join(", ")}`,
+          action: `fix request ${t.fix_rounds} sent: remove the secret and rotate it`,
+        });
       const agent = draft.agents[t.assignee!]!;
       const max = config.limits.max_fix_rounds;
       notice(

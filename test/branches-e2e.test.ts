@@ -123,6 +123,6 @@ describe("every branch of the monitoring loop, through the real CLI", () => {
     expect(report).toMatch(/instruct B-1 \(dev-a\): instructions sent to dev-a/);
     expect(report).toMatch(/error-report B-2 \(dev-a\): reassign_task due/);
     expect(report).toMatch(/pr-not-found B-1 \(dev-a\): dev-a told PR #999 does not exist/);
-    expect(report).toMatch(/\*\*Resolution\*\*: reassigned from dev-a to dev-[bc]/);
+    expect(report).toMatch(/\*\*Action Taken\*\*: reassigned from dev-a to dev-[bc]/);
   });
 });

@@ -38,6 +38,7 @@ function review(
     mechanical?: MechanicalResults;
     assess?: boolean;
     mergeable?: boolean | null;
+    head?: string;
   } = {},
 ): EventOf<"review-judged"> {
   const t = state.tasks[taskId]!;
@@ -47,7 +48,7 @@ function review(
     epoch: t.assignment_epoch,
     pr: {
       number: t.pr_number ?? 7,
-      head_sha: SHA,
+      head_sha: over.head ?? SHA,
       head_ref: `feature/${taskId}`,
       base_ref: "main",
       title: `${taskId}: work`,
@@ -497,7 +498,9 @@ describe("rule 6: review", () => {
     expect(s.incidents.at(-1)).toMatchObject({
       kind: "security-finding",
       description: "SQL injection in the login query",
-      action: expect.stringMatching(/^esc-\d+ to user-notification-channel \(immediate\); GH-1 parked$/),
+      action: "escalated (immediate); GH-1 parked",
+      // The report reads whether the page went out from the escalation itself.
+      escalation_id: expect.stringMatching(/^esc-\d+$/),
     });
   });
 
@@ -820,10 +823,12 @@ describe("rule 5b: an agent's question or error report has a move (issue 12)", (
       [{ type: "instructions-sent", task_id: "GH-1", instructions: "fix the import", in_reply_to: "m-e2" }],
       2,
     ).state;
+    // What the orchestrator did is the action taken; only the agent's work resolves it.
     expect(fixed.incidents.at(-1)).toMatchObject({
       kind: "agent-error",
-      resolution: "fix instructions sent to dev-1",
+      action: "fix instructions sent to dev-1",
     });
+    expect(fixed.incidents.at(-1)!.resolution).toBeUndefined();
     expect(due(s).some((a) => a.startsWith("mark_agent_offline"))).toBe(false);
     const third = msg("dev-1", { kind: "error", task_id: "GH-1", note: "tests fail again" }, "m-e3");
     s = run(s, [cycle([third])], 3).state;
@@ -844,5 +849,128 @@ describe("rule 5b: an agent's question or error report has a move (issue 12)", (
         at,
       ).state;
     expect(s.agents["dev-1"]!.failing).toBeUndefined();
+  });
+});
+
+describe("the facts the morning report states, recorded where they happen (issue 13)", () => {
+  const red = [{ id: 41, name: "test", status: "completed", conclusion: "failure" }];
+  const LATER = "b".repeat(40);
+  const secret = { gate: 2 as const, check: "secrets", file: "key.pem", line: 1, message: "possible key" };
+
+  it("a re-run that passed is the server's doing, never counted as the agent's work", () => {
+    let s = inReview();
+    s = run(s, [review(s, "GH-1", { checks: red })]).state;
+    s = run(s, [cycle([])], 1).state; // the re-run is made
+    s = run(s, [review(s, "GH-1")], 1).state;
+    expect(s.tasks["GH-1"]!.status).toBe("merge-release");
+    const ci = s.incidents.find((i) => i.kind === "ci-failure")!;
+    expect(ci).toMatchObject({ resolution: "re-run passed", head_sha: SHA });
+    expect(ci.resolved_by).toBeUndefined();
+  });
+
+  it("a secret found on one head is resolved by the agent when a later commit of its passes both gates", () => {
+    let s = inReview();
+    s = run(s, [review(s, "GH-1", { mechanical: mech({ gate2_findings: [secret] }) })]).state;
+    expect(s.incidents.at(-1)!.resolved_by).toBeUndefined();
+    // The same head again resolves nothing: only new work does.
+    s = run(
+      s,
+      [cycle([msg("dev-1", { kind: "completion", task_id: "GH-1", pr_number: 7, note: "fixed" })])],
+      1,
+    ).state;
+    s = run(s, [review(s, "GH-1", { head: LATER })], 1).state;
+    expect(s.incidents.find((i) => i.kind === "security-finding")).toMatchObject({
+      resolved_by: "dev-1",
+      resolution: `dev-1's commit ${LATER.slice(0, 12)} passed both gates at 22:01`,
+    });
+  });
+
+  it("an agent's error is resolved by its work once the task passes both gates, after the fix instructions", () => {
+    let s = inReview();
+    s = run(
+      s,
+      [cycle([msg("dev-1", { kind: "error", task_id: "GH-1", note: "TypeError in src/a.py" }, "m-e")])],
+      1,
+    ).state;
+    s = run(
+      s,
+      [{ type: "instructions-sent", task_id: "GH-1", instructions: "fix it", in_reply_to: "m-e" }],
+      1,
+    ).state;
+    s = run(s, [review(s, "GH-1", { head: LATER })], 2).state;
+    expect(s.incidents.find((i) => i.kind === "agent-error")).toMatchObject({
+      resolved_by: "dev-1",
+      action: "fix instructions sent to dev-1",
+      resolution: expect.stringMatching(/^dev-1's commit b{12} passed both gates/),
+    });
+  });
+
+  it("an escalation's delivery is dated when the hub accepts it: 'paged at' is a fact, never assumed", () => {
+    const r = run(inReview(), [
+      {
+        type: "escalation-raised",
+        input: { category: "security", task_id: "GH-1", issue: "SQL injection", raised_by: "dev-1" },
+      },
+    ]);
+    const esc = r.state.escalations.at(-1)!;
+    expect(esc.delivery).toMatchObject({ status: "pending" });
+    expect(esc.delivery.delivered_at).toBeUndefined();
+    const sent = r.state.outbox.find((e) => e.kind === "message" && e.payload.purpose === "escalation")!;
+    const after = run(
+      r.state,
+      [
+        {
+          type: "effects-settled",
+          outcomes: [{ id: sent.id, kind: "message", ok: true, result: { message_id: "x" } }],
+        },
+      ],
+      3,
+    ).state;
+    expect(after.escalations.at(-1)!.delivery).toMatchObject({
+      status: "delivered",
+      delivered_at: "2026-01-05T22:03:00.000Z",
+    });
+  });
+
+  it("progress is recorded as the agent's claim: who, when, what percent; a completion does not rewrite it", () => {
+    let s = night();
+    s = run(s, [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    s = run(
+      s,
+      [cycle([msg("dev-1", { kind: "progress", task_id: "GH-1", percent: 50, note: "half" })])],
+      2,
+    ).state;
+    s = run(
+      s,
+      [cycle([msg("dev-1", { kind: "completion", task_id: "GH-1", pr_number: 7, note: "done" })])],
+      3,
+    ).state;
+    expect(s.tasks["GH-1"]!.progress_claim).toEqual({
+      by: "dev-1",
+      at: "2026-01-05T22:02:00.000Z",
+      percent: 50,
+    });
+  });
+
+  it("an offline agent's incident names every task it held, and the page it caused", () => {
+    const config = testConfig({
+      agents: [{ id: "dev-1", capabilities: ["python"], max_concurrent_tasks: 3 }],
+    });
+    let s = night(["GH-1", "GH-2"], { config });
+    for (const id of ["GH-1", "GH-2"])
+      s = run(s, [{ type: "assign-requested", request: { task_id: id } }], 0, config).state;
+    s = run(s, [{ type: "agent-offline-reported", agent: "dev-1", reason: "gone" }], 1, config).state;
+    const inc = s.incidents.find((i) => i.kind === "agent-offline")!;
+    expect(inc.task_id).toBeUndefined();
+    expect(inc.tasks).toEqual(["GH-1", "GH-2"]);
+    expect(inc.escalation_id).toBe(s.escalations.at(-1)!.id);
+  });
+
+  it("every queue decision names the agent it waits for, or says none is chosen", () => {
+    const s = night(["GH-1", "GH-2"], { depends: { "GH-2": ["GH-1"] } });
+    const named = run(s, [{ type: "assign-requested", request: { task_id: "GH-2", agent: "dev-2" } }]).state;
+    expect(named.decisions.at(-1)!.outcome).toBe("queued for dev-2: waiting for GH-1");
+    const none = run(s, [{ type: "assign-requested", request: { task_id: "GH-2" } }]).state;
+    expect(none.decisions.at(-1)!.outcome).toBe("queued, no agent chosen: waiting for GH-1");
   });
 });

@@ -551,7 +551,7 @@ describe("eoa-mcp report (the built CLI)", () => {
 });
 
 describe("Agent Performance counts only what the agent's work got past (issue 13)", () => {
-  it("a blocked task's failed re-runs are not 'issues resolved'; a finished task's passed re-run is", async () => {
+  it("a blocked task's failed re-runs and a passed re-run are not 'issues resolved'; a fix of the agent's own is", async () => {
     const { renderReport } = await import("../src/protocol/report.js");
     const { night, run } = await import("./fixtures/machine.js");
     let s = night(["GH-1", "GH-2"]);
@@ -560,7 +560,7 @@ describe("Agent Performance counts only what the agent's work got past (issue 13
       { type: "assign-requested", request: { task_id: "GH-2", agent: "dev-2" } },
     ]).state;
     const task = (id: string, status: "done" | "blocked") => ({ ...s.tasks[id]!, status });
-    const incident = (id: string, taskId: string, resolution: string) => ({
+    const incident = (id: string, taskId: string, resolution: string, by?: string) => ({
       id,
       at: "2026-01-05T22:10:00.000Z",
       task_id: taskId,
@@ -569,6 +569,7 @@ describe("Agent Performance counts only what the agent's work got past (issue 13
       description: "CI failed",
       action: "re-run",
       resolution,
+      ...(by ? { resolved_by: by } : {}),
     });
     const md = renderReport({
       sessionId: "s",
@@ -579,8 +580,10 @@ describe("Agent Performance counts only what the agent's work got past (issue 13
         { task: task("GH-2", "blocked"), pr: null, tests: null },
       ],
       incidents: [
+        // The server's re-run got past it, not dev-1's work.
         incident("inc-001", "GH-1", "re-run passed"),
         ...[2, 3, 4].map((n) => incident(`inc-00${n}`, "GH-2", "re-run failed")),
+        incident("inc-005", "GH-1", "dev-1's commit abc passed both gates", "dev-1"),
       ],
       escalations: [],
       decisions: [],
@@ -629,5 +632,80 @@ describe("the night at a glance: a Mermaid gantt per task (issue 13 item 4)", ()
       /^ {2}(section [A-Za-z0-9_.-]+|[a-z0-9 ]+ :((done|active|milestone|crit), )*t\d+, \d{4}-\d\d-\d\d \d\d:\d\d, (\d{4}-\d\d-\d\d \d\d:\d\d|0m))$/;
     for (const l of lines.slice(4)) expect(l).toMatch(line);
     expect(lines.join("\n")).not.toContain("injected");
+  });
+});
+
+describe("no sentence without its fact (issue 13 item 1)", () => {
+  async function model() {
+    const { night, run } = await import("./fixtures/machine.js");
+    let s = night(["GH-1", "GH-2"]);
+    s = run(s, [
+      { type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } },
+      { type: "assign-requested", request: { task_id: "GH-2", agent: "dev-2" } },
+      {
+        type: "escalation-raised",
+        input: { category: "security", task_id: "GH-1", issue: "SQL injection", raised_by: "dev-1" },
+      },
+    ]).state;
+    return s;
+  }
+  const render = async (s: Awaited<ReturnType<typeof model>>, branch?: Record<string, unknown>) => {
+    const { renderReport } = await import("../src/protocol/report.js");
+    const task = (id: string) => ({
+      ...s.tasks[id]!,
+      progress_claim: { by: "dev-2", at: "2026-01-05T22:10:00.000Z", percent: 70 },
+      progress_note: "tests next",
+      branch: "feature/x",
+    });
+    return renderReport({
+      sessionId: "s",
+      generatedAt: new Date("2026-01-06T06:00:00Z"),
+      directive: null,
+      rows: [
+        { task: task("GH-1"), pr: null, tests: null },
+        { task: task("GH-2"), pr: null, tests: null, ...(branch ? { branch } : {}) } as never,
+      ],
+      incidents: s.incidents,
+      escalations: s.escalations,
+      decisions: s.decisions,
+      agents: ["dev-1", "dev-2"],
+      attention: { last_cycle_at: null, interval_seconds: 300, gaps: [], unread: { now: 0 } },
+    });
+  };
+
+  it("says 'page pending' until the hub accepted the page, then 'user paged at' its time", async () => {
+    const s = await model();
+    const md = await render(s);
+    expect(md).toMatch(/\*\*Action Taken\*\*: escalated \(immediate\); GH-1 parked; esc-\d+: page pending/);
+    expect(md).not.toContain("user paged");
+    const { run } = await import("./fixtures/machine.js");
+    const sent = s.outbox.find((e) => e.kind === "message" && e.payload.purpose === "escalation")!;
+    const delivered = run(
+      s,
+      [
+        {
+          type: "effects-settled",
+          outcomes: [{ id: sent.id, kind: "message", ok: true, result: { message_id: "m" } }],
+        },
+      ],
+      7,
+    ).state;
+    expect(await render(delivered)).toMatch(/esc-\d+: user paged at 2026-01-05 22:07/);
+  });
+
+  it("shows an agent's progress as its dated claim, and a branch as git found it", async () => {
+    const s = await model();
+    const md = await render(s, { name: "feature/x", exists: false });
+    expect(md).toContain(
+      '**Agent\'s claim**: dev-2 said 70% at 2026-01-05 22:10: <untrusted source="GH-2 progress_note">tests next</untrusted>',
+    );
+    expect(md).toContain("(not found on the remote)");
+    expect(await render(s, { name: "feature/x", exists: true })).toContain("(exists on the remote)");
+    expect(await render(s, { name: "feature/x", unknown: "git could not fetch" })).toContain(
+      "(unknown: git could not fetch)",
+    );
+    // A branch git was never asked about is not stated at all.
+    const gh1 = byTask(sections(md).get("Task Status")!)["GH-1"]!;
+    expect(gh1.Branch).toBeUndefined();
   });
 });

@@ -169,7 +169,9 @@ export class Outbox {
     try {
       const result = await perform(rt, eff, mayHaveHappened);
       rt.logger.info(`made ${eff.kind} ${effectTarget(eff)}`, { effect: eff.id, decision: eff.decision });
-      return { id: eff.id, kind: eff.kind, ok: true, result };
+      const hub = typeof result.delivered_at === "string" ? new Date(result.delivered_at) : undefined;
+      const at = (hub && !Number.isNaN(hub.getTime()) ? hub : rt.now()).toISOString();
+      return { id: eff.id, kind: eff.kind, ok: true, result, at };
     } catch (err) {
       const error = rt.redact(errorMessage(err));
       const code = isEoaError(err) ? err.code : undefined;

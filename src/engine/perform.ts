@@ -20,7 +20,8 @@ export async function perform(
         await rt.orchestratorReady();
         if (mayHaveHappened) {
           const found = await findDelivered(rt, eff.id, message);
-          if (found) return { message_id: found, reconciled: true };
+          // Delivered when the hub says it was, not when this retry found it.
+          if (found) return { message_id: found.id, reconciled: true, delivered_at: found.timestamp };
         }
       } catch (err) {
         if (isEoaError(err) && err.details?.may_have_arrived) {
@@ -87,13 +88,13 @@ async function findDelivered(
   rt: Runtime,
   effectId: string,
   message: OutboundMessage,
-): Promise<string | null> {
+): Promise<{ id: string; timestamp: string } | null> {
   const inbox = await rt.aimaestro.listInbox(message.to, { limit: 0 });
   for (const entry of inbox) {
     if (entry.subject !== message.subject) continue;
     const full = await rt.aimaestro.getMessage(message.to, entry.id);
     const ctx = full?.content.context as Record<string, unknown> | undefined;
-    if (ctx?.effect_id === effectId) return full!.id;
+    if (ctx?.effect_id === effectId) return { id: full!.id, timestamp: full!.timestamp };
   }
   return null;
 }

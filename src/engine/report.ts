@@ -1,6 +1,6 @@
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { EoaError, errorMessage } from "../errors.js";
+import { EoaError, errorMessage, isEoaError } from "../errors.js";
 import {
   type Attention,
   renderReport,
@@ -80,7 +80,8 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
         };
       }
     }
-    rows.push({ task, pr, tests: tested?.tests ?? null });
+    const branch = !pr && task.branch ? await branchOnRemote(rt, task.branch) : undefined;
+    rows.push({ task, pr, tests: tested?.tests ?? null, ...(branch ? { branch } : {}) });
   }
   const model: ReportModel = {
     sessionId: session.id,
@@ -128,6 +129,25 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
     session_complete: complete,
     warnings,
   };
+}
+
+/** Whether the branch an agent named is on the remote, as git finds it after a fetch. */
+async function branchOnRemote(rt: Runtime, name: string): Promise<NonNullable<TaskRow["branch"]>> {
+  if (!rt.hasGit) return { name, unknown: "no git remote is configured" };
+  try {
+    await rt.git.ensureMirror();
+  } catch (err) {
+    return { name, unknown: `git could not fetch the remote: ${errorMessage(err)}` };
+  }
+  try {
+    await rt.git.branchSha(name);
+    return { name, exists: true };
+  } catch (err) {
+    // Not a branch name git accepts, or not on the remote: either way no such branch exists.
+    if (isEoaError(err) && (err.code === "GIT_REF_NOT_FOUND" || err.code === "GIT_BAD_REF"))
+      return { name, exists: false };
+    return { name, unknown: errorMessage(err) };
+  }
 }
 
 /** The inbox counted as the report is written: a message nobody read is a fact the user must see. */

@@ -26,6 +26,8 @@ export interface TaskRow {
     scope: { files: number; additions: number; deletions: number } | string;
   } | null;
   tests: { passed: number; failed: number } | null;
+  /** The branch the agent named, as git found it on the remote: an agent's word is not a fact. */
+  branch?: { name: string; exists: boolean } | { name: string; unknown: string };
 }
 
 export interface ReportModel {
@@ -102,13 +104,14 @@ export function renderReport(m: ReportModel): string {
   out.push("## Issues Encountered", "");
   if (!m.incidents.length) out.push("None.", "");
   m.incidents.forEach((i, n) => {
+    const esc = i.escalation_id ? m.escalations.find((e) => e.id === i.escalation_id) : undefined;
     out.push(
       `### Issue ${n + 1}: ${title(i.kind)}`,
-      `- **Task**: ${i.task_id ?? "-"}`,
+      `- **Task**: ${i.task_id ?? i.tasks?.join(", ") ?? "none"}`,
       `- **Occurrence**: ${text(i.occurrence)} (${short(i.at)})`,
       `- **Description**: ${note(i.task_id ?? i.id, "incident", i.description)}`,
-      `- **Resolution**: ${text(i.resolution ?? "none yet")}`,
-      `- **Action Taken**: ${text(i.action)}`,
+      `- **Resolution**: ${text(incidentResolution(i, esc))}`,
+      `- **Action Taken**: ${text(i.action)}${esc ? `; ${text(delivery(esc))}` : ""}`,
       "",
     );
   });
@@ -123,14 +126,8 @@ export function renderReport(m: ReportModel): string {
   );
   for (const a of m.agents) {
     const mine = m.rows.filter((r) => r.task.assignee === a && r.task.status === "done");
-    // An incident counts for the agent whose work got past it: on a task it finished, resolved
-    // by something other than a failure.
-    const resolved = m.incidents.filter(
-      (i) =>
-        i.resolution &&
-        !/fail|pending|queued/i.test(i.resolution) &&
-        mine.some((r) => r.task.task_id === i.task_id),
-    ).length;
+    // Only what the agent's own work got past (recorded by review when a later commit passed).
+    const resolved = m.incidents.filter((i) => i.resolved_by === a).length;
     out.push(`| ${a} | ${mine.length} | ${mine.filter((r) => r.pr?.merged).length} | ${resolved} |`);
   }
   out.push("", "## Dependency Graph", "", "```mermaid", ...mermaid(m.rows), "```", "");
@@ -189,8 +186,11 @@ function taskSection(r: TaskRow): string[] {
         ? `- **Scope**: unknown (${sc})`
         : `- **Scope**: ${sc.files} file${sc.files === 1 ? "" : "s"} modified, ${sc.additions} lines added, ${sc.deletions} removed`,
     );
-  } else if (t.branch) {
-    lines.push(`- **Branch**: ${t.branch}`);
+  } else if (r.branch) {
+    const b = r.branch;
+    lines.push(
+      `- **Branch**: ${note(t.task_id, "branch", b.name)} (${"exists" in b ? (b.exists ? "exists on the remote" : "not found on the remote") : `unknown: ${text(b.unknown)}`})`,
+    );
   }
   lines.push(
     `- **Tests**: ${r.tests ? `${r.tests.passed} passed, ${r.tests.failed} failed` : "not run yet"}`,
@@ -200,14 +200,34 @@ function taskSection(r: TaskRow): string[] {
   else if (t.status !== "done") lines.push(`- **Blocker**: ${t.queue ? text(t.queue.reason) : "None"}`);
   if (t.fix_rounds) lines.push(`- **Fix rounds**: ${t.fix_rounds}`);
   // The agent's words are its claim, attributed and dated, never the report's statement.
-  const said = t.history.findLast((h) => h.event === "progress");
-  if (t.status !== "done" && said && (t.progress_percent !== undefined || t.progress_note))
+  if (t.status !== "done" && t.progress_claim)
     lines.push(
-      `- **Agent's claim**: ${t.assignee ?? "the agent"} said${t.progress_percent !== undefined ? ` ${t.progress_percent}%` : ""} at ${short(said.at)}${
-        t.progress_note ? `: ${note(t.task_id, "progress_note", t.progress_note)}` : ""
-      }`,
+      `- **Agent's claim**: ${claim(t)}${t.progress_note ? `: ${note(t.task_id, "progress_note", t.progress_note)}` : ""}`,
     );
   return lines;
+}
+
+/** "dev-agent-1 said 70% at 02:10": who said it and when, as the progress report was received. */
+function claim(t: TaskRecord): string {
+  const c = t.progress_claim!;
+  return `${c.by} said${c.percent !== undefined ? ` ${c.percent}%` : " it was under way"} at ${short(c.at)}`;
+}
+
+/** What became of an incident: as recorded, or the user's answer to its escalation. */
+function incidentResolution(i: IncidentRecord, esc: EscalationRecord | undefined): string {
+  const answered = esc?.resolution
+    ? `answered by the user at ${short(esc.resolution.at)}: ${esc.resolution.decision}`
+    : undefined;
+  if (i.resolution && answered) return `${i.resolution}; ${answered}`;
+  return i.resolution ?? answered ?? "none yet";
+}
+
+/** Whether the escalation reached its channel: "paged" only once the hub accepted the message. */
+function delivery(esc: EscalationRecord): string {
+  const to = esc.level === "immediate" ? "user paged" : `queued for the user (${esc.channel})`;
+  if (esc.delivery.status === "delivered")
+    return `${esc.id}: ${to}${esc.delivery.delivered_at ? ` at ${short(esc.delivery.delivered_at)}` : ""}`;
+  return `${esc.id}: ${esc.level === "immediate" ? "page pending" : "not delivered yet"} (${esc.delivery.last_error ?? `${esc.delivery.attempts} attempts so far`})`;
 }
 
 function waitingForYou(m: ReportModel): string[] {
@@ -255,7 +275,7 @@ function recommendations(m: ReportModel): string[] {
     );
   for (const r of m.rows.filter((x) => !["done", "blocked", "human-review"].includes(x.task.status))) {
     recs.push(
-      `${r.task.task_id} is ${STATUS_WORD[r.task.status].toLowerCase()}${r.task.progress_percent !== undefined ? ` at ${r.task.progress_percent}%` : ""}: let the next session finish it`,
+      `${r.task.task_id} is ${STATUS_WORD[r.task.status].toLowerCase()}${r.task.progress_claim ? ` (${claim(r.task)})` : ""}: let the next session finish it`,
     );
   }
   for (const r of m.rows.filter((x) => x.task.status === "human-review"))

@@ -105,6 +105,8 @@ export interface TaskRecord {
   pr_number?: number;
   progress_percent?: number;
   progress_note?: string;
+  /** Who last reported progress, when, and the percent they said: the report shows it as their claim. */
+  progress_claim?: { by: string; at: string; percent?: number };
   fix_rounds: number;
   /** The PR head the CI counters below belong to. */
   review_head?: string;
@@ -252,6 +254,8 @@ export interface EscalationRecord {
     attempts: number;
     last_error?: string;
     message_id?: string;
+    /** When the hub accepted it: "paged at" in the report, never assumed. */
+    delivered_at?: string;
   };
   parked_tasks: string[];
   resolution?: { decision: string; at: string };
@@ -279,6 +283,14 @@ export interface IncidentRecord {
   occurrence: string;
   description: string;
   resolution?: string;
+  /** The agent whose own work (a new commit through both gates) resolved it: its "Issues Resolved". */
+  resolved_by?: string;
+  /** The PR head it was found on, when it is about one: work resolves it only on a later head. */
+  head_sha?: string;
+  /** Every task it concerns, when there are several (`task_id` names one only when there is one). */
+  tasks?: string[];
+  /** The escalation it went to the user with: the report reads its delivery and answer from there. */
+  escalation_id?: string;
   action: string;
 }
 

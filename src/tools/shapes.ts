@@ -30,6 +30,7 @@ export const EscalationShape = z.object({
     attempts: z.number().int(),
     last_error: z.string().optional(),
     message_id: z.string().optional(),
+    delivered_at: z.string().optional(),
   }),
   parked_tasks: z.array(z.string()),
   resolution: z.object({ decision: z.string(), at: z.string() }).optional(),

@@ -217,6 +217,11 @@ function applyMessage(s: Step, m: InboxMessage): Applied {
       task!.acked_at ??= now.toISOString();
       if (c.percent !== undefined) task!.progress_percent = c.percent;
       task!.progress_note = cap(c.note, 500);
+      task!.progress_claim = {
+        by: agent.id,
+        at: now.toISOString(),
+        ...(c.percent !== undefined ? { percent: c.percent } : {}),
+      };
       if (c.branch) task!.branch = c.branch;
       note(s, task!, "progress", `${c.percent ?? "?"}% ${oneLine(c.note, 120)}`);
       return record("applied", `${taskId} at ${c.percent ?? "?"}%`, taskId);

@@ -63,7 +63,8 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
         task_id: taskId,
         ...(preferred ? { agent: preferred } : {}),
         inputs: { depends_on: [...task.depends_on], preferred_agent: preferred ?? null },
-        outcome: `queued: ${reason}`,
+        // Every queue line names the agent it waits for, or says that none is chosen and why.
+        outcome: preferred ? `queued for ${preferred}: ${reason}` : `queued, no agent chosen: ${reason}`,
       });
     }
     return { status: "queued", task_id: taskId, reason };

@@ -149,7 +149,8 @@ export function escalate(s: Step, input: EscalateInput): EscalateOutcome {
       kind: "security-finding",
       occurrence: `raised by ${input.raised_by}`,
       description: input.issue,
-      action: `${esc.id} to ${esc.channel} (${level})${parks ? `; ${task.task_id} parked` : ""}`,
+      escalation_id: esc.id,
+      action: `escalated (${level})${parks ? `; ${task.task_id} parked` : ""}`,
     });
   const delivery = effect(s, decision, "message", {
     message: escalationMessage(esc),

@@ -137,10 +137,13 @@ export function reassignRequested(
   return { task_id: t.task_id, from, to: out.agent, epoch: out.epoch, effects: [...out.effects, stopEffect] };
 }
 
-/** The open agent-error incident of a task, resolved with what the orchestrator did about it. */
-export function settleAgentError(s: Step, taskId: string, resolution: string): void {
+/**
+ * The open agent-error incident of a task gets the orchestrator's move as its action taken. Its
+ * resolution waits for the work itself: a later commit through both gates (review), or nothing.
+ */
+export function settleAgentError(s: Step, taskId: string, action: string): void {
   const open = s.draft.incidents.findLast(
     (i) => i.task_id === taskId && i.kind === "agent-error" && !i.resolution,
   );
-  if (open) open.resolution = resolution;
+  if (open) open.action = action;
 }

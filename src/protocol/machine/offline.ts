@@ -82,7 +82,7 @@ export function markOffline(
       task_id,
       agent: agentId,
       inputs: { backups: [...agent.backup] },
-      outcome: `queued: ${replacement.reason}`,
+      outcome: `queued, taken from ${agentId}, no agent to take it: ${replacement.reason}`,
     });
     requeue(s, task, why, queuedDecision);
     queued.push({ task_id, reason: why });
@@ -92,6 +92,7 @@ export function markOffline(
       kind: "agent-offline",
       agent: agentId,
       ...(held.length === 1 ? { task_id: held[0]!.task_id } : {}),
+      ...(held.length > 1 ? { tasks: held.map((t) => t.task_id) } : {}),
       occurrence: held.length ? `while holding ${held.map((t) => t.task_id).join(", ")}` : "holding no task",
       description: `${agentId} went offline: ${reason}`,
       action: offlineAction(reassigned, queued),
@@ -118,6 +119,9 @@ export function markOffline(
       always_immediate: { rule: "rule 5: every agent offline pages the user, whatever the directive" },
     });
     escalationId = esc.escalation.id;
+    // The last agent's going offline is what paged the user: its incident says whether the page went out.
+    const last = draft.incidents.findLast((i) => i.kind === "agent-offline" && i.agent === agentId);
+    if (last && !already && !last.escalation_id) last.escalation_id = esc.escalation.id;
     for (const x of running) {
       x.status = "halted";
       x.halted_reason = "every agent is offline";

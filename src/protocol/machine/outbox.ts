@@ -27,6 +27,8 @@ export interface EffectOutcome {
   /** Made, but its outcome could not be written to the state file. */
   unrecorded?: boolean;
   result?: Record<string, unknown>;
+  /** When its target answered (the runtime's clock): recording the outcome may come later. */
+  at?: string;
 }
 
 export function effectsSettled(s: Step, outcomes: readonly EffectOutcome[]): void {
@@ -43,7 +45,7 @@ export function effectsSettled(s: Step, outcomes: readonly EffectOutcome[]): voi
       e.result = o.result ?? {};
       delete e.error;
       delete e.error_code;
-      onDone(draft, e as EffectRecord, o.result ?? {});
+      onDone(draft, e as EffectRecord, o.result ?? {}, o.at ? new Date(o.at) : now);
     } else {
       e.status = "failed";
       e.error = o.error ?? "unknown error";
@@ -104,7 +106,7 @@ function pruneOutbox(draft: Draft<State>): void {
   }
 }
 
-function onDone(draft: Draft<State>, eff: EffectRecord, result: Record<string, unknown>): void {
+function onDone(draft: Draft<State>, eff: EffectRecord, result: Record<string, unknown>, now: Date): void {
   if (eff.kind !== "message") return;
   const p: MessagePayload = eff.payload;
   if (p.purpose === "assignment") {
@@ -116,6 +118,7 @@ function onDone(draft: Draft<State>, eff: EffectRecord, result: Record<string, u
       esc.delivery.status = "delivered";
       esc.delivery.attempts++;
       esc.delivery.message_id = result.message_id as string;
+      esc.delivery.delivered_at = now.toISOString();
       delete esc.delivery.last_error;
     }
   }

@@ -185,6 +185,30 @@ function settleReruns(s: Step, taskId: string, pr: PullView, state: "pass" | "pe
   }
 }
 
+/**
+ * What the agent's own work got past: an error it reported, a CI failure or a secret found on an
+ * earlier head, once a later commit of its passes both gates. A re-run that passed on the same head
+ * is the server's doing, never the agent's.
+ */
+function settleByWork(s: Step, t: Draft<TaskRecord>, pr: PullView): void {
+  const agent = t.assignee;
+  if (!agent) return;
+  const passed = `${agent}'s commit ${pr.head_sha.slice(0, 12)} passed both gates at ${s.now.toISOString().slice(11, 16)}`;
+  for (const i of s.draft.incidents) {
+    if (i.task_id !== t.task_id || i.resolved_by) continue;
+    const byWork =
+      i.kind === "agent-error"
+        ? i.agent === agent
+        : (i.kind === "ci-failure" || i.kind === "security-finding") &&
+          !!i.head_sha &&
+          i.head_sha !== pr.head_sha &&
+          i.resolution !== "re-run passed";
+    if (!byWork) continue;
+    i.resolution = i.resolution ? `${i.resolution}; ${passed}` : passed;
+    i.resolved_by = agent;
+  }
+}
+
 /** A merge conflict is never resolved here: the PR is left open and the task blocked. */
 const CONFLICT = {
   kind: "merge-conflict",
@@ -212,7 +236,7 @@ function escalateBlocker(
     reason: string;
   },
 ): string {
-  incident(s, {
+  const found = incident(s, {
     task_id: t.task_id,
     kind: c.kind,
     occurrence: c.occurrence,
@@ -227,6 +251,8 @@ function escalateBlocker(
     ...(c.current_action ? { current_action: c.current_action, reversible: true } : {}),
     raised_by: c.raisedBy,
   });
+  const record = s.draft.incidents.find((i) => i.id === found);
+  if (record) record.escalation_id = esc.escalation.id;
   if (t.status !== "blocked") block(s, t, `${c.reason}; ${esc.escalation.id}`, esc.decision);
   return esc.escalation.id;
 }
@@ -260,6 +286,7 @@ function applyDecision(
           ...(t.assignee ? { agent: t.assignee } : {}),
           kind: "security-finding",
           occurrence: `review of PR #${pr.number} at ${pr.head_sha.slice(0, 12)}`,
+          head_sha: pr.head_sha,
           description: `${secrets.length} possible secret(s) in the diff: ${secrets.map((f) => `${f.file ?? "?"}:${f.line ?? "?"}`).join(", ")}`,
           action: `fix request ${t.fix_rounds} sent: remove the secret and rotate it`,
         });
@@ -342,6 +369,7 @@ function applyDecision(
         task_id: t.task_id,
         kind: "ci-failure",
         occurrence: `PR #${pr.number} at ${pr.head_sha.slice(0, 12)}`,
+        head_sha: pr.head_sha,
         description: result.findings.map((f) => f.message).join("; "),
         action: `re-run ${t.ci_failures} of ${config.limits.max_retry_attempts} due on the next poll cycle: ${checks.map((c) => c.name).join(", ")}`,
       });
@@ -354,6 +382,7 @@ function applyDecision(
         task_id: t.task_id,
         kind: "ci-failure",
         occurrence: `PR #${pr.number} at ${pr.head_sha.slice(0, 12)}`,
+        head_sha: pr.head_sha,
         description: result.findings.map((f) => f.message).join("; "),
         action: "task blocked after the retry limit; other work goes on",
       });
@@ -401,9 +430,11 @@ function applyDecision(
       toReview();
       return none;
     case "human_review":
+      settleByWork(s, t, pr);
       return toHumanReview(s, decision, t, pr, `both review gates passed; ${result.reason}`);
     case "approve":
     case "merge": {
+      settleByWork(s, t, pr);
       // Approved at this head already: the merge (or the person merging) is awaited, not repeated.
       if (t.status === "merge-release" && t.review_head === pr.head_sha) return none;
       t.status = "merge-release";

@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, CLI, runProcess } from "./fixtures/cli.js";
 import { byTask, sections } from "./fixtures/report-markdown.js";
+import { FAULT_FLAGS } from "../src/sim/simulate.js";
 
 /**
  * Issue 5, part 3: `eoa-mcp simulate`, the built CLI end to end (a real stdio server process, the
@@ -181,7 +182,7 @@ describe("eoa-mcp simulate", () => {
         /pr-not-found GH-103 \(dev-agent-1\): dev-agent-1 told PR #\d+ does not exist/,
       );
       expect(sections(md).get("Issues Encountered")).toMatch(
-        /Agent error[\s\S]*\*\*Resolution\*\*: fix instructions sent to dev-agent-2/,
+        /Agent error[\s\S]*\*\*Resolution\*\*: dev-agent-2's commit [0-9a-f]{12} passed both gates[^\n]*\n- \*\*Action Taken\*\*: fix instructions sent to dev-agent-2/,
       );
     },
     SLOW,
@@ -224,18 +225,6 @@ describe("eoa-mcp simulate", () => {
     const r = await simulate(["--help"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("Usage: eoa-mcp simulate");
-    for (const flag of [
-      "--silent-agent",
-      "--ci-failure",
-      "--merge-conflict",
-      "--security-issue",
-      "--overlapping-prs",
-      "--agent-question",
-      "--agent-error",
-      "--bogus-pr",
-      "--all-offline",
-      "--all-faults",
-    ])
-      expect(r.stdout).toContain(flag);
+    for (const flag of [...FAULT_FLAGS, "all-faults"]) expect(r.stdout).toContain(`--${flag}`);
   });
 });

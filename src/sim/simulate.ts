@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -34,19 +34,29 @@ Management after it; agents dev-agent-1 and dev-agent-2) with nothing installed 
   --all-offline      every agent drops off AI Maestro for a while: the session halts and the user is paged;
                      the user answers once they are back
   --all-faults       all of the above
-  --keep             keep the temporary state directory and print where it is
+  --keep             keep the temporary directory and print where it is: the state, the git remote, and
+                     what the stand-ins received (records/: the hub's inboxes and calls, GitHub's calls
+                     and pull requests), to check the report against
   --quiet            print only the final report`;
 
+/** The faults a rehearsal can play, one flag each (`--all-faults` plays them all). */
+export const FAULT_FLAGS = [
+  "silent-agent",
+  "ci-failure",
+  "merge-conflict",
+  "security-issue",
+  "overlapping-prs",
+  "agent-question",
+  "agent-error",
+  "bogus-pr",
+  "all-offline",
+] as const;
+
 const FLAGS = {
-  "silent-agent": { type: "boolean" },
-  "ci-failure": { type: "boolean" },
-  "merge-conflict": { type: "boolean" },
-  "security-issue": { type: "boolean" },
-  "overlapping-prs": { type: "boolean" },
-  "agent-question": { type: "boolean" },
-  "agent-error": { type: "boolean" },
-  "bogus-pr": { type: "boolean" },
-  "all-offline": { type: "boolean" },
+  ...(Object.fromEntries(FAULT_FLAGS.map((f) => [f, { type: "boolean" }])) as Record<
+    (typeof FAULT_FLAGS)[number],
+    { type: "boolean" }
+  >),
   "all-faults": { type: "boolean" },
   keep: { type: "boolean" },
   quiet: { type: "boolean" },
@@ -255,7 +265,10 @@ export async function simulate(
     if (report.isError) exit = 1;
     out("");
     out((report.structuredContent?.markdown as string | undefined) ?? textOf(report));
-    if (values.keep) out(`State directory kept at ${sur.stateDir}`);
+    if (values.keep) {
+      out(`State directory kept at ${sur.stateDir}`);
+      out(`What the stand-ins received kept at ${await keepRecords()} (the git remote: ${sur.repo.bare})`);
+    }
     return exit;
   } catch (err) {
     console.error(`simulation failed: ${(err as Error).message}`);
@@ -267,6 +280,34 @@ export async function simulate(
     if (!values.keep) await sur.close();
     else await Promise.all([sur.aimaestro.close(), sur.github.close()]);
     unwatch?.();
+  }
+
+  /** The stand-ins' own records of the night, the ground truth a report is checked against. */
+  async function keepRecords(): Promise<string> {
+    const dir = join(sur.root, "records");
+    await mkdir(dir, { recursive: true });
+    const names = [
+      ...SEED_AGENTS.map((a) => a.id),
+      world.orchestrator,
+      "user-notification-channel",
+      "orchestrator-queue",
+    ];
+    const inboxes = Object.fromEntries(names.map((n) => [n, sur.aimaestro.messagesFor(n)]));
+    await writeFile(
+      join(dir, "aimaestro.json"),
+      JSON.stringify({ calls: sur.aimaestro.calls, inboxes }, null, 1),
+    );
+    const pulls = [];
+    for (let n = 147; n <= prNumber; n++) pulls.push(sur.github.pull(n));
+    await writeFile(
+      join(dir, "github.json"),
+      JSON.stringify(
+        { calls: sur.github.calls, pulls: pulls.filter(Boolean), reruns: sur.github.reruns() },
+        null,
+        1,
+      ),
+    );
+    return dir;
   }
 
   async function review(args: Record<string, unknown>): Promise<void> {

@@ -110,6 +110,66 @@ describe("eoa-mcp over stdio", () => {
     expect(stderr).not.toContain("SIGTERM");
   });
 
+  it("one tool call is one transaction: assign_task, check_messages and escalate each take the state's lock once (issue 10)", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, "--config", env.configFile],
+      cwd: env.root,
+      env: { PATH: process.env.PATH ?? "", HOME: env.root, EOA_LOG_LEVEL: "debug" },
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+    const client = new Client({ name: "eoa-e2e", version: "1.0.0" });
+    await client.connect(transport);
+    const call = async (name: string, args: Record<string, unknown>) => {
+      const r = await client.callTool({ name, arguments: args });
+      expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
+      return r.structuredContent as Record<string, unknown>;
+    };
+    // The log line of each call, counted by the call itself (the night's own cycles are not calls).
+    const costs = (tool: string) =>
+      [...stderr.matchAll(new RegExp(`tool ${tool}: (\\d+) transaction`, "g"))].map((m) => Number(m[1]));
+    try {
+      const proposed = await call("start_session", { tasks: ["GH-101", "GH-102"] });
+      await call("start_session", { session_id: proposed.session_id, approve: true });
+      await call("assign_task", { task_id: "GH-101", agent: "dev-agent-1" });
+      const keyed = await call("assign_task", {
+        task_id: "GH-102",
+        agent: "dev-agent-2",
+        idempotency_key: "k-1",
+      });
+      // The replay answers from the record, with no transaction of its own.
+      expect(
+        await call("assign_task", { task_id: "GH-102", agent: "dev-agent-2", idempotency_key: "k-1" }),
+      ).toEqual(keyed);
+      env.aimaestro.inject({
+        from: "dev-agent-1",
+        to: "eoa-orchestrator",
+        subject: "[ACK] GH-101 - RECEIVED",
+        content: { type: "ack", message: "[ACK] GH-101 - RECEIVED", context: { task_id: "GH-101" } },
+      });
+      const cycle = await call("check_messages", {});
+      expect((cycle.read as unknown[]).length).toBe(1);
+      await call("escalate", { category: "security", task_id: "GH-101", issue: "a key in the logs" });
+      await expect.poll(() => costs("escalate").length).toBe(1);
+      expect(costs("assign_task")).toEqual([1, 1]);
+      expect(costs("check_messages")).toEqual([1]);
+      expect(costs("escalate")).toEqual([1]);
+      // And what the calls made is on record when the process has gone: every effect done.
+      const child = (transport as unknown as { _process: ChildProcess })._process;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      await client.close();
+      await exited;
+      const { readStateDir } = await import("../src/state/store.js");
+      const state = await readStateDir(env.stateDir);
+      expect(state.outbox.filter((x) => x.status !== "done")).toEqual([]);
+      expect(state.idempotency["assign_task:k-1"]).toMatchObject({ status: "done" });
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+  });
+
   it("exits cleanly on SIGTERM while serving", async () => {
     const server = spawnServer();
     let stdout = "";

@@ -140,7 +140,7 @@ const task = async (id: string): Promise<Readonly<TaskRecord>> => {
 };
 const inbox = (name: string) => e().aimaestro.messagesFor(name);
 const assignments = (name: string) => inbox(name).filter((m) => m.content.type === "task");
-const stateFile = async () => (await stateBytes(e().stateDir)).toString("utf8");
+const stateFile = async () => (await stateBytes(e().stateDir, e().rt)).toString("utf8");
 const ctx = (m: StoredMessage | undefined) => (m?.content.context ?? {}) as Record<string, unknown>;
 
 async function setDone(taskId: string): Promise<void> {

@@ -153,7 +153,7 @@ const task = async (id: string): Promise<Readonly<TaskRecord>> => {
   if (!t) throw new Error(`no task ${id}`);
   return t;
 };
-const stateFile = async () => (await stateBytes(e().stateDir)).toString("utf8");
+const stateFile = async () => (await stateBytes(e().stateDir, e().rt)).toString("utf8");
 const inbox = (name: string) => e().aimaestro.messagesFor(name);
 const assignments = (name: string) => inbox(name).filter((m) => m.content.type === "task");
 
@@ -948,7 +948,7 @@ describe("disk full for the state directory (simulated)", () => {
     };
   }
 
-  it("a message made while its outcome cannot be written is not sent again when space is back", async () => {
+  it("a message made while its outcome cannot be written is not sent again when space is back: the outcome kept in memory is written then", async () => {
     await setup();
     await startSession(inline("T-1"));
     await e().rt.orchestratorReady();
@@ -968,7 +968,10 @@ describe("disk full for the state directory (simulated)", () => {
     const effect = (await state()).outbox.find(
       (x) => x.kind === "message" && x.payload.purpose === "assignment" && x.payload.task_id === "T-1",
     );
-    expect(effect).toMatchObject({ status: "done", result: expect.objectContaining({ reconciled: true }) });
+    expect(effect).toMatchObject({
+      status: "done",
+      result: { message_id: assignments("dev-agent-1")[0]!.id },
+    });
   });
 
   it("STATE_WRITE_FAILED with a next step; the previous state intact on disk and in memory; nothing sent; works once space is back", async () => {

@@ -303,8 +303,8 @@ const codesSeen = new Map<string, number>();
 
 /** One call: always a result; a refusal has a stable code, says what to do next, and changes nothing. */
 async function probe(w: World, name: string, args: unknown): Promise<ToolResult> {
-  // The state as the files give it: a refused call with an idempotency key journals its pending
-  // record and its removal, so the bytes move while the state does not.
+  // The state as the files give it, with what earlier calls left for the next transaction written.
+  await w.env.rt.drainLate();
   const before = await readStateDir(w.env.stateDir);
   let r: ToolResult;
   try {
@@ -324,6 +324,7 @@ async function probe(w: World, name: string, args: unknown): Promise<ToolResult>
   expect(r.content[0]?.text).toMatch(new RegExp(`^${code}: [\\s\\S]*\\nNext step: \\S`));
   // A refusal does not echo a huge argument back.
   expect(JSON.stringify(r).length).toBeLessThan(20_000);
+  await w.env.rt.drainLate();
   const after = await readStateDir(w.env.stateDir);
   expect(after, `${name} refused (${code}) but changed the state; args: ${show(args)}`).toEqual(before);
   return r;
@@ -585,7 +586,7 @@ describe("check_messages: hostile inbox content", () => {
     text.replace(/<untrusted source="[^"\n]*">\n[\s\S]*?\n<\/untrusted>/g, "");
 
   it("huge messages: read once, capped in the answer and in state, never re-read", async () => {
-    const before = (await stateBytes(w.env.stateDir)).length;
+    const before = (await stateBytes(w.env.stateDir, w.env.rt)).length;
     const big = inject("dev-agent-1", "[PROGRESS] T-1 big", `[PROGRESS] T-1 40% ${"x".repeat(600_000)}`);
     // Over the client's 5 MB body cap: recorded from its list entry, never acted on.
     const huge = inject(
@@ -607,7 +608,7 @@ describe("check_messages: hostile inbox content", () => {
     expect(s.messages[stranger.id]!.from.length).toBeLessThanOrEqual(200);
     expect(s.messages[big.id]).toMatchObject({ outcome: "applied", task_id: "T-1" });
     expect(s.messages[huge.id]).toMatchObject({ kind: "unknown" });
-    expect((await stateBytes(w.env.stateDir)).length - before).toBeLessThan(20_000);
+    expect((await stateBytes(w.env.stateDir, w.env.rt)).length - before).toBeLessThan(20_000);
     expect(w.env.aimaestro.messagesFor(ORCH).filter((m) => m.status === "unread")).toEqual([]);
     const again = await cycle();
     expect(again.data.read).toEqual([]);

@@ -503,12 +503,12 @@ describe("write_report: bad input", () => {
     const sessionId = await startSession(client, ["GH-101"]);
     const blocker = join(env.stateDir, "reports");
     await writeFile(blocker, "not a directory\n");
-    const before = await stateBytes(env.stateDir);
+    const before = await stateBytes(env.stateDir, env.rt);
 
     const e = (await failure(client, "write_report", {})).error;
     expect(e.code).toBe("REPORT_WRITE_FAILED");
     expect(e.message).toContain(blocker);
-    expect((await stateBytes(env.stateDir)).equals(before)).toBe(true);
+    expect((await stateBytes(env.stateDir, env.rt)).equals(before)).toBe(true);
     expect(await readFile(blocker, "utf8")).toBe("not a directory\n");
 
     await rm(blocker);

@@ -30,7 +30,7 @@ async function resource(uri: string): Promise<string> {
 }
 
 const json = async <T = Record<string, unknown>>(uri: string) => JSON.parse(await resource(uri)) as T;
-const stateBytes = async () => (await stateBytesOf(night.env.stateDir)).toString("utf8");
+const stateBytes = async () => (await stateBytesOf(night.env.stateDir, night.env.rt)).toString("utf8");
 
 interface Confirmation {
   session_id: string;

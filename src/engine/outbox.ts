@@ -30,6 +30,8 @@ const CLAIM_STALE_MS = 2 * 60_000;
 export class Outbox {
   /** Effects this process is making right now (its own claims that are not in flight are its to make). */
   private readonly inFlight = new Set<string>();
+  /** Made as asked, their outcomes waiting for this process's next transaction: never made again meanwhile. */
+  private readonly madeUnwritten = new Set<string>();
   /** Effects made whose outcome could not be recorded (the state write failed): they may have happened. */
   private readonly unrecorded = new Set<string>();
   /**
@@ -73,6 +75,13 @@ export class Outbox {
     const outcomes: EffectOutcome[] = [];
     try {
       for (const eff of due) outcomes.push(await this.make(eff, uncertain.has(eff.id)));
+      // All made as asked: nothing the caller answers depends on the outcomes being written, so the
+      // next transaction writes them (they stay this process's, in flight, until then).
+      if (outcomes.every((o) => o.ok && !o.uncertain)) {
+        for (const o of outcomes) this.madeUnwritten.add(o.id);
+        rt.settleLater(outcomes);
+        return outcomes;
+      }
       try {
         await rt.step({ type: "effects-settled", outcomes });
         const now = this.nowMs();
@@ -94,6 +103,15 @@ export class Outbox {
       for (const e of due) this.inFlight.delete(e.id);
     }
     return outcomes;
+  }
+
+  /** Outcomes written by a later transaction (see `Runtime.settleLater`): no longer this process's to hold. */
+  recorded(outcomes: readonly EffectOutcome[]): void {
+    for (const o of outcomes) {
+      this.madeUnwritten.delete(o.id);
+      this.unrecorded.delete(o.id);
+      this.settleUntil.delete(o.id);
+    }
   }
 
   /** Whether a flush of this process is still making the effect. */
@@ -153,6 +171,7 @@ export class Outbox {
   }
 
   private claimable(e: EffectRecord, now: Date): boolean {
+    if (this.madeUnwritten.has(e.id)) return false;
     if ((this.settleUntil.get(e.id) ?? 0) > this.nowMs()) return false;
     if (!e.claimed_by) return true;
     if (e.claimed_by === PROCESS_ID) {

@@ -183,7 +183,19 @@ export class StateStore {
    * the files.
    */
   async read(): Promise<ReadonlyState> {
-    return (await this.current(false)).state;
+    const state = (await this.current(false)).state;
+    return this.overlay ? this.overlay(state) : state;
+  }
+
+  /**
+   * What this process has done but not written yet (Runtime's outcomes left for its next
+   * transaction), laid over every read of this process: it reads its own writes. Transactions start
+   * from the files alone.
+   */
+  private overlay: ((state: ReadonlyState) => ReadonlyState) | undefined;
+
+  setOverlay(fn: (state: ReadonlyState) => ReadonlyState): void {
+    this.overlay = fn;
   }
 
   /** The cached state while the files are as it saw them, else its tail or a fresh load. */

@@ -207,6 +207,8 @@ export function registerTools(
     const strictOutput = strictOutputs.get(tool)!;
     const run = async (): Promise<CallToolResult> => {
       const out = await tool.handle(args, ctx);
+      // What a call cost the state file: one transaction for a call that changes something.
+      rt.logger.debug(`tool ${tool.name}: ${rt.transactionsInCall()} transaction(s)`);
       const checked = strictOutput.safeParse(out.data);
       if (!checked.success) {
         throw new Error(`tool ${tool.name} produced output that breaks its schema: ${checked.error.message}`);

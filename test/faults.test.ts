@@ -948,6 +948,28 @@ describe("disk full for the state directory (simulated)", () => {
     };
   }
 
+  it("a change committed but not flushed to the disk: the answer says so, and a replay with the same key returns it and repeats nothing", async () => {
+    await setup();
+    await startSession(inline("T-1"));
+    await e().rt.orchestratorReady();
+    const store = e().rt.store as unknown as { persist(op: unknown): (() => Promise<void>) | void };
+    const original = store.persist.bind(store);
+    store.persist = (op) => {
+      store.persist = original;
+      original(op);
+      return () => Promise.reject(Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" }));
+    };
+    const args = { task_id: "T-1", agent: "dev-agent-1", idempotency_key: "k-fsync" };
+    const first = await callTool(client, "assign_task", args);
+    expect(first.isError).toBe(true);
+    expect((first.structuredContent as { error: ToolError }).error).toMatchObject({
+      code: "STATE_WRITE_FAILED",
+      message: expect.stringContaining("the change is recorded"),
+    });
+    expect(await callTool(client, "assign_task", args)).toEqual(first);
+    expect((await task("T-1")).assignment_epoch).toBe(1);
+  });
+
   it("a message made while its outcome cannot be written is not sent again when space is back: the outcome kept in memory is written then", async () => {
     await setup();
     await startSession(inline("T-1"));

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Clock } from "../clock.js";
 import { type Config, secretsOf } from "../config.js";
-import { EoaError, errorMessage } from "../errors.js";
+import { EoaError, errorMessage, isEoaError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { Immer, type Draft } from "immer";
 import type { DecisionRecord, IdempotencyRecord, State } from "../state/schema.js";
@@ -95,7 +95,11 @@ export class Runtime {
         return reduced;
       });
     } catch (err) {
-      this.putBack(late);
+      // Committed, but not flushed to the disk: the change stands, and the call's answer with it.
+      if (isEoaError(err) && err.details?.committed === true) {
+        this.lateWritten(late);
+        if (call) call.committed = true;
+      } else this.putBack(late);
       throw err;
     }
     this.lateWritten(late);

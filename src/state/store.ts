@@ -385,6 +385,7 @@ export class StateStore {
           "STATE_WRITE_FAILED",
           `could not flush the state in ${this.dir} to the disk: ${err.message}; the change is recorded but may not survive a power cut`,
           "check the disk; the call's effect stands (a retry with the same idempotency key returns it)",
+          { committed: true },
         );
       });
     }

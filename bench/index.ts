@@ -238,7 +238,7 @@ async function sweep(): Promise<void> {
       await checkMessages(server, 0);
       const written = Math.max(0, (await stateBytes(sur.stateDir)) - before);
       if (tasks === 10_000) {
-        // Before the unpaged listings below (the largest-reply row): their 2 MB replies are theirs.
+        // Before the listings below (the largest-reply row): what they cost is theirs.
         const rss = await peakRss(server.pid);
         row(
           "memory @ 10k tasks (VmHWM of the server after start-up, 30 assign_task, 21 check_messages)",
@@ -251,11 +251,22 @@ async function sweep(): Promise<void> {
       let replyNote = "";
       try {
         const listed = await server.client.listResources();
-        const tasksRead = await server.client.readResource({ uri: "eoa://tasks" });
-        reply = Math.max(
-          Buffer.byteLength(JSON.stringify(listed)),
-          Buffer.byteLength(JSON.stringify(tasksRead)),
-        );
+        reply = Buffer.byteLength(JSON.stringify(listed));
+        // Every page of eoa://tasks, checked: together they are the whole session, in order.
+        let seen = 0;
+        for (let uri: string | null = "eoa://tasks"; uri;) {
+          const read = await server.client.readResource({ uri });
+          reply = Math.max(reply, Buffer.byteLength(JSON.stringify(read)));
+          const page = JSON.parse((read.contents[0] as { text: string }).text) as {
+            from: number;
+            tasks: unknown[];
+            next: string | null;
+          };
+          if (page.from !== seen) throw new Error(`bench error: ${uri} starts at ${page.from}, not ${seen}`);
+          seen += page.tasks.length;
+          uri = page.next;
+        }
+        if (seen !== tasks) throw new Error(`bench error: eoa://tasks paged ${seen} tasks of ${tasks}`);
       } catch (err) {
         replyNote = ` (the client gave up: ${(err as Error).message.slice(0, 80)})`;
         reply = Infinity;
@@ -298,7 +309,7 @@ async function sweep(): Promise<void> {
   );
   const largest = Math.max(...[...figures.values()].map((f) => f.reply));
   row(
-    "largest reply (resources/list, eoa://tasks) over the sweep",
+    "largest reply (resources/list, every page of eoa://tasks) over the sweep",
     `${largest === Infinity ? "over the client's limit" : kb(largest)} (${sweepLine((f) => (f.reply === Infinity ? "∞" : kb(f.reply)))})`,
     "≤ 256 KB",
     largest <= 256 * 1024,

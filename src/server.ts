@@ -16,6 +16,9 @@ import { resourceText } from "./response.js";
 import { registerTools } from "./tools/define-tool.js";
 import { VERSION } from "./version.js";
 
+/** How long a burst of state changes is gathered before the channel is told what needs the model. */
+const ATTENTION_MS = 100;
+
 export interface ServerOptions {
   /** Log sinks shared with the runtime's logger; the server adds one that forwards to MCP logging. */
   logSinks?: Set<LogSink>;
@@ -104,9 +107,14 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
   // is watched for other processes' writes while a client is connected.
   let tracker: AttentionTracker | undefined;
   let unwatchAttention: (() => void) | undefined;
-  const offAttention = rt.store.onChange((_change, state) => {
+  // Looked at once per burst of changes (at most every ATTENTION_MS), after the call that made them
+  // has answered: what needs the model is a walk over every task, which must cost no call its
+  // latency, and a burst of calls one walk, not one each.
+  let looking: NodeJS.Timeout | undefined;
+  const look = async () => {
+    looking = undefined;
     if (!tracker || !server.isConnected()) return;
-    for (const e of tracker.news(state)) {
+    for (const e of tracker.news(await rt.store.read())) {
       server.server
         .notification({
           method: "notifications/claude/channel",
@@ -114,6 +122,9 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
         })
         .catch(() => undefined);
     }
+  };
+  const offAttention = rt.store.onChange(() => {
+    if (tracker && !looking) looking = setTimeout(() => void look().catch(() => undefined), ATTENTION_MS);
   });
   const previousInitialized = server.server.oninitialized;
   server.server.oninitialized = () => {
@@ -141,6 +152,7 @@ export function createServer(deps: RuntimeDeps | Runtime, opts: ServerOptions = 
       unwatch?.();
       unwatchAttention?.();
       offAttention();
+      clearTimeout(looking);
       offChange();
       rt.extraUpdates.delete(onExtra);
       opts.logSinks?.delete(sink);
@@ -198,9 +210,10 @@ function registerResource(
 /** Whether a change to the state touches what a subscribed URI shows. */
 function affects(uri: string, change: StateChange): boolean {
   if (change.external) return true;
-  const task = /^eoa:\/\/tasks\/(.+)$/.exec(uri);
+  const task = /^eoa:\/\/tasks\/([^/]+)$/.exec(uri);
   if (task) return change.taskIds.has(decodeURIComponent(task[1]!)) || change.keys.has("reviews");
-  const def = resources.find((r) => r.uri === uri);
+  // A page of a listing changes with whatever changes the listing.
+  const def = resources.find((r) => r.uri === uri.replace(/\/(page|before)\/[^/]+$/, ""));
   if (!def) return false;
   return def.dependsOn.includes("*") || def.dependsOn.some((k) => change.keys.has(k));
 }

@@ -549,6 +549,55 @@ describe("resources", () => {
     );
   });
 
+  it("pages what grows with the night: eoa://tasks by cursor, eoa://decisions by the oldest shown; resources/list stays bounded (issue 16)", async () => {
+    const ids = Array.from({ length: 200 }, (_, i) => `P-${i}`);
+    const confirm = await ok("start_session", {
+      tasks: ids.map((id) => ({ task_id: id, title: `Task ${id}` })),
+    });
+    await ok("start_session", { session_id: confirm.session_id, approve: true });
+    type TasksPage = { total: number; from: number; tasks: Array<{ task_id: string }>; next: string | null };
+    const seen: string[] = [];
+    let uri: string | null = "eoa://tasks";
+    let pages = 0;
+    while (uri) {
+      const text = await resource(uri);
+      expect(text.length).toBeLessThan(256 * 1024);
+      const p: TasksPage = JSON.parse(text);
+      expect(p.total).toBe(200);
+      expect(p.from).toBe(seen.length);
+      seen.push(...p.tasks.map((t) => t.task_id));
+      uri = p.next;
+      pages++;
+    }
+    expect(seen).toEqual(ids);
+    expect(pages).toBe(2);
+    for (const bad of ["eoa://tasks/page/200", "eoa://tasks/page/-1", "eoa://tasks/page/x"])
+      await expect(night.client.readResource({ uri: bad })).rejects.toThrow(/not found/);
+
+    // Each assignment decides (dispatched, or queued once the agents are full).
+    for (const id of ids.slice(0, 110)) await ok("assign_task", { task_id: id });
+    type DecisionsPage = { total: number; decisions: Array<{ id: string }>; older: string | null };
+    const all = (await night.env.rt.store.read()).decisions.map((d) => d.id);
+    expect(all.length).toBeGreaterThan(100);
+    const back: string[][] = [];
+    uri = "eoa://decisions";
+    while (uri) {
+      const p: DecisionsPage = await json(uri);
+      expect(p.total).toBe(all.length);
+      back.unshift(p.decisions.map((d) => d.id));
+      uri = p.older;
+    }
+    expect(back.flat()).toEqual(all);
+    await expect(night.client.readResource({ uri: "eoa://decisions/before/dec-nope" })).rejects.toThrow(
+      /not found/,
+    );
+
+    const listed = (await night.client.listResources()).resources.map((r) => r.uri);
+    expect(listed.filter((u) => u.startsWith("eoa://tasks/"))).toHaveLength(100);
+    // Every task stays readable by its URI, listed or not.
+    expect(await json("eoa://tasks/P-199")).toMatchObject({ task_id: "P-199" });
+  });
+
   it("reads every resource", async () => {
     await ok("start_session", { tasks: SEED });
 

@@ -1,21 +1,23 @@
 import type { ResourceDefinition } from "./define-resource.js";
 import { configResource } from "./config.js";
-import { decisionsResource } from "./decisions.js";
+import { decisionsResource, olderDecisionsResource } from "./decisions.js";
 import { diffResource } from "./diff.js";
 import { escalationsResource } from "./escalations.js";
 import { rosterMarkdownResource, rosterResource } from "./roster.js";
 import { latestReportResource } from "./reports.js";
 import { sessionResource } from "./session.js";
-import { taskResource, tasksResource } from "./tasks.js";
+import { taskResource, tasksPageResource, tasksResource } from "./tasks.js";
 
 export const resources: readonly ResourceDefinition[] = [
   rosterResource,
   rosterMarkdownResource,
   sessionResource,
   tasksResource,
+  tasksPageResource,
   taskResource,
   escalationsResource,
   decisionsResource,
+  olderDecisionsResource,
   configResource,
   latestReportResource,
   diffResource,

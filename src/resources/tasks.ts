@@ -1,20 +1,43 @@
 import { defineResource, json } from "./define-resource.js";
 import { untrustedInline } from "../protocol/text.js";
+import type { ReadonlyState } from "../state/store.js";
+import { offsetOf } from "./pages.js";
 import { currentSession, taskView, tasksView } from "./views.js";
+
+const PAGED =
+  "Paged: up to 100 tasks (and about 128 KB) a page; `next` is the URI of the following page, null on the last.";
 
 export const tasksResource = defineResource({
   name: "tasks",
   uri: "eoa://tasks",
   title: "Tasks of the current session",
-  description:
-    "One summary line per task of the current session: status (kanban column), assignee, PR, progress, queue or block reason.",
+  description: `One summary line per task of the current session: status (kanban column), assignee, PR, progress, queue or block reason. ${PAGED}`,
   mimeType: "application/json",
   dependsOn: ["tasks", "sessions", "current_session_id"],
-  read: (_rt, state) => {
-    const view = tasksView(state);
-    return json({ ...view, tasks: view.tasks.map(marked) }, true);
+  read: (_rt, state) => tasksPage(state, 0),
+});
+
+export const tasksPageResource = defineResource({
+  name: "tasks-page",
+  uri: "eoa://tasks/page/{cursor}",
+  title: "A further page of the session's tasks",
+  description: `The tasks of the current session from the cursor on, as eoa://tasks names it in \`next\`. ${PAGED}`,
+  mimeType: "application/json",
+  dependsOn: ["tasks", "sessions", "current_session_id"],
+  read: (_rt, state, params) => {
+    const total = currentSession(state)?.task_ids.length ?? 0;
+    const from = offsetOf(params.cursor, total);
+    return from === undefined ? null : tasksPage(state, from);
   },
 });
+
+function tasksPage(state: ReadonlyState, from: number) {
+  const view = tasksView(state, from);
+  return json({ ...view, tasks: view.tasks.map(marked) }, true);
+}
+
+/** Task URIs resources/list names: the session's first ones; every task stays readable by its URI. */
+const LISTED_TASKS = 100;
 
 export const taskResource = defineResource({
   name: "task",
@@ -38,7 +61,8 @@ export const taskResource = defineResource({
         })
       : null;
   },
-  list: (state) => (currentSession(state)?.task_ids ?? []).map((id) => `eoa://tasks/${id}`),
+  list: (state) =>
+    (currentSession(state)?.task_ids ?? []).slice(0, LISTED_TASKS).map((id) => `eoa://tasks/${id}`),
 });
 
 /** Fields holding issue or agent text: each value marked the way check_messages marks agent text. */

@@ -3,6 +3,7 @@ import { escalationOrder } from "../protocol/escalation.js";
 import type { ReadonlyState } from "../state/store.js";
 import type { EscalationRecord, TaskRecord } from "../state/schema.js";
 import { untrustedInline } from "../protocol/text.js";
+import { page } from "./pages.js";
 
 /** Read models behind the resources: derived values (load, busy, completion) computed here, never stored. */
 
@@ -71,17 +72,25 @@ export function taskSummary(t: TaskRecord) {
   };
 }
 
-/** Tasks of the current session (earlier sessions' finished work stays out of the listing). */
-export function tasksView(state: ReadonlyState) {
+/** Tasks a page of `eoa://tasks` holds at most. */
+export const TASKS_PAGE = 100;
+
+/**
+ * One page of the current session's tasks from `from` (earlier sessions' finished work stays out of
+ * the listing), in the session's order, which never changes: an offset stays a valid cursor.
+ */
+export function tasksView(state: ReadonlyState, from = 0) {
   const s = currentSession(state);
   const ids = s ? s.task_ids : [];
+  const tasks = ids.map((id) => state.tasks[id]).filter((t): t is TaskRecord => !!t);
+  const { items, end } = page(tasks.slice(from, from + TASKS_PAGE).map(taskSummary), 0, TASKS_PAGE);
   return {
     session_id: s?.id ?? null,
+    total: tasks.length,
     total_in_state: Object.keys(state.tasks).length,
-    tasks: ids
-      .map((id) => state.tasks[id])
-      .filter((t): t is TaskRecord => !!t)
-      .map(taskSummary),
+    from,
+    tasks: items,
+    next: from + end < tasks.length ? `eoa://tasks/page/${from + end}` : null,
   };
 }
 
@@ -130,13 +139,26 @@ export function escalationsView(state: ReadonlyState) {
   };
 }
 
-export const DECISIONS_SHOWN = 500;
+/** Decisions a page of `eoa://decisions` holds at most. */
+export const DECISIONS_PAGE = 100;
 
-export function decisionsView(state: ReadonlyState) {
+/**
+ * The latest decisions, or those before decision `before` (oldest first within a page). A decision
+ * id stays a valid cursor however many are recorded meanwhile.
+ */
+export function decisionsView(state: ReadonlyState, before?: string) {
+  const all = state.decisions;
+  const end = before === undefined ? all.length : all.findIndex((d) => d.id === before);
+  if (end < 0) return null;
+  const start = Math.max(0, end - DECISIONS_PAGE);
+  // Filled from the newest back, so that the byte bound drops the oldest of the page.
+  const { items } = page(all.slice(start, end).reverse(), 0, DECISIONS_PAGE);
+  const decisions = items.reverse();
+  const first = end - decisions.length;
   return {
-    total: state.decisions.length,
-    shown: Math.min(DECISIONS_SHOWN, state.decisions.length),
-    decisions: state.decisions.slice(-DECISIONS_SHOWN),
+    total: all.length,
+    decisions,
+    older: first > 0 ? `eoa://decisions/before/${all[first]!.id}` : null,
   };
 }
 

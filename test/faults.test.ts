@@ -952,6 +952,8 @@ describe("disk full for the state directory (simulated)", () => {
     await setup();
     await startSession(inline("T-1"));
     await e().rt.orchestratorReady();
+    // Nothing else left to write: the next write is the call's.
+    await e().rt.drainLate();
     const store = e().rt.store as unknown as { persist(op: unknown): (() => Promise<void>) | void };
     const original = store.persist.bind(store);
     store.persist = (op) => {
@@ -974,6 +976,7 @@ describe("disk full for the state directory (simulated)", () => {
     await setup();
     await startSession(inline("T-1"));
     await e().rt.orchestratorReady();
+    await e().rt.drainLate();
     // The dispatch commits; the disk fills before the outcome of its message can be recorded.
     const store = e().rt.store as unknown as { persist(op: unknown): Promise<void> };
     const original = store.persist.bind(store);

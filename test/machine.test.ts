@@ -1,3 +1,4 @@
+import { produce } from "immer";
 import { describe, expect, it } from "vitest";
 import { actionsDue } from "../src/engine/actions-due.js";
 import { EoaError } from "../src/errors.js";
@@ -972,5 +973,37 @@ describe("the facts the morning report states, recorded where they happen (issue
     expect(named.decisions.at(-1)!.outcome).toBe("queued for dev-2: waiting for GH-1");
     const none = run(s, [{ type: "assign-requested", request: { task_id: "GH-2" } }]).state;
     expect(none.decisions.at(-1)!.outcome).toBe("queued, no agent chosen: waiting for GH-1");
+  });
+});
+
+describe("a task's history is capped (issue 16)", () => {
+  const entries = (n: number, event = "progress") =>
+    Array.from({ length: n }, (_, i) => ({
+      at: `2026-01-05T22:${String(i % 60).padStart(2, "0")}:00.000Z`,
+      event,
+      detail: `${i}`,
+    }));
+
+  it("archives the oldest past 300, keeping the latest 200 and the first of each kind", async () => {
+    const { historyToArchive } = await import("../src/protocol/machine/history.js");
+    expect(historyToArchive({ history: entries(299) })).toEqual([]);
+    const h = [{ at: "t0", event: "created" }, ...entries(349)];
+    const picked = historyToArchive({ history: h });
+    // Not the created entry, not the first progress report, none of the latest 200.
+    expect(picked).toEqual(Array.from({ length: 148 }, (_, i) => i + 2));
+  });
+
+  it("lets go only of the batch the archive holds, once: a batch archived by another process first changes nothing", () => {
+    let s = night();
+    s = run(s, [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    const grown = produce(s, (d) => {
+      d.tasks["GH-1"]!.history.push(...entries(400));
+    });
+    const len = grown.tasks["GH-1"]!.history.length;
+    const once = run(grown, [{ type: "history-archived", task_id: "GH-1", from: 0, count: 100 }]).state;
+    expect(once.tasks["GH-1"]!.history.length).toBe(len - 100);
+    expect(once.tasks["GH-1"]!.history_archived).toBe(100);
+    const again = run(once, [{ type: "history-archived", task_id: "GH-1", from: 0, count: 100 }]).state;
+    expect(again.tasks["GH-1"]).toEqual(once.tasks["GH-1"]);
   });
 });

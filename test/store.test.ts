@@ -242,6 +242,24 @@ describe("StateStore", () => {
     expect((await onDisk()).counters.decision).toBe(8);
   });
 
+  it("a task's entries filtered and assigned back, before anything else in the task is written, stay plain data", async () => {
+    const store = await StateStore.open(dir);
+    const entries = Array.from({ length: 5 }, (_, i) => ({ at: `t${i}`, event: "progress" }));
+    await store.transact((d) => {
+      d.tasks["T-1"] = { task_id: "T-1", history: entries } as unknown as TaskRecord;
+    });
+    // The first write to the task is an array read through its view (found by the history cap).
+    await store.transact((d) => {
+      const t = d.tasks["T-1"]!;
+      t.history = t.history.filter((_, i) => i % 2 === 0);
+    });
+    await store.transact((d) => {
+      d.tasks["T-1"]!.history.push({ at: "t9", event: "progress" });
+    });
+    expect((await store.read()).tasks["T-1"]!.history.map((h) => h.at)).toEqual(["t0", "t2", "t4", "t9"]);
+    expect((await onDisk()).tasks["T-1"]!.history).toHaveLength(4);
+  });
+
   it("returns frozen state: a change outside a transaction is impossible", async () => {
     const store = await StateStore.open(dir);
     const state = await store.read();

@@ -598,6 +598,45 @@ describe("resources", () => {
     expect(await json("eoa://tasks/P-199")).toMatchObject({ task_id: "P-199" });
   });
 
+  it("caps a task's history in the state: older entries archived durably, still reachable, nothing lost or doubled (issue 16)", async () => {
+    await ok("start_session", { tasks: SEED });
+    const { archiveHistories } = await import("../src/engine/history.js");
+    const rt = night.env.rt;
+    // A chatty agent: 1,000 progress reports on GH-101.
+    await rt.store.transact((d) => {
+      const t = d.tasks["GH-101"]!;
+      for (let i = 0; i < 1000; i++)
+        t.history.push({
+          at: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
+          event: "progress",
+          detail: `${i}%`,
+        });
+    });
+    const before = (await rt.store.read()).tasks["GH-101"]!.history;
+    expect(await archiveHistories(rt)).toBeGreaterThan(0);
+    expect(await archiveHistories(rt)).toBe(0); // nothing left past the cap
+    const task = await json<{ history: unknown[]; history_archived: number; history_archive: string[] }>(
+      "eoa://tasks/GH-101",
+    );
+    expect(task.history.length).toBeLessThanOrEqual(210);
+    expect(JSON.stringify(task).length).toBeLessThan(256 * 1024);
+    // The archive and the state together are the history as it was, each entry once.
+    const archived: Array<{ at: string; event: string }> = [];
+    for (const uri of task.history_archive) {
+      const part = await json<{ history: Array<{ at: string; event: string }> }>(uri);
+      archived.push(...part.history);
+    }
+    expect(archived).toHaveLength(task.history_archived);
+    const key = (h: { at: string; event: string }) => `${h.at} ${h.event}`;
+    const kept = (await rt.store.read()).tasks["GH-101"]!.history;
+    expect([...archived, ...kept].map(key).sort()).toEqual(before.map(key).sort());
+    // The first entry of each kind stays in the state: when the task was created is still known there.
+    expect(kept[0]).toEqual(before[0]);
+    await expect(night.client.readResource({ uri: "eoa://tasks/GH-101/history/7" })).rejects.toThrow(
+      /not found/,
+    );
+  });
+
   it("reads every resource", async () => {
     await ok("start_session", { tasks: SEED });
 

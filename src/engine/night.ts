@@ -3,6 +3,7 @@ import { PROCESS_ID, processGone } from "../owner.js";
 import { cycleDue } from "../protocol/machine/cycle.js";
 import { reviewKey } from "../protocol/machine/review.js";
 import type { State } from "../state/schema.js";
+import { archiveHistories } from "./history.js";
 import { checkMessages, type CycleResult } from "./monitor.js";
 import { reviewPr } from "./review.js";
 import type { Runtime } from "./runtime.js";
@@ -98,6 +99,9 @@ export class Night {
 
     const cycle = await checkMessages(rt, {});
     for (const w of cycle.warnings) rt.logger.warn("poll cycle", { warning: w });
+    await archiveHistories(rt).catch((err: unknown) =>
+      rt.logger.warn("task history not archived this cycle", { error: errorMessage(err) }),
+    );
     const ci = await this.pollCi();
     const done = { cycle, ci };
     this.opts.onCycle?.(done);

@@ -6,7 +6,7 @@ import { escalationsResource } from "./escalations.js";
 import { rosterMarkdownResource, rosterResource } from "./roster.js";
 import { latestReportResource } from "./reports.js";
 import { sessionResource } from "./session.js";
-import { taskResource, tasksPageResource, tasksResource } from "./tasks.js";
+import { taskHistoryResource, taskResource, tasksPageResource, tasksResource } from "./tasks.js";
 
 export const resources: readonly ResourceDefinition[] = [
   rosterResource,
@@ -14,6 +14,7 @@ export const resources: readonly ResourceDefinition[] = [
   sessionResource,
   tasksResource,
   tasksPageResource,
+  taskHistoryResource,
   taskResource,
   escalationsResource,
   decisionsResource,

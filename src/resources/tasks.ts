@@ -1,6 +1,7 @@
 import { defineResource, json } from "./define-resource.js";
 import { untrustedInline } from "../protocol/text.js";
 import type { ReadonlyState } from "../state/store.js";
+import { historyParts, readHistoryPart } from "../state/archive.js";
 import { offsetOf } from "./pages.js";
 import { currentSession, taskView, tasksView } from "./views.js";
 
@@ -46,11 +47,18 @@ export const taskResource = defineResource({
   description: "The full task record with its completion (percent, criteria, last review) and history.",
   mimeType: "application/json",
   dependsOn: ["tasks", "reviews"],
-  read: (_rt, state, params) => {
+  read: async (rt, state, params) => {
     const view = taskView(state, params.task_id ?? "");
+    const archive = view?.history_archived
+      ? (await historyParts(rt.config.stateDir, view.task_id)).map(
+          (from) => `eoa://tasks/${encodeURIComponent(view.task_id)}/history/${from}`,
+        )
+      : [];
     return view
       ? json({
           ...marked(view),
+          // Older history, archived past the cap: one URI per batch, oldest first.
+          history_archive: archive,
           completion: {
             ...view.completion,
             criteria: view.completion.criteria.map((c) => ({
@@ -63,6 +71,32 @@ export const taskResource = defineResource({
   },
   list: (state) =>
     (currentSession(state)?.task_ids ?? []).slice(0, LISTED_TASKS).map((id) => `eoa://tasks/${id}`),
+});
+
+export const taskHistoryResource = defineResource({
+  name: "task-history",
+  uri: "eoa://tasks/{task_id}/history/{part}",
+  title: "Archived history of a task",
+  description:
+    "Entries a task's history no longer keeps in the state (it keeps the latest 200 and the first of each kind), one batch per URI as the task's history_archive lists them.",
+  mimeType: "application/json",
+  dependsOn: [],
+  read: async (rt, _state, params) => {
+    const taskId = params.task_id ?? "";
+    const from = /^\d{1,9}$/.test(params.part ?? "") ? Number(params.part) : undefined;
+    const entries = from === undefined ? null : await readHistoryPart(rt.config.stateDir, taskId, from);
+    if (!entries) return null;
+    return json(
+      {
+        task_id: taskId,
+        from,
+        history: entries.map((h) =>
+          h.detail === undefined ? h : { ...h, detail: untrustedInline(`${taskId} history`, h.detail) },
+        ),
+      },
+      true,
+    );
+  },
 });
 
 /** Fields holding issue or agent text: each value marked the way check_messages marks agent text. */

@@ -201,7 +201,9 @@ function taskView(slot: ViewSlot, path: PropertyKey[] = [], base: object = slot.
   };
   const view = new Proxy(Array.isArray(base) ? [] : {}, {
     get: (_, key) => read(key),
-    set: (_, key, value) => Reflect.set(drafted(), key, value),
+    // A value built from views (`t.history = t.history.filter(...)`) goes in as plain data: a view
+    // inside the draft would read itself through itself.
+    set: (_, key, value) => Reflect.set(drafted(), key, copyOut(value)),
     deleteProperty: (_, key) => Reflect.deleteProperty(drafted(), key),
     defineProperty: (_, key, d) => Reflect.defineProperty(drafted(), key, d),
     has: (_, key) => Reflect.has(source(), key),

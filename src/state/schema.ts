@@ -149,6 +149,8 @@ export interface TaskRecord {
   created_at: string;
   updated_at: string;
   history: HistoryEntry[];
+  /** Older history entries moved to the archive (`<stateDir>/archive/`), in order: see protocol/machine/history.ts. */
+  history_archived?: number;
 }
 
 export interface EscalationPolicy {

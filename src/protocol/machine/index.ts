@@ -18,6 +18,7 @@ import {
   type ReassignOutcome,
 } from "./instruct.js";
 import { markOffline, type OfflineOutcome } from "./offline.js";
+import { historyArchived } from "./history.js";
 import { effectsSettled, type EffectOutcome } from "./outbox.js";
 import type { Step, StepOutput } from "./records.js";
 import {
@@ -60,6 +61,7 @@ export type ProtocolEvent =
   | ({ type: "merge-refused" } & MergeRefused)
   | ({ type: "pr-missing" } & PrMissing)
   | { type: "effects-settled"; outcomes: readonly EffectOutcome[] }
+  | { type: "history-archived"; task_id: string; from: number; count: number }
   | { type: "report-written"; session_id: string; path: string };
 
 /** What each event answers, besides the state, effects and decisions. */
@@ -79,6 +81,7 @@ export interface EventResults {
   "merge-refused": MergeRefusedOutcome;
   "pr-missing": { reported: number; escalation_id: string | null };
   "effects-settled": void;
+  "history-archived": void;
   "report-written": { complete: boolean };
 }
 
@@ -150,6 +153,8 @@ function apply(s: Step, e: ProtocolEvent): EventResults[ProtocolEvent["type"]] {
       return prMissing(s, e);
     case "effects-settled":
       return effectsSettled(s, e.outcomes);
+    case "history-archived":
+      return historyArchived(s, e);
     case "report-written":
       return reportWritten(s, e);
   }
@@ -161,6 +166,7 @@ export type { DispatchOutcome } from "./dispatch.js";
 export type { EscalateInput, EscalateOutcome, ResolveOutcome } from "./escalation.js";
 export type { OfflineOutcome } from "./offline.js";
 export type { InstructionsOutcome, ReassignOutcome } from "./instruct.js";
+export { HISTORY_KEPT, historyToArchive } from "./history.js";
 export { MAX_EFFECT_ATTEMPTS, retryable, supersede, type EffectOutcome } from "./outbox.js";
 export {
   reviewKey,

@@ -157,7 +157,7 @@ export class Runtime {
 
   private scheduleLate(): void {
     if (this.lateTimer || this.lateWrite) return;
-    const delay = this.lateFailures ? Math.min(30_000, 250 * 2 ** this.lateFailures) : 0;
+    const delay = this.lateFailures ? Math.min(30_000, 250 * 2 ** this.lateFailures) : LATE_WRITE_MS;
     // Outside the call's context: the group write belongs to no call.
     this.lateTimer = this.call.exit(() =>
       setTimeout(() => {
@@ -428,6 +428,12 @@ function inProgress(tool: string, key: string): EoaError {
     "wait for the first call to finish, then replay to read its result",
   );
 }
+
+/**
+ * How long outcomes wait for the process's next transaction before a write of their own: calls
+ * that come faster than this carry the previous call's outcomes in their own transaction.
+ */
+const LATE_WRITE_MS = 200;
 
 /** Never freezes: the view shares the store's own objects, which its transactions update in place. */
 const overlayImmer = new Immer({ autoFreeze: false });

@@ -4,16 +4,16 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Clock } from "../clock.js";
 import { type Config, secretsOf } from "../config.js";
-import { EoaError, errorMessage, isEoaError } from "../errors.js";
+import { EoaError, isEoaError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { Immer, type Draft } from "immer";
-import type { DecisionRecord, IdempotencyRecord, State } from "../state/schema.js";
-import type { ReadonlyState, StateStore } from "../state/store.js";
+import type { Draft } from "immer";
+import type { DecisionRecord, State } from "../state/schema.js";
+import type { StateStore } from "../state/store.js";
 import type { AiMaestroClient } from "../clients/aimaestro.js";
 import type { GitHubClient } from "../clients/github.js";
 import type { GitMirror } from "../clients/git.js";
 import { redactSecrets } from "../protocol/secrets.js";
-import { PROCESS_ID, processGone } from "../owner.js";
+import { PROCESS_ID } from "../owner.js";
 import {
   reduce,
   type EffectOutcome,
@@ -22,6 +22,8 @@ import {
   type Reduced,
 } from "../protocol/machine/index.js";
 import { plain } from "../state/records.js";
+import { claimKey, inProgress, Replay, replayOf, type CallKey } from "./idempotency.js";
+import { LateWrites, type Late } from "./late-writes.js";
 import { Outbox } from "./outbox.js";
 
 export interface RuntimeDeps {
@@ -34,9 +36,6 @@ export interface RuntimeDeps {
   github?: GitHubClient | undefined;
   git?: GitMirror | undefined;
 }
-
-/** How long a pending idempotency record blocks a replay before it counts as abandoned (a crash). */
-const IDEMPOTENCY_PENDING_MS = 10 * 60_000;
 
 /**
  * What every tool and engine operation is handed: config, state, clock, clients, plus the few
@@ -66,7 +65,15 @@ export class Runtime {
     this._git = deps.git;
     this.secrets = secretsOf(deps.config);
     this.outbox = new Outbox(this);
-    this.store.setOverlay((state) => this.withLate(state));
+    this.late = new LateWrites({
+      store: this.store,
+      logger: this.logger,
+      now: () => this.now(),
+      apply: (draft, late, now) => this.applyLate(draft, late, now),
+      written: (late) => this.outbox.recorded(late.outcomes),
+      outsideCalls: (fn) => this.call.exit(fn),
+    });
+    this.store.setOverlay((state) => this.late.overlay(state));
   }
 
   /**
@@ -79,7 +86,7 @@ export class Runtime {
   async step<T extends ProtocolEvent["type"]>(event: EventOf<T>): Promise<Reduced<T>> {
     const now = this.now();
     const call = this.call.getStore();
-    const late = this.takeLate();
+    const late = this.late.take();
     let decided: DecisionRecord[] = [];
     let out: Reduced<T>;
     if (call) call.transactions++;
@@ -97,12 +104,12 @@ export class Runtime {
     } catch (err) {
       // Committed, but not flushed to the disk: the change stands, and the call's answer with it.
       if (isEoaError(err) && err.details?.committed === true) {
-        this.lateWritten(late);
+        this.late.written(late);
         if (call) call.committed = true;
-      } else this.putBack(late);
+      } else this.late.putBack(late);
       throw err;
     }
-    this.lateWritten(late);
+    this.late.written(late);
     if (call) call.committed = true;
     // One line per decision at info: a night can be watched in its log (issue 13).
     for (const d of decided)
@@ -127,101 +134,18 @@ export class Runtime {
     return this.call.getStore()?.transactions ?? 0;
   }
 
-  /**
-   * What this process knows but has not written yet: outcomes of effects made (all succeeded, so
-   * nothing the caller answers depends on their being written) and idempotency results. Its next
-   * transaction writes them, or one group write right after the call, for many calls at once. A
-   * crash before that loses nothing: a pending effect claimed by a dead process is checked against
-   * its target before it is made again.
-   */
-  private late: Late = { outcomes: [], idempotency: new Map() };
-  private lateTimer: NodeJS.Timeout | undefined;
-  private lateWrite: Promise<void> | undefined;
+  /** Effect outcomes and call results this process has not written yet (see LateWrites). */
+  private readonly late: LateWrites;
 
-  /** Records effect outcomes with the next transaction (see `late`). */
+  /** Records effect outcomes with the next transaction. */
   settleLater(outcomes: readonly EffectOutcome[]): void {
-    this.late.outcomes.push(...outcomes);
-    this.scheduleLate();
+    this.late.addOutcomes(outcomes);
   }
 
-  /** Writes everything left for later now: before the process exits, or when a caller must read it. */
-  async drainLate(): Promise<void> {
-    clearTimeout(this.lateTimer);
-    this.lateTimer = undefined;
-    await this.lateWrite;
-    await this.writeLate();
+  /** Writes everything left for later now: before the process exits, or when a reader needs it on the disk. */
+  drainLate(): Promise<void> {
+    return this.late.drain();
   }
-
-  /** Group writes that failed in a row (a full disk): the next one waits longer. */
-  private lateFailures = 0;
-
-  private scheduleLate(): void {
-    if (this.lateTimer || this.lateWrite) return;
-    const delay = this.lateFailures ? Math.min(30_000, 250 * 2 ** this.lateFailures) : LATE_WRITE_MS;
-    // Outside the call's context: the group write belongs to no call.
-    this.lateTimer = this.call.exit(() =>
-      setTimeout(() => {
-        this.lateTimer = undefined;
-        this.lateWrite = this.writeLate().finally(() => {
-          this.lateWrite = undefined;
-          if (lateSize(this.late)) this.scheduleLate();
-        });
-      }, delay).unref(),
-    );
-  }
-
-  private async writeLate(): Promise<void> {
-    const late = this.takeLate();
-    if (!lateSize(late)) return;
-    try {
-      await this.store.transact((draft) => this.applyLate(draft, late, this.now()));
-      this.lateWritten(late);
-      this.lateFailures = 0;
-    } catch (err) {
-      this.lateFailures++;
-      this.putBack(late);
-      this.logger.error("effect outcomes and call results not written yet (retried)", {
-        error: errorMessage(err),
-      });
-    }
-  }
-
-  /** Taken out of the queue by a transaction not yet committed: still laid over reads meanwhile. */
-  private writing = new Set<Late>();
-
-  private takeLate(): Late {
-    const late = this.late;
-    this.late = { outcomes: [], idempotency: new Map() };
-    if (lateSize(late)) this.writing.add(late);
-    return late;
-  }
-
-  private putBack(late: Late): void {
-    this.writing.delete(late);
-    this.late.outcomes.unshift(...late.outcomes);
-    for (const [id, rec] of late.idempotency)
-      if (!this.late.idempotency.has(id)) this.late.idempotency.set(id, rec);
-    if (lateSize(late)) this.scheduleLate();
-  }
-
-  /** The state with what is left for later laid over it (computed once per state and queue). */
-  private withLate(state: ReadonlyState): ReadonlyState {
-    const all = [...this.writing, this.late];
-    const size = all.reduce((n, l) => n + lateSize(l), 0);
-    if (!size) return state;
-    const v = this.lateView;
-    if (v && v.of === state && v.size === size && v.parts.every((l, i) => l === all[i])) return v.state;
-    // An outcome the files already hold (committed, not yet taken off the queue) is not applied twice.
-    const done = new Set(state.outbox.filter((e) => e.status === "done").map((e) => e.id));
-    const late: Late = {
-      outcomes: all.flatMap((l) => l.outcomes).filter((o) => !done.has(o.id)),
-      idempotency: new Map(all.flatMap((l) => [...l.idempotency])),
-    };
-    const view = overlayImmer.produce(state as State, (draft) => this.applyLate(draft, late, this.now()));
-    this.lateView = { of: state, parts: all, size, state: view };
-    return view;
-  }
-  private lateView: { of: ReadonlyState; parts: Late[]; size: number; state: ReadonlyState } | undefined;
 
   private applyLate(draft: Draft<State>, late: Late, now: Date): void {
     if (late.outcomes.length)
@@ -231,11 +155,6 @@ export class Runtime {
         { now, config: this.config, owner: PROCESS_ID },
       );
     for (const [id, rec] of late.idempotency) draft.idempotency[id] = rec;
-  }
-
-  private lateWritten(late: Late): void {
-    this.writing.delete(late);
-    if (late.outcomes.length) this.outbox.recorded(late.outcomes);
   }
 
   get github(): GitHubClient {
@@ -340,8 +259,7 @@ export class Runtime {
           at: now.toISOString(),
           result: { args_hash: argsHash, value },
         };
-        this.late.idempotency.set(id, done);
-        this.scheduleLate();
+        this.late.addResult(id, done);
       }
       return value;
     } finally {
@@ -364,82 +282,7 @@ interface CallScope {
   committed: boolean;
   transactions: number;
   /** The call's idempotency key, claimed by its first transaction. */
-  key?: { id: string; tool: string; name: string; argsHash: string };
-}
-
-interface Late {
-  outcomes: EffectOutcome[];
-  idempotency: Map<string, IdempotencyRecord>;
-}
-
-/** The first call's result found under the lock: the replay answers with it. */
-class Replay extends Error {
-  constructor(readonly record: IdempotencyRecord) {
-    super("replayed");
-  }
-}
-
-/** Claims the call's key in its first transaction, or finds that another process has it. */
-function claimKey(draft: Draft<State>, key: NonNullable<CallScope["key"]>, now: Date): void {
-  const rec = draft.idempotency[key.id];
-  // A plain copy: the draft is revoked when the transaction ends.
-  if (rec && replayOf(rec, key.tool, key.name, key.argsHash, now)) throw new Replay(plain(rec));
-  draft.idempotency[key.id] = {
-    tool: key.tool,
-    status: "pending",
-    at: now.toISOString(),
-    // The owner lets a replay after a crash run again at once instead of waiting out the window.
-    result: { args_hash: key.argsHash, owner: PROCESS_ID },
-  };
-}
-
-/**
- * What a recorded call means for a replay: its answer (done), a refusal (still running, or the key
- * used for other arguments), or nothing (abandoned by a crash: run again).
- */
-function replayOf<T>(
-  rec: IdempotencyRecord,
-  tool: string,
-  key: string,
-  argsHash: string,
-  now: Date,
-): { value: T } | undefined {
-  if (rec.status === "done") {
-    const stored = rec.result as { args_hash: string; value: T };
-    if (stored.args_hash !== argsHash) {
-      throw new EoaError(
-        "IDEMPOTENCY_KEY_REUSED",
-        `idempotency_key ${JSON.stringify(key)} was already used for a different ${tool} call`,
-        "use a fresh idempotency_key for a different call",
-      );
-    }
-    return { value: stored.value };
-  }
-  const owner = (rec.result as { owner?: unknown } | undefined)?.owner;
-  if (now.getTime() - new Date(rec.at).getTime() < IDEMPOTENCY_PENDING_MS && !processGone(owner))
-    throw inProgress(tool, key);
-  return undefined;
-}
-
-function inProgress(tool: string, key: string): EoaError {
-  return new EoaError(
-    "IDEMPOTENCY_IN_PROGRESS",
-    `a ${tool} call with idempotency_key ${JSON.stringify(key)} is still running`,
-    "wait for the first call to finish, then replay to read its result",
-  );
-}
-
-/**
- * How long outcomes wait for the process's next transaction before a write of their own: calls
- * that come faster than this carry the previous call's outcomes in their own transaction.
- */
-const LATE_WRITE_MS = 200;
-
-/** Never freezes: the view shares the store's own objects, which its transactions update in place. */
-const overlayImmer = new Immer({ autoFreeze: false });
-
-function lateSize(late: Late): number {
-  return late.outcomes.length + late.idempotency.size;
+  key?: CallKey;
 }
 
 function hash(v: unknown): string {

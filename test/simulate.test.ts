@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -220,6 +220,43 @@ describe("eoa-mcp simulate", () => {
     expect(r.stderr).toContain("Usage: eoa-mcp simulate");
     expect(r.stdout).toBe("");
   });
+
+  it.concurrent(
+    "names its state directory as it starts, and eoa-mcp status shows the night there from another process while it runs",
+    async () => {
+      const tmp = await mkdtemp(join(scratch, "watched-"));
+      const env = { PATH: process.env.PATH ?? "", HOME: tmp, TMPDIR: tmp };
+      const child = spawn(process.execPath, [CLI, "simulate", "--keep"], { cwd: tmp, env });
+      let out = "";
+      const named = new Promise<string>((resolve) =>
+        child.stdout.on("data", (c: Buffer) => {
+          out += c.toString();
+          const m = /^State directory (\S+) \(watch it: eoa-mcp status --watch --state-dir \S+\)$/m.exec(out);
+          if (m) resolve(m[1]!);
+        }),
+      );
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      try {
+        const stateDir = await named;
+        // While the rehearsal runs: the session, once it exists, as the status command shows it.
+        let shown = "";
+        while (!/Session \S+: (running|complete)/.test(shown)) {
+          const r = await runProcess(process.execPath, [CLI, "status", "--state-dir", stateDir], {
+            cwd: tmp,
+            env,
+          });
+          shown = r.stdout;
+          if (r.code !== 0) expect(r.stderr).toContain("SESSION_NOT_FOUND"); // not started yet
+        }
+        expect(shown).toMatch(/GH-101/);
+        await exited;
+        expect(out).toContain("## Summary");
+      } finally {
+        child.kill("SIGKILL");
+      }
+    },
+    SLOW,
+  );
 
   it.concurrent("prints the usage on --help", async () => {
     const r = await simulate(["--help"]);

@@ -173,6 +173,8 @@ export async function simulate(
     say(
       `AI Maestro stand-in ${sur.aimaestro.url} · GitHub stand-in ${sur.github.url} · git remote ${sur.repo.bare}`,
     );
+    // Watched from another terminal as it runs: the rehearsal's state is a state directory like any.
+    say(`State directory ${sur.stateDir} (watch it: eoa-mcp status --watch --state-dir ${sur.stateDir})`);
     say("");
 
     const pre = await call("preflight");

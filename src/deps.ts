@@ -116,7 +116,7 @@ export async function recover(rt: Runtime): Promise<void> {
 
 export async function closeRuntime(rt: Runtime): Promise<void> {
   // What was made must be on record before the process goes.
-  await rt.drainLate().catch(() => undefined);
+  await rt.drainLate(true).catch(() => undefined);
   await rt.aimaestro.close().catch(() => undefined);
   if (rt.hasGit) await rt.git.close().catch(() => undefined);
 }

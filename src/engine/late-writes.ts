@@ -83,8 +83,13 @@ export class LateWrites {
     this.deps.written(late);
   }
 
-  /** Writes everything now: before the process exits, or when a reader needs it on the disk. */
-  async drain(): Promise<void> {
+  /**
+   * Writes everything now: when a reader needs it on the disk, or (`last`) before the process
+   * exits, after which nothing schedules a write of its own: an operation still finishing then is
+   * as a crash would leave it, checked by the next process before anything is made again.
+   */
+  async drain(last = false): Promise<void> {
+    if (last) this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.ownWrite;
@@ -111,8 +116,10 @@ export class LateWrites {
     return view;
   }
 
+  private stopped = false;
+
   private schedule(): void {
-    if (this.timer || this.ownWrite) return;
+    if (this.stopped || this.timer || this.ownWrite) return;
     const delay = this.failures ? Math.min(30_000, 250 * 2 ** this.failures) : LATE_WRITE_MS;
     this.timer = this.deps.outsideCalls(() =>
       setTimeout(() => {

@@ -142,9 +142,9 @@ export class Runtime {
     this.late.addOutcomes(outcomes);
   }
 
-  /** Writes everything left for later now: before the process exits, or when a reader needs it on the disk. */
-  drainLate(): Promise<void> {
-    return this.late.drain();
+  /** Writes everything left for later now: when a reader needs it on the disk, or (`last`) before the process exits. */
+  drainLate(last = false): Promise<void> {
+    return this.late.drain(last);
   }
 
   private applyLate(draft: Draft<State>, late: Late, now: Date): void {

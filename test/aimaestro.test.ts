@@ -442,7 +442,12 @@ describe("the AI Maestro stand-in, compared with the real hub", () => {
     });
     const listed = await http("GET", "/api/messages?agent=eoa-orchestrator&box=inbox");
     expect(listed.body.messages).toEqual([expect.objectContaining({ id, status: "read" })]);
+    // Found in the inbox it was sent to only, and gone once deleted.
+    expect((await http("GET", `/api/messages?agent=dev-agent-1&id=${id}`)).status).toBe(404);
+    expect((await http("PATCH", `/api/messages?agent=dev-agent-1&id=${id}&action=read`)).status).toBe(404);
     expect((await http("DELETE", `/api/messages?agent=eoa-orchestrator&id=${amp}`)).status).toBe(200);
+    expect((await http("GET", `/api/messages?agent=eoa-orchestrator&id=${id}`)).status).toBe(404);
+    expect((await http("GET", "/api/messages?agent=eoa-orchestrator&box=inbox")).body.messages).toEqual([]);
   });
 
   it("answers a missing agent, a PATCH without id, an unknown route and malformed JSON as the hub does", async () => {

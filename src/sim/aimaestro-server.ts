@@ -222,8 +222,12 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
     const suffix = Math.random().toString(36).slice(2, 9).padEnd(7, "0");
     return `msg-${clock.now().getTime()}-${suffix}`;
   };
-  const sameId = (a: string, b: string | undefined): boolean =>
-    b !== undefined && a.replace(/_/g, "-") === b.replace(/_/g, "-");
+  const idKey = (id: string): string => id.replace(/_/g, "-");
+  /**
+   * Every stored message by its id in the `msg-` spelling: the hub reads a message by id (its file
+   * name), not by searching the inbox, so a read costs the same however many messages it holds.
+   */
+  const byId = new Map<string, StoredMessage>();
 
   const deliver = (msg: InjectedMessage, recipient: string): StoredMessage => {
     const sender = resolveAgent(msg.from);
@@ -255,14 +259,20 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
     const inbox = inboxes.get(recipient) ?? [];
     inbox.push(stored);
     inboxes.set(recipient, inbox);
+    byId.set(idKey(stored.id), stored);
     return stored;
   };
 
-  const inboxOf = (agent: string): StoredMessage[] | undefined =>
-    inboxes.get(resolveAgent(agent)?.name ?? agent.toLowerCase());
+  /** The name whose inbox `agent` reaches (a registered agent's, resolved as the hub does, or the name itself). */
+  const inboxName = (agent: string): string => resolveAgent(agent)?.name ?? agent.toLowerCase();
 
-  const findMessage = (query: Record<string, string>): StoredMessage | undefined =>
-    query.agent ? inboxOf(query.agent)?.find((m) => sameId(m.id, query.id)) : undefined;
+  const inboxOf = (agent: string): StoredMessage[] | undefined => inboxes.get(inboxName(agent));
+
+  const findMessage = (query: Record<string, string>): StoredMessage | undefined => {
+    if (!query.agent || query.id === undefined) return undefined;
+    const m = byId.get(idKey(query.id));
+    return m && m.to === inboxName(query.agent) ? m : undefined;
+  };
 
   const notFound = (entity: string, id: string): Reply =>
     failure(404, "not_found", `${entity} '${id}' not found`);
@@ -428,10 +438,11 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
     remove: (query: Record<string, string>): Reply => {
       if (!query.agent || !query.id)
         return failure(400, "invalid_request", "Agent identifier and message ID required");
-      const inbox = inboxOf(query.agent);
-      const index = inbox?.findIndex((x) => sameId(x.id, query.id)) ?? -1;
-      if (!inbox || index < 0) return notFound("Message", query.id);
-      inbox.splice(index, 1);
+      const m = findMessage(query);
+      if (!m) return notFound("Message", query.id);
+      byId.delete(idKey(m.id));
+      const inbox = inboxes.get(m.to)!;
+      inbox.splice(inbox.indexOf(m), 1);
       return { status: 200, body: { success: true } };
     },
   };

@@ -421,4 +421,28 @@ describe("redactSecrets", () => {
   it("leaves ordinary text and short known values alone", () => {
     expect(redactSecrets("nothing to see, abc", ["abc"])).toBe("nothing to see, abc");
   });
+
+  it("finds every credential format inside ordinary text", () => {
+    for (const token of [
+      "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+      "xoxb-123456789012-abcdefABCDEF",
+      "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+      "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+      "ASIAIOSFODNN7EXAMPLE",
+      "ghs_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8",
+    ]) {
+      expect(redactSecrets(`[PROGRESS] GH-101 50% (${token}) next`, [])).toBe(
+        "[PROGRESS] GH-101 50% ([REDACTED]) next",
+      );
+    }
+    expect(redactSecrets("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC", [])).toBe(
+      "[REDACTED]",
+    );
+    expect(redactSecrets("see HTTPS://bot:hunter22@hub.example/x", [])).toBe(
+      "see HTTPS://[REDACTED]@hub.example/x",
+    );
+    expect(redactSecrets("the key is s3cret-configured", ["s3cret-configured"])).toBe(
+      "the key is [REDACTED]",
+    );
+  });
 });

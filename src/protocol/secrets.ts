@@ -163,11 +163,16 @@ const PRIVATE_KEY_BLOCK =
 /** `user:password@` in a URL; neither part may cross a quote, comma or bracket (`…23000","owner":"dev@…`). */
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s:"'<>(),;]+:[^/@\s"'<>(),;]+@/gi;
 
+/** A text in which none of these occur holds nothing the patterns below match (each pattern contains one). */
+const MAY_HOLD_A_SECRET = /gh[pousr]_|github_pat_|AKIA|ASIA|xox[baprs]-|[sr]k_live_|AIza|PRIVATE KEY|:\/\//;
+
 /**
  * Replaces every known secret (configured tokens, length >= 4), every credential-format match,
  * private key blocks and `user:password@` in URLs with `[REDACTED]`.
  */
 export function redactSecrets(text: string, known: string[]): string {
+  // Every string read from the hub and every answer passes through here: most hold nothing to scan for.
+  if (!MAY_HOLD_A_SECRET.test(text) && !known.some((s) => s.length >= 4 && text.includes(s))) return text;
   let out = text;
   const secrets = [...new Set(known.filter((s) => typeof s === "string" && s.length >= 4))].sort(
     (a, b) => b.length - a.length,

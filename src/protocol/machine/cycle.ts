@@ -55,12 +55,13 @@ export function pollCycle(s: Step, e: PollCycleEvidence): CycleOutcome {
   const changes: string[] = [];
   const senders = new Set<string>();
   const applied: AppliedMessage[] = [];
+  const rosterIds = senderIndex(draft.agents);
   for (const m of e.messages) {
     if (draft.messages[m.id]) {
       applied.push({ id: m.id, outcome: "already-processed", note: "processed before" });
       continue;
     }
-    const a = applyMessage(s, m);
+    const a = applyMessage(s, m, rosterIds.get(m.from));
     if (a.agent) senders.add(a.agent);
     applied.push({ id: m.id, outcome: a.outcome, note: a.note });
     if (a.outcome === "applied") changes.push(`${m.id}: ${a.note}`);
@@ -142,13 +143,24 @@ interface Applied {
   agent: string | undefined;
 }
 
-/** One inbound message's effect on state, recorded with its outcome. */
-function applyMessage(s: Step, m: InboxMessage): Applied {
+/**
+ * The roster agent each sender name stands for: its AI Maestro session or its id, lower-cased (the
+ * first agent to claim a name keeps it). Built once a cycle, not searched for each message.
+ */
+function senderIndex(agents: Record<string, AgentRecord>): Map<string, string> {
+  const index = new Map<string, string>();
+  for (const a of Object.values(agents)) {
+    for (const name of [a.session.toLowerCase(), a.id.toLowerCase()])
+      if (!index.has(name)) index.set(name, a.id);
+  }
+  return index;
+}
+
+/** One inbound message's effect on state, recorded with its outcome; `agentId`: the roster agent it is from. */
+function applyMessage(s: Step, m: InboxMessage, agentId: string | undefined): Applied {
   const { draft, now, config } = s;
   const { id, from, classified: c } = m;
-  const agent = Object.values(draft.agents).find(
-    (a) => a.session.toLowerCase() === from || a.id.toLowerCase() === from,
-  );
+  const agent = agentId === undefined ? undefined : draft.agents[agentId];
   const record = (outcome: MessageOutcome, text: string, taskId?: string): Applied => {
     draft.messages[id] = {
       id,

@@ -11,7 +11,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { assertBuilt, CLI } from "./fixtures/cli.js";
 import { EoaError } from "../src/errors.js";
 import type { Draft } from "immer";
-import { tasksNow } from "../src/state/records.js";
+import { tasksInPlace, tasksWhere } from "../src/state/records.js";
 import { STATE_VERSION, type State, type TaskRecord } from "../src/state/schema.js";
 import { readStateDir, StateStore, type StateChange } from "../src/state/store.js";
 
@@ -526,9 +526,10 @@ describe("StateStore", () => {
   });
 });
 
-describe("tasksNow", () => {
+describe("tasksWhere and tasksInPlace", () => {
   const task = (id: string, title: string) =>
     ({ task_id: id, title, status: "todo" }) as unknown as TaskRecord;
+  const all = () => true;
 
   it("sees, inside a transaction, the tasks as they stand: changed, added and untouched ones", async () => {
     const store = await StateStore.open(dir);
@@ -539,10 +540,10 @@ describe("tasksNow", () => {
     const before = (await store.read()).tasks["B"];
     let seen: TaskRecord[] = [];
     await store.transact((d) => {
-      expect(tasksNow(d).map((t) => t.title)).toEqual(["a", "b"]); // nothing drafted yet
+      expect(tasksWhere(d, all).map((t) => t.title)).toEqual(["a", "b"]); // nothing drafted yet
       d.tasks["A"]!.title = "a changed";
       d.tasks["C"] = task("C", "c");
-      seen = tasksNow(d);
+      seen = tasksWhere(d, all);
       // A plain copy: what the transaction does next does not reach it.
       d.tasks["A"]!.title = "a changed twice";
     });
@@ -564,7 +565,7 @@ describe("tasksNow", () => {
       d.tasks["C"] = task("C", "c");
       // A spread of a draft: B's depends_on is A's drafted array.
       d.tasks["B"] = { ...d.tasks["A"]!, task_id: "B" };
-      const now = tasksNow(d);
+      const now = tasksWhere(d, all);
       d.tasks["C"]!.title = "c changed later";
       d.tasks["B"]!.depends_on.push("Y");
       expect(now.find((t) => t.task_id === "C")!.title).toBe("c");
@@ -574,9 +575,41 @@ describe("tasksNow", () => {
     });
   });
 
+  it("gives only the tasks picked, each read in place to pick it", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((d) => {
+      for (const id of ["A", "B", "C"]) d.tasks[id] = task(id, id.toLowerCase());
+    });
+    await store.transact((d) => {
+      d.tasks["B"]!.status = "in-progress";
+      d.tasks["C"]!.title = "c changed";
+      const picked = tasksWhere(d, (t) => t.status === "in-progress");
+      expect(picked.map((t) => t.task_id)).toEqual(["B"]);
+      d.tasks["B"]!.status = "ai-review";
+      expect(picked[0]!.status).toBe("in-progress");
+    });
+  });
+
+  it("reads the tasks in place: a changed task is the transaction's own, seen as it changes", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((d) => {
+      d.tasks["A"] = task("A", "a");
+      d.tasks["B"] = task("B", "b");
+    });
+    const committed = (await store.read()).tasks["B"];
+    await store.transact((d) => {
+      d.tasks["A"]!.title = "a changed";
+      const [a, b] = tasksInPlace(d);
+      expect(b).toBe(committed);
+      d.tasks["A"]!.title = "a changed twice";
+      expect(a!.title).toBe("a changed twice");
+    });
+  });
+
   it("reads a plain (not drafted) state as well", () => {
     const s = { tasks: { A: task("A", "a") } } as unknown as Draft<State>;
-    expect(tasksNow(s).map((t) => t.task_id)).toEqual(["A"]);
+    expect(tasksWhere(s, all).map((t) => t.task_id)).toEqual(["A"]);
+    expect(tasksInPlace(s).map((t) => t.task_id)).toEqual(["A"]);
   });
 });
 

@@ -81,14 +81,17 @@ export class StateDraft {
     return { patches: [...restPatches, ...patches], next, tasks };
   }
 
-  /** The tasks as they stand now: untouched ones as they are (frozen), changed ones copied. */
-  values(): TaskRecord[] {
+  /**
+   * The tasks as they stand now, read in place: untouched ones as they are (frozen), changed ones
+   * as this transaction's drafts of them, not copies.
+   */
+  inPlace(): TaskRecord[] {
     const out: TaskRecord[] = [];
     for (const id of this.keys()) {
       const slot = this.slots.get(id);
       if (!slot) out.push(this.live[id]!);
-      else if (slot.kind === "set") out.push(copyOut(slot.value) as TaskRecord);
-      else if (slot.kind === "view") out.push(slot.draft ? (current(slot.draft) as TaskRecord) : slot.base);
+      else if (slot.kind === "set") out.push(slot.value as TaskRecord);
+      else if (slot.kind === "view") out.push((slot.draft ?? slot.base) as TaskRecord);
     }
     return out;
   }

@@ -13,11 +13,23 @@ export function plain<T>(value: T): T {
 }
 
 /**
- * The tasks as they stand inside a transaction: untouched ones as they are (frozen), changed or
- * added ones copied. In a store transaction this walks the task map without drafting anything
- * (see StateDraft); on a plain immer draft (the state machine's pure `step`) it copies each task.
- * Change a task through `draft.tasks[id]`.
+ * The tasks as they stand inside a transaction, read in place: a task the transaction changed is
+ * its draft, not a copy, so read what is needed at once (a count, a choice) and keep nothing of it
+ * across a write. In a store transaction this walks the task map without drafting or copying
+ * anything (see StateDraft), however many tasks the transaction has changed.
  */
-export function tasksNow(draft: S): TaskRecord[] {
-  return draftOf(draft.tasks)?.values() ?? Object.values(draft.tasks).map((t) => copyOut(t) as TaskRecord);
+export function tasksInPlace(draft: S): readonly TaskRecord[] {
+  return draftOf(draft.tasks)?.inPlace() ?? Object.values(draft.tasks);
+}
+
+/**
+ * The tasks `pick` holds for (it reads each in place), as they stand inside a transaction:
+ * untouched ones as they are (frozen), changed or added ones copied, so that what the transaction
+ * does next does not reach them. Only the picked ones are copied. Change a task through
+ * `draft.tasks[id]`.
+ */
+export function tasksWhere(draft: S, pick: (task: TaskRecord) => boolean): TaskRecord[] {
+  return tasksInPlace(draft)
+    .filter(pick)
+    .map((t) => copyOut(t) as TaskRecord);
 }

@@ -1,6 +1,6 @@
 import type { Draft } from "immer";
 import type { Config } from "../../config.js";
-import { plain, tasksNow } from "../../state/records.js";
+import { plain, tasksInPlace, tasksWhere } from "../../state/records.js";
 import type { AgentRecord, MessageOutcome, TaskRecord } from "../../state/schema.js";
 import { agentLoads, chooseReplacement } from "../assignment.js";
 import { errorKind, type Classified } from "../classify.js";
@@ -359,13 +359,16 @@ function applyMessage(s: Step, m: InboxMessage, agentId: string | undefined): Ap
 
 /** Rule 3: one reminder after `ack_timeout_minutes`, then the task moves on. */
 function ackChecks(s: Step, changes: string[]): void {
-  const tasks = tasksNow(s.draft);
-  // Counted only when a task moves on, then kept current by dispatch.
+  const timeout = s.config.limits.ack_timeout_minutes;
+  const late = tasksWhere(
+    s.draft,
+    (t) => t.status === "in-progress" && ackVerdict(t, s.now, timeout) !== "ok",
+  );
+  // Counted only when a task moves on (a reminder moves none), then kept current by dispatch.
   let loads: Map<string, number> | undefined;
-  for (const seen of tasks) {
-    if (seen.status !== "in-progress" || !seen.assignee) continue;
-    const verdict = ackVerdict(seen, s.now, s.config.limits.ack_timeout_minutes);
-    if (verdict === "ok") continue;
+  for (const seen of late) {
+    if (!seen.assignee) continue;
+    const verdict = ackVerdict(seen, s.now, timeout);
     const task = s.draft.tasks[seen.task_id]!;
     const agent = s.draft.agents[seen.assignee]!;
     if (verdict === "remind") {
@@ -388,7 +391,7 @@ function ackChecks(s: Step, changes: string[]): void {
       changes.push(`reminded ${agent.id} to acknowledge ${task.task_id}`);
       continue;
     }
-    reassignUnresponsive(s, task, agent, (loads ??= agentLoads(tasks)), changes);
+    reassignUnresponsive(s, task, agent, (loads ??= agentLoads(tasksInPlace(s.draft))), changes);
   }
 }
 
@@ -469,9 +472,12 @@ function describeOffline(o: OfflineOutcome): string {
  * and only while the task still waits on that head in review.
  */
 function dueReruns(s: Step, changes: string[]): void {
-  for (const seen of tasksNow(s.draft)) {
-    const due = seen.ci_rerun_due;
-    if (!due || due.seen_at >= s.now.toISOString()) continue;
+  const now = s.now.toISOString();
+  for (const seen of tasksWhere(
+    s.draft,
+    (t) => t.ci_rerun_due !== undefined && t.ci_rerun_due.seen_at < now,
+  )) {
+    const due = seen.ci_rerun_due!;
     const t = s.draft.tasks[seen.task_id]!;
     delete t.ci_rerun_due;
     if (t.status !== "ai-review" || t.review_head !== due.sha) continue;

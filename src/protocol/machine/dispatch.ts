@@ -1,5 +1,5 @@
 import { current, type Draft } from "immer";
-import { tasksNow } from "../../state/records.js";
+import { tasksInPlace } from "../../state/records.js";
 import type { MessagePayload, TaskRecord } from "../../state/schema.js";
 import { agentLoads, chooseAgent, dispatchBlocker, dispatchOrder, moveLoad } from "../assignment.js";
 import { assignedStatus } from "../kanban.js";
@@ -80,7 +80,7 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
   const agents = Object.values(draft.agents).map((a) =>
     opts.excluded?.has(a.id) ? { ...a, availability: "offline" as const } : a,
   );
-  const loads = opts.loads ?? agentLoads(tasksNow(draft));
+  const loads = opts.loads ?? agentLoads(tasksInPlace(draft));
   const choice = chooseAgent(task, agents, loads, preferred);
   if (choice.agent === null) return queue(choice.reason);
 
@@ -158,10 +158,13 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
 /** Every queued task that can go now, in priority order. */
 export function autoDispatch(s: Step): DispatchOutcome[] {
   const running = new Set(s.draft.sessions.filter((x) => x.status === "running").map((x) => x.id));
-  const tasks = tasksNow(s.draft);
-  const queued = dispatchOrder(tasks.filter((t) => t.queue && running.has(t.session_id)));
+  // Read in place, before any of them is dispatched: the tasks a cycle has changed are not copied.
+  const tasks = tasksInPlace(s.draft);
+  const queued = dispatchOrder(tasks.filter((t) => t.queue && running.has(t.session_id))).map(
+    (t) => t.task_id,
+  );
   const loads = agentLoads(tasks);
-  return queued.map((t) => dispatch(s, t.task_id, { loads }));
+  return queued.map((id) => dispatch(s, id, { loads }));
 }
 
 /**

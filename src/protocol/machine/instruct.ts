@@ -1,5 +1,5 @@
 import { EoaError } from "../../errors.js";
-import { plain, tasksNow } from "../../state/records.js";
+import { plain, tasksInPlace } from "../../state/records.js";
 import type { TaskRecord } from "../../state/schema.js";
 import { agentLoads, chooseAgent, OCCUPYING } from "../assignment.js";
 import { instructionsMessage, stopNoticeMessage } from "../messages.js";
@@ -105,7 +105,7 @@ export function reassignRequested(
   }
   if (e.agent) requireAgent(s.draft, e.agent);
   const others = Object.values(s.draft.agents).filter((a) => a.id !== from);
-  const choice = chooseAgent(t, others, agentLoads(tasksNow(s.draft)), e.agent);
+  const choice = chooseAgent(t, others, agentLoads(tasksInPlace(s.draft)), e.agent);
   if (choice.agent === null) {
     throw new EoaError(
       "NO_ELIGIBLE_AGENT",

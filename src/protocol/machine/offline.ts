@@ -1,4 +1,4 @@
-import { plain, tasksNow } from "../../state/records.js";
+import { plain, tasksInPlace, tasksWhere } from "../../state/records.js";
 import type { TaskRecord } from "../../state/schema.js";
 import { agentLoads, chooseReplacement, OCCUPYING } from "../assignment.js";
 import { stopNoticeMessage } from "../messages.js";
@@ -33,7 +33,8 @@ export function markOffline(
   const already = agent.availability === "offline";
   // A task in merge-release has no work left for an agent: its merge is decided, and the next cycle
   // completes it; handing it over would take it out of merge-release and lose the merge.
-  const held = tasksNow(draft).filter(
+  const held = tasksWhere(
+    draft,
     (t) => t.assignee === agentId && OCCUPYING.includes(t.status) && t.status !== "merge-release",
   );
   agent.availability = "offline";
@@ -49,7 +50,7 @@ export function markOffline(
   });
   const reassigned: OfflineOutcome["reassigned"] = [];
   const queued: OfflineOutcome["queued"] = [];
-  const loads = agentLoads(tasksNow(draft));
+  const loads = agentLoads(tasksInPlace(draft));
   const excluded = new Set([...leaving].filter((id) => id !== agentId));
   for (const { task_id } of held) {
     const task = draft.tasks[task_id]!;

@@ -421,7 +421,8 @@ export async function startAiMaestroServer(opts: AiMaestroServerOptions = {}): P
 
     getOne: (query: Record<string, string>): Reply => {
       const m = findMessage(query);
-      return m ? { status: 200, body: cloneJson(m) } : notFound("Message", query.id ?? "");
+      // Serialized as soon as it is answered: the stored message itself, not a copy of it.
+      return m ? { status: 200, body: m } : notFound("Message", query.id ?? "");
     },
 
     update: (query: Record<string, string>): Reply => {

@@ -44,7 +44,8 @@ export const taskResource = defineResource({
   name: "task",
   uri: "eoa://tasks/{task_id}",
   title: "One task",
-  description: "The full task record with its completion (percent, criteria, last review) and history.",
+  description:
+    "The full task record with its completion (percent, criteria, last review) and history: the latest 200 entries and the first of each kind; older ones are archived, one URI per batch in history_archive.",
   mimeType: "application/json",
   dependsOn: ["tasks", "reviews"],
   read: async (rt, state, params) => {

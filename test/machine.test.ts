@@ -1007,3 +1007,35 @@ describe("a task's history is capped (issue 16)", () => {
     expect(again.tasks["GH-1"]).toEqual(once.tasks["GH-1"]);
   });
 });
+
+describe("what the state forgets (issue 16)", () => {
+  it("a counted cycle forgets processed message ids after 7 days and call results after 24 hours, and keeps the rest", () => {
+    const at = (hours: number) =>
+      new Date(Date.parse("2026-01-05T22:00:00Z") - hours * 3600_000).toISOString();
+    const s = produce(night(), (d) => {
+      for (const [id, h] of [
+        ["m-old", 8 * 24],
+        ["m-new", 24],
+      ] as const)
+        d.messages[id] = { id, at: at(h), from: "dev-1", subject: "", kind: "progress", outcome: "applied" };
+      for (const [id, h] of [
+        ["assign_task:old", 25],
+        ["assign_task:new", 1],
+      ] as const)
+        d.idempotency[id] = { tool: "assign_task", status: "done", at: at(h), result: {} };
+    });
+    const after = run(s, [cycle([])], 0).state;
+    expect(Object.keys(after.messages)).toEqual(["m-new"]);
+    expect(Object.keys(after.idempotency)).toEqual(["assign_task:new"]);
+    // An uncounted cycle (within the interval) writes nothing, forgetting included.
+    const again = run(
+      produce(
+        after,
+        (d) => void (d.messages["m-old"] = { ...d.messages["m-new"]!, id: "m-old", at: at(200) }),
+      ),
+      [cycle([])],
+      0.5,
+    );
+    expect(Object.keys(again.state.messages)).toContain("m-old");
+  });
+});

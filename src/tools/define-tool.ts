@@ -74,7 +74,7 @@ export const IdempotencyKey = z
   .min(1)
   .max(200)
   .describe(
-    "Replaying a call with the same key returns its first success and repeats no side effect; a refused call records nothing, so it can be retried with the same key",
+    "Replaying a call with the same key (within 24 hours) returns its first success and repeats no side effect; a refused call records nothing, so it can be retried with the same key",
   );
 
 /** The input schema as advertised: strict (unknown keys refused), with idempotency_key on mutating tools. */

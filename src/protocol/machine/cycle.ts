@@ -11,6 +11,7 @@ import { autoDispatch, dispatch, requeue } from "./dispatch.js";
 import { block, escalate } from "./escalation.js";
 import { agentBack, markOffline, type OfflineOutcome } from "./offline.js";
 import { decide, effect, incident, note, notice, syncLabels, type Step } from "./records.js";
+import { forgetOld } from "./retention.js";
 
 /**
  * Phase 3, one poll cycle (rules 2-5): the inbox's messages applied in order (never an id twice),
@@ -134,6 +135,7 @@ function countCycle(s: Step): boolean {
   }
   draft.cycle.count += 1;
   draft.cycle.last_at = now.toISOString();
+  forgetOld(s);
   return true;
 }
 

@@ -183,19 +183,9 @@ function registerResource(
     };
   };
   if (def.uri.includes("{")) {
-    const template = new ResourceTemplate(def.uri, {
-      list: async () => {
-        await ready();
-        const state = await rt.store.read();
-        return {
-          resources: (def.list?.(state) ?? []).map((uri) => ({
-            uri,
-            name: uri.replace("eoa://", ""),
-            mimeType: def.mimeType,
-          })),
-        };
-      },
-    });
+    // Not enumerated in resources/list, which must not grow with the night (issue 16): templates
+    // are in resources/templates/list, and the pages of eoa://tasks name every task.
+    const template = new ResourceTemplate(def.uri, { list: undefined });
     server.registerResource(def.name, template, meta, (uri, variables) =>
       read(
         uri,

@@ -201,6 +201,7 @@ async function runNight(): Promise<void> {
   const readAll = async () => {
     const uris = new Set([...FIXED_RESOURCES, "eoa://reports/latest"]);
     for (const r of (await client.listResources()).resources) uris.add(r.uri);
+    for (const id of ["GH-101", "GH-102", "GH-103"]) uris.add(`eoa://tasks/${id}`);
     for (const uri of uris) add("resources", json(await client.readResource({ uri })));
     return uris;
   };

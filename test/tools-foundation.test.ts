@@ -542,11 +542,11 @@ describe("resources", () => {
       (t) => t.uriTemplate,
     );
     expect(templates).toContain("eoa://tasks/{task_id}");
+    // Tasks do not add to resources/list (issue 16): each is read through the template.
     await ok("start_session", { tasks: SEED });
     const after = (await night.client.listResources()).resources.map((r) => r.uri);
-    expect(after).toEqual(
-      expect.arrayContaining(["eoa://tasks/GH-101", "eoa://tasks/GH-102", "eoa://tasks/GH-103"]),
-    );
+    expect(after).toEqual(listed);
+    expect(await json("eoa://tasks/GH-102")).toMatchObject({ task_id: "GH-102" });
   });
 
   it("pages what grows with the night: eoa://tasks by cursor, eoa://decisions by the oldest shown; resources/list stays bounded (issue 16)", async () => {
@@ -593,8 +593,7 @@ describe("resources", () => {
     );
 
     const listed = (await night.client.listResources()).resources.map((r) => r.uri);
-    expect(listed.filter((u) => u.startsWith("eoa://tasks/"))).toHaveLength(100);
-    // Every task stays readable by its URI, listed or not.
+    expect(listed.filter((u) => u.startsWith("eoa://tasks/"))).toEqual([]);
     expect(await json("eoa://tasks/P-199")).toMatchObject({ task_id: "P-199" });
   });
 

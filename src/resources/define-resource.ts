@@ -20,8 +20,6 @@ export interface ResourceDefinition {
     state: ReadonlyState,
     params: Record<string, string>,
   ): Promise<ResourceBody | null> | ResourceBody | null;
-  /** For templates: the concrete URIs to list. */
-  list?(state: ReadonlyState): string[];
 }
 
 export function defineResource(def: ResourceDefinition): ResourceDefinition {

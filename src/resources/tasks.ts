@@ -12,7 +12,7 @@ export const tasksResource = defineResource({
   name: "tasks",
   uri: "eoa://tasks",
   title: "Tasks of the current session",
-  description: `One summary line per task of the current session: status (kanban column), assignee, PR, progress, queue or block reason. ${PAGED}`,
+  description: `One summary line per task of the current session: status (kanban column), assignee, PR, progress, queue or block reason; each task's full record is eoa://tasks/{task_id}. ${PAGED}`,
   mimeType: "application/json",
   dependsOn: ["tasks", "sessions", "current_session_id"],
   read: (_rt, state) => tasksPage(state, 0),
@@ -36,9 +36,6 @@ function tasksPage(state: ReadonlyState, from: number) {
   const view = tasksView(state, from);
   return json({ ...view, tasks: view.tasks.map(marked) }, true);
 }
-
-/** Task URIs resources/list names: the session's first ones; every task stays readable by its URI. */
-const LISTED_TASKS = 100;
 
 export const taskResource = defineResource({
   name: "task",
@@ -70,8 +67,6 @@ export const taskResource = defineResource({
         })
       : null;
   },
-  list: (state) =>
-    (currentSession(state)?.task_ids ?? []).slice(0, LISTED_TASKS).map((id) => `eoa://tasks/${id}`),
 });
 
 export const taskHistoryResource = defineResource({

@@ -159,11 +159,10 @@ describe("start_session (User Handoff Protocol)", () => {
       files_in_scope: ["src/auth/**", "tests/**"].map((f) => untrustedInline("GH-101 file in scope", f)),
       completion: { percent: 0, done: false },
     });
-    const session = await json<{ session: { status: string; task_ids: string[] } }>("eoa://session");
-    expect(session.session).toMatchObject({
-      status: "awaiting_approval",
-      task_ids: ["GH-102", "GH-103", "GH-101"],
-    });
+    const session = await json<{ session: Record<string, unknown> }>("eoa://session");
+    expect(session.session).toMatchObject({ status: "awaiting_approval", task_count: 3 });
+    const page = await json<{ tasks: Array<{ task_id: string }> }>("eoa://tasks");
+    expect(page.tasks.map((t) => t.task_id)).toEqual(["GH-102", "GH-103", "GH-101"]);
     // Nothing was sent to any agent yet.
     expect(night.env.aimaestro.sent).toEqual([]);
   });
@@ -571,6 +570,10 @@ describe("resources", () => {
     }
     expect(seen).toEqual(ids);
     expect(pages).toBe(2);
+    // The session names how many, not which: the ids are the pages' to list.
+    const session = await json<{ session: Record<string, unknown> }>("eoa://session");
+    expect(session.session.task_count).toBe(200);
+    expect(session.session).not.toHaveProperty("task_ids");
     for (const bad of ["eoa://tasks/page/200", "eoa://tasks/page/-1", "eoa://tasks/page/x"])
       await expect(night.client.readResource({ uri: bad })).rejects.toThrow(/not found/);
 

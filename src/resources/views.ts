@@ -48,8 +48,10 @@ export function sessionView(state: ReadonlyState) {
     const st = state.tasks[id]?.status ?? "missing";
     counts[st] = (counts[st] ?? 0) + 1;
   }
+  // The ids grow with the night: they are listed, in order, by the pages of eoa://tasks.
+  const { task_ids, ...session } = s;
   return {
-    session: s,
+    session: { ...session, task_count: task_ids.length },
     task_counts: counts,
     open_escalations: state.escalations.filter((e) => e.status === "open").length,
     poll_cycles: state.cycle.count,

@@ -5,6 +5,7 @@ import {
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+import { UriTemplate } from "@modelcontextprotocol/sdk/shared/uriTemplate.js";
 import { AttentionTracker, channelEvent } from "./engine/attention.js";
 import { Runtime, type RuntimeDeps } from "./engine/runtime.js";
 import type { LogLevel, LogSink } from "./log.js";
@@ -197,13 +198,16 @@ function registerResource(
   }
 }
 
+const templated = resources
+  .filter((def) => def.uri.includes("{"))
+  .map((def) => ({ def, template: new UriTemplate(def.uri) }));
+
 /** Whether a change to the state touches what a subscribed URI shows. */
 function affects(uri: string, change: StateChange): boolean {
   if (change.external) return true;
   const task = /^eoa:\/\/tasks\/([^/]+)$/.exec(uri);
   if (task) return change.taskIds.has(decodeURIComponent(task[1]!)) || change.keys.has("reviews");
-  // A page of a listing changes with whatever changes the listing.
-  const def = resources.find((r) => r.uri === uri.replace(/\/(page|before)\/[^/]+$/, ""));
+  const def = resources.find((r) => r.uri === uri) ?? templated.find((r) => r.template.match(uri))?.def;
   if (!def) return false;
   return def.dependsOn.includes("*") || def.dependsOn.some((k) => change.keys.has(k));
 }

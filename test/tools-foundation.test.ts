@@ -600,6 +600,64 @@ describe("resources", () => {
     expect(await json("eoa://tasks/P-199")).toMatchObject({ task_id: "P-199" });
   });
 
+  it("pages eoa://escalations: open ones by urgency and resolved ones latest first, each by a cursor that outlives new escalations (issue 16)", async () => {
+    type Esc = { id: string; category: string };
+    type OpenPage = { open_total: number; open: Esc[]; more_open: string | null };
+    type ResolvedPage = { resolved_total: number; resolved: Esc[]; older_resolved: string | null };
+    const raise = async (i: number) =>
+      (
+        await ok<{ escalation: Esc }>("escalate", {
+          category: "dependency",
+          issue: `Which library for ${i}?`,
+        })
+      ).escalation.id;
+    const raised: string[] = [];
+    for (let i = 0; i < 120; i++) raised.push(await raise(i));
+    const security = (
+      await ok<{ escalation: Esc }>("escalate", { category: "security", issue: "A key in a log" })
+    ).escalation.id;
+    const answered = raised.filter((_, i) => i % 2 === 0);
+    // Each answer a moment after the one before, as the user gives them.
+    const answer = async (id: string) => {
+      night.env.clock.advance(0.001);
+      await ok("resolve_escalation", { escalation_id: id, decision: "the usual one" });
+    };
+    for (const id of answered) await answer(id);
+
+    const first = await json<OpenPage & ResolvedPage>("eoa://escalations");
+    expect(first).toMatchObject({ open_total: 61, resolved_total: 60 });
+    expect(first.open).toHaveLength(50);
+    expect(first.open[0]!.id).toBe(security);
+    // Raised and answered while the first page is being read: the cursor still leads on from where it was.
+    const late = await raise(999);
+    await answer(raised[1]!);
+    const open = first.open.map((e) => e.id);
+    for (let uri = first.more_open; uri;) {
+      const p = await json<OpenPage>(uri);
+      open.push(...p.open.map((e) => e.id));
+      uri = p.more_open;
+    }
+    const stillOpen = raised.filter((_, i) => i % 2 === 1 && i !== 1);
+    expect(open).toEqual([security, raised[1], ...stillOpen, late]);
+
+    const resolved = first.resolved.map((e) => e.id);
+    for (let uri = first.older_resolved; uri;) {
+      const text = await resource(uri);
+      expect(text.length).toBeLessThan(256 * 1024);
+      const p: ResolvedPage = JSON.parse(text);
+      resolved.push(...p.resolved.map((e) => e.id));
+      uri = p.older_resolved;
+    }
+    expect(resolved).toEqual([...answered].reverse());
+    expect((await json<ResolvedPage>("eoa://escalations")).resolved[0]!.id).toBe(raised[1]);
+    for (const bad of [
+      "eoa://escalations/open/after/esc-999",
+      `eoa://escalations/resolved/before/${security}`,
+      "eoa://escalations/resolved/before/x",
+    ])
+      await expect(night.client.readResource({ uri: bad })).rejects.toThrow(/not found/);
+  });
+
   it("caps a task's history in the state: older entries archived durably, still reachable, nothing lost or doubled (issue 16)", async () => {
     await ok("start_session", { tasks: SEED });
     const { archiveHistories } = await import("../src/engine/history.js");
@@ -689,7 +747,14 @@ describe("resources", () => {
       /resource not found/,
     );
 
-    expect(await json("eoa://escalations")).toEqual({ open: [], resolved: [] });
+    expect(await json("eoa://escalations")).toEqual({
+      open_total: 0,
+      open: [],
+      more_open: null,
+      resolved_total: 0,
+      resolved: [],
+      older_resolved: null,
+    });
     expect(await json("eoa://decisions")).toMatchObject({
       total: expect.any(Number),
       decisions: expect.any(Array),
@@ -707,6 +772,8 @@ describe("resources", () => {
       "eoa://tasks",
       "eoa://tasks/GH-101",
       "eoa://escalations",
+      // A further page changes with its listing.
+      "eoa://escalations/open/after/esc-001",
       "eoa://decisions",
     ])
       await night.client.subscribeResource({ uri });
@@ -718,7 +785,7 @@ describe("resources", () => {
     await ok("start_session", { session_id: c.session_id, approve: true });
     await until(() => updated.includes("eoa://decisions"));
     // Nothing touched the escalations, and nothing unsubscribed was announced.
-    expect(updated).not.toContain("eoa://escalations");
+    expect(updated.filter((u) => u.startsWith("eoa://escalations"))).toEqual([]);
     expect(updated.every((u) => u !== "eoa://roster" && u !== "eoa://config")).toBe(true);
 
     // After unsubscribing, no more updates for that URI.
@@ -729,7 +796,9 @@ describe("resources", () => {
       issue: "Which session store to use?",
       task_id: "GH-103",
     });
-    await until(() => updated.includes("eoa://escalations"));
+    await until(
+      () => updated.includes("eoa://escalations") && updated.includes("eoa://escalations/open/after/esc-001"),
+    );
     expect(updated).not.toContain("eoa://session");
   });
 

@@ -2,7 +2,7 @@ import type { ResourceDefinition } from "./define-resource.js";
 import { configResource } from "./config.js";
 import { decisionsResource, olderDecisionsResource } from "./decisions.js";
 import { diffResource } from "./diff.js";
-import { escalationsResource } from "./escalations.js";
+import { escalationsResource, openEscalationsResource, resolvedEscalationsResource } from "./escalations.js";
 import { rosterMarkdownResource, rosterResource } from "./roster.js";
 import { latestReportResource } from "./reports.js";
 import { sessionResource } from "./session.js";
@@ -17,6 +17,8 @@ export const resources: readonly ResourceDefinition[] = [
   taskHistoryResource,
   taskResource,
   escalationsResource,
+  openEscalationsResource,
+  resolvedEscalationsResource,
   decisionsResource,
   olderDecisionsResource,
   configResource,

@@ -7,13 +7,18 @@
 
 export const PAGE_BYTES = 128 * 1024;
 
-export function page<T>(items: readonly T[], from: number, max: number): { items: T[]; end: number } {
+export function page<T>(
+  items: readonly T[],
+  from: number,
+  max: number,
+  maxBytes = PAGE_BYTES,
+): { items: T[]; end: number } {
   const out: T[] = [];
   let bytes = 0;
   let i = from;
   for (; i < items.length && out.length < max; i++) {
     bytes += JSON.stringify(items[i]).length + 1;
-    if (out.length && bytes > PAGE_BYTES) break;
+    if (out.length && bytes > maxBytes) break;
     out.push(items[i]!);
   }
   return { items: out, end: i };

@@ -132,13 +132,77 @@ export function taskView(state: ReadonlyState, taskId: string) {
   };
 }
 
-export function escalationsView(state: ReadonlyState) {
-  const priorityOf = (id: string | undefined) => (id ? state.tasks[id]?.priority : undefined);
-  const sorted = [...state.escalations].sort(escalationOrder(priorityOf));
-  return {
-    open: sorted.filter((e) => e.status === "open"),
-    resolved: sorted.filter((e) => e.status === "resolved"),
-  };
+/** Escalations each list of an eoa://escalations page holds at most: open ones and resolved ones. */
+export const ESCALATIONS_PAGE = 50;
+/** Two lists share a page: each gets a little under half of what a reply may weigh. */
+const ESCALATION_LIST_BYTES = 96 * 1024;
+
+/**
+ * Open escalations, security first, then blockers by retry count, then task priority, then age;
+ * after escalation `after` in that order when given (a resolved one keeps its place).
+ */
+export function openEscalations(state: ReadonlyState, after?: string) {
+  const raised = raisedOrder(state);
+  const urgency = escalationOrder((id) => (id ? state.tasks[id]?.priority : undefined));
+  const list = escalationList(
+    state,
+    "open",
+    (a, b) => urgency(a, b) || raised(a, b),
+    after,
+    () => true,
+  );
+  return (
+    list && {
+      open_total: list.total,
+      open: list.items,
+      more_open: list.last && `eoa://escalations/open/after/${list.last}`,
+    }
+  );
+}
+
+/** Resolved escalations, the latest answered first; those answered before `before` when given. */
+export function resolvedEscalations(state: ReadonlyState, before?: string) {
+  const raised = raisedOrder(state);
+  const latest = (a: EscalationRecord, b: EscalationRecord) =>
+    b.resolution!.at.localeCompare(a.resolution!.at) || raised(b, a);
+  const list = escalationList(state, "resolved", latest, before, (e) => e.status === "resolved");
+  return (
+    list && {
+      resolved_total: list.total,
+      resolved: list.items,
+      older_resolved: list.last && `eoa://escalations/resolved/before/${list.last}`,
+    }
+  );
+}
+
+const raisedOrder = (state: ReadonlyState) => {
+  const index = new Map(state.escalations.map((e, i) => [e.id, i]));
+  return (a: EscalationRecord, b: EscalationRecord) => index.get(a.id)! - index.get(b.id)!;
+};
+
+/**
+ * One page of the escalations with `status`, in `order`, after escalation `cursor` when given. A
+ * cursor is a place in the order, not a position: it stays valid however many are raised or
+ * answered meanwhile (answers join the resolved list at its front). Null: no such place.
+ */
+function escalationList(
+  state: ReadonlyState,
+  status: EscalationRecord["status"],
+  order: (a: EscalationRecord, b: EscalationRecord) => number,
+  cursor: string | undefined,
+  placed: (e: EscalationRecord) => boolean,
+) {
+  const at = cursor === undefined ? undefined : state.escalations.find((e) => e.id === cursor);
+  if (cursor !== undefined && !(at && placed(at))) return null;
+  const all = state.escalations.filter((e) => e.status === status);
+  const rest = all.filter((e) => !at || order(at, e) < 0).sort(order);
+  const { items } = page(
+    rest.slice(0, ESCALATIONS_PAGE).map(markedEscalation),
+    0,
+    ESCALATIONS_PAGE,
+    ESCALATION_LIST_BYTES,
+  );
+  return { total: all.length, items, last: items.length < rest.length ? items.at(-1)!.id : null };
 }
 
 /** Decisions a page of `eoa://decisions` holds at most. */

@@ -658,6 +658,23 @@ describe("resources", () => {
       await expect(night.client.readResource({ uri: bad })).rejects.toThrow(/not found/);
   });
 
+  it("names at most 20 of the tasks an agent holds on the roster, those it works on first, and how many it holds (issue 16)", async () => {
+    const ids = Array.from({ length: 30 }, (_, i) => `R-${i}`);
+    await ok("start_session", { tasks: ids.map((id) => ({ task_id: id, title: `Task ${id}` })) });
+    // A night's blocked tasks keep their holder; the last two are the ones it works on.
+    await night.env.rt.store.transact((d) => {
+      for (const [i, id] of ids.entries())
+        Object.assign(d.tasks[id]!, { assignee: "dev-agent-1", status: i < 28 ? "blocked" : "in-progress" });
+    });
+    const roster = await json<{
+      agents: Array<{ id: string; load: number; tasks: string[]; tasks_held: number }>;
+    }>("eoa://roster");
+    const agent = roster.agents.find((a) => a.id === "dev-agent-1")!;
+    expect(agent).toMatchObject({ load: 2, tasks_held: 30 });
+    expect(agent.tasks).toHaveLength(20);
+    expect(agent.tasks.slice(0, 3)).toEqual(["R-28 (in-progress)", "R-29 (in-progress)", "R-0 (blocked)"]);
+  });
+
   it("caps a task's history in the state: older entries archived durably, still reachable, nothing lost or doubled (issue 16)", async () => {
     await ok("start_session", { tasks: SEED });
     const { archiveHistories } = await import("../src/engine/history.js");

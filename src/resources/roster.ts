@@ -7,7 +7,7 @@ export const rosterResource = defineResource({
   uri: "eoa://roster",
   title: "Agent roster",
   description:
-    "Every roster agent: capabilities, limit, backups, availability (active, busy, offline, onboarding), load, missed heartbeats.",
+    "Every roster agent: capabilities, limit, backups, availability (active, busy, offline, onboarding), load, missed heartbeats, and the tasks it holds (tasks_held; up to 20 named, those it works on first; eoa://tasks shows every task's assignee).",
   mimeType: "application/json",
   dependsOn: ["agents", "tasks"],
   read: (_rt, state) => json({ agents: rosterView(state) }),

@@ -1,4 +1,4 @@
-import { agentLoads } from "../protocol/assignment.js";
+import { agentLoads, OCCUPYING } from "../protocol/assignment.js";
 import { escalationOrder } from "../protocol/escalation.js";
 import type { ReadonlyState } from "../state/store.js";
 import type { EscalationRecord, TaskRecord } from "../state/schema.js";
@@ -7,17 +7,29 @@ import { page } from "./pages.js";
 
 /** Read models behind the resources: derived values (load, busy, completion) computed here, never stored. */
 
+/**
+ * Held tasks the roster names per agent at most, those counted in its load first: blocked tasks and
+ * tasks at human review keep their holder, and pile up over a night (issue 16).
+ */
+export const ROSTER_TASKS = 20;
+
 export function rosterView(state: ReadonlyState) {
   const tasks = Object.values(state.tasks);
   const loads = agentLoads(tasks);
-  const held = new Map<string, string[]>();
+  const held = new Map<string, TaskRecord[]>();
   for (const t of tasks) {
     if (!t.assignee || t.status === "done") continue;
-    const line = `${t.task_id} (${t.status})`;
     const list = held.get(t.assignee);
-    if (list) list.push(line);
-    else held.set(t.assignee, [line]);
+    if (list) list.push(t);
+    else held.set(t.assignee, [t]);
   }
+  const named = (list: TaskRecord[]) =>
+    [
+      ...list.filter((t) => OCCUPYING.includes(t.status)),
+      ...list.filter((t) => !OCCUPYING.includes(t.status)),
+    ]
+      .slice(0, ROSTER_TASKS)
+      .map((t) => `${t.task_id} (${t.status})`);
   return Object.values(state.agents).map((a) => {
     const load = loads.get(a.id) ?? 0;
     return {
@@ -31,7 +43,8 @@ export function rosterView(state: ReadonlyState) {
       missed_heartbeats: a.missed_heartbeats,
       ...(a.last_seen ? { last_seen: a.last_seen } : {}),
       ...(a.offline_since ? { offline_since: a.offline_since, offline_reason: a.offline_reason } : {}),
-      tasks: held.get(a.id) ?? [],
+      tasks: named(held.get(a.id) ?? []),
+      tasks_held: held.get(a.id)?.length ?? 0,
     };
   });
 }

@@ -984,13 +984,29 @@ describe("a task's history is capped (issue 16)", () => {
       detail: `${i}`,
     }));
 
-  it("archives the oldest past 300, keeping the latest 200 and the first of each kind", async () => {
+  it("archives whole pages of 100 of the oldest, keeping the latest 200 and the first of each kind", async () => {
     const { historyToArchive } = await import("../src/protocol/machine/history.js");
     expect(historyToArchive({ history: entries(299) })).toEqual([]);
     const h = [{ at: "t0", event: "created" }, ...entries(349)];
-    const picked = historyToArchive({ history: h });
-    // Not the created entry, not the first progress report, none of the latest 200.
-    expect(picked).toEqual(Array.from({ length: 148 }, (_, i) => i + 2));
+    // 148 older than the latest 200 besides the created entry and the first progress report: one page.
+    expect(historyToArchive({ history: h })).toEqual(Array.from({ length: 100 }, (_, i) => i + 2));
+    const longer = [...h, ...entries(150)];
+    expect(historyToArchive({ history: longer })).toEqual(Array.from({ length: 200 }, (_, i) => i + 2));
+  });
+
+  it("an entry's detail is one line of at most 300 characters: the answer it quotes is in its record", () => {
+    let s = run(night(), [{ type: "assign-requested", request: { task_id: "GH-1", agent: "dev-1" } }]).state;
+    s = run(s, [
+      cycle([msg("dev-1", { kind: "escalation", task_id: "GH-1", category: "security", note: "leak" })]),
+    ]).state;
+    const answer = `rotate the key\n${"and then some more words ".repeat(150)}`;
+    s = run(s, [
+      { type: "escalation-answered", escalation_id: s.escalations[0]!.id, decision: answer },
+    ]).state;
+    const unparked = s.tasks["GH-1"]!.history.findLast((h) => h.event === "unparked")!;
+    expect(unparked.detail).toHaveLength(300);
+    expect(unparked.detail).toMatch(/^esc-\d+ resolved: rotate the key and then some [^\n]*…$/);
+    expect(s.escalations[0]!.resolution!.decision).toBe(answer);
   });
 
   it("lets go only of the batch the archive holds, once: a batch archived by another process first changes nothing", () => {
@@ -1005,6 +1021,16 @@ describe("a task's history is capped (issue 16)", () => {
     expect(once.tasks["GH-1"]!.history_archived).toBe(100);
     const again = run(once, [{ type: "history-archived", task_id: "GH-1", from: 0, count: 100 }]).state;
     expect(again.tasks["GH-1"]).toEqual(once.tasks["GH-1"]);
+    // Only whole pages leave the state.
+    const part = run(once, [{ type: "history-archived", task_id: "GH-1", from: 100, count: 50 }]).state;
+    expect(part.tasks["GH-1"]).toEqual(once.tasks["GH-1"]);
+  });
+
+  it("a page holds the same entries whoever archives it, however much the history grew meanwhile", async () => {
+    const { historyToArchive } = await import("../src/protocol/machine/history.js");
+    const h = [{ at: "t0", event: "created" }, ...entries(349)];
+    const grown = [...h, ...entries(1000, "review")];
+    expect(historyToArchive({ history: grown }).slice(0, 100)).toEqual(historyToArchive({ history: h }));
   });
 });
 

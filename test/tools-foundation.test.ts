@@ -675,33 +675,46 @@ describe("resources", () => {
     expect(agent.tasks.slice(0, 3)).toEqual(["R-28 (in-progress)", "R-29 (in-progress)", "R-0 (blocked)"]);
   });
 
-  it("caps a task's history in the state: older entries archived durably, still reachable, nothing lost or doubled (issue 16)", async () => {
+  it("caps a task's history in the state: older entries archived durably in pages, still reachable, nothing lost or doubled (issue 16)", async () => {
     await ok("start_session", { tasks: SEED });
-    const { archiveHistories } = await import("../src/engine/history.js");
+    const { archiveHistories, wholeHistory } = await import("../src/engine/history.js");
     const rt = night.env.rt;
-    // A chatty agent: 1,000 progress reports on GH-101.
+    // A chatty agent: 1,000 progress reports on GH-101, a review round every 100 of them.
     await rt.store.transact((d) => {
       const t = d.tasks["GH-101"]!;
       for (let i = 0; i < 1000; i++)
         t.history.push({
           at: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
-          event: "progress",
+          event: i % 100 === 50 ? "review" : "progress",
           detail: `${i}%`,
         });
     });
     const before = (await rt.store.read()).tasks["GH-101"]!.history;
-    expect(await archiveHistories(rt)).toBeGreaterThan(0);
+    expect(await archiveHistories(rt)).toBe(700);
     expect(await archiveHistories(rt)).toBe(0); // nothing left past the cap
-    const task = await json<{ history: unknown[]; history_archived: number; history_archive: string[] }>(
+    type Archive = { entries: number; pages: number; first: string; latest: string };
+    const task = await json<{ history: unknown[]; history_archived: number; history_archive: Archive }>(
       "eoa://tasks/GH-101",
     );
-    expect(task.history.length).toBeLessThanOrEqual(210);
-    expect(JSON.stringify(task).length).toBeLessThan(256 * 1024);
+    // At least the latest 200, fewer than a page more, and the first of each kind.
+    expect(task.history.length).toBeGreaterThanOrEqual(200);
+    expect(task.history.length).toBeLessThan(310);
+    expect(task.history_archive).toEqual({
+      entries: 700,
+      pages: 7,
+      first: "eoa://tasks/GH-101/history/1",
+      latest: "eoa://tasks/GH-101/history/7",
+    });
     // The archive and the state together are the history as it was, each entry once.
     const archived: Array<{ at: string; event: string }> = [];
-    for (const uri of task.history_archive) {
-      const part = await json<{ history: Array<{ at: string; event: string }> }>(uri);
-      archived.push(...part.history);
+    for (let uri: string | null = task.history_archive.first; uri;) {
+      const text = await resource(uri);
+      expect(text.length).toBeLessThan(256 * 1024);
+      const p: { page: number; pages: number; history: typeof archived; next: string | null } =
+        JSON.parse(text);
+      expect(p).toMatchObject({ page: archived.length / 100 + 1, pages: 7 });
+      archived.push(...p.history);
+      uri = p.next;
     }
     expect(archived).toHaveLength(task.history_archived);
     const key = (h: { at: string; event: string }) => `${h.at} ${h.event}`;
@@ -709,9 +722,33 @@ describe("resources", () => {
     expect([...archived, ...kept].map(key).sort()).toEqual(before.map(key).sort());
     // The first entry of each kind stays in the state: when the task was created is still known there.
     expect(kept[0]).toEqual(before[0]);
-    await expect(night.client.readResource({ uri: "eoa://tasks/GH-101/history/7" })).rejects.toThrow(
-      /not found/,
-    );
+    // Whoever needs all of it (the report) reads it whole, in order.
+    expect(await wholeHistory(rt, (await rt.store.read()).tasks["GH-101"]!)).toEqual(before);
+    for (const bad of ["0", "8", "x"])
+      await expect(night.client.readResource({ uri: `eoa://tasks/GH-101/history/${bad}` })).rejects.toThrow(
+        /not found/,
+      );
+    expect((await json<{ history_archive: null }>("eoa://tasks/GH-102")).history_archive).toBeNull();
+  });
+
+  it("the report's timeline shows every review round of a task whose history was archived (issue 16)", async () => {
+    const { archiveHistories } = await import("../src/engine/history.js");
+    const c = await ok<Confirmation>("start_session", { tasks: ["GH-101"] });
+    await ok("start_session", { session_id: c.session_id, approve: true });
+    await ok("assign_task", { task_id: "GH-101", agent: "dev-agent-1" });
+    const rt = night.env.rt;
+    await rt.store.transact((d) => {
+      const t = d.tasks["GH-101"]!;
+      for (let i = 0; i < 1000; i++)
+        t.history.push({
+          at: new Date(Date.UTC(2025, 11, 30, 23, 0, i)).toISOString(),
+          event: i % 100 === 50 ? "review" : "progress",
+        });
+    });
+    expect(await archiveHistories(rt)).toBeGreaterThan(0);
+    const { markdown } = await ok<{ markdown: string }>("write_report");
+    const rounds = markdown.match(/^ {2}review \d+ :milestone/gm) ?? [];
+    expect(rounds).toHaveLength(10);
   });
 
   it("reads every resource", async () => {

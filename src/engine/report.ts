@@ -10,6 +10,7 @@ import {
   type TaskRow,
 } from "../protocol/report.js";
 import type { TaskRecord } from "../state/schema.js";
+import { wholeHistory } from "./history.js";
 import type { Runtime } from "./runtime.js";
 
 /** Phase 5: gathers the report's figures from state and GitHub, renders it, writes it under the state directory. */
@@ -81,7 +82,19 @@ export async function writeReport(rt: Runtime, sessionId?: string): Promise<Repo
       }
     }
     const branch = !pr && task.branch ? await branchOnRemote(rt, task.branch) : undefined;
-    rows.push({ task, pr, tests: tested?.tests ?? null, ...(branch ? { branch } : {}) });
+    // The timeline needs every review round and the last block, archived or not.
+    const history = await wholeHistory(rt, task).catch((err: unknown) => {
+      warnings.push(
+        `${task.task_id}: archived history not read (${errorMessage(err)}); only the latest shown`,
+      );
+      return task.history;
+    });
+    rows.push({
+      task: { ...task, history },
+      pr,
+      tests: tested?.tests ?? null,
+      ...(branch ? { branch } : {}),
+    });
   }
   const model: ReportModel = {
     sessionId: session.id,

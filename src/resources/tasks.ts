@@ -1,7 +1,8 @@
 import { defineResource, json } from "./define-resource.js";
 import { untrustedInline } from "../protocol/text.js";
 import type { ReadonlyState } from "../state/store.js";
-import { historyParts, readHistoryPart } from "../state/archive.js";
+import { readHistoryPage } from "../state/archive.js";
+import { HISTORY_KEPT, HISTORY_PAGE } from "../protocol/machine/history.js";
 import { offsetOf } from "./pages.js";
 import { currentSession, taskView, tasksView } from "./views.js";
 
@@ -37,63 +38,71 @@ function tasksPage(state: ReadonlyState, from: number) {
   return json({ ...view, tasks: view.tasks.map(marked) }, true);
 }
 
+const ARCHIVED = `the latest entries (at least ${HISTORY_KEPT}, fewer than ${HISTORY_KEPT + HISTORY_PAGE}) and the first of each kind; older ones are archived in pages of ${HISTORY_PAGE}, oldest first`;
+
 export const taskResource = defineResource({
   name: "task",
   uri: "eoa://tasks/{task_id}",
   title: "One task",
-  description:
-    "The full task record with its completion (percent, criteria, last review) and history: the latest 200 entries and the first of each kind; older ones are archived, one URI per batch in history_archive.",
+  description: `The full task record with its completion (percent, criteria, last review) and history: ${ARCHIVED} (history_archive says how many and where).`,
   mimeType: "application/json",
   dependsOn: ["tasks", "reviews"],
-  read: async (rt, state, params) => {
+  read: (_rt, state, params) => {
     const view = taskView(state, params.task_id ?? "");
-    const archive = view?.history_archived
-      ? (await historyParts(rt.config.stateDir, view.task_id)).map(
-          (from) => `eoa://tasks/${encodeURIComponent(view.task_id)}/history/${from}`,
-        )
-      : [];
-    return view
-      ? json({
-          ...marked(view),
-          // Older history, archived past the cap: one URI per batch, oldest first.
-          history_archive: archive,
-          completion: {
-            ...view.completion,
-            criteria: view.completion.criteria.map((c) => ({
-              ...c,
-              criterion: untrustedInline(`${view.task_id} criterion`, c.criterion),
-            })),
-          },
-        })
-      : null;
+    if (!view) return null;
+    const pages = Math.ceil((view.history_archived ?? 0) / HISTORY_PAGE);
+    return json({
+      ...marked(view),
+      history_archive: pages
+        ? {
+            entries: view.history_archived,
+            pages,
+            first: historyPageUri(view.task_id, 1),
+            latest: historyPageUri(view.task_id, pages),
+          }
+        : null,
+      completion: {
+        ...view.completion,
+        criteria: view.completion.criteria.map((c) => ({
+          ...c,
+          criterion: untrustedInline(`${view.task_id} criterion`, c.criterion),
+        })),
+      },
+    });
   },
 });
 
 export const taskHistoryResource = defineResource({
   name: "task-history",
-  uri: "eoa://tasks/{task_id}/history/{part}",
+  uri: "eoa://tasks/{task_id}/history/{page}",
   title: "Archived history of a task",
-  description:
-    "Entries a task's history no longer keeps in the state (it keeps the latest 200 and the first of each kind), one batch per URI as the task's history_archive lists them.",
+  description: `A page of the entries a task's history no longer keeps in the state (it keeps ${ARCHIVED}); \`next\` is the URI of the following page, null on the latest.`,
   mimeType: "application/json",
-  dependsOn: [],
-  read: async (rt, _state, params) => {
+  dependsOn: ["tasks"],
+  read: async (rt, state, params) => {
     const taskId = params.task_id ?? "";
-    const from = /^\d{1,9}$/.test(params.part ?? "") ? Number(params.part) : undefined;
-    const entries = from === undefined ? null : await readHistoryPart(rt.config.stateDir, taskId, from);
+    const pages = Math.ceil((state.tasks[taskId]?.history_archived ?? 0) / HISTORY_PAGE);
+    const page = /^\d{1,9}$/.test(params.page ?? "") ? Number(params.page) : 0;
+    if (page < 1 || page > pages) return null;
+    const entries = await readHistoryPage(rt.config.stateDir, taskId, page);
     if (!entries) return null;
     return json(
       {
         task_id: taskId,
-        from,
+        page,
+        pages,
         history: entries.map((h) =>
           h.detail === undefined ? h : { ...h, detail: untrustedInline(`${taskId} history`, h.detail) },
         ),
+        next: page < pages ? historyPageUri(taskId, page + 1) : null,
       },
       true,
     );
   },
 });
+
+const historyPageUri = (taskId: string, page: number) =>
+  `eoa://tasks/${encodeURIComponent(taskId)}/history/${page}`;
 
 /** Fields holding issue or agent text: each value marked the way check_messages marks agent text. */
 const UNTRUSTED = ["title", "instructions", "progress_note", "blocked_reason", "blocked"] as const;

@@ -166,7 +166,7 @@ export type { DispatchOutcome } from "./dispatch.js";
 export type { EscalateInput, EscalateOutcome, ResolveOutcome } from "./escalation.js";
 export type { OfflineOutcome } from "./offline.js";
 export type { InstructionsOutcome, ReassignOutcome } from "./instruct.js";
-export { HISTORY_KEPT, historyToArchive } from "./history.js";
+export { HISTORY_KEPT, HISTORY_PAGE, historyToArchive } from "./history.js";
 export { MAX_EFFECT_ATTEMPTS, retryable, supersede, type EffectOutcome } from "./outbox.js";
 export {
   reviewKey,

@@ -12,6 +12,8 @@ import type {
   State,
   TaskRecord,
 } from "../../state/schema.js";
+import { oneLine } from "../text.js";
+import { HISTORY_DETAIL } from "./history.js";
 
 /**
  * One step of the state machine: the state being changed, the time and config it runs under, and
@@ -110,7 +112,7 @@ export function notice(s: Step, decision: string, taskId: string, message: Outbo
 
 export function note(s: Step, task: Draft<TaskRecord>, event: string, detail?: string): void {
   const at = s.now.toISOString();
-  task.history.push({ at, event, ...(detail ? { detail } : {}) });
+  task.history.push({ at, event, ...(detail ? { detail: oneLine(detail, HISTORY_DETAIL) } : {}) });
   task.updated_at = at;
 }
 

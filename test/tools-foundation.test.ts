@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { readFile } from "node:fs/promises";
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { describe, expect, it } from "vitest";
 import { untrustedInline } from "../src/protocol/text.js";
@@ -749,6 +750,44 @@ describe("resources", () => {
     const { markdown } = await ok<{ markdown: string }>("write_report");
     const rounds = markdown.match(/^ {2}review \d+ :milestone/gm) ?? [];
     expect(rounds).toHaveLength(10);
+  });
+
+  it("a long report comes in pages: write_report answers the first, eoa://reports/latest and each page name the next (issue 16)", async () => {
+    const ids = Array.from({ length: 200 }, (_, i) => `L-${i}`);
+    const c = await ok<Confirmation>("start_session", {
+      tasks: ids.map((id) => ({
+        task_id: id,
+        title: `Task ${id}: ${"a title as long as some issues have, ".repeat(4)}`,
+      })),
+    });
+    await ok("start_session", { session_id: c.session_id, approve: true });
+    const r = await call("write_report");
+    expect(JSON.stringify(r).length).toBeLessThan(256 * 1024);
+    const out = r.structuredContent as { path: string; markdown: string; pages: number; next: string };
+    const whole = await readFile(out.path, "utf8");
+    expect(whole.length).toBeGreaterThan(64 * 1024);
+    expect(out.pages).toBeGreaterThan(1);
+    expect(out.next).toBe(`eoa://reports/${c.session_id}/page/2`);
+    expect(r.content[0]!.text).toContain(`Page 1 of ${out.pages}: read ${out.next} for the next.`);
+    // Read page by page, the report is the file, in order.
+    const footer =
+      /\n\n---\n\(Page (\d+) of (\d+) of the report of [^;]+; (?:next: (\S+)|the last page)\.\)\n$/;
+    const read: string[] = [];
+    for (let uri: string | undefined = "eoa://reports/latest"; uri;) {
+      const text = await resource(uri);
+      expect(text.length).toBeLessThan(256 * 1024);
+      const m = footer.exec(text)!;
+      expect(Number(m[1])).toBe(read.length + 1);
+      read.push(text.slice(0, m.index));
+      uri = m[3];
+    }
+    expect(read).toHaveLength(out.pages);
+    expect(read[0]).toBe(out.markdown);
+    expect(read.join("")).toBe(whole);
+    for (const bad of [0, out.pages + 1])
+      await expect(
+        night.client.readResource({ uri: `eoa://reports/${c.session_id}/page/${bad}` }),
+      ).rejects.toThrow(/not found/);
   });
 
   it("reads every resource", async () => {

@@ -4,7 +4,7 @@ import { decisionsResource, olderDecisionsResource } from "./decisions.js";
 import { diffResource } from "./diff.js";
 import { escalationsResource, openEscalationsResource, resolvedEscalationsResource } from "./escalations.js";
 import { rosterMarkdownResource, rosterResource } from "./roster.js";
-import { latestReportResource } from "./reports.js";
+import { latestReportResource, reportPageResource } from "./reports.js";
 import { sessionResource } from "./session.js";
 import { taskHistoryResource, taskResource, tasksPageResource, tasksResource } from "./tasks.js";
 
@@ -23,5 +23,6 @@ export const resources: readonly ResourceDefinition[] = [
   olderDecisionsResource,
   configResource,
   latestReportResource,
+  reportPageResource,
   diffResource,
 ];

@@ -11,7 +11,7 @@ export function diffPages(text: string, pageBytes = DIFF_PAGE_BYTES): string[] {
   for (const file of text.split(/(?=^diff --git )/m)) {
     if (!file) continue;
     if (bytes(file) <= pageBytes) pieces.push(file);
-    else pieces.push(...cutLines(file, pageBytes));
+    else pieces.push(...linePages(file, pageBytes));
   }
   const pages: string[] = [];
   let page = "";
@@ -26,8 +26,8 @@ export function diffPages(text: string, pageBytes = DIFF_PAGE_BYTES): string[] {
   return pages;
 }
 
-/** A file's patch longer than a page, in pieces of whole lines (a line longer than a page is cut). */
-function cutLines(text: string, pageBytes: number): string[] {
+/** A text longer than a page, in pieces of whole lines (a line longer than a page is cut). */
+export function linePages(text: string, pageBytes: number): string[] {
   const out: string[] = [];
   let piece = "";
   for (const line of text.split(/(?<=\n)/)) {

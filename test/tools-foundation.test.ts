@@ -691,6 +691,10 @@ describe("resources", () => {
         });
     });
     const before = (await rt.store.read()).tasks["GH-101"]!.history;
+    // Before a poll cycle archives them, the resource shows what stays and counts the rest.
+    const waiting = await json<{ history: unknown[]; history_archiving: number }>("eoa://tasks/GH-101");
+    expect(waiting.history_archiving).toBe(700);
+    expect(waiting.history.length + 700).toBe(before.length);
     expect(await archiveHistories(rt)).toBe(700);
     expect(await archiveHistories(rt)).toBe(0); // nothing left past the cap
     type Archive = { entries: number; pages: number; first: string; latest: string };
@@ -700,6 +704,8 @@ describe("resources", () => {
     // At least the latest 200, fewer than a page more, and the first of each kind.
     expect(task.history.length).toBeGreaterThanOrEqual(200);
     expect(task.history.length).toBeLessThan(310);
+    expect(task.history).toEqual(waiting.history);
+    expect(task).toMatchObject({ history_archiving: 0 });
     expect(task.history_archive).toEqual({
       entries: 700,
       pages: 7,

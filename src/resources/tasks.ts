@@ -2,7 +2,7 @@ import { defineResource, json } from "./define-resource.js";
 import { untrustedInline } from "../protocol/text.js";
 import type { ReadonlyState } from "../state/store.js";
 import { readHistoryPage } from "../state/archive.js";
-import { HISTORY_KEPT, HISTORY_PAGE } from "../protocol/machine/history.js";
+import { HISTORY_KEPT, HISTORY_PAGE, historyToArchive } from "../protocol/machine/history.js";
 import { offsetOf } from "./pages.js";
 import { currentSession, taskView, tasksView } from "./views.js";
 
@@ -44,15 +44,19 @@ export const taskResource = defineResource({
   name: "task",
   uri: "eoa://tasks/{task_id}",
   title: "One task",
-  description: `The full task record with its completion (percent, criteria, last review) and history: ${ARCHIVED} (history_archive says how many and where).`,
+  description: `The full task record with its completion (percent, criteria, last review) and history: ${ARCHIVED} (history_archive says how many and where; history_archiving counts those the next poll cycle archives).`,
   mimeType: "application/json",
   dependsOn: ["tasks", "reviews"],
   read: (_rt, state, params) => {
     const view = taskView(state, params.task_id ?? "");
     if (!view) return null;
     const pages = Math.ceil((view.history_archived ?? 0) / HISTORY_PAGE);
+    // Past the cap until the next poll cycle archives them (a burst of reports, a state from
+    // before the cap): shown once archived, so that this answer stays bounded meanwhile.
+    const archiving = new Set(historyToArchive(view));
     return json({
-      ...marked(view),
+      ...marked({ ...view, history: view.history.filter((_, i) => !archiving.has(i)) }),
+      history_archiving: archiving.size,
       history_archive: pages
         ? {
             entries: view.history_archived,

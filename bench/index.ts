@@ -17,7 +17,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { GitMirror } from "../src/clients/git.js";
 import { createSurroundings, type Surroundings } from "../src/sim/environment.js";
-import type { TaskRecord } from "../src/state/schema.js";
+import type { State, TaskRecord } from "../src/state/schema.js";
 import { StateStore } from "../src/state/store.js";
 
 const run = promisify(execFile);
@@ -125,7 +125,7 @@ async function peakRss(pid: number): Promise<number> {
  * state directory: the first 200 (at most half) in progress, the rest in todo, folded into the document as a state
  * that grew over a night would be.
  */
-async function night(tasks: number, agents: number): Promise<Surroundings> {
+async function night(tasks: number, agents: number, grown = false): Promise<Surroundings> {
   const roster = Array.from({ length: agents }, (_, i) => ({
     id: `agent-${i}`,
     capabilities: ["python"],
@@ -157,9 +157,57 @@ async function night(tasks: number, agents: number): Promise<Surroundings> {
       started_at: now,
     });
     draft.current_session_id = SESSION;
+    if (grown) grow(draft, tasks, Date.parse(now));
   });
   await store.compact();
   return sur;
+}
+
+/** T-0's progress reports in the grown state: the issue's example of a chatty agent. */
+const PROGRESS = 46_000;
+
+/**
+ * What a night grows besides its tasks, as the server records it: a decision for every task, an
+ * escalation for every tenth (half of them answered), and PROGRESS progress reports on T-0, which
+ * the server's first poll cycle archives.
+ */
+function grow(draft: State, tasks: number, now: number): void {
+  const t0 = draft.tasks["T-0"]!;
+  for (let i = 0; i < PROGRESS; i++)
+    t0.history.push({
+      at: new Date(now - (PROGRESS - i) * 1000).toISOString(),
+      event: "progress",
+      detail: `${i % 100}% step ${i} of the thing described in the issue`,
+    });
+  const at = new Date(now).toISOString();
+  for (let i = 0; i < tasks; i++)
+    draft.decisions.push({
+      id: `dec-${String(++draft.counters.decision).padStart(4, "0")}`,
+      at,
+      action: "queue",
+      rule: "rule 3: a task waits for an agent with the capabilities and room",
+      task_id: `T-${i}`,
+      inputs: { required_capabilities: ["python"] },
+      outcome: "queued, no agent chosen",
+    });
+  for (let i = 0; i < tasks; i += 10) {
+    const answered = i % 20 === 0;
+    draft.escalations.push({
+      id: `esc-${String(++draft.counters.escalation).padStart(3, "0")}`,
+      level: "deferred",
+      category: "blocker",
+      status: answered ? "resolved" : "open",
+      task_id: `T-${i}`,
+      issue: `T-${i} waits for a decision on the database schema it changes`,
+      occurrences: 1,
+      created_at: at,
+      updated_at: at,
+      channel: "user-notification-channel",
+      delivery: { status: "delivered", attempts: 1, delivered_at: at },
+      parked_tasks: [],
+      ...(answered ? { resolution: { decision: "go on with the documented choice", at } } : {}),
+    });
+  }
 }
 
 function task(id: string, now: string, assignee?: string): TaskRecord {
@@ -221,6 +269,7 @@ async function sweep(): Promise<void> {
     [1_000, 10],
     [1_000, 200],
   ] as const) {
+    const label = `${tasks.toLocaleString("en")} tasks, ${agents} agents`;
     const sur = await night(tasks, agents);
     const server = await eoaServer(sur);
     try {
@@ -247,40 +296,34 @@ async function sweep(): Promise<void> {
           rss <= 100,
         );
       }
-      let reply = 0;
-      let replyNote = "";
-      try {
-        const listed = await server.client.listResources();
-        reply = Buffer.byteLength(JSON.stringify(listed));
-        // Every page of eoa://tasks, checked: together they are the whole session, in order.
-        let seen = 0;
-        for (let uri: string | null = "eoa://tasks"; uri;) {
-          const read = await server.client.readResource({ uri });
-          reply = Math.max(reply, Buffer.byteLength(JSON.stringify(read)));
-          const page = JSON.parse((read.contents[0] as { text: string }).text) as {
-            from: number;
-            tasks: unknown[];
-            next: string | null;
-          };
-          if (page.from !== seen) throw new Error(`bench error: ${uri} starts at ${page.from}, not ${seen}`);
-          seen += page.tasks.length;
-          uri = page.next;
-        }
-        if (seen !== tasks) throw new Error(`bench error: eoa://tasks paged ${seen} tasks of ${tasks}`);
-      } catch (err) {
-        replyNote = ` (the client gave up: ${(err as Error).message.slice(0, 80)})`;
-        reply = Infinity;
-      }
-      const label = `${tasks.toLocaleString("en")} tasks, ${agents} agents`;
-      figures.set(label, { assign: median(assigns), cycle: median(cycles), written, reply });
+      figures.set(label, { assign: median(assigns), cycle: median(cycles), written, reply: 0 });
       console.error(
-        `  ${label}: assign_task p50 ${ms(median(assigns))} p95 ${ms(pct(assigns, 95))}; empty check_messages p50 ${ms(median(cycles))}, writes ${written} B; largest reply ${reply === Infinity ? "∞" : kb(reply)}${replyNote}`,
+        `  ${label}: assign_task p50 ${ms(median(assigns))} p95 ${ms(pct(assigns, 95))}; empty check_messages p50 ${ms(median(cycles))}, writes ${written} B`,
       );
       if (tasks === 1_000 && agents === 50) await inbox(sur, server, agents);
     } finally {
       await server.close();
       await sur.close();
     }
+    // Every reply over the same state grown as a night grows it: a state of its own, so that what
+    // the growth costs (memory, archiving) is no other row's.
+    const grown = await night(tasks, agents, true);
+    const big = await eoaServer(grown);
+    let reply: number;
+    let replyNote = "";
+    try {
+      reply = await largestReply(big, tasks);
+    } catch (err) {
+      if ((err as Error).message.startsWith("bench error")) throw err;
+      replyNote = ` (the client gave up: ${(err as Error).message.slice(0, 80)})`;
+      reply = Infinity;
+    } finally {
+      await big.close();
+      await grown.close();
+    }
+    const f = figures.get(label)!;
+    f.reply = reply;
+    console.error(`  ${label}: largest reply ${reply === Infinity ? "∞" : kb(reply)}${replyNote}`);
   }
   for (const n of ["1,000", "10,000"]) {
     const f = figures.get(`${n} tasks, 50 agents`)!;
@@ -309,11 +352,131 @@ async function sweep(): Promise<void> {
   );
   const largest = Math.max(...[...figures.values()].map((f) => f.reply));
   row(
-    "largest reply (resources/list, every page of eoa://tasks) over the sweep",
+    "largest reply over the sweep (grown state: every resource and page, write_report)",
     `${largest === Infinity ? "over the client's limit" : kb(largest)} (${sweepLine((f) => (f.reply === Infinity ? "∞" : kb(f.reply)))})`,
     "≤ 256 KB",
     largest <= 256 * 1024,
   );
+}
+
+/**
+ * Every reply a model may ask of the grown state, each listing read to its last page and checked
+ * against the state (together the pages hold every record, once): the largest, in bytes.
+ */
+async function largestReply(server: Server, tasks: number): Promise<number> {
+  let largest = 0;
+  const measure = <T>(reply: T): T => {
+    largest = Math.max(largest, Buffer.byteLength(JSON.stringify(reply)));
+    return reply;
+  };
+  const text = async (uri: string) =>
+    (measure(await server.client.readResource({ uri })).contents[0] as { text: string }).text;
+  const json = async <T>(uri: string) => JSON.parse(await text(uri)) as T;
+  const expect = (ok: boolean, what: string) => {
+    if (!ok) throw new Error(`bench error: ${what}\n${server.stderr()}`);
+  };
+  /** Each of `n` records once. */
+  const once = (keys: string[], n: number) => keys.length === n && new Set(keys).size === n;
+  /** Reads a listing from `first` to its last page, `next` naming the following one: its items. */
+  const walk = async <P, I>(first: string, items: (p: P) => I[], next: (p: P) => string | null) => {
+    const all: I[] = [];
+    for (let uri: string | null = first; uri;) {
+      const p: P = await json<P>(uri);
+      all.push(...items(p));
+      uri = next(p);
+    }
+    return all;
+  };
+
+  // The server's first poll cycle archives T-0's history; before and after, its resource is bounded.
+  type Task = {
+    history: unknown[];
+    history_archiving: number;
+    history_archive: { entries: number; first: string } | null;
+  };
+  const deadline = Date.now() + 120_000;
+  let t0 = await json<Task>("eoa://tasks/T-0");
+  while (!t0.history_archive && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t0 = await json<Task>("eoa://tasks/T-0");
+  }
+  expect(
+    !!t0.history_archive && t0.history_archiving === 0,
+    "T-0's history was not archived by the first poll cycle",
+  );
+  type Entry = { at: string; event: string };
+  const archived = await walk<{ history: Entry[]; next: string | null }, Entry>(
+    t0.history_archive!.first,
+    (p) => p.history,
+    (p) => p.next,
+  );
+  expect(
+    archived.length === t0.history_archive!.entries &&
+      once(
+        [...archived, ...(t0.history as Entry[])].map((h) => `${h.at} ${h.event}`),
+        PROGRESS + 1,
+      ),
+    `T-0's history: ${archived.length} archived + ${t0.history.length} kept, of ${PROGRESS + 1}`,
+  );
+
+  const listed = measure(await server.client.listResources());
+  measure(await server.client.listResourceTemplates());
+  for (const r of listed.resources) await text(r.uri);
+  const seen = await walk<{ tasks: Array<{ task_id: string }>; next: string | null }, { task_id: string }>(
+    "eoa://tasks",
+    (p) => p.tasks,
+    (p) => p.next,
+  );
+  expect(
+    once(
+      seen.map((t) => t.task_id),
+      tasks,
+    ),
+    `eoa://tasks paged ${seen.length} tasks of ${tasks}`,
+  );
+  type Id = { id: string };
+  type Escalations = { open: Id[]; more_open: string | null; resolved: Id[]; older_resolved: string | null };
+  const open = await walk<Escalations, Id>(
+    "eoa://escalations",
+    (p) => p.open,
+    (p) => p.more_open,
+  );
+  const resolved = await walk<Escalations, Id>(
+    "eoa://escalations",
+    (p) => p.resolved,
+    (p) => p.older_resolved,
+  );
+  const raised = Math.ceil(tasks / 10);
+  expect(
+    once(
+      [...open, ...resolved].map((e) => e.id),
+      raised,
+    ),
+    `eoa://escalations paged ${open.length} open and ${resolved.length} resolved of ${raised}`,
+  );
+  const decisions = await walk<{ decisions: Id[]; older: string | null }, Id>(
+    "eoa://decisions",
+    (p) => p.decisions,
+    (p) => p.older,
+  );
+  expect(
+    once(
+      decisions.map((d) => d.id),
+      tasks,
+    ),
+    `eoa://decisions paged ${decisions.length} decisions of ${tasks}`,
+  );
+
+  // The report, in pages: the first in write_report's answer, then the second and the last.
+  const report = measure(await server.client.callTool({ name: "write_report", arguments: {} }));
+  expect(!report.isError, `write_report was refused: ${JSON.stringify(report.content).slice(0, 300)}`);
+  const { pages, next } = report.structuredContent as { pages: number; next: string | null };
+  if (next) {
+    expect((await text(next)).includes(`(Page 2 of ${pages} `), `${next} is not page 2 of ${pages}`);
+    const last = next.replace(/\/2$/, `/${pages}`);
+    expect((await text(last)).endsWith("the last page.)\n"), `${last} is not the last page`);
+  }
+  return largest;
 }
 
 async function stateBytes(dir: string): Promise<number> {

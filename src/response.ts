@@ -29,10 +29,10 @@ export function redactValue(value: unknown, redact: Redact, depth = 0): unknown 
   return value;
 }
 
-function bound(text: string): string {
+function bound(text: string, rest = "read the resources for the rest"): string {
   return text.length <= MAX_TEXT_CHARS
     ? text
-    : `${text.slice(0, MAX_TEXT_CHARS)}\n… (${text.length - MAX_TEXT_CHARS} more characters cut: read the resources for the rest)`;
+    : `${text.slice(0, MAX_TEXT_CHARS)}\n… (${text.length - MAX_TEXT_CHARS} more characters cut: ${rest})`;
 }
 
 /** A tool's success. Never throws: a rendering that fails still answers what was done. */
@@ -85,10 +85,16 @@ export function errorResult(err: unknown, redact: Redact): CallToolResult {
 /** What a resource reads: JSON data (compact for listings that grow) or markdown text. */
 export type ResourceBody = { json: unknown; compact?: boolean } | { markdown: string };
 
+/**
+ * A resource's text. What grows with the night comes in pages; a record too large for one reply
+ * all the same (a task given the largest spec the tools accept) is cut rather than sent whole: a
+ * client stops reading at its buffer's size, and the server with it.
+ */
 export function resourceText(body: ResourceBody, redact: Redact): string {
-  if ("markdown" in body) return redact(body.markdown);
+  const rest = "a reply holds no more";
+  if ("markdown" in body) return bound(redact(body.markdown), rest);
   const value = redactValue(body.json, redact);
-  return body.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2);
+  return bound(body.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2), rest);
 }
 
 /** A log line: the message and each value of its data redacted, then serialized. */

@@ -796,6 +796,25 @@ describe("resources", () => {
       ).rejects.toThrow(/not found/);
   });
 
+  it("cuts a record too large for one reply rather than sending it whole: a task with the largest spec the tools accept", async () => {
+    const long = (n: number, c: string) => Array.from({ length: n }, (_, i) => `${i} ${c.repeat(990)}`);
+    await ok("start_session", {
+      tasks: [
+        {
+          task_id: "BIG-1",
+          title: "Everything at once",
+          instructions: "i".repeat(20_000),
+          completion_criteria: long(100, "c"),
+          test_requirements: long(100, "t"),
+          files_in_scope: Array.from({ length: 200 }, (_, i) => `src/${i}/${"f".repeat(290)}`),
+        },
+      ],
+    });
+    const text = await resource("eoa://tasks/BIG-1");
+    expect(text.length).toBeLessThan(256 * 1024 + 100);
+    expect(text).toMatch(/\n… \(\d+ more characters cut: a reply holds no more\)$/);
+  });
+
   it("reads every resource", async () => {
     await ok("start_session", { tasks: SEED });
 

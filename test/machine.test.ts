@@ -1,10 +1,10 @@
-import { produce } from "immer";
+import { produce, type Patch } from "immer";
 import { describe, expect, it } from "vitest";
 import { actionsDue } from "../src/engine/actions-due.js";
 import { EoaError } from "../src/errors.js";
 import type { Classified } from "../src/protocol/classify.js";
 import type { CheckRunView } from "../src/protocol/gates.js";
-import { step, type EventOf } from "../src/protocol/machine/index.js";
+import { reduce, step, type EventOf } from "../src/protocol/machine/index.js";
 import { emptyState, type EffectRecord, type MechanicalResults, type State } from "../src/state/schema.js";
 import { SHA, env, night, run, testConfig } from "./fixtures/machine.js";
 
@@ -687,6 +687,64 @@ describe("found by the property test", () => {
       { type: "effects-settled", outcomes: [{ id: handoff.id, kind: "message", ok: false, error: "down" }] },
     ]).state;
     expect(s.tasks["GH-1"]).toMatchObject({ status: "todo", queue: expect.anything() });
+  });
+});
+
+describe("the outbox kept small, cheaply", () => {
+  // Done message effects, their bodies gone as a night leaves them, and one pending with its body.
+  const withOutbox = (done: number) => {
+    const s = structuredClone(night());
+    const at = "2026-01-01T00:00:00.000Z";
+    for (let i = 0; i < done + 1; i++) {
+      s.outbox.push({
+        id: `eff-${i}`,
+        decision: "dec-0001",
+        kind: "message",
+        status: i < done ? "done" : "pending",
+        attempts: i < done ? 1 : 0,
+        created_at: at,
+        payload: {
+          message: {
+            to: "dev-1",
+            subject: `s${i}`,
+            priority: "normal",
+            ...(i < done ? {} : { content: { type: "notification", message: "x".repeat(200), context: {} } }),
+          },
+          purpose: "notice",
+        },
+        // A done message's body is pruned, as the outbox leaves it: not an OutboundMessage any more.
+      } as unknown as EffectRecord);
+    }
+    return s;
+  };
+  const settle = (s: State, id: string) => {
+    let patches: Patch[] = [];
+    const next = produce(
+      s,
+      (d) => {
+        reduce(d, { type: "effects-settled", outcomes: [{ id, kind: "message", ok: true }] }, env());
+      },
+      (p) => (patches = p),
+    );
+    return { next, patches };
+  };
+
+  it("a settled effect changes its own entry, not the whole outbox (a 65 KB journal line per call before)", () => {
+    const { next, patches } = settle(withOutbox(250), "eff-250");
+    expect(patches.every((p) => p.path[0] !== "outbox" || p.path.length > 1)).toBe(true);
+    expect(JSON.stringify(patches).length).toBeLessThan(1_000);
+    expect(next.outbox.find((e) => e.id === "eff-250")).toMatchObject({
+      status: "done",
+      payload: { message: { to: "dev-1" } },
+    });
+    expect(next.outbox.find((e) => e.id === "eff-250")!.payload).not.toHaveProperty("message.content");
+  });
+
+  it("done effects past 200 are dropped in batches, the oldest first, once there are 100 more", () => {
+    const { next } = settle(withOutbox(300), "eff-300");
+    const done = next.outbox.filter((e) => e.status === "done");
+    expect(done).toHaveLength(200);
+    expect(done[0]!.id).toBe("eff-101");
   });
 });
 

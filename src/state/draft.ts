@@ -2,6 +2,7 @@ import {
   applyPatches,
   createDraft,
   current,
+  enableArrayMethods,
   enablePatches,
   finishDraft,
   freeze,
@@ -12,6 +13,7 @@ import {
 import type { State, TaskRecord } from "./schema.js";
 
 enablePatches();
+enableArrayMethods();
 
 /**
  * A transaction's draft of the state, with a change cost that does not grow with the number of

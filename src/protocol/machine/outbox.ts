@@ -91,19 +91,41 @@ function openEscalation(escalations: readonly EscalationRecord[], eff: EffectRec
   );
 }
 
+/**
+ * Done effects past DONE_KEPT are dropped this many at a time: taking entries off the front of the
+ * outbox journals it whole (65 KB a transaction when it was done on every call), so once a batch.
+ */
+const DONE_DROP_BATCH = 100;
+
 /** Keeps the hot document small: the newest done effects stay, without their message bodies. */
 function pruneOutbox(draft: Draft<State>): void {
-  const done = draft.outbox.filter((e) => e.status === "done");
-  for (const e of done) {
-    if (e.kind === "message" && e.payload.message.content) {
-      const m = e.payload.message;
-      (e.payload as { message: unknown }).message = { to: m.to, subject: m.subject, priority: m.priority };
+  // Walked with `some`, which immer (enableArrayMethods) hands the values as they are: only the
+  // effects changed below are drafted, not every effect in the outbox on every call.
+  let done = 0;
+  const bodies: number[] = [];
+  draft.outbox.some((e, i) => {
+    if (e.status !== "done") return false;
+    done++;
+    if (e.kind === "message" && e.payload.message.content) bodies.push(i);
+    return false;
+  });
+  for (const i of bodies) {
+    const e = draft.outbox[i]!;
+    if (e.kind !== "message") continue;
+    const m = e.payload.message;
+    (e.payload as { message: unknown }).message = { to: m.to, subject: m.subject, priority: m.priority };
+  }
+  if (done <= DONE_KEPT + DONE_DROP_BATCH) return;
+  const drop = new Set<string>();
+  let extra = done - DONE_KEPT;
+  draft.outbox.some((e) => {
+    if (e.status === "done") {
+      drop.add(e.id);
+      extra--;
     }
-  }
-  if (done.length > DONE_KEPT) {
-    const drop = new Set(done.slice(0, done.length - DONE_KEPT).map((e) => e.id));
-    draft.outbox = draft.outbox.filter((e) => !drop.has(e.id));
-  }
+    return extra === 0;
+  });
+  draft.outbox = draft.outbox.filter((e) => !drop.has(e.id));
 }
 
 function onDone(draft: Draft<State>, eff: EffectRecord, result: Record<string, unknown>, now: Date): void {

@@ -20,12 +20,6 @@ type TaskView = Pick<
   "task_id" | "status" | "assignee" | "required_capabilities" | "depends_on" | "priority" | "parked_by"
 > & { queue?: { since: string } | undefined };
 
-export function agentLoad(agentId: string, tasks: Iterable<TaskView>): number {
-  let n = 0;
-  for (const t of tasks) if (t.assignee === agentId && OCCUPYING.includes(t.status)) n++;
-  return n;
-}
-
 /** Every agent's load in one pass over the tasks (an agent with none is absent: load 0). */
 export function agentLoads(tasks: Iterable<TaskView>): Map<string, number> {
   const loads = new Map<string, number>();

@@ -11,6 +11,7 @@ import {
   type Patch,
 } from "immer";
 import type { State, TaskRecord } from "./schema.js";
+import { filedUnder, idsUnder, taskChanged, type TaskKey } from "./task-index.js";
 
 enablePatches();
 enableArrayMethods();
@@ -94,6 +95,28 @@ export class StateDraft {
       if (!slot) out.push(this.live[id]!);
       else if (slot.kind === "set") out.push(slot.value as TaskRecord);
       else if (slot.kind === "view") out.push((slot.draft ?? slot.base) as TaskRecord);
+    }
+    return out;
+  }
+
+  /**
+   * The tasks filed under any of `keys` (see task-index.ts) as they stand now, read in place as
+   * `inPlace` reads them: the committed ones through the store's index, those this transaction
+   * changed as they are now. Undefined when the committed map has no index.
+   */
+  under(keys: readonly TaskKey[]): TaskRecord[] | undefined {
+    const ids = idsUnder(this.live, keys);
+    if (!ids) return undefined;
+    const out: TaskRecord[] = [];
+    for (const id of ids) if (!this.slots.has(id)) out.push(this.live[id]!);
+    for (const slot of this.slots.values()) {
+      const task =
+        slot.kind === "set"
+          ? (slot.value as TaskRecord)
+          : slot.kind === "view"
+            ? ((slot.draft ?? slot.base) as TaskRecord)
+            : undefined;
+      if (task && filedUnder(task, keys)) out.push(task);
     }
     return out;
   }
@@ -267,9 +290,16 @@ export function applyToState(
     }
     if (typeof id !== "string") {
       // The whole map at once (only older journals hold such a line): the same, record by record.
-      for (const key of Object.keys(tasks)) delete tasks[key];
+      for (const key of Object.keys(tasks)) {
+        delete tasks[key];
+        taskChanged(tasks, key, undefined);
+      }
       byTask.clear();
-      if (p.op !== "remove") for (const [k, v] of Object.entries(p.value as object)) tasks[k] = frozen(v);
+      if (p.op !== "remove")
+        for (const [k, v] of Object.entries(p.value as object)) {
+          tasks[k] = frozen(v);
+          taskChanged(tasks, k, tasks[k]);
+        }
       continue;
     }
     let list = byTask.get(id);
@@ -294,6 +324,7 @@ export function applyToState(
     flush();
     if (record === undefined) delete tasks[id];
     else tasks[id] = frozen(record as TaskRecord);
+    taskChanged(tasks, id, tasks[id]);
   }
   return restPatches.length ? applyPatches(rest, restPatches) : rest;
 }

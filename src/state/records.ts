@@ -1,6 +1,7 @@
 import type { Draft } from "immer";
 import { copyOut, draftOf } from "./draft.js";
 import type { State, TaskRecord } from "./schema.js";
+import { filedUnder, type TaskKey } from "./task-index.js";
 
 /** Reading records inside a transaction (the writers are the state machine's: protocol/machine). */
 
@@ -32,4 +33,13 @@ export function tasksWhere(draft: S, pick: (task: TaskRecord) => boolean): TaskR
   return tasksInPlace(draft)
     .filter(pick)
     .map((t) => copyOut(t) as TaskRecord);
+}
+
+/**
+ * The tasks filed under any of `keys` (a column, or "queued"), read in place as `tasksInPlace`
+ * reads them: in a store transaction through the store's index, without walking every task. In
+ * no particular order: sort where the order decides anything.
+ */
+export function tasksFiled(draft: S, keys: readonly TaskKey[]): readonly TaskRecord[] {
+  return draftOf(draft.tasks)?.under(keys) ?? tasksInPlace(draft).filter((t) => filedUnder(t, keys));
 }

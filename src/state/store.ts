@@ -20,6 +20,7 @@ import type { DataFile } from "lowdb/node";
 import { freeze, type Draft, type Patch } from "immer";
 import { EoaError } from "../errors.js";
 import { applyToState, StateDraft } from "./draft.js";
+import { indexTasks, taskChanged } from "./task-index.js";
 import { emptyState, migrate, STATE_VERSION, type State, type TaskRecord } from "./schema.js";
 
 export type ReadonlyState = Readonly<State>;
@@ -298,6 +299,7 @@ export class StateStore {
       const { tasks, ...parsed } = snapshot;
       const rest = freeze(applyToState(parsed, tasks, patches), true);
       for (const id of Object.keys(tasks)) freeze(tasks[id], true);
+      indexTasks(tasks);
       const state = freeze({ ...rest, tasks });
       const journalBytes = Buffer.byteLength(journal.slice(0, end));
       const after = this.fileKey();
@@ -352,6 +354,7 @@ export class StateStore {
           const bytes = Buffer.byteLength(line);
           if (base + bytes > this.journalLimit) {
             const all = Object.assign(Object.create(null) as Record<string, TaskRecord>, loaded.state.tasks);
+            indexTasks(all);
             saved = await this.writeNextGeneration({ ...rest, tasks: withChanges(all, tasks) });
           } else {
             flush = await this.persist({ append: line, after: base });
@@ -561,6 +564,7 @@ function withChanges(
   for (const [id, task] of changes) {
     if (task === undefined) delete tasks[id];
     else tasks[id] = task;
+    taskChanged(tasks, id, task);
   }
   return tasks;
 }

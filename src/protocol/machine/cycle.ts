@@ -1,8 +1,8 @@
 import type { Draft } from "immer";
 import type { Config } from "../../config.js";
-import { plain, tasksInPlace, tasksWhere } from "../../state/records.js";
+import { plain, tasksWhere } from "../../state/records.js";
 import type { AgentRecord, MessageOutcome, TaskRecord } from "../../state/schema.js";
-import { agentLoads, chooseReplacement } from "../assignment.js";
+import { chooseReplacement } from "../assignment.js";
 import { errorKind, type Classified } from "../classify.js";
 import { ackVerdict, heartbeatVerdict } from "../liveness.js";
 import { ackReminderMessage, stopNoticeMessage } from "../messages.js";
@@ -10,7 +10,7 @@ import { cap, oneLine } from "../text.js";
 import { autoDispatch, dispatch, requeue } from "./dispatch.js";
 import { block, escalate } from "./escalation.js";
 import { agentBack, markOffline, type OfflineOutcome } from "./offline.js";
-import { decide, effect, incident, note, notice, syncLabels, type Step } from "./records.js";
+import { decide, effect, incident, loadsNow, note, notice, syncLabels, type Step } from "./records.js";
 import { forgetOld } from "./retention.js";
 
 /**
@@ -393,7 +393,7 @@ function ackChecks(s: Step, changes: string[]): void {
       changes.push(`reminded ${agent.id} to acknowledge ${task.task_id}`);
       continue;
     }
-    reassignUnresponsive(s, task, agent, (loads ??= agentLoads(tasksInPlace(s.draft))), changes);
+    reassignUnresponsive(s, task, agent, (loads ??= loadsNow(s.draft)), changes);
   }
 }
 

@@ -1,10 +1,10 @@
 import { current, type Draft } from "immer";
-import { tasksInPlace } from "../../state/records.js";
+import { tasksFiled } from "../../state/records.js";
 import type { MessagePayload, TaskRecord } from "../../state/schema.js";
-import { agentLoads, chooseAgent, dispatchBlocker, dispatchOrder, moveLoad } from "../assignment.js";
+import { chooseAgent, dispatchBlocker, dispatchOrder, moveLoad } from "../assignment.js";
 import { assignedStatus } from "../kanban.js";
 import { assignmentMessage, handoffMessage } from "../messages.js";
-import { decide, effect, note, syncLabels, type Step } from "./records.js";
+import { decide, effect, loadsNow, note, syncLabels, type Step } from "./records.js";
 
 /**
  * Dispatch: rules 1 and 2. A task goes out only when its dependencies are done, it is not parked by
@@ -80,7 +80,7 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
   const agents = Object.values(draft.agents).map((a) =>
     opts.excluded?.has(a.id) ? { ...a, availability: "offline" as const } : a,
   );
-  const loads = opts.loads ?? agentLoads(tasksInPlace(draft));
+  const loads = opts.loads ?? loadsNow(draft);
   const choice = chooseAgent(task, agents, loads, preferred);
   if (choice.agent === null) return queue(choice.reason);
 
@@ -159,11 +159,10 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
 export function autoDispatch(s: Step): DispatchOutcome[] {
   const running = new Set(s.draft.sessions.filter((x) => x.status === "running").map((x) => x.id));
   // Read in place, before any of them is dispatched: the tasks a cycle has changed are not copied.
-  const tasks = tasksInPlace(s.draft);
-  const queued = dispatchOrder(tasks.filter((t) => t.queue && running.has(t.session_id))).map(
+  const queued = dispatchOrder(tasksFiled(s.draft, ["queued"]).filter((t) => running.has(t.session_id))).map(
     (t) => t.task_id,
   );
-  const loads = agentLoads(tasks);
+  const loads = loadsNow(s.draft);
   return queued.map((id) => dispatch(s, id, { loads }));
 }
 

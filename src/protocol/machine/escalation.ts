@@ -1,8 +1,8 @@
 import type { Draft } from "immer";
 import { EoaError } from "../../errors.js";
-import { plain, tasksInPlace } from "../../state/records.js";
+import { plain } from "../../state/records.js";
 import type { EscalationCategory, EscalationRecord, TaskRecord } from "../../state/schema.js";
-import { agentLoad, eligibility } from "../assignment.js";
+import { eligibility } from "../assignment.js";
 import {
   escalationLevel,
   findDuplicate,
@@ -17,6 +17,7 @@ import {
   decide,
   effect,
   incident,
+  loadsNow,
   nextEscalationId,
   note,
   notice,
@@ -259,8 +260,7 @@ export function resolve(s: Step, escalationId: string, answer: string): ResolveO
     const holder = task.assignee ? draft.agents[task.assignee] : undefined;
     // Parked, the task stopped counting against its agent, who may have taken other work since:
     // it resumes there only while that agent may take it (rule 1), else it waits in the queue for it.
-    const fits =
-      holder !== undefined && eligibility(holder, task, agentLoad(holder.id, tasksInPlace(draft))).ok;
+    const fits = holder !== undefined && eligibility(holder, task, loadsNow(draft).get(holder.id) ?? 0).ok;
     if (back === "todo" || !fits) {
       requeue(s, task, `unparked by ${esc.id}`, decision, { prefer: task.assignee });
     } else {

@@ -1,11 +1,11 @@
 import { EoaError } from "../../errors.js";
-import { plain, tasksInPlace } from "../../state/records.js";
+import { plain } from "../../state/records.js";
 import type { TaskRecord } from "../../state/schema.js";
-import { agentLoads, chooseAgent, OCCUPYING } from "../assignment.js";
+import { chooseAgent, OCCUPYING } from "../assignment.js";
 import { instructionsMessage, stopNoticeMessage } from "../messages.js";
 import { oneLine } from "../text.js";
 import { dispatch } from "./dispatch.js";
-import { decide, note, notice, requireAgent, requireTask, type Step } from "./records.js";
+import { decide, loadsNow, note, notice, requireAgent, requireTask, type Step } from "./records.js";
 
 /**
  * Phase 3's moves on one task: instructions to the agent that holds it ("make judgment, document
@@ -105,7 +105,7 @@ export function reassignRequested(
   }
   if (e.agent) requireAgent(s.draft, e.agent);
   const others = Object.values(s.draft.agents).filter((a) => a.id !== from);
-  const choice = chooseAgent(t, others, agentLoads(tasksInPlace(s.draft)), e.agent);
+  const choice = chooseAgent(t, others, loadsNow(s.draft), e.agent);
   if (choice.agent === null) {
     throw new EoaError(
       "NO_ELIGIBLE_AGENT",

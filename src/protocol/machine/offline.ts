@@ -1,10 +1,10 @@
-import { plain, tasksInPlace, tasksWhere } from "../../state/records.js";
+import { plain, tasksWhere } from "../../state/records.js";
 import type { TaskRecord } from "../../state/schema.js";
-import { agentLoads, chooseReplacement, OCCUPYING } from "../assignment.js";
+import { chooseReplacement, OCCUPYING } from "../assignment.js";
 import { stopNoticeMessage } from "../messages.js";
 import { dispatch, requeue } from "./dispatch.js";
 import { escalate } from "./escalation.js";
-import { decide, incident, notice, requireAgent, type Step } from "./records.js";
+import { decide, incident, loadsNow, notice, requireAgent, type Step } from "./records.js";
 
 /**
  * Recovery, rule 5. An offline agent's unfinished tasks go to its first eligible backup, else the
@@ -50,7 +50,7 @@ export function markOffline(
   });
   const reassigned: OfflineOutcome["reassigned"] = [];
   const queued: OfflineOutcome["queued"] = [];
-  const loads = agentLoads(tasksInPlace(draft));
+  const loads = loadsNow(draft);
   const excluded = new Set([...leaving].filter((id) => id !== agentId));
   for (const { task_id } of held) {
     const task = draft.tasks[task_id]!;

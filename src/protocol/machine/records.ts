@@ -12,6 +12,8 @@ import type {
   State,
   TaskRecord,
 } from "../../state/schema.js";
+import { tasksFiled } from "../../state/records.js";
+import { agentLoads, OCCUPYING } from "../assignment.js";
 import { oneLine } from "../text.js";
 import { HISTORY_DETAIL } from "./history.js";
 
@@ -138,4 +140,9 @@ export function requireAgent(state: Draft<State> | State, agentId: string): Draf
     );
   }
   return agent as Draft<AgentRecord>;
+}
+
+/** Every agent's load as the transaction stands: its tasks in an occupying column (rule 1). */
+export function loadsNow(draft: Draft<State>): Map<string, number> {
+  return agentLoads(tasksFiled(draft, OCCUPYING));
 }

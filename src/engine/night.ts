@@ -3,6 +3,7 @@ import { PROCESS_ID, processGone } from "../owner.js";
 import { cycleDue } from "../protocol/machine/cycle.js";
 import { reviewKey } from "../protocol/machine/review.js";
 import type { State } from "../state/schema.js";
+import { byTaskId, tasksUnder } from "../state/task-index.js";
 import { archiveHistories } from "./history.js";
 import { checkMessages, type CycleResult } from "./monitor.js";
 import { reviewPr } from "./review.js";
@@ -167,8 +168,8 @@ export function nightRunning(state: Readonly<State>): boolean {
 /** Tasks in ai-review whose PR's last review waits on CI (pending, or re-run) or mergeability. */
 export function waitingForCi(state: Readonly<State>): Array<{ task_id: string; pr_number: number }> {
   const out: Array<{ task_id: string; pr_number: number }> = [];
-  for (const t of Object.values(state.tasks)) {
-    if (t.status !== "ai-review" || t.pr_number === undefined || !t.review_head) continue;
+  for (const t of tasksUnder(state.tasks, ["ai-review"]).sort(byTaskId)) {
+    if (t.pr_number === undefined || !t.review_head) continue;
     const last = state.reviews[reviewKey({ number: t.pr_number, head_sha: t.review_head })];
     if (
       last?.decision === "ci_pending" ||

@@ -1,5 +1,6 @@
 import { errorMessage, isEoaError } from "../errors.js";
 import type { EffectOf } from "../state/schema.js";
+import { byTaskId, tasksUnder } from "../state/task-index.js";
 import { claimHeld } from "./review-claim.js";
 import type { Runtime } from "./runtime.js";
 
@@ -17,12 +18,9 @@ export async function reconcileMerges(rt: Runtime): Promise<string[]> {
   const state = await rt.store.read();
   const now = rt.now();
   // At human review a person merges on GitHub: the cycle sees it and the night goes on (dependents).
-  const waiting = Object.values(state.tasks).filter(
-    (t) =>
-      (t.status === "merge-release" || t.status === "human-review") &&
-      t.pr_number &&
-      !claimHeld(state, t.pr_number, now, rt.config),
-  );
+  const waiting = tasksUnder(state.tasks, ["merge-release", "human-review"])
+    .filter((t) => t.pr_number && !claimHeld(state, t.pr_number, now, rt.config))
+    .sort(byTaskId);
   const done: string[] = [];
   for (const task of waiting) {
     const merge = task.merge_effect

@@ -69,9 +69,13 @@ export function filedUnder(task: TaskRecord, keys: readonly TaskKey[]): boolean 
   return keysOf(task).some((k) => keys.includes(k));
 }
 
+/** Tasks in their ids' natural order (GH-2 before GH-10): the index keeps no order of its own. */
+export const byTaskId = (a: TaskRecord, b: TaskRecord) =>
+  a.task_id.localeCompare(b.task_id, "en", { numeric: true });
+
 /**
  * The tasks of a committed map filed under any of `keys`: through the index when the map has one,
- * else by walking it.
+ * else by walking it. In no particular order: sort (`byTaskId`) where the order decides anything.
  */
 export function tasksUnder(
   tasks: Readonly<Record<string, TaskRecord>>,

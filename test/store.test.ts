@@ -510,6 +510,30 @@ describe("StateStore", () => {
     });
   });
 
+  it("a state loaded from the files is frozen through and through, tasks and the rest", async () => {
+    const store = await StateStore.open(dir);
+    await store.transact((draft) => {
+      draft.tasks["A"] = {
+        task_id: "A",
+        history: [{ at: "2025-12-30T22:00:00.000Z", event: "created" }],
+        escalation_rules: { on_blocked: "report" },
+      } as unknown as TaskRecord;
+      draft.sessions.push({ id: "S", task_ids: ["A"] } as unknown as State["sessions"][number]);
+    });
+    await store.compact();
+    const loaded = await (await StateStore.open(dir)).read();
+    for (const value of [
+      loaded.tasks["A"],
+      loaded.tasks["A"]!.history,
+      loaded.tasks["A"]!.history[0],
+      loaded.tasks["A"]!.escalation_rules,
+      loaded.sessions,
+      loaded.sessions[0],
+      loaded.sessions[0]!.task_ids,
+    ])
+      expect(Object.isFrozen(value)).toBe(true);
+  });
+
   it("re-reads inside the lock: two stores in one process never lose each other's updates", async () => {
     const a = await StateStore.open(dir);
     const b = await StateStore.open(dir);

@@ -5,7 +5,6 @@ import {
   enableArrayMethods,
   enablePatches,
   finishDraft,
-  freeze,
   isDraft,
   type Draft,
   type Patch,
@@ -63,7 +62,7 @@ export class StateDraft {
         patches.push({ op: "remove", path: ["tasks", id] });
         continue;
       }
-      const value = freeze(copyOut(slot.value), true) as TaskRecord;
+      const value = frozen(copyOut(slot.value)) as TaskRecord;
       tasks.set(id, value);
       patches.push({ op: had ? "replace" : "add", path: ["tasks", id], value });
     }
@@ -329,6 +328,14 @@ export function applyToState(
   return restPatches.length ? applyPatches(rest, restPatches) : rest;
 }
 
-function frozen<T>(value: T): T {
-  return freeze(value as object, true) as T;
+/**
+ * Freezes a record and everything in it (JSON data: plain objects and arrays), in place. immer's
+ * deep freeze lists every object's keys into a new array: freezing a loaded state of 10,000 tasks
+ * that way made enough garbage to grow the heap by 18 MB, for good (issue 16's memory row).
+ */
+export function frozen<T>(value: T): T {
+  if (value === null || typeof value !== "object" || Object.isFrozen(value)) return value;
+  if (Array.isArray(value)) for (let i = 0; i < value.length; i++) frozen(value[i] as unknown);
+  else for (const k in value) frozen((value as Record<string, unknown>)[k]);
+  return Object.freeze(value);
 }

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import type { DataFile } from "lowdb/node";
 import { freeze, type Draft, type Patch } from "immer";
 import { EoaError } from "../errors.js";
-import { applyToState, StateDraft } from "./draft.js";
+import { applyToState, frozen, StateDraft } from "./draft.js";
 import { indexTasks, taskChanged } from "./task-index.js";
 import { emptyState, migrate, STATE_VERSION, type State, type TaskRecord } from "./schema.js";
 
@@ -297,8 +297,8 @@ export class StateStore {
         appliedBytes += Buffer.byteLength(line) + 1;
       }
       const { tasks, ...parsed } = snapshot;
-      const rest = freeze(applyToState(parsed, tasks, patches), true);
-      for (const id of Object.keys(tasks)) freeze(tasks[id], true);
+      const rest = frozen(applyToState(parsed, tasks, patches));
+      for (const id in tasks) frozen(tasks[id]);
       indexTasks(tasks);
       const state = freeze({ ...rest, tasks });
       const journalBytes = Buffer.byteLength(journal.slice(0, end));

@@ -1601,6 +1601,31 @@ describe("actions due (what check_messages tells the orchestrator to do next)", 
     expect(actionsDue(s).actions).toEqual([]);
   });
 
+  it("lists reviews before assignments and counts every action past the limit", () => {
+    const s = stateWith([
+      ...Array.from({ length: 3 }, (_, i) => ({
+        task_id: `R-${i}`,
+        status: "ai-review" as const,
+        pr_number: 10 + i,
+      })),
+      ...Array.from({ length: 25 }, (_, i) => ({ task_id: `U-${i}` })),
+    ]);
+    const { actions, more } = actionsDue(s);
+    expect(actions.map((a) => a.task_id)).toEqual([
+      "R-0",
+      "R-1",
+      "R-2",
+      ...Array.from({ length: ACTIONS_DUE_LIMIT - 3 }, (_, i) => `U-${i}`),
+    ]);
+    expect(actions[3]).toEqual({
+      tool: "assign_task",
+      task_id: "U-0",
+      why: "U-0 is approved but not assigned",
+      arguments: { task_id: "U-0" },
+    });
+    expect(more).toBe(3 + 25 - ACTIONS_DUE_LIMIT);
+  });
+
   it("check_messages says how many more there are", async () => {
     await setup();
     await startSession(inline(...Array.from({ length: ACTIONS_DUE_LIMIT + 5 }, (_, i) => `X-${i}`)));

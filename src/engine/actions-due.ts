@@ -55,7 +55,8 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
       ]
     : [];
   const reviews: ActionDue[] = [];
-  const assigns: ActionDue[] = [];
+  // Ids only: at 10,000 unassigned tasks, an entry each would be built for 20 to be listed.
+  const unassigned: string[] = [];
   const judgments: ActionDue[] = [];
   for (const a of Object.values(state.agents)) {
     if (!a.failing || a.availability === "offline") continue;
@@ -104,12 +105,7 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
             },
       );
     } else if (t.status === "todo" && !t.queue && !t.parked_by) {
-      assigns.push({
-        tool: "assign_task",
-        task_id: id,
-        why: `${id} is approved but not assigned`,
-        arguments: { task_id: id },
-      });
+      unassigned.push(id);
     }
   }
   const report: ActionDue[] =
@@ -123,8 +119,18 @@ export function actionsDue(state: Readonly<State>): { actions: ActionDue[]; more
           },
         ]
       : [];
-  const all = [...escalations, ...judgments, ...reviews, ...report, ...assigns];
-  return { actions: all.slice(0, ACTIONS_DUE_LIMIT), more: Math.max(0, all.length - ACTIONS_DUE_LIMIT) };
+  const first = [...escalations, ...judgments, ...reviews, ...report];
+  const assigns = unassigned.slice(0, Math.max(0, ACTIONS_DUE_LIMIT - first.length)).map((id): ActionDue => ({
+    tool: "assign_task",
+    task_id: id,
+    why: `${id} is approved but not assigned`,
+    arguments: { task_id: id },
+  }));
+  const all = [...first, ...assigns];
+  return {
+    actions: all.slice(0, ACTIONS_DUE_LIMIT),
+    more: Math.max(0, first.length + unassigned.length - ACTIONS_DUE_LIMIT),
+  };
 }
 
 /** An agent's question or error report: the orchestrator's move (rule 5b). */

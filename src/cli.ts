@@ -1,8 +1,9 @@
 #!/usr/bin/env node
+// First: V8 flags that must be set before anything else is loaded.
+import { collectGarbage } from "./v8-flags.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { setFlagsFromString } from "node:v8";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CONFIG_FLAGS, type Config, ConfigError, loadConfig, secretsOf } from "./config.js";
 import { buildClients, buildRuntime, closeRuntime, prepareRuntime, recover } from "./deps.js";
@@ -49,12 +50,6 @@ stdout carries only the MCP protocol; logs go to stderr. At info, every decision
 review verdict and escalation is one line.`;
 
 const COMMANDS = new Set(["stdio", "serve", "preflight", "report", "status"]);
-
-// undici parses HTTP with WebAssembly (llhttp). V8's optimising tier recompiles it in the background
-// a few seconds after the first request, and that compilation alone lifted a server's peak memory
-// by about 35 MB (VmHWM 102 vs 66 MB for a bare undici request loop). At a handful of requests a
-// minute the baseline compiler's code is fast enough. Set before undici is first imported.
-setFlagsFromString("--liftoff-only");
 
 async function main(argv: string[]): Promise<number> {
   // Loaded on demand: a plain stdio start should not pay for the simulator or the HTTP stack.
@@ -170,7 +165,12 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const daemon = command === "serve" || !!parsed.values.http;
-  const rt = await buildRuntime(config, { logSinks: sinks, ...clockOpts, deferPrepare: !daemon });
+  const rt = await buildRuntime(config, {
+    logSinks: sinks,
+    ...clockOpts,
+    deferPrepare: !daemon,
+    afterLargeLoad: collectGarbage,
+  });
   let closing = false;
   if (daemon) {
     const { serveHttp } = await import("./http.js");

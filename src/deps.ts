@@ -23,6 +23,8 @@ export interface BuildOptions {
    * it once `initialize` is answered, so a large state never delays the answer.
    */
   deferPrepare?: boolean;
+  /** See StoreOptions.afterLargeLoad: the CLI collects garbage there. */
+  afterLargeLoad?: () => void;
 }
 
 /**
@@ -69,7 +71,7 @@ export function buildClients(
  */
 export async function buildRuntime(config: Config, opts: BuildOptions = {}): Promise<Runtime> {
   const { logger, aimaestro, github } = buildClients(config, opts);
-  const store = await StateStore.open(config.stateDir);
+  const store = await StateStore.open(config.stateDir, { afterLargeLoad: opts.afterLargeLoad });
   const remote = gitRemoteOf(config);
   let git: GitMirror | undefined;
   if (remote) {

@@ -510,6 +510,28 @@ describe("StateStore", () => {
     });
   });
 
+  it("calls afterLargeLoad once a document over 1 MB is read whole, not for a small one", async () => {
+    const calls: string[] = [];
+    const writer = await StateStore.open(dir);
+    await writer.transact((draft) => {
+      draft.tasks["A"] = { task_id: "A", title: "A", history: [] } as unknown as TaskRecord;
+    });
+    await writer.compact();
+    await (await StateStore.open(dir, { afterLargeLoad: () => calls.push("small") })).read();
+    await writer.transact((draft) => {
+      for (let i = 0; i < 300; i++)
+        draft.tasks[`T-${i}`] = {
+          task_id: `T-${i}`,
+          title: "x".repeat(4_000),
+          history: [],
+        } as unknown as TaskRecord;
+    });
+    await writer.compact();
+    const reader = await StateStore.open(dir, { afterLargeLoad: () => calls.push("large") });
+    expect(Object.keys((await reader.read()).tasks)).toHaveLength(301);
+    expect(calls).toEqual(["large"]);
+  });
+
   it("a state loaded from the files is frozen through and through, tasks and the rest", async () => {
     const store = await StateStore.open(dir);
     await store.transact((draft) => {

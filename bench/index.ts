@@ -9,7 +9,7 @@
  * the table (for the README's performance section) to stdout.
  */
 import { execFile, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -741,7 +741,10 @@ async function reviewCycle(): Promise<void> {
     await rm(join(dir, `clone-${i}`), { recursive: true, force: true });
   }
   const clone = median(clones);
-  /** One review as review_pr makes it: fetch the head, a checkout ready, nothing run, then let go. */
+  /**
+   * One review as review_pr makes it: fetch the head, a checkout ready, the review's commands
+   * leave a report behind (as a coverage run does), then let go.
+   */
   const cycles = async (mirror: GitMirror, reviews: number): Promise<{ first: number; steady: number }> => {
     await mirror.ensureMirror();
     const times: number[] = [];
@@ -749,7 +752,16 @@ async function reviewCycle(): Promise<void> {
       const pr = (i % PRS) + 1;
       const [t] = await timed(async () => {
         const sha = await mirror.fetchPullHead(pr);
-        await mirror.withWorktree(pr, sha, async () => undefined, undefined, "main");
+        await mirror.withWorktree(
+          pr,
+          sha,
+          async (wt) => {
+            await mkdir(join(wt.path, "coverage"), { recursive: true });
+            await writeFile(join(wt.path, "coverage", "coverage-summary.json"), "{}");
+          },
+          undefined,
+          true,
+        );
       });
       times.push(t);
     }
@@ -769,7 +781,7 @@ async function reviewCycle(): Promise<void> {
   );
   const ratio = reused.steady / clone;
   row(
-    "review cycle (fetch, checkout of the head verified clean, reset to base), reused checkout",
+    "review cycle (fetch, checkout of the head verified clean, clean-up after), reused checkout",
     `${ms(reused.steady)} (${ratio.toFixed(2)} of a clone; the first review, which makes the checkout, ${ms(reused.first)})`,
     "≤ 0.1 of a clone",
     ratio <= 0.1,

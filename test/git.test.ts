@@ -234,7 +234,6 @@ describe("GitMirror", () => {
     const spareMirror = async () =>
       new GitMirror({ remote, stateDir: await mkdtemp(join(root, "state-")), spareWorktree: true });
     const spares = async (m: GitMirror) => (await worktreeEntries(m)).filter((e) => e.startsWith("spare-"));
-    const mainSha = () => git(work, "rev-parse", "main");
     /** What a checkout holds: its files, HEAD, and anything git would report. */
     const contents = async (path: string) => ({
       files: (await readdir(path)).sort(),
@@ -242,7 +241,7 @@ describe("GitMirror", () => {
       status: await git(path, "status", "--porcelain", "--ignored"),
     });
 
-    it("is made by the first review and reset to the base after it: no PR content outlives the review", async () => {
+    it("is made by the first review and cleaned after it of what the review wrote, left at the head it reviewed", async () => {
       const m = await spareMirror();
       let during = "";
       await m.withWorktree(
@@ -259,22 +258,22 @@ describe("GitMirror", () => {
           await writeFile(join(wt.path, "app.txt"), "tampered\n");
         },
         undefined,
-        "main",
+        true,
       );
       expect(basename(during)).toMatch(new RegExp(`^spare-${process.pid}-[0-9a-f]+$`));
       expect(await spares(m)).toEqual([basename(during)]);
+      // The build output is gone; the tracked file the review changed is put back by the next one.
       expect(await contents(during)).toEqual({
-        files: [".git", "README.md", "app.txt"],
-        head: await mainSha(),
-        status: "",
+        files: [".git", "README.md", "app.txt", "feature.txt"],
+        head: pr7Sha,
+        status: "M app.txt",
       });
-      expect(await readFile(join(during, "app.txt"), "utf8")).toBe("main line 1\nline 2\nline 3\n");
       expect(await registeredWorktrees(m)).toBe(1);
     });
 
     it("is taken by the next review, checked out at its head and verified clean, whatever was put into it while it waited", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
       const spare = join(m.worktreesDir, (await spares(m))[0]!);
       // Anything sharing the directory could have touched it: a tracked file, new and ignored files.
       await writeFile(join(spare, "README.md"), "tampered\n");
@@ -292,7 +291,7 @@ describe("GitMirror", () => {
           readme: await readFile(join(wt.path, "README.md"), "utf8"),
         }),
         undefined,
-        "main",
+        true,
       );
       expect(seen).toEqual({
         path: spare,
@@ -306,7 +305,7 @@ describe("GitMirror", () => {
       expect(await registeredWorktrees(m)).toBe(1);
     });
 
-    it("is reset even when the review fails or is cancelled", async () => {
+    it("is cleaned even when the review fails or is cancelled", async () => {
       const m = await spareMirror();
       await expect(
         m.withWorktree(
@@ -316,7 +315,7 @@ describe("GitMirror", () => {
             throw new Error("the review's command crashed");
           },
           undefined,
-          "main",
+          true,
         ),
       ).rejects.toThrow("crashed");
       const abort = new AbortController();
@@ -330,14 +329,14 @@ describe("GitMirror", () => {
             await new Promise(() => undefined); // a command that never ends on its own
           },
           abort.signal,
-          "main",
+          true,
         ),
         "ABORTED",
       );
       const [spare] = await spares(m);
       expect(await contents(join(m.worktreesDir, spare!))).toEqual({
-        files: [".git", "README.md", "app.txt"],
-        head: await mainSha(),
+        files: [".git", "README.md", "app.txt", "feature.txt"],
+        head: pr7Sha,
         status: "",
       });
     });
@@ -358,34 +357,43 @@ describe("GitMirror", () => {
       await git(work, "push", "--quiet", "origin", "HEAD:refs/pull/9/head");
       await git(work, "checkout", "--quiet", "main");
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
       const sha9 = await m.fetchPullHead(9);
       const app = await m.withWorktree(
         9,
         sha9,
         async (wt) => readFile(join(wt.path, "app.txt"), "utf8"),
         undefined,
-        "main",
+        true,
       );
       expect(app).toBe("line 1\r\nline 2\r\nline 3 changed\r\n");
-      // It could not go back to main's files either: removed, the next review makes one afresh.
-      expect(await spares(m)).toEqual([]);
-      expect(await registeredWorktrees(m)).toBe(0);
+      // The one made afresh is kept; going back to PR 7's attributes, it is made afresh again.
+      expect(await spares(m)).toHaveLength(1);
+      const back = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => readFile(join(wt.path, "app.txt"), "utf8"),
+        undefined,
+        true,
+      );
+      expect(back).not.toContain("\r\n");
+      expect(await spares(m)).toHaveLength(1);
+      expect(await registeredWorktrees(m)).toBe(1);
     });
 
     it("in use by one review, a second review at the same time gets a fresh worktree, removed afterwards", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
       const sha8 = await m.fetchPullHead(8);
       const paths = await m.withWorktree(
         7,
         pr7Sha,
         async (outer) => {
-          const inner = await m.withWorktree(8, sha8, async (wt) => wt.path, undefined, "main");
+          const inner = await m.withWorktree(8, sha8, async (wt) => wt.path, undefined, true);
           return [outer.path, inner];
         },
         undefined,
-        "main",
+        true,
       );
       expect(basename(paths[0]!)).toMatch(/^spare-/);
       expect(basename(paths[1]!)).toMatch(/^pr-8-/);
@@ -395,7 +403,7 @@ describe("GitMirror", () => {
 
     it("keeps git's record through cleanOrphans run beside a review", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
       const [spare] = await spares(m);
       const status = await m.withWorktree(
         7,
@@ -406,7 +414,7 @@ describe("GitMirror", () => {
           return git(wt.path, "status", "--porcelain");
         },
         undefined,
-        "main",
+        true,
       );
       expect(status).toBe("");
       expect(await spares(m)).toEqual([spare]);
@@ -414,7 +422,7 @@ describe("GitMirror", () => {
 
     it("is replaced by a fresh one when it is unusable", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
       const [spare] = await spares(m);
       await rm(join(m.worktreesDir, spare!), { recursive: true, force: true });
       const text = await m.withWorktree(
@@ -422,7 +430,7 @@ describe("GitMirror", () => {
         pr7Sha,
         async (wt) => readFile(join(wt.path, "feature.txt"), "utf8"),
         undefined,
-        "main",
+        true,
       );
       expect(text).toBe("a\nb\nc\n");
       expect(await spares(m)).toHaveLength(1);
@@ -431,17 +439,17 @@ describe("GitMirror", () => {
 
     it("is removed by close(), and none is kept after it", async () => {
       const m = await spareMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
       await m.close();
       expect(await worktreeEntries(m)).toEqual([]);
       expect(await registeredWorktrees(m)).toBe(0);
-      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
       expect(await worktreeEntries(m)).toEqual([]);
     });
 
     it("is left out without the option", async () => {
       const m = await newMirror();
-      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, "main");
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
       expect(await worktreeEntries(m)).toEqual([]);
     });
 

@@ -23,11 +23,13 @@ import { pidGone } from "../owner.js";
  * - Worktree directories are named `pr-<N>-<pid>-<random>`: several server processes may share a
  *   state directory, and `cleanOrphans` only removes directories whose owning process is gone.
  * - With `spareWorktree`, one checkout (`spare-<pid>-<random>`) is kept and reused: a review
- *   checks out its head there (`checkout --force --detach` + `clean -ffdx`, which write only the
- *   files that differ, then verified clean), and afterwards it is reset to the base branch and
- *   cleaned before it waits, so no checkout holds a PR's content after its review. Creating every
- *   file of a large repository for each review would cost more than a clone. A review that finds
- *   it in use (a second review at once) gets a fresh worktree, removed afterwards.
+ *   checks out its head there (`checkout --force --detach`, which writes only the files that
+ *   differ, then verified clean by `status`; `clean -ffdx` only when it shows files that are not
+ *   the head's). Afterwards what the review's commands wrote is removed (`clean -ffdx`: build
+ *   output, installed dependencies), and the checkout waits at the head it reviewed: its files are
+ *   in the mirror anyway, and moving back to the base cost a second checkout a review (issue 16).
+ *   Creating every file of a large repository for each review would cost more than a clone. A
+ *   review that finds it in use (a second review at once) gets a fresh worktree, removed afterwards.
  * - Every name that comes from remote data is validated before it reaches argv, and git is always
  *   spawned without a shell; `--end-of-options` separates revisions from options.
  */
@@ -155,17 +157,17 @@ export class GitMirror {
   }
 
   /**
-   * Checks out PR #N's head in a detached worktree, runs `fn` in it, and afterwards resets the
-   * reused checkout to `baseRef` (or removes a worktree made for this review): on success, on a
-   * throw and on abort. Without `baseRef` the reused checkout is removed too. With `expectedSha`,
-   * a head that moved since the caller looked is refused rather than reviewed.
+   * Checks out PR #N's head in a detached worktree, runs `fn` in it, and afterwards cleans the
+   * reused checkout of what the review wrote (or removes a worktree made for this review): on
+   * success, on a throw and on abort. Without `keep` the reused checkout is removed too. With
+   * `expectedSha`, a head that moved since the caller looked is refused rather than reviewed.
    */
   async withWorktree<T>(
     prNumber: number,
     expectedSha: string | undefined,
     fn: (wt: Worktree) => Promise<T>,
     signal?: AbortSignal,
-    baseRef?: string,
+    keep?: boolean,
   ): Promise<T> {
     assertPrNumber(prNumber);
     const expected = expectedSha === undefined ? undefined : assertSha(expectedSha);
@@ -195,7 +197,7 @@ export class GitMirror {
     } catch (err) {
       throw withPr(err, prNumber);
     } finally {
-      if (path) await this.release(path, baseRef);
+      if (path) await this.release(path, keep === true);
     }
   }
 
@@ -229,22 +231,23 @@ export class GitMirror {
     return path;
   }
 
-  /** After a review: the reused checkout goes back to the base, any other worktree is removed. */
-  private async release(path: string, baseRef: string | undefined): Promise<void> {
+  /** After a review: the reused checkout is cleaned of what it wrote, any other worktree is removed. */
+  private async release(path: string, keep: boolean): Promise<void> {
     const spare = this.spare;
     if (spare?.path !== path) {
       await this.removeWorktree(path);
       this.active.delete(path);
       return;
     }
-    const base =
-      baseRef && !this.closed ? await this.resolveCommit(this.revision(baseRef)).catch(() => "") : "";
-    // Not under the review's signal: a cancelled review's checkout is reset all the same.
-    // The next review verifies it: here checking out and cleaning is enough.
-    if (base && (await this.switchCheckout(path, spare.sha, base, undefined, { verify: false }))) {
-      spare.sha = base;
-      spare.busy = false;
-      return;
+    // Not under the review's signal: a cancelled review's checkout is cleaned all the same.
+    if (keep && !this.closed) {
+      try {
+        await this.run(["clean", "-ffdxq"], { cwd: path });
+        spare.busy = false;
+        return;
+      } catch (err) {
+        this.log.debug("reused checkout not cleaned, removed", { error: errorMessage(err) });
+      }
     }
     await this.dropSpare();
   }
@@ -258,7 +261,6 @@ export class GitMirror {
     from: string,
     to: string,
     signal?: AbortSignal,
-    { verify = true } = {},
   ): Promise<boolean> {
     try {
       // Attributes (eol, ident, filters, encodings) decide how files are written out, and a
@@ -270,22 +272,27 @@ export class GitMirror {
               signal,
             });
       if (attributes.exitCode !== 0) throw new Error(".gitattributes differ between the two commits");
-      // `--force` rewrites tracked files changed since the checkout (by the review's commands, or
-      // by anything while it waited: it sits in a shared directory), `clean` removes untracked and
-      // ignored ones. (`to` is a checked full commit id, and git 2.39's checkout refuses
-      // `--end-of-options` after `--detach`.)
+      // `--force` rewrites tracked files changed since the checkout (by anything while it waited:
+      // it sits in a shared directory). (`to` is a checked full commit id, and git 2.39's checkout
+      // refuses `--end-of-options` after `--detach`.)
       await this.run(["checkout", "--quiet", "--force", "--detach", to], { signal, cwd: path });
-      await this.run(["clean", "-ffdxq"], { signal, cwd: path });
-      if (!verify) return true;
-      // Verified, not assumed: what a review sees is `to`'s tree and nothing else. (One status
-      // gives both: `# branch.oid` is HEAD, and any other line a file that differs.)
-      const status = await this.run(
-        ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"],
-        { signal, cwd: path },
-      );
-      const lines = status.split("\n").filter((l) => l && !l.startsWith("# "));
-      if (lines.length || !status.includes(`# branch.oid ${to}\n`)) {
-        throw new Error(`not clean at ${to}: ${status.slice(0, 200)}`);
+      // Verified, not assumed: what a review sees is `to`'s tree and nothing else. One status
+      // gives both: `# branch.oid` is HEAD, and any other line a file that differs. Files that
+      // are not the head's (`?` untracked, `!` ignored) are removed, and it is asked again.
+      const status = async () => {
+        const text = await this.run(
+          ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"],
+          { signal, cwd: path },
+        );
+        return { text, lines: text.split("\n").filter((l) => l && !l.startsWith("# ")) };
+      };
+      let seen = await status();
+      if (seen.lines.length && seen.lines.every((l) => l.startsWith("? ") || l.startsWith("! "))) {
+        await this.run(["clean", "-ffdxq"], { signal, cwd: path });
+        seen = await status();
+      }
+      if (seen.lines.length || !seen.text.includes(`# branch.oid ${to}\n`)) {
+        throw new Error(`not clean at ${to}: ${seen.text.slice(0, 200)}`);
       }
       return true;
     } catch (err) {

@@ -89,7 +89,7 @@ export async function runMechanical(
       }
     },
     ctx.signal,
-    pr.baseRef, // the reused checkout is reset to it afterwards
+    true, // the checkout is kept for the next review
   );
   const hasCoverageSource = !!(rt.config.review.commands.coverage || rt.config.review.commands.test);
   const gate2 = gate2Local({

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
-/** V8 settings of the server process, set before any other module is loaded (cli.ts imports this first). */
+/** V8 settings of the server process, set before any other module is loaded (cli.ts loads this first). */
 
 // undici parses HTTP with WebAssembly (llhttp). V8's optimising tier recompiles it in the background
 // a few seconds after the first request, and that compilation alone lifted a server's peak memory

@@ -1,11 +1,12 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "./paths.js";
 
-/** The package version, read once from package.json (one directory above both src/ and dist/). */
+/** The package version, read once from package.json. */
 export const VERSION: string = (() => {
   try {
-    return (
-      JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
-    ).version;
+    return (JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string })
+      .version;
   } catch {
     return "0.0.0";
   }

@@ -288,7 +288,9 @@ export class AiMaestroClient {
   private http: Promise<{ agent: Agent; request: typeof import("undici").request }> | undefined;
 
   private undici() {
-    this.http ??= import("undici").then(({ Agent, request }) => ({
+    // Through `default`: undici is CommonJS, and in the bundle (scripts/build.ts) that is all a
+    // dynamic import of it gives.
+    this.http ??= import("undici").then(({ default: { Agent, request } }) => ({
       agent: new Agent({
         keepAliveTimeout: 10_000,
         connections: 8,

@@ -1,8 +1,8 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ScriptedAgent } from "./agents.js";
 import { commandFlags } from "./command-line.js";
+import { CLI_PATH } from "../paths.js";
 import { createSurroundings, SEED_AGENTS, SEED_ISSUES } from "./environment.js";
 import { removeOnExit } from "./temp-dir.js";
 
@@ -115,7 +115,7 @@ export async function sandbox(
   };
   loops.push(setInterval(() => void step(), Math.max(50, AGENT_STEP_SANDBOX_MS / speed)));
 
-  const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
+  const cli = CLI_PATH;
   const env = { EOA_CONFIG: sur.configFile, EOA_FAKE_CLOCK_FILE: clockFile };
   const envArgs = (flag: string) => Object.entries(env).map(([k, v]) => `${flag} ${shellQuote(`${k}=${v}`)}`);
   const server = [process.execPath, cli].map(shellQuote).join(" ");

@@ -1,12 +1,12 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { settled } from "../protocol/kanban.js";
 import type { KanbanColumn } from "../state/schema.js";
 import { ScriptedAgent, type Faults } from "./agents.js";
 import { commandFlags } from "./command-line.js";
+import { CLI_PATH } from "../paths.js";
 import { createSurroundings, SEED_AGENTS } from "./environment.js";
 import { removeOnExit } from "./temp-dir.js";
 
@@ -126,7 +126,7 @@ export async function simulate(
       }),
   );
 
-  const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
+  const cli = CLI_PATH;
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [cli, "--config", sur.configFile],

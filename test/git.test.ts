@@ -305,6 +305,84 @@ describe("GitMirror", () => {
       expect(await registeredWorktrees(m)).toBe(1);
     });
 
+    it("is taken at its head whatever was done to its index or directories while it waited", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
+      const spare = join(m.worktreesDir, (await spares(m))[0]!);
+      await git(spare, "rm", "--quiet", "--cached", "feature.txt");
+      await rm(join(spare, "app.txt"));
+      await mkdir(join(spare, "app.txt", "inside"), { recursive: true });
+      await mkdir(join(spare, "empty", "nested"), { recursive: true });
+      const seen = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => ({
+          path: wt.path,
+          ...(await contents(wt.path)),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+          index: await git(wt.path, "ls-files", "--stage"),
+        }),
+        undefined,
+        true,
+      );
+      expect(seen).toEqual({
+        path: spare,
+        files: [".git", "README.md", "app.txt", "feature.txt"],
+        head: pr7Sha,
+        status: "",
+        app: "line 1\nline 2\nline 3 changed\n",
+        index: await git(
+          m.mirrorPath,
+          "ls-tree",
+          "-r",
+          "--format=%(objectmode) %(objectname) 0\t%(path)",
+          pr7Sha,
+        ),
+      });
+    });
+
+    it("is made afresh when a review flagged index entries the checkout leaves alone (assume-unchanged, skip-worktree)", async () => {
+      const m = await spareMirror();
+      const flagged = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => {
+          await git(wt.path, "update-index", "--assume-unchanged", "README.md");
+          await git(wt.path, "update-index", "--skip-worktree", "app.txt");
+          await writeFile(join(wt.path, "README.md"), "tampered\n");
+          await writeFile(join(wt.path, "app.txt"), "tampered\n");
+          return wt.path;
+        },
+        undefined,
+        true,
+      );
+      const seen = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => ({
+          path: wt.path,
+          ...(await contents(wt.path)),
+          flags: await git(wt.path, "ls-files", "-v"),
+          readme: await readFile(join(wt.path, "README.md"), "utf8"),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+        }),
+        undefined,
+        true,
+      );
+      expect(seen.path).not.toBe(flagged);
+      expect(seen).toEqual({
+        path: seen.path,
+        files: [".git", "README.md", "app.txt", "feature.txt"],
+        head: pr7Sha,
+        status: "",
+        flags: "H README.md\nH app.txt\nH feature.txt",
+        readme: "# demo\n",
+        app: "line 1\nline 2\nline 3 changed\n",
+      });
+      expect(await spares(m)).toEqual([basename(seen.path)]);
+      expect(await registeredWorktrees(m)).toBe(1);
+    });
+
     it("is cleaned even when the review fails or is cancelled", async () => {
       const m = await spareMirror();
       await expect(

@@ -23,13 +23,15 @@ import { pidGone } from "../owner.js";
  * - Worktree directories are named `pr-<N>-<pid>-<random>`: several server processes may share a
  *   state directory, and `cleanOrphans` only removes directories whose owning process is gone.
  * - With `spareWorktree`, one checkout (`spare-<pid>-<random>`) is kept and reused: a review
- *   checks out its head there (`checkout --force --detach`, which writes only the files that
- *   differ, then verified clean by `status`; `clean -ffdx` only when it shows files that are not
- *   the head's). Afterwards what the review's commands wrote is removed (`clean -ffdx`: build
- *   output, installed dependencies), and the checkout waits at the head it reviewed: its files are
- *   in the mirror anyway, and moving back to the base cost a second checkout a review (issue 16).
- *   Creating every file of a large repository for each review would cost more than a clone. A
- *   review that finds it in use (a second review at once) gets a fresh worktree, removed afterwards.
+ *   checks out its head there (`checkout --force --detach`, which compares every tracked file with
+ *   the index and writes only those that differ), verified (HEAD; no index entry the checkout
+ *   leaves alone; nothing untracked or ignored, else `clean -ffdx` and look again). Afterwards what
+ *   the review's commands wrote is removed (`clean -ffdx`: build output, installed dependencies),
+ *   and the checkout waits at the head it reviewed: its files are in the mirror anyway, the next
+ *   review sees none of them, and moving back to the base cost a second checkout a review (issue
+ *   16; docs/PROTOCOL.md, rule 6). Creating every file of a large repository for each review would
+ *   cost more than a clone. A review that finds it in use (a second review at once) gets a fresh
+ *   worktree, removed afterwards.
  * - Every name that comes from remote data is validated before it reaches argv, and git is always
  *   spawned without a shell; `--end-of-options` separates revisions from options.
  */
@@ -264,35 +266,43 @@ export class GitMirror {
   ): Promise<boolean> {
     try {
       // Attributes (eol, ident, filters, encodings) decide how files are written out, and a
-      // checkout rewrites only the files whose content changed: if they differ, start afresh.
-      const attributes =
-        from === to
-          ? { exitCode: 0 }
-          : await this.runWithExit(["diff", "--quiet", from, to, "--", ":(glob)**/.gitattributes"], [0, 1], {
-              signal,
-            });
-      if (attributes.exitCode !== 0) throw new Error(".gitattributes differ between the two commits");
+      // checkout rewrites only the files whose content changed: if they differ, start afresh. The
+      // comparison runs beside the checkout, whose work is then thrown away with the checkout.
       // `--force` rewrites tracked files changed since the checkout (by anything while it waited:
       // it sits in a shared directory). (`to` is a checked full commit id, and git 2.39's checkout
       // refuses `--end-of-options` after `--detach`.)
-      await this.run(["checkout", "--quiet", "--force", "--detach", to], { signal, cwd: path });
-      // Verified, not assumed: what a review sees is `to`'s tree and nothing else. One status
-      // gives both: `# branch.oid` is HEAD, and any other line a file that differs. Files that
-      // are not the head's (`?` untracked, `!` ignored) are removed, and it is asked again.
-      const status = async () => {
-        const text = await this.run(
-          ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"],
-          { signal, cwd: path },
-        );
-        return { text, lines: text.split("\n").filter((l) => l && !l.startsWith("# ")) };
-      };
-      let seen = await status();
-      if (seen.lines.length && seen.lines.every((l) => l.startsWith("? ") || l.startsWith("! "))) {
+      const [attributes] = await Promise.all([
+        from === to
+          ? { exitCode: 0 }
+          : this.runWithExit(["diff", "--quiet", from, to, "--", ":(glob)**/.gitattributes"], [0, 1], {
+              signal,
+            }),
+        this.run(["checkout", "--quiet", "--force", "--detach", to], { signal, cwd: path }),
+      ]);
+      if (attributes.exitCode !== 0) throw new Error(".gitattributes differ between the two commits");
+      // Verified, not assumed: what a review sees is `to`'s tree and nothing else. The checkout
+      // just compared every tracked file with the index (what `status` would do again) and
+      // rewrote those that differ, except entries flagged assume-unchanged or skip-worktree (a
+      // review's commands may set them): one listing of the index (`-v`: "H " for a plain entry)
+      // and of what is not in it ("? ", untracked and ignored alike: no excludes, and empty
+      // directories) shows both. Files that are not the head's are removed, and it is asked again.
+      const odd = async () =>
+        (
+          await this.run(["ls-files", "-v", "--cached", "--others", "--directory", "-z"], {
+            signal,
+            cwd: path,
+          })
+        )
+          .split("\0")
+          .filter((entry) => entry && !entry.startsWith("H "));
+      const head = await checkoutHead(path);
+      let left = await odd();
+      if (left.length && left.every((entry) => entry.startsWith("? "))) {
         await this.run(["clean", "-ffdxq"], { signal, cwd: path });
-        seen = await status();
+        left = await odd();
       }
-      if (seen.lines.length || !seen.text.includes(`# branch.oid ${to}\n`)) {
-        throw new Error(`not clean at ${to}: ${seen.text.slice(0, 200)}`);
+      if (left.length || head !== to) {
+        throw new Error(`not clean at ${to}: HEAD ${head}, ${left.slice(0, 5).join(", ")}`);
       }
       return true;
     } catch (err) {
@@ -787,6 +797,12 @@ export function stripCredentials(text: string): string {
 }
 
 // ---- worktree ownership and abort ---------------------------------------------------------------
+
+/** What a worktree's HEAD holds: its `.git` file names its git directory (`gitdir: <path>`). */
+async function checkoutHead(path: string): Promise<string> {
+  const link = /^gitdir: (.+)$/m.exec(await readFile(join(path, ".git"), "utf8"))?.[1];
+  return link ? (await readFile(join(resolve(path, link), "HEAD"), "utf8")).trim() : "";
+}
 
 function ownedByLiveProcess(name: string): boolean {
   const m = WORKTREE_NAME.exec(name);

@@ -134,6 +134,18 @@ describe("GitMirror", () => {
     await expectCode(m.fetchPullHead(99), "GIT_PR_NOT_FOUND");
   });
 
+  it("returns a PR's new head after it moved, whether git keeps the ref in a file of its own or packed", async () => {
+    const m = await newMirror();
+    await git(remote, "update-ref", "refs/pull/10/head", pr7Sha);
+    expect(await m.fetchPullHead(10)).toBe(pr7Sha);
+    await git(m.mirrorPath, "pack-refs", "--all", "--prune");
+    expect(existsSync(join(m.mirrorPath, "refs/pull/10/head"))).toBe(false);
+    expect(await m.fetchPullHead(10)).toBe(pr7Sha);
+    await git(remote, "update-ref", "refs/pull/10/head", pr8Sha);
+    expect(await m.fetchPullHead(10)).toBe(pr8Sha);
+    await git(remote, "update-ref", "-d", "refs/pull/10/head");
+  });
+
   it("checks out the PR in a worktree and removes it after success", async () => {
     const m = await newMirror();
     let seen = "";

@@ -353,6 +353,34 @@ describe("GitMirror", () => {
       });
     });
 
+    it("is made afresh when a .gitattributes was put into it while it waited: the checkout would have written by it", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
+      const spare = join(m.worktreesDir, (await spares(m))[0]!);
+      await writeFile(join(spare, ".gitattributes"), "*.txt text eol=crlf\n");
+      const sha8 = await m.fetchPullHead(8);
+      const seen = await m.withWorktree(
+        8,
+        sha8,
+        async (wt) => ({
+          path: wt.path,
+          ...(await contents(wt.path)),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+        }),
+        undefined,
+        true,
+      );
+      expect(seen.path).not.toBe(spare);
+      expect(seen).toEqual({
+        path: seen.path,
+        files: [".git", "README.md", "app.txt"],
+        head: pr8Sha,
+        status: "",
+        app: "PR line 1\nline 2\nline 3\n",
+      });
+      expect(await spares(m)).toEqual([basename(seen.path)]);
+    });
+
     it("is made afresh when a review flagged index entries the checkout leaves alone (assume-unchanged, skip-worktree)", async () => {
       const m = await spareMirror();
       const flagged = await m.withWorktree(

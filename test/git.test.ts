@@ -134,6 +134,18 @@ describe("GitMirror", () => {
     await expectCode(m.fetchPullHead(99), "GIT_PR_NOT_FOUND");
   });
 
+  it("returns a PR's new head after it moved, whether git keeps the ref in a file of its own or packed", async () => {
+    const m = await newMirror();
+    await git(remote, "update-ref", "refs/pull/10/head", pr7Sha);
+    expect(await m.fetchPullHead(10)).toBe(pr7Sha);
+    await git(m.mirrorPath, "pack-refs", "--all", "--prune");
+    expect(existsSync(join(m.mirrorPath, "refs/pull/10/head"))).toBe(false);
+    expect(await m.fetchPullHead(10)).toBe(pr7Sha);
+    await git(remote, "update-ref", "refs/pull/10/head", pr8Sha);
+    expect(await m.fetchPullHead(10)).toBe(pr8Sha);
+    await git(remote, "update-ref", "-d", "refs/pull/10/head");
+  });
+
   it("checks out the PR in a worktree and removes it after success", async () => {
     const m = await newMirror();
     let seen = "";
@@ -302,6 +314,112 @@ describe("GitMirror", () => {
         readme: "# demo\n",
       });
       expect(await spares(m)).toEqual([basename(spare)]);
+      expect(await registeredWorktrees(m)).toBe(1);
+    });
+
+    it("is taken at its head whatever was done to its index or directories while it waited", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
+      const spare = join(m.worktreesDir, (await spares(m))[0]!);
+      await git(spare, "rm", "--quiet", "--cached", "feature.txt");
+      await rm(join(spare, "app.txt"));
+      await mkdir(join(spare, "app.txt", "inside"), { recursive: true });
+      await mkdir(join(spare, "empty", "nested"), { recursive: true });
+      const seen = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => ({
+          path: wt.path,
+          ...(await contents(wt.path)),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+          index: await git(wt.path, "ls-files", "--stage"),
+        }),
+        undefined,
+        true,
+      );
+      expect(seen).toEqual({
+        path: spare,
+        files: [".git", "README.md", "app.txt", "feature.txt"],
+        head: pr7Sha,
+        status: "",
+        app: "line 1\nline 2\nline 3 changed\n",
+        index: await git(
+          m.mirrorPath,
+          "ls-tree",
+          "-r",
+          "--format=%(objectmode) %(objectname) 0\t%(path)",
+          pr7Sha,
+        ),
+      });
+    });
+
+    it("is made afresh when a .gitattributes was put into it while it waited: the checkout would have written by it", async () => {
+      const m = await spareMirror();
+      await m.withWorktree(7, pr7Sha, async () => undefined, undefined, true);
+      const spare = join(m.worktreesDir, (await spares(m))[0]!);
+      await writeFile(join(spare, ".gitattributes"), "*.txt text eol=crlf\n");
+      const sha8 = await m.fetchPullHead(8);
+      const seen = await m.withWorktree(
+        8,
+        sha8,
+        async (wt) => ({
+          path: wt.path,
+          ...(await contents(wt.path)),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+        }),
+        undefined,
+        true,
+      );
+      expect(seen.path).not.toBe(spare);
+      expect(seen).toEqual({
+        path: seen.path,
+        files: [".git", "README.md", "app.txt"],
+        head: pr8Sha,
+        status: "",
+        app: "PR line 1\nline 2\nline 3\n",
+      });
+      expect(await spares(m)).toEqual([basename(seen.path)]);
+    });
+
+    it("is made afresh when a review flagged index entries the checkout leaves alone (assume-unchanged, skip-worktree)", async () => {
+      const m = await spareMirror();
+      const flagged = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => {
+          await git(wt.path, "update-index", "--assume-unchanged", "README.md");
+          await git(wt.path, "update-index", "--skip-worktree", "app.txt");
+          await writeFile(join(wt.path, "README.md"), "tampered\n");
+          await writeFile(join(wt.path, "app.txt"), "tampered\n");
+          return wt.path;
+        },
+        undefined,
+        true,
+      );
+      const seen = await m.withWorktree(
+        7,
+        pr7Sha,
+        async (wt) => ({
+          path: wt.path,
+          ...(await contents(wt.path)),
+          flags: await git(wt.path, "ls-files", "-v"),
+          readme: await readFile(join(wt.path, "README.md"), "utf8"),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+        }),
+        undefined,
+        true,
+      );
+      expect(seen.path).not.toBe(flagged);
+      expect(seen).toEqual({
+        path: seen.path,
+        files: [".git", "README.md", "app.txt", "feature.txt"],
+        head: pr7Sha,
+        status: "",
+        flags: "H README.md\nH app.txt\nH feature.txt",
+        readme: "# demo\n",
+        app: "line 1\nline 2\nline 3 changed\n",
+      });
+      expect(await spares(m)).toEqual([basename(seen.path)]);
       expect(await registeredWorktrees(m)).toBe(1);
     });
 

@@ -22,14 +22,17 @@ import { pidGone } from "../owner.js";
  *   the pruned namespace so a branch prune never drops a PR head.
  * - Worktree directories are named `pr-<N>-<pid>-<random>`: several server processes may share a
  *   state directory, and `cleanOrphans` only removes directories whose owning process is gone.
- * - With `spareWorktree`, one checkout (`spare-<pid>-<random>`) is kept and reused: a review
- *   checks out its head there (`checkout --force --detach`, which writes only the files that
- *   differ, then verified clean by `status`; `clean -ffdx` only when it shows files that are not
- *   the head's). Afterwards what the review's commands wrote is removed (`clean -ffdx`: build
- *   output, installed dependencies), and the checkout waits at the head it reviewed: its files are
- *   in the mirror anyway, and moving back to the base cost a second checkout a review (issue 16).
- *   Creating every file of a large repository for each review would cost more than a clone. A
- *   review that finds it in use (a second review at once) gets a fresh worktree, removed afterwards.
+ * - With `spareWorktree`, one checkout (`spare-<pid>-<random>`) is kept and reused: a review checks
+ *   out its head there (`checkout --force --detach`, which compares every tracked file with the
+ *   index and writes only those that differ), verified by one listing of its index and of anything
+ *   else in it (no index entry the checkout leaves alone; nothing untracked or ignored, else
+ *   `clean -ffdx` and look again; `.gitattributes` as before, else it is made afresh) and HEAD.
+ *   Afterwards what the review's commands wrote is removed (`clean -ffdx`: build output, installed
+ *   dependencies), and the checkout waits at the head it reviewed: its files are in the mirror
+ *   anyway, the next review sees none of them, and moving back to the base cost a second checkout a
+ *   review (issue 16; docs/PROTOCOL.md, rule 6). Creating every file of a large repository for each
+ *   review would cost more than a clone. A review that finds it in use (a second review at once)
+ *   gets a fresh worktree, removed afterwards.
  * - Every name that comes from remote data is validated before it reaches argv, and git is always
  *   spawned without a shell; `--end-of-options` separates revisions from options.
  */
@@ -107,8 +110,8 @@ export class GitMirror {
   private readonly spareWorktree: boolean;
   /** Environment for commands that talk to the remote. */
   private readonly authEnv: Record<string, string>;
-  /** The reused checkout, at `sha` (the base it was reset to, or the head under review while `busy`). */
-  private spare: { path: string; sha: string; busy: boolean } | undefined;
+  /** The reused checkout, at `sha`, with the `.gitattributes` entries of its index (see `checkoutIndex`). */
+  private spare: { path: string; sha: string; attributes: string; busy: boolean } | undefined;
   private closed = false;
 
   constructor(opts: GitMirrorOptions) {
@@ -146,7 +149,9 @@ export class GitMirror {
       }
       throw err;
     }
-    const sha = await this.resolveCommit(ref);
+    // The fetch left the ref in a file of its own unless it was up to date and packed: read there,
+    // it costs no git process (each costs this process a fork, several ms at a server's size).
+    const sha = (await this.looseRef(ref)) ?? (await this.resolveCommit(ref));
     this.fetchedHeads.set(prNumber, sha);
     return sha;
   }
@@ -209,8 +214,10 @@ export class GitMirror {
     const spare = this.spare;
     if (spare && !spare.busy) {
       spare.busy = true;
-      if (await this.switchCheckout(spare.path, spare.sha, sha, signal)) {
+      const attributes = await this.switchCheckout(spare, sha, signal);
+      if (attributes !== undefined) {
         spare.sha = sha;
+        spare.attributes = attributes;
         return spare.path;
       }
       await this.dropSpare();
@@ -219,9 +226,11 @@ export class GitMirror {
     const reuse = this.spareWorktree && !this.spare && !this.closed;
     const path = this.worktreePath(reuse ? "spare" : `pr-${prNumber}`);
     this.active.add(path);
-    if (reuse) this.spare = { path, sha, busy: true };
+    if (reuse) this.spare = { path, sha, attributes: "", busy: true };
     try {
       await this.run(["worktree", "add", "--detach", "--end-of-options", path, sha], { signal });
+      if (this.spare?.path === path)
+        this.spare.attributes = (await this.checkoutIndex(path, signal)).attributes;
     } catch (err) {
       if (reuse) this.spare = undefined;
       await this.removeWorktree(path);
@@ -253,52 +262,67 @@ export class GitMirror {
   }
 
   /**
-   * Moves a checkout from commit `from` to `to`, exactly as a fresh checkout of `to` would be;
-   * false when it cannot be (the caller then makes one afresh).
+   * Moves the reused checkout to commit `to`, exactly as a fresh checkout of `to` would be, and
+   * returns its `.gitattributes` entries; undefined when it cannot be (the caller then makes one
+   * afresh).
    */
   private async switchCheckout(
-    path: string,
-    from: string,
+    spare: { path: string; attributes: string },
     to: string,
     signal?: AbortSignal,
-  ): Promise<boolean> {
+  ): Promise<string | undefined> {
+    const { path } = spare;
     try {
-      // Attributes (eol, ident, filters, encodings) decide how files are written out, and a
-      // checkout rewrites only the files whose content changed: if they differ, start afresh.
-      const attributes =
-        from === to
-          ? { exitCode: 0 }
-          : await this.runWithExit(["diff", "--quiet", from, to, "--", ":(glob)**/.gitattributes"], [0, 1], {
-              signal,
-            });
-      if (attributes.exitCode !== 0) throw new Error(".gitattributes differ between the two commits");
       // `--force` rewrites tracked files changed since the checkout (by anything while it waited:
       // it sits in a shared directory). (`to` is a checked full commit id, and git 2.39's checkout
       // refuses `--end-of-options` after `--detach`.)
       await this.run(["checkout", "--quiet", "--force", "--detach", to], { signal, cwd: path });
-      // Verified, not assumed: what a review sees is `to`'s tree and nothing else. One status
-      // gives both: `# branch.oid` is HEAD, and any other line a file that differs. Files that
-      // are not the head's (`?` untracked, `!` ignored) are removed, and it is asked again.
-      const status = async () => {
-        const text = await this.run(
-          ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"],
-          { signal, cwd: path },
-        );
-        return { text, lines: text.split("\n").filter((l) => l && !l.startsWith("# ")) };
-      };
-      let seen = await status();
-      if (seen.lines.length && seen.lines.every((l) => l.startsWith("? ") || l.startsWith("! "))) {
+      // Verified, not assumed: what a review sees is `to`'s tree and nothing else. The checkout
+      // just compared every tracked file with the index (what `status` would do again) and
+      // rewrote those that differ, except entries flagged assume-unchanged or skip-worktree (a
+      // review's commands may set them). Files that are not the head's are removed, and it is
+      // asked again; but a `.gitattributes` among them applied to what the checkout wrote.
+      let index = await this.checkoutIndex(path, signal);
+      if (index.odd.length && index.odd.every((entry) => entry.startsWith("? ") && !isAttributes(entry))) {
         await this.run(["clean", "-ffdxq"], { signal, cwd: path });
-        seen = await status();
+        index = await this.checkoutIndex(path, signal);
       }
-      if (seen.lines.length || !seen.text.includes(`# branch.oid ${to}\n`)) {
-        throw new Error(`not clean at ${to}: ${seen.text.slice(0, 200)}`);
+      const head = await checkoutHead(path);
+      if (index.odd.length || head !== to) {
+        throw new Error(`not clean at ${to}: HEAD ${head}, ${index.odd.slice(0, 5).join(", ")}`);
       }
-      return true;
+      // Attributes (eol, ident, filters, encodings) decide how files are written out, and a
+      // checkout rewrites only the files whose content changed: if they differ from those of the
+      // commit it was at, start afresh.
+      if (index.attributes !== spare.attributes)
+        throw new Error(".gitattributes differ between the two commits");
+      return index.attributes;
     } catch (err) {
       this.log.debug("reused checkout unusable, making one afresh", { error: errorMessage(err) });
-      return false;
+      return undefined;
     }
+  }
+
+  /**
+   * One listing of a checkout's index and of what is not in it: `odd` holds every entry but a
+   * plain tracked file ("H "): flagged ones ("h", "S", "s") and others ("? ", untracked and
+   * ignored alike, as no excludes are given, and empty directories); `attributes` the index's
+   * `.gitattributes` entries (mode, blob and path, as a diff of the two commits would compare).
+   */
+  private async checkoutIndex(
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<{ odd: string[]; attributes: string }> {
+    const entries = (
+      await this.run(["ls-files", "-v", "--stage", "--cached", "--others", "--directory", "-z"], {
+        signal,
+        cwd: path,
+      })
+    ).split("\0");
+    return {
+      odd: entries.filter((entry) => entry && !entry.startsWith("H ")),
+      attributes: entries.filter(isAttributes).join("\0"),
+    };
   }
 
   private async dropSpare(): Promise<void> {
@@ -512,6 +536,12 @@ export class GitMirror {
       );
     }
     return sha;
+  }
+
+  /** A ref's commit from its own file in the mirror (a "loose" ref), if it has one. */
+  private async looseRef(ref: string): Promise<string | undefined> {
+    const text = await readFile(join(this.mirrorPath, ref), "utf8").catch(() => "");
+    return /^([0-9a-f]{40}(?:[0-9a-f]{24})?)\n$/.exec(text)?.[1];
   }
 
   /** A branch name becomes its remote-tracking ref; a full SHA is used as is. */
@@ -787,6 +817,17 @@ export function stripCredentials(text: string): string {
 }
 
 // ---- worktree ownership and abort ---------------------------------------------------------------
+
+/** Whether an `ls-files -v --stage` entry ("H <mode> <blob> 0\t<path>", "? <path>") is a `.gitattributes`. */
+function isAttributes(entry: string): boolean {
+  return /(?:^\? |\t|\/)\.gitattributes$/.test(entry);
+}
+
+/** What a worktree's HEAD holds: its `.git` file names its git directory (`gitdir: <path>`). */
+async function checkoutHead(path: string): Promise<string> {
+  const link = /^gitdir: (.+)$/m.exec(await readFile(join(path, ".git"), "utf8"))?.[1];
+  return link ? (await readFile(join(resolve(path, link), "HEAD"), "utf8")).trim() : "";
+}
 
 function ownedByLiveProcess(name: string): boolean {
   const m = WORKTREE_NAME.exec(name);

@@ -307,7 +307,7 @@ export class StateStore {
         appliedBytes += Buffer.byteLength(line) + 1;
       }
       const { tasks, ...parsed } = snapshot;
-      const rest = frozen(applyToState(parsed, tasks, patches));
+      const rest = applyToState(parsed, tasks, patches);
       for (const id in tasks) frozen(tasks[id]);
       indexTasks(tasks);
       const state = freeze({ ...rest, tasks });

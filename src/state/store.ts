@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   closeSync,
   constants,
+  existsSync,
   fdatasync,
   fstatSync,
   fsyncSync,
@@ -536,8 +537,10 @@ export class StateStore {
   private lockReleased(ms: number): Promise<void> {
     if (!this.dirWatcher) {
       try {
+        const lockDir = `${this.file}.lock`;
         this.dirWatcher = watch(this.dir, (_event, name) => {
-          if (name !== "state.json.lock") return;
+          // Its creation (another process taking it) says the same name: only a free lock wakes.
+          if (name !== "state.json.lock" || !this.lockWaiters.size || existsSync(lockDir)) return;
           for (const wake of this.lockWaiters) wake();
         });
         this.dirWatcher.on("error", () => undefined).unref();

@@ -390,6 +390,18 @@ describe("StateStore", () => {
     expect(heard).toHaveLength(3);
   });
 
+  it("writes its revision token over a longer one whole: its own writes are not taken for another's", async () => {
+    const { a, heard } = await twoStores();
+    // Tokens are written in place; what was there before may be longer than one.
+    await writeFile(join(dir, "state.rev"), "x".repeat(100));
+    await a.transact((draft) => {
+      draft.current_session_id = "mine";
+    });
+    expect((await readFile(join(dir, "state.rev"), "utf8")).length).toBe(36);
+    expect((await a.read()).current_session_id).toBe("mine");
+    expect(heard.map((c) => c.external ?? false)).toEqual([false]);
+  });
+
   it("announces another's compaction once, and a change after it, when a read catches it half-way", async () => {
     const { a, b, heard, write } = await twoStores();
     const journal = join(dir, "state.journal");

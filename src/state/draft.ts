@@ -1,5 +1,4 @@
 import {
-  applyPatches,
   createDraft,
   current,
   enableArrayMethods,
@@ -272,7 +271,7 @@ function rootProxy(rest: Draft<Omit<State, "tasks">>, tasks: Record<string, Task
 /**
  * Applies journal patches to a state, task by task: a line another process wrote costs what it
  * changed, not a copy of the map. `tasks` is changed in place (see StateDraft); the rest is
- * returned anew.
+ * returned anew, frozen.
  */
 export function applyToState(
   rest: Omit<State, "tasks">,
@@ -307,25 +306,56 @@ export function applyToState(
   }
   for (const [id, list] of byTask) {
     let record: unknown = tasks[id];
-    let run: Patch[] = [];
-    const flush = () => {
-      if (run.length) record = applyPatches(record as object, run);
-      run = [];
-    };
+    const copies = new Set<object>();
     for (const p of list) {
-      if (p.path.length > 0) {
-        run.push(p);
-        continue;
-      }
-      flush();
-      record = p.op === "remove" ? undefined : p.value;
+      if (p.path.length > 0) record = applyPatch(record, p, copies);
+      else record = p.op === "remove" ? undefined : p.value;
     }
-    flush();
     if (record === undefined) delete tasks[id];
     else tasks[id] = frozen(record as TaskRecord);
     taskChanged(tasks, id, tasks[id]);
   }
-  return restPatches.length ? applyPatches(rest, restPatches) : rest;
+  const copies = new Set<object>();
+  let next: unknown = rest;
+  for (const p of restPatches) next = applyPatch(next, p, copies);
+  return frozen(next as Omit<State, "tasks">);
+}
+
+/**
+ * One journal patch applied to frozen JSON data, as immer's applyPatches would, copying only the
+ * objects and arrays on its path (once for all the patches sharing `copies`). immer drafts the
+ * whole path and, for an array insert, marks every index changed and walks them all to finalize:
+ * 0.8 ms of CPU a line another process wrote, at a few hundred decisions and effects, paid by
+ * every process for every other's transaction. The copies and the values put in are left unfrozen
+ * for the caller's `frozen`.
+ */
+function applyPatch(root: unknown, patch: Patch, copies: Set<object>): unknown {
+  const own = (value: unknown, at: number): Record<string | number, unknown> => {
+    if (value === null || typeof value !== "object")
+      throw new Error(`journal patch path does not resolve: ${patch.path.slice(0, at).join("/")}`);
+    if (copies.has(value)) return value as Record<string, unknown>;
+    const copy = Array.isArray(value)
+      ? value.slice()
+      : Object.assign(Object.create(Object.getPrototypeOf(value) as object | null) as object, value);
+    copies.add(copy);
+    return copy as Record<string, unknown>;
+  };
+  const { path } = patch;
+  for (const key of path)
+    if (key === "__proto__" || key === "constructor")
+      throw new Error(`journal patch path is not data: ${path.join("/")}`);
+  const top = own(root, 0);
+  let parent = top;
+  for (let i = 0; i < path.length - 1; i++) parent = parent[path[i]!] = own(parent[path[i]!], i + 1);
+  const key = path[path.length - 1]!;
+  if (Array.isArray(parent)) {
+    const at = Number(key);
+    if (patch.op === "add") parent.splice(at, 0, patch.value);
+    else if (patch.op === "remove") parent.splice(at, 1);
+    else parent[at] = patch.value;
+  } else if (patch.op === "remove") delete parent[key];
+  else parent[key] = patch.value;
+  return top;
 }
 
 /**

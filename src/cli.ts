@@ -4,4 +4,8 @@
 // settings too.
 import "./v8-flags.js";
 
+// Stack traces (a tool failure's log line, a crash) name src/*.ts lines rather than the bundle's
+// chunks. Node reads a module's map as it loads it, so this comes before main.js.
+process.setSourceMapsEnabled(true);
+
 await import("./main.js");

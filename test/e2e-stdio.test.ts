@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createEnvironment, type NightEnvironment } from "../src/sim/environment.js";
+import { emptyState } from "../src/state/schema.js";
 import { tools } from "../src/tools/index.js";
 import { assertBuilt, CLI, runCli } from "./fixtures/cli.js";
 
@@ -167,6 +168,35 @@ describe("eoa-mcp over stdio", () => {
       expect(state.idempotency["assign_task:k-1"]).toMatchObject({ status: "done" });
     } finally {
       await client.close().catch(() => undefined);
+    }
+  });
+
+  it("a tool's internal failure is logged with a stack that names the TypeScript sources, not the bundle's chunks", async () => {
+    // A damaged state: an outbox entry that is not an object makes check_messages fail inside.
+    const stateDir = join(env.root, "damaged-state");
+    await mkdir(stateDir);
+    await writeFile(join(stateDir, "state.json"), JSON.stringify({ ...emptyState(), outbox: [null] }));
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, "--config", env.configFile, "--state-dir", stateDir],
+      cwd: env.root,
+      env: { PATH: process.env.PATH ?? "", HOME: env.root },
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+    const client = new Client({ name: "eoa-e2e", version: "1.0.0" });
+    await client.connect(transport);
+    try {
+      const r = await client.callTool({ name: "check_messages", arguments: {} });
+      expect(r.isError).toBe(true);
+      expect(JSON.stringify(r.content)).toContain("INTERNAL");
+      await expect.poll(() => stderr).toContain("tool failed");
+      const logged = stderr.split("\n").find((l) => l.includes("tool failed"))!;
+      expect(logged).toMatch(/ \(\/\S+\/src\/\S+\.ts:\d+:\d+\)/);
+      expect(logged).not.toMatch(/dist\/\S+\.js/);
+    } finally {
+      await client.close();
     }
   });
 

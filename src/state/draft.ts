@@ -90,9 +90,8 @@ export class StateDraft {
     const out: TaskRecord[] = [];
     for (const id of this.keys()) {
       const slot = this.slots.get(id);
-      if (!slot) out.push(this.live[id]!);
-      else if (slot.kind === "set") out.push(slot.value as TaskRecord);
-      else if (slot.kind === "view") out.push((slot.draft ?? slot.base) as TaskRecord);
+      const task = slot ? inPlaceOf(slot) : this.live[id];
+      if (task) out.push(task);
     }
     return out;
   }
@@ -108,12 +107,7 @@ export class StateDraft {
     const out: TaskRecord[] = [];
     for (const id of ids) if (!this.slots.has(id)) out.push(this.live[id]!);
     for (const slot of this.slots.values()) {
-      const task =
-        slot.kind === "set"
-          ? (slot.value as TaskRecord)
-          : slot.kind === "view"
-            ? ((slot.draft ?? slot.base) as TaskRecord)
-            : undefined;
+      const task = inPlaceOf(slot);
       if (task && filedUnder(task, keys)) out.push(task);
     }
     return out;
@@ -181,6 +175,12 @@ type ViewSlot = {
   children: Map<unknown, object>;
 };
 type Slot = ViewSlot | { kind: "set"; value: unknown } | { kind: "deleted" };
+
+/** A changed task as the transaction has it now, read in place (undefined: deleted). */
+function inPlaceOf(slot: Slot): TaskRecord | undefined {
+  if (slot.kind === "set") return slot.value as TaskRecord;
+  return slot.kind === "view" ? ((slot.draft ?? slot.base) as TaskRecord) : undefined;
+}
 
 /** The task map of each live transaction, and each task view with its slot. */
 const drafts = new WeakMap<object, StateDraft>();

@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import lockfile from "proper-lockfile";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { assertBuilt, CLI } from "./fixtures/cli.js";
@@ -13,6 +12,7 @@ import { EoaError } from "../src/errors.js";
 import type { Draft } from "immer";
 import { tasksInPlace, tasksWhere } from "../src/state/records.js";
 import { STATE_VERSION, type State, type TaskRecord } from "../src/state/schema.js";
+import { StateLock } from "../src/state/lock.js";
 import { readStateDir, StateStore, type StateChange } from "../src/state/store.js";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -435,13 +435,13 @@ describe("StateStore", () => {
     const { a, heard, write } = await twoStores();
     await write("written-by-b");
     // Someone holds the lock, so a's transaction waits; a poll reads meanwhile and sees b's write.
-    const release = await lockfile.lock(join(dir, "state.json"), { realpath: false });
+    const release = new StateLock(join(dir, "state.json"), "another-process").tryTake()!;
     const waiting = a.transact((draft) => {
       draft.cycle.count += 1;
     });
     await sleep(50);
     expect((await a.read()).current_session_id).toBe("written-by-b");
-    await release();
+    release();
     await waiting;
     expect(heard.map((c) => c.external ?? false)).toEqual([true, false]);
   });
@@ -734,7 +734,7 @@ describe("a server's start-up", () => {
     assertBuilt();
     await StateStore.open(dir);
     // Another process holds the state: reading it (the roster sync) must wait.
-    const release = await lockfile.lock(join(dir, "state.json"), { realpath: false });
+    const release = new StateLock(join(dir, "state.json"), "another-process").tryTake()!;
     const client = new Client({ name: "start-up", version: "1" });
     try {
       await client.connect(
@@ -753,10 +753,10 @@ describe("a server's start-up", () => {
       });
       await sleep(200); // a chance to answer too early, which it must not take
       expect(answered).toBe(false);
-      await release();
+      release();
       expect((await call).contents).toHaveLength(1);
     } finally {
-      await release().catch(() => undefined);
+      release();
       await client.close();
     }
   });

@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import {
   closeSync,
   constants,
-  existsSync,
   fdatasync,
   fstatSync,
   fsyncSync,
@@ -23,6 +22,7 @@ import type { DataFile } from "lowdb/node";
 import { freeze, type Draft, type Patch } from "immer";
 import { EoaError } from "../errors.js";
 import { applyToState, frozen, StateDraft } from "./draft.js";
+import { StateLock } from "./lock.js";
 import { indexTasks, taskChanged } from "./task-index.js";
 import { emptyState, migrate, STATE_VERSION, type State, type TaskRecord } from "./schema.js";
 
@@ -116,8 +116,8 @@ export class StateStore {
   private readonly afterLargeLoad: (() => void) | undefined;
   /** Transactions of this store take the file lock one at a time: no polling against itself. */
   private lockQueue: Promise<void> = Promise.resolve();
-  private lockfile: typeof import("proper-lockfile") | undefined;
-  /** Wakes a lock wait when the lock directory goes (see `acquire`). */
+  private readonly fileLock: StateLock;
+  /** Wakes a lock wait when the lock goes (see `acquire`). */
   private dirWatcher: FSWatcher | undefined;
   private readonly lockWaiters = new Set<() => void>();
 
@@ -128,6 +128,7 @@ export class StateStore {
     this.file = join(dir, "state.json");
     this.revFile = join(dir, "state.rev");
     this.journalFile = join(dir, "state.journal");
+    this.fileLock = new StateLock(this.file);
     this.journalLimit = opts.journalLimitBytes ?? JOURNAL_LIMIT_BYTES;
     this.fsync = opts.fsync ?? true;
     this.afterLargeLoad = opts.afterLargeLoad;
@@ -501,30 +502,22 @@ export class StateStore {
   }
 
   /**
-   * Takes the lock, waiting while another process holds it. A wait ends when the lock directory is
-   * removed (the state directory is watched) or, at the latest, after a short backoff: a lock left
-   * by a killed process is taken over once stale (5 s; a live holder refreshes it every 2 s).
-   *
-   * Taken and released with synchronous calls: through the thread pool, each of the lock's file
-   * operations (mkdir, utimes and stat to take it, rmdir to release it) cost an event-loop round
-   * trip while the lock was held or free with others waiting. While it waits, the store reads what
-   * the holder before it wrote, so that inside the lock there is little left to catch up on.
+   * Takes the lock, waiting while another process holds it. A wait ends when the lock goes (the
+   * state directory is watched) or, at the latest, after a short backoff: a lock left by a killed
+   * process is taken over once stale (see StateLock). While it waits, the store reads what the
+   * holder before it wrote, so that inside the lock there is little left to catch up on.
    */
   private async acquire(): Promise<() => void> {
-    // Loaded on the first transaction: start-up does not wait for it.
-    const lockfile = (this.lockfile ??= (await import("proper-lockfile")).default);
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let backoff = 2; ; backoff = Math.min(backoff * 2, LOCK_BACKOFF_MAX_MS)) {
-      try {
-        return lockfile.lockSync(this.file, { realpath: false, stale: 5_000, update: 2_000 });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ELOCKED" || Date.now() > deadline) {
-          throw new EoaError(
-            "STATE_LOCKED",
-            `the state file ${this.file} stayed locked by another eoa-mcp process: ${(err as Error).message}`,
-            "retry in a moment; if no other eoa-mcp process is running, delete the stale state.json.lock directory",
-          );
-        }
+      const release = this.fileLock.tryTake();
+      if (release) return release;
+      if (Date.now() > deadline) {
+        throw new EoaError(
+          "STATE_LOCKED",
+          `the state file ${this.file} stayed locked by another eoa-mcp process (${this.fileLock.holder() ?? "an older version"}) for ${LOCK_WAIT_MS / 1000} s`,
+          `retry in a moment; if no other eoa-mcp process is running, delete ${this.fileLock.path}`,
+        );
       }
       // Listened for before the read, which the holder may finish during.
       const released = this.lockReleased(backoff);
@@ -537,10 +530,9 @@ export class StateStore {
   private lockReleased(ms: number): Promise<void> {
     if (!this.dirWatcher) {
       try {
-        const lockDir = `${this.file}.lock`;
         this.dirWatcher = watch(this.dir, (_event, name) => {
           // Its creation (another process taking it) says the same name: only a free lock wakes.
-          if (name !== "state.json.lock" || !this.lockWaiters.size || existsSync(lockDir)) return;
+          if (name !== "state.json.lock" || !this.lockWaiters.size || this.fileLock.taken()) return;
           for (const wake of this.lockWaiters) wake();
         });
         this.dirWatcher.on("error", () => undefined).unref();

@@ -1,0 +1,100 @@
+import { lstatSync, lutimesSync, mkdirSync, readlinkSync, symlinkSync, utimesSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { STALE_MS, StateLock } from "../src/state/lock.js";
+
+let dir: string;
+let file: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "eoa-lock-"));
+  file = join(dir, "state.json");
+});
+afterEach(async () => {
+  vi.useRealTimers();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Makes `path` (a link or a directory) look as old as a lock its holder stopped refreshing. */
+function age(path: string): void {
+  const then = new Date(Date.now() - STALE_MS - 1_000);
+  if (lstatSync(path).isSymbolicLink()) lutimesSync(path, then, then);
+  else utimesSync(path, then, then);
+}
+
+describe("the state directory's lock", () => {
+  it("is held by one at a time, and names its holder", () => {
+    const a = new StateLock(file, "a");
+    const b = new StateLock(file, "b");
+    const release = a.tryTake()!;
+    expect(release).toBeDefined();
+    expect(a.holder()).toBe("a");
+    expect(b.tryTake()).toBeUndefined();
+    expect(b.taken()).toBe(true);
+    release();
+    expect(b.taken()).toBe(false);
+    const again = b.tryTake()!;
+    expect(b.holder()).toBe("b");
+    again();
+  });
+
+  it("two locks of one process are two holders", () => {
+    const a = new StateLock(file);
+    const b = new StateLock(file);
+    const release = a.tryTake()!;
+    expect(b.tryTake()).toBeUndefined();
+    release();
+  });
+
+  it("is taken over once its holder stopped refreshing it, and the old holder's release leaves the new holder's lock", () => {
+    const a = new StateLock(file, "a");
+    const b = new StateLock(file, "b");
+    const releaseA = a.tryTake()!;
+    expect(b.tryTake()).toBeUndefined();
+    age(a.path);
+    const releaseB = b.tryTake()!;
+    expect(releaseB).toBeDefined();
+    releaseA();
+    expect(readlinkSync(b.path)).toBe("b");
+    releaseB();
+    expect(b.taken()).toBe(false);
+  });
+
+  it("stays with a live holder that holds it longer than the stale age: the holder refreshes it", () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    const a = new StateLock(file, "a");
+    const b = new StateLock(file, "b");
+    const release = a.tryTake()!;
+    vi.advanceTimersByTime(3 * STALE_MS);
+    expect(b.tryTake()).toBeUndefined();
+    release();
+    expect(b.tryTake()).toBeDefined();
+  });
+
+  it("treats the lock directory of an older eoa-mcp as held, and removes it once stale", () => {
+    mkdirSync(`${file}.lock`);
+    const b = new StateLock(file, "b");
+    expect(b.tryTake()).toBeUndefined();
+    expect(b.holder()).toBeUndefined();
+    age(`${file}.lock`);
+    const release = b.tryTake()!;
+    expect(b.holder()).toBe("b");
+    release();
+  });
+
+  it("clears a takeover guard left by a taker that died, once stale, and takes over on the next try", async () => {
+    symlinkSync("dead", `${file}.lock`);
+    symlinkSync("dead", `${file}.lock.takeover`);
+    age(`${file}.lock`);
+    const b = new StateLock(file, "b");
+    // A fresh guard: another taker is removing the stale lock right now.
+    expect(b.tryTake()).toBeUndefined();
+    age(`${file}.lock.takeover`);
+    expect(b.tryTake()).toBeUndefined(); // this try cleared the guard
+    const release = b.tryTake()!;
+    expect(release).toBeDefined();
+    release();
+    expect(await readdir(dir)).toEqual([]);
+  });
+});

@@ -3,9 +3,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KANBAN_COLUMNS, type KanbanColumn, type TaskRecord } from "../src/state/schema.js";
-import { tasksFiled, tasksInPlace } from "../src/state/records.js";
+import { heldNow, tasksFiled, tasksInPlace } from "../src/state/records.js";
 import { StateStore } from "../src/state/store.js";
-import { filedUnder, tasksUnder, type TaskKey } from "../src/state/task-index.js";
+import { filedUnder, heldIn, tasksUnder, type TaskKey } from "../src/state/task-index.js";
+
+/** The columns whose tasks count toward an agent's load, and two others. */
+const HELD: KanbanColumn[][] = [["in-progress", "ai-review", "merge-release"], ["blocked"], ["todo"]];
+
+/** What a walk says each agent holds in `columns`, as sorted entries. */
+const heldWalked = (tasks: readonly TaskRecord[], columns: KanbanColumn[]) => {
+  const held = new Map<string, number>();
+  for (const t of tasks)
+    if (t.assignee && columns.includes(t.status)) held.set(t.assignee, (held.get(t.assignee) ?? 0) + 1);
+  return sorted(held);
+};
+const sorted = (held: Map<string, number>) => [...held].sort(([a], [b]) => a.localeCompare(b));
 
 /**
  * The store's index of tasks by column (issue 16) must say what a walk over every task says, after
@@ -21,7 +33,7 @@ const KEYS: TaskKey[][] = [
   ["blocked", "human-review"],
 ];
 
-function task(id: string, status: KanbanColumn, queued: boolean): TaskRecord {
+function task(id: string, status: KanbanColumn, queued: boolean, assignee?: string): TaskRecord {
   const now = "2026-01-01T00:00:00.000Z";
   return {
     task_id: id,
@@ -41,6 +53,7 @@ function task(id: string, status: KanbanColumn, queued: boolean): TaskRecord {
     },
     status,
     ...(queued ? { queue: { since: now, reason: "waiting" } } : {}),
+    ...(assignee ? { assignee } : {}),
     assignment_epoch: 0,
     previous_assignees: [],
     fix_rounds: 0,
@@ -87,11 +100,14 @@ describe("the store's task index", () => {
       await store.transact((d) => {
         for (let k = 0; k < 1 + rand(3); k++) {
           const id = `T-${rand(40)}`;
-          const op = rand(6);
+          const op = rand(8);
+          const agent = rand(4) ? `agent-${rand(3)}` : undefined;
           if (op === 0) delete d.tasks[id];
           else if (op === 1 || !d.tasks[id])
-            d.tasks[id] = task(id, KANBAN_COLUMNS[rand(KANBAN_COLUMNS.length)]!, !!rand(2));
+            d.tasks[id] = task(id, KANBAN_COLUMNS[rand(KANBAN_COLUMNS.length)]!, !!rand(2), agent);
           else if (op === 2) delete d.tasks[id]!.queue;
+          else if (op === 6) d.tasks[id]!.assignee = agent ?? "agent-0";
+          else if (op === 7) delete d.tasks[id]!.assignee;
           else if (op === 3) d.tasks[id]!.queue = { since: "2026-01-01T00:00:00.000Z", reason: "r" };
           else d.tasks[id]!.status = KANBAN_COLUMNS[rand(KANBAN_COLUMNS.length)]!;
         }
@@ -100,6 +116,11 @@ describe("the store's task index", () => {
           expect(ids(tasksFiled(d, keys)), `seed ${seed}, round ${round}, in the transaction`).toEqual(
             ids(tasksInPlace(d).filter((t) => filedUnder(t, keys))),
           );
+        for (const columns of HELD)
+          expect(
+            sorted(heldNow(d, columns)),
+            `seed ${seed}, round ${round}, held in the transaction`,
+          ).toEqual(heldWalked(tasksInPlace(d), columns));
       });
       for (const s of [a, b]) {
         const state = await s.read();
@@ -108,6 +129,10 @@ describe("the store's task index", () => {
             ids(tasksUnder(state.tasks, keys)),
             `seed ${seed}, round ${round}, ${keys.join("+")}`,
           ).toEqual(walked(state.tasks, keys));
+        for (const columns of HELD)
+          expect(sorted(heldIn(state.tasks, columns)!), `seed ${seed}, round ${round}, held`).toEqual(
+            heldWalked(Object.values(state.tasks), columns),
+          );
       }
     }
     // A third store loads the files afresh and agrees with both.
@@ -115,6 +140,8 @@ describe("the store's task index", () => {
     const fresh = await c.read();
     const other = await a.read();
     for (const keys of KEYS) expect(ids(tasksUnder(fresh.tasks, keys))).toEqual(walked(other.tasks, keys));
+    for (const columns of HELD)
+      expect(sorted(heldIn(fresh.tasks, columns)!)).toEqual(heldWalked(Object.values(other.tasks), columns));
   });
 
   it("is not used for a map the store did not make: a plain state is walked", () => {

@@ -8,8 +8,8 @@ import {
   type Draft,
   type Patch,
 } from "immer";
-import type { State, TaskRecord } from "./schema.js";
-import { filedUnder, idsUnder, taskChanged, type TaskKey } from "./task-index.js";
+import type { KanbanColumn, State, TaskRecord } from "./schema.js";
+import { filedUnder, heldIn, idsUnder, taskChanged, type TaskKey } from "./task-index.js";
 
 enablePatches();
 enableArrayMethods();
@@ -111,6 +111,28 @@ export class StateDraft {
       if (task && filedUnder(task, keys)) out.push(task);
     }
     return out;
+  }
+
+  /**
+   * How many tasks each agent holds in `columns` as the transaction stands: the index's count of
+   * the committed tasks, corrected for the tasks this transaction changed. Undefined when the
+   * committed map has no index.
+   */
+  heldIn(columns: readonly KanbanColumn[]): Map<string, number> | undefined {
+    const held = heldIn(this.live, columns);
+    if (!held) return undefined;
+    const add = (task: TaskRecord | undefined, by: number) => {
+      if (!task?.assignee || !columns.includes(task.status)) return;
+      const n = (held.get(task.assignee) ?? 0) + by;
+      if (n) held.set(task.assignee, n);
+      else held.delete(task.assignee);
+    };
+    for (const [id, slot] of this.slots) {
+      if (slot.kind === "view" && !slot.draft) continue;
+      add(Object.hasOwn(this.live, id) ? this.live[id] : undefined, -1);
+      add(inPlaceOf(slot), 1);
+    }
+    return held;
   }
 
   private has(id: string): boolean {

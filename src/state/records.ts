@@ -1,6 +1,6 @@
 import type { Draft } from "immer";
 import { copyOut, draftOf } from "./draft.js";
-import type { State, TaskRecord } from "./schema.js";
+import type { KanbanColumn, State, TaskRecord } from "./schema.js";
 import { filedUnder, type TaskKey } from "./task-index.js";
 
 /** Reading records inside a transaction (the writers are the state machine's: protocol/machine). */
@@ -42,4 +42,17 @@ export function tasksWhere(draft: S, pick: (task: TaskRecord) => boolean): TaskR
  */
 export function tasksFiled(draft: S, keys: readonly TaskKey[]): readonly TaskRecord[] {
   return draftOf(draft.tasks)?.under(keys) ?? tasksInPlace(draft).filter((t) => filedUnder(t, keys));
+}
+
+/**
+ * How many tasks each agent holds (is the assignee of) in `columns`, as the transaction stands:
+ * in a store transaction from the store's index, in O(tasks the transaction changed).
+ */
+export function heldNow(draft: S, columns: readonly KanbanColumn[]): Map<string, number> {
+  const indexed = draftOf(draft.tasks)?.heldIn(columns);
+  if (indexed) return indexed;
+  const held = new Map<string, number>();
+  for (const t of tasksFiled(draft, columns))
+    if (t.assignee) held.set(t.assignee, (held.get(t.assignee) ?? 0) + 1);
+  return held;
 }

@@ -16,16 +16,25 @@ const keysOf = (t: TaskRecord): TaskKey[] => (t.queue ? [t.status, "queued"] : [
 
 class TaskIndex {
   private readonly ids = new Map<TaskKey, Set<string>>();
-  /** The keys each task is filed under, to take it out when it changes. */
-  private readonly filed = new Map<string, TaskKey[]>();
+  /** How many tasks each agent holds, by column: an agent's load is a sum of these (rule 1). */
+  private readonly held = new Map<KanbanColumn, Map<string, number>>();
+  /** Where each task is filed, to take it out when it changes. */
+  private readonly filed = new Map<
+    string,
+    { keys: TaskKey[]; holder: string | undefined; status: KanbanColumn }
+  >();
 
   constructor(tasks: Record<string, TaskRecord>) {
     for (const id of Object.keys(tasks)) this.file(id, tasks[id]);
   }
 
   file(id: string, task: TaskRecord | undefined): void {
-    for (const k of this.filed.get(id) ?? []) this.ids.get(k)?.delete(id);
-    this.filed.delete(id);
+    const was = this.filed.get(id);
+    if (was) {
+      for (const k of was.keys) this.ids.get(k)?.delete(id);
+      if (was.holder) count(this.held, was.status, was.holder, -1);
+      this.filed.delete(id);
+    }
     if (!task) return;
     const keys = keysOf(task);
     for (const k of keys) {
@@ -33,12 +42,33 @@ class TaskIndex {
       if (!set) this.ids.set(k, (set = new Set()));
       set.add(id);
     }
-    this.filed.set(id, keys);
+    if (task.assignee) count(this.held, task.status, task.assignee, 1);
+    this.filed.set(id, { keys, holder: task.assignee, status: task.status });
   }
 
   with(key: TaskKey): ReadonlySet<string> {
     return this.ids.get(key) ?? EMPTY;
   }
+
+  heldIn(columns: readonly KanbanColumn[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const c of columns)
+      for (const [agent, n] of this.held.get(c) ?? []) out.set(agent, (out.get(agent) ?? 0) + n);
+    return out;
+  }
+}
+
+function count(
+  held: Map<KanbanColumn, Map<string, number>>,
+  column: KanbanColumn,
+  agent: string,
+  by: number,
+): void {
+  let agents = held.get(column);
+  if (!agents) held.set(column, (agents = new Map()));
+  const n = (agents.get(agent) ?? 0) + by;
+  if (n) agents.set(agent, n);
+  else agents.delete(agent);
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
@@ -62,6 +92,14 @@ export function idsUnder(tasks: object, keys: readonly TaskKey[]): ReadonlySet<s
   const out = new Set<string>();
   for (const k of keys) for (const id of index.with(k)) out.add(id);
   return out;
+}
+
+/**
+ * How many tasks of an indexed map each agent holds (is the assignee of) in `columns`; an agent
+ * holding none is absent. Undefined for a map without an index.
+ */
+export function heldIn(tasks: object, columns: readonly KanbanColumn[]): Map<string, number> | undefined {
+  return indexes.get(tasks)?.heldIn(columns);
 }
 
 /** Whether a task (as it stands, a draft included) is filed under one of `keys`. */

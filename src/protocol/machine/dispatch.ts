@@ -1,6 +1,6 @@
 import { current, type Draft } from "immer";
 import { tasksFiled } from "../../state/records.js";
-import type { MessagePayload, TaskRecord } from "../../state/schema.js";
+import type { AgentRecord, MessagePayload, TaskRecord } from "../../state/schema.js";
 import { chooseAgent, dispatchBlocker, dispatchOrder, moveLoad } from "../assignment.js";
 import { assignedStatus } from "../kanban.js";
 import { assignmentMessage, handoffMessage } from "../messages.js";
@@ -77,14 +77,16 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
   const blocker = dispatchBlocker(task, statusOf);
   if (blocker) return queue(blocker);
 
-  const agents = Object.values(draft.agents).map((a) =>
+  // Read, not drafted: a draft of every agent on every dispatch cost more than the choice.
+  const agents = Object.values(current(draft.agents) as Record<string, AgentRecord>).map((a) =>
     opts.excluded?.has(a.id) ? { ...a, availability: "offline" as const } : a,
   );
   const loads = opts.loads ?? loadsNow(draft);
   const choice = chooseAgent(task, agents, loads, preferred);
   if (choice.agent === null) return queue(choice.reason);
 
-  const agent = draft.agents[choice.agent]!;
+  const agent = agents.find((a) => a.id === choice.agent)!;
+  // The task as it was: a dispatch changes none of what the message says.
   const before = current(task) as TaskRecord;
   const previousAssignee = task.assignee;
   task.assignment_epoch += 1;
@@ -125,10 +127,9 @@ export function dispatch(s: Step, taskId: string, opts: DispatchOptions = {}): D
     },
     outcome: `dispatched to ${agent.id}`,
   });
-  const snapshot = current(task) as TaskRecord;
   const message = opts.handoffFrom
-    ? handoffMessage(snapshot, agent.session, epoch, opts.handoffFrom)
-    : assignmentMessage(snapshot, agent.session, epoch);
+    ? handoffMessage(before, agent.session, epoch, opts.handoffFrom)
+    : assignmentMessage(before, agent.session, epoch);
   const payload: MessagePayload = {
     message,
     purpose: "assignment",

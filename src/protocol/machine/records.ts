@@ -12,8 +12,8 @@ import type {
   State,
   TaskRecord,
 } from "../../state/schema.js";
-import { tasksFiled } from "../../state/records.js";
-import { agentLoads, OCCUPYING } from "../assignment.js";
+import { heldNow } from "../../state/records.js";
+import { OCCUPYING } from "../assignment.js";
 import { oneLine } from "../text.js";
 import { HISTORY_DETAIL } from "./history.js";
 
@@ -144,5 +144,5 @@ export function requireAgent(state: Draft<State> | State, agentId: string): Draf
 
 /** Every agent's load as the transaction stands: its tasks in an occupying column (rule 1). */
 export function loadsNow(draft: Draft<State>): Map<string, number> {
-  return agentLoads(tasksFiled(draft, OCCUPYING));
+  return heldNow(draft, OCCUPYING);
 }

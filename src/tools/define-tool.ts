@@ -7,6 +7,7 @@ import {
   type ToolAnnotations,
 } from "@modelcontextprotocol/sdk/types.js";
 import { EoaError, errorMessage, isEoaError } from "../errors.js";
+import { sourceStack } from "../stack.js";
 import type { Runtime } from "../engine/runtime.js";
 import { errorResult, redactValue, toolResult } from "../response.js";
 
@@ -141,8 +142,9 @@ export function registerTools(
 ): () => Promise<unknown> {
   interface Toolset {
     byName: Map<string, AnyTool>;
-    // One schema object per tool: zod compiles a schema on its first parse, so a fresh one per call
-    // would pay that again on every call.
+    // One schema object per tool and direction: zod compiles a schema on its first parse, so a fresh
+    // one per call would pay that again on every call (a third of a small call's allocations).
+    inputs: Map<AnyTool, ReturnType<typeof inputSchemaOf>>;
     strictOutputs: Map<AnyTool, z.ZodObject>;
     // Built on the first tools/list: converting the schemas is work no other request needs.
     listed?: ReturnType<typeof listedTool>[];
@@ -151,6 +153,7 @@ export function registerTools(
   const toolset = () =>
     (loaded ??= load().then((tools): Toolset => ({
       byName: new Map(tools.map((t) => [t.name, t])),
+      inputs: new Map(tools.map((t) => [t, inputSchemaOf(t)])),
       strictOutputs: new Map(tools.map((t) => [t, z.object(t.output)])),
     })));
   server.server.registerCapabilities({ tools: { listChanged: false } });
@@ -159,7 +162,7 @@ export function registerTools(
     return { tools: (set.listed ??= [...set.byName.values()].map(listedTool)) };
   });
   server.server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
-    const { byName, strictOutputs } = await toolset();
+    const { byName, inputs, strictOutputs } = await toolset();
     const tool = byName.get(request.params.name);
     if (!tool) {
       return toErrorResult(
@@ -171,7 +174,7 @@ export function registerTools(
         rt,
       );
     }
-    const parsed = inputSchemaOf(tool).safeParse(request.params.arguments ?? {});
+    const parsed = inputs.get(tool)!.safeParse(request.params.arguments ?? {});
     if (!parsed.success) {
       const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(arguments)"}: ${i.message}`);
       return toErrorResult(
@@ -228,6 +231,9 @@ export function registerTools(
 
 export function toErrorResult(err: unknown, rt: Pick<Runtime, "redact" | "logger">): CallToolResult {
   if (!isEoaError(err))
-    rt.logger.error("tool failed", { error: errorMessage(err), stack: (err as Error)?.stack });
+    rt.logger.error("tool failed", {
+      error: errorMessage(err),
+      stack: err instanceof Error && err.stack ? sourceStack(err.stack) : undefined,
+    });
   return errorResult(err, (t) => rt.redact(t));
 }

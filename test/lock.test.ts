@@ -1,6 +1,6 @@
-import { lstatSync, lutimesSync, mkdirSync, readlinkSync, symlinkSync, utimesSync } from "node:fs";
+import { lstatSync, lutimesSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { STALE_MS, StateLock } from "../src/state/lock.js";
@@ -56,15 +56,15 @@ describe("the state directory's lock", () => {
     const releaseB = b.tryTake()!;
     expect(releaseB).toBeDefined();
     releaseA();
-    expect(readlinkSync(b.path)).toBe("b");
+    expect(b.holder()).toBe("b");
     releaseB();
     expect(b.taken()).toBe(false);
   });
 
   it("stays with a live holder that holds it longer than the stale age: the holder refreshes it", () => {
     vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
-    const a = new StateLock(file, "a");
-    const b = new StateLock(file, "b");
+    const a = new StateLock(file, "a", () => Date.now());
+    const b = new StateLock(file, "b", () => Date.now());
     const release = a.tryTake()!;
     vi.advanceTimersByTime(3 * STALE_MS);
     expect(b.tryTake()).toBeUndefined();
@@ -95,6 +95,38 @@ describe("the state directory's lock", () => {
     const release = b.tryTake()!;
     expect(release).toBeDefined();
     release();
-    expect(await readdir(dir)).toEqual([]);
+    // Only this process's owner files are left, until it exits.
+    expect((await readdir(dir)).filter((f) => !f.startsWith(".lock-owner-"))).toEqual([]);
+  });
+
+  it("is released and taken without making or removing a file: a link to its holder's own file", async () => {
+    const a = new StateLock(file, "a");
+    a.tryTake()!();
+    const owners = (await readdir(dir)).filter((f) => f.startsWith(".lock-owner-"));
+    expect(owners).toHaveLength(1);
+    const ino = lstatSync(join(dir, owners[0]!)).ino;
+    const release = a.tryTake()!;
+    expect(lstatSync(a.path).ino).toBe(ino);
+    release();
+    expect(await readdir(dir)).toEqual(owners);
+  });
+
+  it("removes the owner files of processes that have gone, and keeps the live ones'", async () => {
+    // pid 2^22 + 1 is above Linux's pid_max: no such process.
+    writeFileSync(join(dir, ".lock-owner-dead"), `${hostname()}:${2 ** 22 + 1}:00/1`);
+    writeFileSync(join(dir, ".lock-owner-alive"), `${hostname()}:${process.pid}:00/1`);
+    new StateLock(file, "a").tryTake()!();
+    const left = await readdir(dir);
+    expect(left).toContain(".lock-owner-alive");
+    expect(left).not.toContain(".lock-owner-dead");
+  });
+
+  it("makes its owner file again when something removed it", async () => {
+    const a = new StateLock(file, "a");
+    a.tryTake()!();
+    for (const f of await readdir(dir)) await rm(join(dir, f));
+    const release = a.tryTake()!;
+    expect(a.holder()).toBe("a");
+    release();
   });
 });

@@ -97,8 +97,7 @@ export class Runtime {
         const reduced = reduce(draft, event, { now, config: this.config, owner: PROCESS_ID });
         // Before the commit can be seen: no retry pass of this process may claim them before the caller.
         this.outbox.reserve(reduced.effects);
-        const ids = new Set(reduced.decisions);
-        decided = ids.size ? plain(draft.decisions.filter((d) => ids.has(d.id))) : [];
+        decided = plain(lastRecorded(draft.decisions, reduced.decisions));
         return reduced;
       });
     } catch (err) {
@@ -290,4 +289,16 @@ function hash(v: unknown): string {
     .update(JSON.stringify(v ?? null))
     .digest("hex")
     .slice(0, 16);
+}
+
+/**
+ * The records with these ids, read from the end of their log, where a step appends them: a walk
+ * from the start costs what the night has recorded so far.
+ */
+function lastRecorded<T extends { id: string }>(log: readonly T[], ids: readonly string[]): T[] {
+  const wanted = new Set(ids);
+  const out: T[] = [];
+  for (let i = log.length - 1; i >= 0 && out.length < wanted.size; i--)
+    if (wanted.has(log[i]!.id)) out.push(log[i]!);
+  return out.reverse();
 }

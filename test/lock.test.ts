@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { lstatSync, lutimesSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
@@ -119,6 +120,24 @@ describe("the state directory's lock", () => {
     const left = await readdir(dir);
     expect(left).toContain(".lock-owner-alive");
     expect(left).not.toContain(".lock-owner-dead");
+  });
+
+  it("removes its owner file when the process exits", async () => {
+    const lock = new URL("../src/state/lock.ts", import.meta.url).href;
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "--input-type=module",
+        "-e",
+        `const { StateLock } = await import(${JSON.stringify(lock)}); new StateLock(${JSON.stringify(file)}).tryTake()();`,
+      ],
+      { encoding: "utf8" },
+    );
+    expect(child.stderr).toBe("");
+    expect(child.status).toBe(0);
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it("makes its owner file again when something removed it", async () => {

@@ -618,51 +618,77 @@ process.stdin.on("end", () => process.exit(0));`,
 }
 
 /** 1, 2 and 4 processes on one state directory, each assigning tasks as fast as it is answered. */
+const PROCESS_REPS = 5;
+
+/**
+ * Throughput is a ratio within a repetition (4 processes vs 1, on the same machine moments apart),
+ * and the verdict the median of PROCESS_REPS rotated repetitions, each on a fresh state: one pass
+ * moved by ±15 % between runs on a busy machine. The p95 is over every 4-process call of all of them.
+ */
 async function processes(): Promise<void> {
-  console.error("processes on one state directory (1k tasks, 50 agents), assign_task");
-  const PER = 40;
-  const sur = await night(1_000, 50);
-  let next = 999;
-  const results = new Map<number, { throughput: number; p95: number; p50: number }>();
-  try {
-    for (const count of [1, 2, 4]) {
-      const servers = await Promise.all(Array.from({ length: count }, () => eoaServer(sur)));
-      try {
-        await Promise.all(servers.map((s) => call(s, "check_messages")));
-        const latencies: number[] = [];
-        const work = servers.map((s, k) => {
-          const ids = Array.from({ length: PER }, () => `T-${next--}`);
-          return async () => {
-            for (const [i, id] of ids.entries())
-              latencies.push((await timed(() => assign(s, id, `agent-${(i * 4 + k) % 50}`)))[0]);
-          };
-        });
-        const [wall] = await timed(() => Promise.all(work.map((w) => w())));
-        results.set(count, {
-          throughput: (count * PER) / (wall / 1000),
-          p95: pct(latencies, 95),
-          p50: median(latencies),
-        });
-        const r = results.get(count)!;
-        console.error(`  ${count}: ${r.throughput.toFixed(0)} calls/s, p50 ${ms(r.p50)}, p95 ${ms(r.p95)}`);
-      } finally {
-        await Promise.all(servers.map((s) => s.close()));
-      }
-    }
-  } finally {
-    await sur.close();
-  }
-  const one = results.get(1)!;
-  row(
-    "assign_task, 1 / 2 / 4 processes @ 1k tasks: throughput, p95",
-    [1, 2, 4]
-      .map((c) => `${results.get(c)!.throughput.toFixed(0)}/s p95 ${ms(results.get(c)!.p95)}`)
-      .join("; "),
+  console.error(
+    `processes on one state directory (1k tasks, 50 agents), assign_task, ${PROCESS_REPS} rotated repetitions`,
   );
-  const four = results.get(4)!;
-  const ratio = four.throughput / one.throughput;
-  row("4 processes: throughput vs 1 process", `${ratio.toFixed(2)}×`, "≥ 1×", ratio >= 1);
-  row("4 processes: assign_task p95 @ 1k tasks", ms(four.p95), "≤ 50 ms", four.p95 <= 50);
+  const PER = 40;
+  const COUNTS = [1, 2, 4] as const;
+  const throughput = new Map<number, number[]>(COUNTS.map((c) => [c, []]));
+  const latencies = new Map<number, number[]>(COUNTS.map((c) => [c, []]));
+  const ratios: number[] = [];
+  for (let rep = 0; rep < PROCESS_REPS; rep++) {
+    const sur = await night(1_000, 50);
+    let next = 999;
+    const perSecond = new Map<number, number>();
+    try {
+      for (const count of COUNTS.map((_, i) => COUNTS[(i + rep) % COUNTS.length]!)) {
+        const servers = await Promise.all(Array.from({ length: count }, () => eoaServer(sur)));
+        try {
+          await Promise.all(servers.map((s) => call(s, "check_messages")));
+          const work = servers.map((s, k) => {
+            const ids = Array.from({ length: PER }, () => `T-${next--}`);
+            return async () => {
+              for (const [i, id] of ids.entries())
+                latencies
+                  .get(count)!
+                  .push((await timed(() => assign(s, id, `agent-${(i * 4 + k) % 50}`)))[0]);
+            };
+          });
+          const [wall] = await timed(() => Promise.all(work.map((w) => w())));
+          perSecond.set(count, (count * PER) / (wall / 1000));
+          throughput.get(count)!.push(perSecond.get(count)!);
+        } finally {
+          await Promise.all(servers.map((s) => s.close()));
+        }
+      }
+    } finally {
+      await sur.close();
+    }
+    ratios.push(perSecond.get(4)! / perSecond.get(1)!);
+    console.error(
+      `  repetition ${rep + 1}: ${COUNTS.map((c) => `${c}: ${perSecond.get(c)!.toFixed(0)} calls/s`).join(", ")}; 4 vs 1: ${ratios.at(-1)!.toFixed(2)}×`,
+    );
+  }
+  row(
+    `assign_task, 1 / 2 / 4 processes @ 1k tasks: throughput (median of ${PROCESS_REPS}), p50, p95`,
+    COUNTS.map(
+      (c) =>
+        `${median(throughput.get(c)!).toFixed(0)}/s p50 ${ms(median(latencies.get(c)!))} p95 ${ms(pct(latencies.get(c)!, 95))}`,
+    ).join("; "),
+  );
+  const ratio = median(ratios);
+  const sorted = [...ratios].sort((a, b) => a - b);
+  row(
+    "4 processes: throughput vs 1 process",
+    `${ratio.toFixed(2)}× (median of ${PROCESS_REPS} repetitions; ${sorted[0]!.toFixed(2)}–${sorted.at(-1)!.toFixed(2)}×)`,
+    "≥ 1×",
+    ratio >= 1,
+  );
+  const p95 = pct(latencies.get(4)!, 95);
+  row(
+    "4 processes: assign_task p95 @ 1k tasks",
+    `${ms(p95)} (over all ${latencies.get(4)!.length} calls)`,
+    "≤ 50 ms",
+    p95 <= 50,
+  );
 }
 
 /** What fsync costs a transaction: the store in-process, 1k tasks, one task changed per transaction. */

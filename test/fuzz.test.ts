@@ -352,7 +352,7 @@ async function assertContained(w: World): Promise<void> {
   // The state directory holds only what eoa-mcp names itself.
   const inState = (await walk(w.env.stateDir)).map((p) => relative(w.env.stateDir, p));
   const allowed =
-    /^(state\.json|state\.journal|state\.rev|state\.json\.lock|reports|reports\/\d{4}-\d{2}-\d{2}-session-\d{2,}\.md|snapshots|snapshots\/[0-9TZ-]+\.json|worktrees)$/;
+    /^(state\.json|state\.journal|state\.rev|state\.json\.lock|\.lock-owner-\d+-[0-9a-f]{12}|reports|reports\/\d{4}-\d{2}-\d{2}-session-\d{2,}\.md|snapshots|snapshots\/[0-9TZ-]+\.json|worktrees)$/;
   expect(inState.filter((p) => !allowed.test(p))).toEqual([]);
   if (existsSync(join(w.env.stateDir, "worktrees"))) {
     expect(await readdir(join(w.env.stateDir, "worktrees"))).toEqual([]);

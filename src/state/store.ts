@@ -260,7 +260,7 @@ export class StateStore {
       return undefined;
     }
     // A generation started while the tail was read: load it whole.
-    if (this.fileKey().doc !== key.doc) return undefined;
+    if (this.docKey() !== key.doc) return undefined;
     const bytes = Buffer.byteLength(body.slice(0, end));
     let state = had.state;
     if (patches.length) {
@@ -470,11 +470,16 @@ export class StateStore {
       // No token yet: a state directory no transaction has written.
     }
     const journal = Math.max(sizeOf(this.journalFile), 0);
+    return { rev, doc: this.docKey(), journal };
+  }
+
+  /** The document's identity: one `stat`, where a tail read only asks whether a generation began. */
+  private docKey(): string {
     try {
       const s = statSync(this.file);
-      return { rev, doc: `${s.ino}:${s.mtimeMs}:${s.size}`, journal };
+      return `${s.ino}:${s.mtimeMs}:${s.size}`;
     } catch {
-      return { rev, doc: "missing", journal };
+      return "missing";
     }
   }
 
@@ -640,7 +645,7 @@ function readBytes(file: string, position: number, length: number): string | und
   try {
     const fd = openSync(file, "r");
     try {
-      const buf = Buffer.alloc(length);
+      const buf = Buffer.allocUnsafe(length); // only the bytes read are used
       return buf.subarray(0, readSync(fd, buf, 0, length, position)).toString("utf8");
     } finally {
       closeSync(fd);

@@ -252,6 +252,25 @@ describe("GitMirror", () => {
       head: await git(path, "rev-parse", "HEAD"),
       status: await git(path, "status", "--porcelain", "--ignored"),
     });
+    /** What a review on the spare-keeping mirror sees: its checkout, app.txt, and what `more` reads. */
+    const reviewed = (
+      m: GitMirror,
+      pr: number,
+      sha: string,
+      more: (path: string) => Promise<Record<string, string>> = async () => ({}),
+    ) =>
+      m.withWorktree(
+        pr,
+        sha,
+        async (wt) => ({
+          path: wt.path,
+          ...(await contents(wt.path)),
+          app: await readFile(join(wt.path, "app.txt"), "utf8"),
+          ...(await more(wt.path)),
+        }),
+        undefined,
+        true,
+      );
 
     it("is made by the first review and cleaned after it of what the review wrote, left at the head it reviewed", async () => {
       const m = await spareMirror();
@@ -293,18 +312,9 @@ describe("GitMirror", () => {
       await mkdir(join(spare, "node_modules", ".bin"), { recursive: true });
       await writeFile(join(spare, "node_modules", ".bin", "vitest"), "#!/bin/sh\necho pass\n");
       const sha8 = await m.fetchPullHead(8);
-      const seen = await m.withWorktree(
-        8,
-        sha8,
-        async (wt) => ({
-          path: wt.path,
-          ...(await contents(wt.path)),
-          app: await readFile(join(wt.path, "app.txt"), "utf8"),
-          readme: await readFile(join(wt.path, "README.md"), "utf8"),
-        }),
-        undefined,
-        true,
-      );
+      const seen = await reviewed(m, 8, sha8, async (path) => ({
+        readme: await readFile(join(path, "README.md"), "utf8"),
+      }));
       expect(seen).toEqual({
         path: spare,
         files: [".git", "README.md", "app.txt"],
@@ -325,18 +335,9 @@ describe("GitMirror", () => {
       await rm(join(spare, "app.txt"));
       await mkdir(join(spare, "app.txt", "inside"), { recursive: true });
       await mkdir(join(spare, "empty", "nested"), { recursive: true });
-      const seen = await m.withWorktree(
-        7,
-        pr7Sha,
-        async (wt) => ({
-          path: wt.path,
-          ...(await contents(wt.path)),
-          app: await readFile(join(wt.path, "app.txt"), "utf8"),
-          index: await git(wt.path, "ls-files", "--stage"),
-        }),
-        undefined,
-        true,
-      );
+      const seen = await reviewed(m, 7, pr7Sha, async (path) => ({
+        index: await git(path, "ls-files", "--stage"),
+      }));
       expect(seen).toEqual({
         path: spare,
         files: [".git", "README.md", "app.txt", "feature.txt"],
@@ -359,17 +360,7 @@ describe("GitMirror", () => {
       const spare = join(m.worktreesDir, (await spares(m))[0]!);
       await writeFile(join(spare, ".gitattributes"), "*.txt text eol=crlf\n");
       const sha8 = await m.fetchPullHead(8);
-      const seen = await m.withWorktree(
-        8,
-        sha8,
-        async (wt) => ({
-          path: wt.path,
-          ...(await contents(wt.path)),
-          app: await readFile(join(wt.path, "app.txt"), "utf8"),
-        }),
-        undefined,
-        true,
-      );
+      const seen = await reviewed(m, 8, sha8);
       expect(seen.path).not.toBe(spare);
       expect(seen).toEqual({
         path: seen.path,
@@ -396,19 +387,10 @@ describe("GitMirror", () => {
         undefined,
         true,
       );
-      const seen = await m.withWorktree(
-        7,
-        pr7Sha,
-        async (wt) => ({
-          path: wt.path,
-          ...(await contents(wt.path)),
-          flags: await git(wt.path, "ls-files", "-v"),
-          readme: await readFile(join(wt.path, "README.md"), "utf8"),
-          app: await readFile(join(wt.path, "app.txt"), "utf8"),
-        }),
-        undefined,
-        true,
-      );
+      const seen = await reviewed(m, 7, pr7Sha, async (path) => ({
+        flags: await git(path, "ls-files", "-v"),
+        readme: await readFile(join(path, "README.md"), "utf8"),
+      }));
       expect(seen.path).not.toBe(flagged);
       expect(seen).toEqual({
         path: seen.path,

@@ -9,7 +9,7 @@ import {
   type Patch,
 } from "immer";
 import type { KanbanColumn, State, TaskRecord } from "./schema.js";
-import { filedUnder, heldIn, idsUnder, taskChanged, type TaskKey } from "./task-index.js";
+import { bump, filedUnder, heldIn, idsUnder, taskChanged, type TaskKey } from "./task-index.js";
 
 enablePatches();
 enableArrayMethods();
@@ -122,10 +122,7 @@ export class StateDraft {
     const held = heldIn(this.live, columns);
     if (!held) return undefined;
     const add = (task: TaskRecord | undefined, by: number) => {
-      if (!task?.assignee || !columns.includes(task.status)) return;
-      const n = (held.get(task.assignee) ?? 0) + by;
-      if (n) held.set(task.assignee, n);
-      else held.delete(task.assignee);
+      if (task?.assignee && columns.includes(task.status)) bump(held, task.assignee, by);
     };
     for (const [id, slot] of this.slots) {
       if (slot.kind === "view" && !slot.draft) continue;

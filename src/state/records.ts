@@ -1,7 +1,7 @@
 import type { Draft } from "immer";
 import { copyOut, draftOf } from "./draft.js";
 import type { KanbanColumn, State, TaskRecord } from "./schema.js";
-import { filedUnder, type TaskKey } from "./task-index.js";
+import { bump, filedUnder, type TaskKey } from "./task-index.js";
 
 /** Reading records inside a transaction (the writers are the state machine's: protocol/machine). */
 
@@ -52,7 +52,6 @@ export function heldNow(draft: S, columns: readonly KanbanColumn[]): Map<string,
   const indexed = draftOf(draft.tasks)?.heldIn(columns);
   if (indexed) return indexed;
   const held = new Map<string, number>();
-  for (const t of tasksFiled(draft, columns))
-    if (t.assignee) held.set(t.assignee, (held.get(t.assignee) ?? 0) + 1);
+  for (const t of tasksFiled(draft, columns)) if (t.assignee) bump(held, t.assignee, 1);
   return held;
 }

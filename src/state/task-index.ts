@@ -52,8 +52,7 @@ class TaskIndex {
 
   heldIn(columns: readonly KanbanColumn[]): Map<string, number> {
     const out = new Map<string, number>();
-    for (const c of columns)
-      for (const [agent, n] of this.held.get(c) ?? []) out.set(agent, (out.get(agent) ?? 0) + n);
+    for (const c of columns) for (const [agent, n] of this.held.get(c) ?? []) bump(out, agent, n);
     return out;
   }
 }
@@ -66,9 +65,14 @@ function count(
 ): void {
   let agents = held.get(column);
   if (!agents) held.set(column, (agents = new Map()));
-  const n = (agents.get(agent) ?? 0) + by;
-  if (n) agents.set(agent, n);
-  else agents.delete(agent);
+  bump(agents, agent, by);
+}
+
+/** Adds `by` to a count kept by agent, dropping an agent whose count comes to 0 (it holds none). */
+export function bump(counts: Map<string, number>, agent: string, by: number): void {
+  const n = (counts.get(agent) ?? 0) + by;
+  if (n) counts.set(agent, n);
+  else counts.delete(agent);
 }
 
 const EMPTY: ReadonlySet<string> = new Set();

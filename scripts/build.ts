@@ -17,8 +17,9 @@ await build({
   platform: "node",
   target: "node20",
   sourcemap: true,
-  // Stack traces need only the mappings (cli.ts turns them on): without the sources' text the maps
-  // are 2.7 MB instead of 8.6, which every start reads for the chunks it loads.
+  // Stack traces need only the mappings (read for a logged tool failure, src/stack.ts, or for every
+  // trace with NODE_OPTIONS=--enable-source-maps): without the sources' text the maps are 2.7 MB
+  // instead of 8.6.
   sourcesContent: false,
   logLevel: "warning",
   // The CommonJS packages in the bundle require Node's built-ins, which an ES module has no

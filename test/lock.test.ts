@@ -40,12 +40,17 @@ describe("the state directory's lock", () => {
     again();
   });
 
-  it("two locks of one process are two holders", () => {
+  it("two locks of one process are two holders: one's late release leaves the other's lock", () => {
     const a = new StateLock(file);
     const b = new StateLock(file);
-    const release = a.tryTake()!;
+    const releaseA = a.tryTake()!;
     expect(b.tryTake()).toBeUndefined();
-    release();
+    age(a.path);
+    const releaseB = b.tryTake()!;
+    releaseA();
+    expect(b.taken()).toBe(true);
+    releaseB();
+    expect(b.taken()).toBe(false);
   });
 
   it("is taken over once its holder stopped refreshing it, and the old holder's release leaves the new holder's lock", () => {
@@ -114,8 +119,8 @@ describe("the state directory's lock", () => {
 
   it("removes the owner files of processes that have gone, and keeps the live ones'", async () => {
     // pid 2^22 + 1 is above Linux's pid_max: no such process.
-    writeFileSync(join(dir, ".lock-owner-dead"), `${hostname()}:${2 ** 22 + 1}:00/1`);
-    writeFileSync(join(dir, ".lock-owner-alive"), `${hostname()}:${process.pid}:00/1`);
+    writeFileSync(join(dir, ".lock-owner-dead"), `${hostname()}:${2 ** 22 + 1}:00`);
+    writeFileSync(join(dir, ".lock-owner-alive"), `${hostname()}:${process.pid}:00`);
     new StateLock(file, "a").tryTake()!();
     const left = await readdir(dir);
     expect(left).toContain(".lock-owner-alive");

@@ -30,8 +30,6 @@ export const STALE_MS = 5_000;
 const REFRESH_MS = 2_000;
 const OWNER_PREFIX = ".lock-owner-";
 
-let instances = 0;
-
 export class StateLock {
   readonly path: string;
   private readonly dir: string;
@@ -39,8 +37,8 @@ export class StateLock {
 
   constructor(
     file: string,
-    /** Each lock of its own, even two stores of one process: a release removes only its own link. */
-    private readonly owner = `${PROCESS_ID}/${++instances}`,
+    /** Who the owner file names. Each lock links a file of its own, even two stores of one process. */
+    private readonly owner = PROCESS_ID,
     /** The clock stale locks are judged by (a test's runs ahead). */
     private readonly now: () => number = Date.now,
   ) {
@@ -168,8 +166,7 @@ function sweepOwners(dir: string): void {
     if (!name.startsWith(OWNER_PREFIX)) continue;
     const file = join(dir, name);
     try {
-      // Named `host:pid:nonce/n`: the process is the part before the slash.
-      if (processGone(readFileSync(file, "utf8").split("/")[0])) remove(file);
+      if (processGone(readFileSync(file, "utf8"))) remove(file);
     } catch {
       // Removed meanwhile by another process's sweep.
     }
